@@ -1,0 +1,189 @@
+"""The `fashion-cnn` command: a thin typer shell over the library.
+
+User mistakes (FashionCNNError) print one line to stderr and exit 2; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import FashionCNNError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Classify clothing images with CNNs trained on Fashion-MNIST.")
+
+DataDir = Annotated[Optional[Path], typer.Option(
+    "--data-dir", help="Folder with the four Fashion-MNIST .gz files "
+    "(default: $FASHION_MNIST_DIR, the cache, /usr/share/datasets/fashion-mnist, download).")]
+Offline = Annotated[bool, typer.Option("--offline", help="Never download the data.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+def _load_data(data_dir: Path | None, offline: bool, quiet: bool = False):
+    from .data import load_fashion_mnist
+
+    return load_fashion_mnist(data_dir, offline=offline, progress=not quiet)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command()
+def data(data_dir: DataDir = None, offline: Offline = False,
+         grid: Annotated[Optional[Path], typer.Option(
+             help="Write a PNG grid of sample training images, one row per class.")] = None,
+         ) -> None:
+    """Find, verify and describe the Fashion-MNIST data."""
+    from .data import CLASS_NAMES, class_counts
+
+    ds = _load_data(data_dir, offline)
+    typer.echo(f"data: {ds.directory}")
+    for name, digest in (ds.checksums or {}).items():
+        typer.echo(f"  {name:<24} sha256 {digest[:16]}... verified")
+    typer.echo(f"train: {len(ds.train_labels):,} images   test: {len(ds.test_labels):,} images")
+    typer.echo(f"{'class':<12} {'train':>7} {'test':>6}")
+    for name, n_train, n_test in zip(CLASS_NAMES, class_counts(ds.train_labels),
+                                     class_counts(ds.test_labels)):
+        typer.echo(f"{name:<12} {n_train:>7,} {n_test:>6,}")
+    if grid is not None:
+        from .plots import sample_grid
+
+        sample_grid(ds.train_images, ds.train_labels, grid)
+        typer.echo(f"sample grid -> {grid}")
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Option(help="Architecture.")] = "seed",
+    epochs: Annotated[int, typer.Option(help="Passes over the training set.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Images per SGD step.")] = 32,
+    lr: Annotated[float, typer.Option(help="SGD learning rate.")] = 0.01,
+    momentum: Annotated[float, typer.Option(help="SGD momentum.")] = 0.9,
+    seed: Annotated[int, typer.Option(help="Random seed (init, split, shuffling).")] = 0,
+    val_fraction: Annotated[float, typer.Option(
+        help="Share of the training set held out for validation.")] = 0.1,
+    threads: Annotated[int, typer.Option(help="Torch threads (0: one per core).")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
+    resume: Annotated[Optional[Path], typer.Option(
+        help="Continue the interrupted run in this folder (its saved config is used).")] = None,
+    data_dir: DataDir = None, offline: Offline = False, quiet: Quiet = False,
+) -> None:
+    """Train a model; writes model.pt, metrics.json and learning_curves.png into --out."""
+    from .train import TrainConfig, run_training
+
+    if resume is not None:
+        config, out_dir = None, resume
+    else:
+        config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
+                             momentum=momentum, seed=seed, val_fraction=val_fraction,
+                             threads=threads)
+        out_dir = out or Path("runs") / f"{model}-seed{seed}"
+    ds = _load_data(data_dir, offline, quiet)
+    try:
+        metrics = run_training(config, ds, out_dir, resume=resume is not None,
+                               progress=_progress(quiet))
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted; continue with: fashion-cnn train --resume {out_dir}",
+                   err=True)
+        raise typer.Exit(130) from None
+    typer.echo(f"Accuracy : {100 * metrics['test_accuracy']:.3f}  (official test set)")
+    typer.echo(f"train time {metrics['train_seconds']:.1f}s, "
+               f"{metrics['images_per_second']:,.0f} images/s; results in {out_dir}")
+
+
+@app.command()
+def cv(
+    folds: Annotated[int, typer.Option(help="Number of folds.")] = 5,
+    model: Annotated[str, typer.Option(help="Architecture.")] = "seed",
+    epochs: Annotated[int, typer.Option(help="Passes over each fold's training part.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Images per SGD step.")] = 32,
+    lr: Annotated[float, typer.Option(help="SGD learning rate.")] = 0.01,
+    seed: Annotated[int, typer.Option(help="Random seed (folds, init, shuffling).")] = 0,
+    threads: Annotated[int, typer.Option(help="Torch threads (0: one per core).")] = 0,
+    out: Annotated[Path, typer.Option(
+        help="Output folder; re-running with the same folder skips finished folds.")
+    ] = Path("runs/cv"),
+    data_dir: DataDir = None, offline: Offline = False, quiet: Quiet = False,
+) -> None:
+    """k-fold cross-validation on the training set: per-fold accuracy, mean, std, plots."""
+    from .train import TrainConfig, cross_validate
+
+    config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                         val_fraction=0.0, threads=threads)
+    ds = _load_data(data_dir, offline, quiet)
+    try:
+        summary = cross_validate(config, ds, out, folds, progress=_progress(quiet))
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted; finished folds are kept: re-run with --out {out}", err=True)
+        raise typer.Exit(130) from None
+    for k, acc in enumerate(summary["fold_accuracies"], 1):
+        typer.echo(f"> fold {k}: {100 * acc:.3f}")
+    typer.echo(f"Accuracy: mean={100 * summary['mean_accuracy']:.3f} "
+               f"std={100 * summary['std_accuracy']:.3f}, n={folds}; results in {out}")
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Optional[str], typer.Argument(
+        help="Checkpoint file or run folder, or a shipped model name (default: the shipped "
+        "default model).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    plots: Annotated[Optional[Path], typer.Option(
+        help="Write confusion_matrix.png and worst_mistakes.png into this folder.")] = None,
+    data_dir: DataDir = None, offline: Offline = False,
+) -> None:
+    """Score a model on the official 10,000 test images."""
+    from .evaluate import evaluate as run_evaluation
+    from .evaluate import format_report, worst_mistakes
+    from .models import load_checkpoint
+
+    net, meta = load_checkpoint(checkpoint)
+    ds = _load_data(data_dir, offline, quiet=as_json)
+    report = run_evaluation(net, ds.test_images, ds.test_labels)
+    report["checkpoint"] = meta["path"]
+    report["arch"] = meta["arch"]
+    if plots is not None:
+        from .plots import confusion_plot, mistakes_grid
+
+        confusion_plot(report["confusion_matrix"], plots / "confusion_matrix.png")
+        mistakes_grid(ds.test_images, worst_mistakes(net, ds.test_images, ds.test_labels),
+                      plots / "worst_mistakes.png")
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        typer.echo(f"model: {meta['arch']} ({meta['path']})")
+        typer.echo(format_report(report))
+        if plots is not None:
+            typer.echo(f"plots -> {plots}")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI on `argv` and return the exit status (never a user traceback)."""
+    try:
+        app(args=argv, prog_name="fashion-cnn")  # standalone mode: ends with SystemExit
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except FashionCNNError as err:
+        typer.echo(f"error: {err}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        typer.echo("\ninterrupted", err=True)
+        return 130
+    return 0
+
+
+def run() -> None:
+    """Console-script wrapper."""
+    sys.exit(main())

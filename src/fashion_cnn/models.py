@@ -1,0 +1,165 @@
+"""Model architectures and self-describing checkpoints.
+
+Every model takes raw pixels, uint8 or float in 0..255, shaped [N, 28, 28] or [N, 1, 28, 28],
+and returns logits [N, 10]. The pixel scaling travels inside the model (`Normalize`), so the CLI,
+the app and any export feed the same 0..255 images and cannot disagree on preprocessing.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .data import CLASS_NAMES, IMAGE_SIZE
+from .errors import FashionCNNError
+from .files import atomic_path
+
+CHECKPOINT_FORMAT = "fashion-cnn-checkpoint/1"
+SHIPPED_MODELS = ("seed",)  # names usable in place of a checkpoint path
+DEFAULT_MODEL = "seed"
+
+
+class Normalize(nn.Module):
+    """0..255 pixels -> float [N, 1, 28, 28], scaled to [0, 1] then standardised by mean/std."""
+
+    def __init__(self, mean: float = 0.0, std: float = 1.0):
+        super().__init__()
+        self.mean, self.std = mean, std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        x = x.float() * (1.0 / 255.0)
+        if self.mean != 0.0 or self.std != 1.0:
+            x = (x - self.mean) / self.std
+        return x
+
+    def describe(self) -> dict[str, Any]:
+        return {"input": "grayscale 28x28, 0..255, white article on black", "scale": 1 / 255,
+                "mean": self.mean, "std": self.std}
+
+
+class SeedCNN(nn.Module):
+    """The classic Keras CNN for Fashion-MNIST, layer for layer.
+
+    Conv2D(32, 3x3, ReLU, He-uniform) -> MaxPool 2x2 -> Flatten -> Dense(100, ReLU, He-uniform)
+    -> Dense(10) (Keras default Glorot-uniform; softmax lives in the loss). Biases start at zero
+    as in Keras. Input scaled to [0, 1], no standardisation.
+    """
+
+    def __init__(self, mean: float = 0.0, std: float = 1.0):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.conv = nn.Conv2d(1, 32, kernel_size=3)  # 28x28 -> 26x26
+        self.pool = nn.MaxPool2d(2)  # 26x26 -> 13x13
+        self.fc1 = nn.Linear(32 * 13 * 13, 100)
+        self.fc2 = nn.Linear(100, len(CLASS_NAMES))
+        for layer in (self.conv, self.fc1):  # he_uniform: U(+-sqrt(6 / fan_in))
+            nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu")
+        nn.init.xavier_uniform_(self.fc2.weight)  # glorot_uniform, Keras' default
+        for layer in (self.conv, self.fc1, self.fc2):
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(torch.relu(self.conv(self.normalize(x))))
+        x = torch.relu(self.fc1(x.flatten(1)))
+        return self.fc2(x)
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"seed": SeedCNN}
+
+
+def build_model(arch: str, **kwargs: Any) -> nn.Module:
+    """Instantiate an architecture by name; kwargs are its constructor arguments."""
+    if arch not in ARCHITECTURES:
+        raise FashionCNNError(f"Unknown model {arch!r}; choose one of {', '.join(ARCHITECTURES)}.")
+    model = ARCHITECTURES[arch](**kwargs)
+    model.arch, model.arch_kwargs = arch, dict(kwargs)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints: the weights plus everything needed to use and trust them.
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, *, config: dict[str, Any],
+                    metrics: dict[str, Any], data_checksums: dict[str, str] | None,
+                    half: bool = False) -> None:
+    """Write a self-describing checkpoint (atomically).
+
+    `half=True` stores float weights as float16 (half the file size, for shipping); loading
+    always restores float32.
+    """
+    state = model.state_dict()
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "arch": model.arch,
+        "arch_kwargs": model.arch_kwargs,
+        "class_names": list(CLASS_NAMES),
+        "image_size": IMAGE_SIZE,
+        "preprocessing": model.normalize.describe(),
+        "config": config,
+        "metrics": metrics,
+        "data_checksums": data_checksums or {},
+        "weights_dtype": "float16" if half else "float32",
+        "state_dict": state,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def shipped_model_dir(name: str) -> Path:
+    """Folder of a model shipped inside the package (weights, model card, metrics, plots)."""
+    return Path(str(resources.files("fashion_cnn") / "weights" / name))
+
+
+def resolve_checkpoint(model: str | Path | None) -> Path:
+    """A shipped model name ('seed') or a path -> checkpoint file path."""
+    model = DEFAULT_MODEL if model is None else model
+    if str(model) in SHIPPED_MODELS:
+        return shipped_model_dir(str(model)) / "model.pt"
+    path = Path(model)
+    if path.is_dir() and (path / "model.pt").is_file():  # a training output folder
+        return path / "model.pt"
+    return path
+
+
+def load_checkpoint(model: str | Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a checkpoint (path or shipped name) -> (model in eval mode, metadata without weights)."""
+    path = resolve_checkpoint(model)
+    if not path.is_file():
+        raise FashionCNNError(f"Checkpoint {path} does not exist. Give a file written by "
+                              f"`fashion-cnn train`, or one of: {', '.join(SHIPPED_MODELS)}.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
+            OSError) as err:
+        raise FashionCNNError(f"{path} is not a readable checkpoint ({str(err)[:120].strip()}). "
+                              "It may be truncated or another kind of file; retrain or re-copy "
+                              "it.") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise FashionCNNError(f"{path} is a PyTorch file but not a fashion-cnn checkpoint "
+                              f"(expected format {CHECKPOINT_FORMAT}). Use a file written by "
+                              "`fashion-cnn train`.")
+    net = build_model(payload["arch"], **payload["arch_kwargs"])
+    try:  # load_state_dict copies into the float32 parameters, so float16 files upcast here
+        net.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:
+        raise FashionCNNError(f"{path}: the weights do not fit architecture "
+                              f"{payload['arch']!r} ({str(err).splitlines()[0]}).") from None
+    net.eval()
+    meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    meta["path"] = str(path)
+    return net, meta

@@ -1,0 +1,284 @@
+"""Training: the SGD loop, a resumable training run, and k-fold cross-validation.
+
+The faithful recipe of the reference Keras model: SGD lr 0.01, momentum 0.9, batch 32,
+10 epochs, cross-entropy, reshuffled every epoch. PyTorch's SGD momentum (v = m*v + g;
+w -= lr*v) equals Keras' (v = m*v - lr*g; w += v) at a constant learning rate.
+
+Runs are resumable: after every epoch the model, optimizer and history are written
+atomically to DIR/state.pt, so an interrupted run loses at most the current epoch.
+Shuffling uses a generator seeded by (seed, epoch), so a resumed run matches an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from .data import FashionMNIST
+from .errors import FashionCNNError
+from .evaluate import loss_and_accuracy
+from .files import atomic_path, write_json
+from .models import build_model, count_parameters, save_checkpoint
+from .provenance import provenance
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines one training run; saved with its results."""
+
+    model: str = "seed"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 0.01
+    momentum: float = 0.9
+    seed: int = 0
+    val_fraction: float = 0.1  # carved from the training set; the test set is never used for choices
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default (one per core)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epochs < 1:
+            problems.append("--epochs must be at least 1")
+        if self.batch_size < 1:
+            problems.append("--batch-size must be at least 1")
+        if not self.lr > 0:
+            problems.append("--lr must be positive")
+        if not 0 <= self.val_fraction < 1:
+            problems.append("--val-fraction must be in [0, 1)")
+        if problems:
+            raise FashionCNNError("; ".join(problems) + ".")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random (train, validation) index split of n items, reproducible from `seed`."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = round(n * val_fraction)
+    return perm[n_val:], perm[:n_val]
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The shuffling RNG of one epoch; depends only on (seed, epoch) so resuming is exact."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+# ---------------------------------------------------------------------------------------------
+# The training loop
+
+
+def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: torch.Tensor,
+        val_images: torch.Tensor | None = None, val_labels: torch.Tensor | None = None, *,
+        state_path: Path | None = None, progress: bool = True,
+        log: Callable[[str], None] = _log) -> list[dict[str, Any]]:
+    """Train `model` in place on uint8 images [N, 28, 28]; return the per-epoch history.
+
+    If `state_path` holds a saved state, training continues from it; after every epoch the
+    state is saved there.
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    history: list[dict[str, Any]] = []
+    if state_path is not None and state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history = state["history"]
+        if history:
+            log(f"resuming after epoch {history[-1]['epoch']} of {config.epochs}")
+
+    n, bs = len(labels), config.batch_size
+    for epoch in range(len(history) + 1, config.epochs + 1):
+        perm = torch.randperm(n, generator=epoch_generator(config.seed, epoch))
+        model.train()
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        correct = torch.zeros((), dtype=torch.int64)
+        bar = tqdm(range(0, n, bs), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
+                   disable=not progress, leave=False, mininterval=0.5, file=sys.stderr)
+        start = time.perf_counter()
+        for step, i in enumerate(bar):
+            idx = perm[i:i + bs]
+            x, y = images[idx], labels[idx]  # [B, 28, 28] uint8, [B] int64
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+            if progress and step % 200 == 0:
+                seen = min(i + bs, n)
+                bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}",
+                                acc=f"{correct.item() / seen:.4f}", refresh=False)
+        epoch_seconds = time.perf_counter() - start
+        bar.close()
+
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "epoch_seconds": epoch_seconds,
+            "images_per_second": n / epoch_seconds,
+            "train_loss": loss_sum.item() / n,  # running mean over the epoch, as Keras reports
+            "train_accuracy": correct.item() / n,
+            "val_loss": None,
+            "val_accuracy": None,
+        }
+        if val_images is not None and len(val_images):
+            record["val_loss"], record["val_accuracy"] = loss_and_accuracy(
+                model, val_images, val_labels)
+        history.append(record)
+        if state_path is not None:
+            with atomic_path(state_path) as tmp:
+                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "history": history, "config": asdict(config)}, tmp)
+        val = (f", val loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f}"
+               if record["val_accuracy"] is not None else "")
+        log(f"epoch {epoch}/{config.epochs}: {epoch_seconds:.1f}s "
+            f"({record['images_per_second']:,.0f} img/s), loss {record['train_loss']:.4f} "
+            f"acc {record['train_accuracy']:.4f}{val}")
+    return history
+
+
+def _set_threads(config: TrainConfig) -> None:
+    if config.threads:
+        torch.set_num_threads(config.threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# A training run: DIR/config.json, state.pt (while running), model.pt, metrics.json, PNG
+
+
+def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | Path, *,
+                 resume: bool = False, progress: bool = True,
+                 log: Callable[[str], None] = _log) -> dict[str, Any]:
+    """Train, test once on the official test set, and write checkpoint + metrics + plot.
+
+    With `resume=True`, `config` may be None: the one saved in `out_dir` is used.
+    """
+    out = Path(out_dir)
+    config_path, state_path, model_path = out / "config.json", out / "state.pt", out / "model.pt"
+    if resume:
+        if model_path.is_file():
+            raise FashionCNNError(f"The run in {out} already finished ({model_path} exists).")
+        if not config_path.is_file():
+            raise FashionCNNError(f"Nothing to resume in {out}: no config.json. Start a run "
+                                  "with `fashion-cnn train --out DIR`.")
+        config = TrainConfig.from_dict(json.loads(config_path.read_text()))
+    else:
+        if config_path.exists() or model_path.exists():
+            raise FashionCNNError(f"{out} already holds a training run. Continue it with "
+                                  f"--resume {out}, or choose another --out.")
+        config = config or TrainConfig()
+        write_json(config_path, asdict(config))
+
+    _set_threads(config)
+    torch.manual_seed(config.seed)
+    model = build_model(config.model)
+    train_idx, val_idx = split_indices(len(data.train_labels), config.val_fraction, config.seed)
+    history = fit(model, config, data.train_images[train_idx], data.train_labels[train_idx],
+                  data.train_images[val_idx], data.train_labels[val_idx],
+                  state_path=state_path, progress=progress, log=log)
+
+    start = time.perf_counter()
+    test_loss, test_accuracy = loss_and_accuracy(model, data.test_images, data.test_labels)
+    eval_seconds = time.perf_counter() - start
+    train_seconds = sum(h["epoch_seconds"] for h in history)
+    metrics = {
+        **provenance(config.seed, data.checksums),
+        "config": asdict(config),
+        "model": {"arch": config.model, "parameters": count_parameters(model)},
+        "n_train": len(train_idx),
+        "n_val": len(val_idx),
+        "epochs": history,
+        "train_seconds": train_seconds,  # optimisation steps only; validation excluded
+        "images_per_second": len(train_idx) * len(history) / train_seconds,
+        "val_accuracy": history[-1]["val_accuracy"],
+        "test_loss": test_loss,
+        "test_accuracy": test_accuracy,
+        "test_eval_seconds": eval_seconds,
+    }
+    save_checkpoint(model_path, model, config=asdict(config),
+                    metrics={k: metrics[k] for k in ("test_accuracy", "test_loss",
+                                                     "val_accuracy", "train_seconds")},
+                    data_checksums=data.checksums)
+    write_json(out / "metrics.json", metrics)
+    from .plots import learning_curves
+
+    learning_curves([history], out / "learning_curves.png",
+                    title=f"{config.model} model, seed {config.seed}")
+    state_path.unlink(missing_ok=True)
+    log(f"test accuracy {100 * test_accuracy:.2f}% -> {model_path}")
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# k-fold cross-validation (the reference article's protocol, on the training set)
+
+
+def cross_validate(config: TrainConfig, data: FashionMNIST, out_dir: str | Path, folds: int = 5,
+                   *, progress: bool = True,
+                   log: Callable[[str], None] = _log) -> dict[str, Any]:
+    """Train one model per fold, score it on the held-out fold; resumable fold by fold."""
+    if folds < 2:
+        raise FashionCNNError("--folds must be at least 2.")
+    out = Path(out_dir)
+    _set_threads(config)
+    n = len(data.train_labels)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))
+    parts = perm.chunk(folds)
+    results = []
+    for k in range(folds):
+        fold_dir = out / f"fold{k + 1}"
+        result_path = fold_dir / "result.json"
+        if result_path.is_file():
+            saved = json.loads(result_path.read_text())
+            if saved["config"] == asdict(config) and saved["folds"] == folds:
+                log(f"fold {k + 1}/{folds}: done earlier, accuracy {saved['accuracy']:.4f}")
+                results.append(saved)
+                continue
+        log(f"fold {k + 1}/{folds}")
+        held_out = parts[k]
+        train_idx = torch.cat([p for j, p in enumerate(parts) if j != k])
+        torch.manual_seed(config.seed + k)
+        model = build_model(config.model)
+        history = fit(model, config, data.train_images[train_idx], data.train_labels[train_idx],
+                      data.train_images[held_out], data.train_labels[held_out],
+                      state_path=fold_dir / "state.pt", progress=progress, log=log)
+        result = {"fold": k + 1, "folds": folds, "config": asdict(config),
+                  "accuracy": history[-1]["val_accuracy"], "history": history}
+        write_json(result_path, result)
+        (fold_dir / "state.pt").unlink(missing_ok=True)
+        results.append(result)
+
+    accuracies = torch.tensor([r["accuracy"] for r in results], dtype=torch.float64)
+    summary = {
+        **provenance(config.seed, data.checksums),
+        "config": asdict(config),
+        "folds": folds,
+        "fold_accuracies": accuracies.tolist(),
+        "mean_accuracy": accuracies.mean().item(),
+        "std_accuracy": accuracies.std(unbiased=False).item(),  # population std, as the article
+        "train_seconds": sum(h["epoch_seconds"] for r in results for h in r["history"]),
+    }
+    write_json(out / "cv.json", summary)
+    from .plots import cv_boxplot, learning_curves
+
+    cv_boxplot(summary["fold_accuracies"], out / "cv_boxplot.png")
+    learning_curves([r["history"] for r in results], out / "cv_learning_curves.png",
+                    title=f"{folds}-fold cross-validation ({config.model})")
+    return summary
