@@ -52,7 +52,7 @@ def data(data_dir: DataDir = None, offline: Offline = False,
     typer.echo(f"train: {len(ds.train_labels):,} images   test: {len(ds.test_labels):,} images")
     typer.echo(f"{'class':<12} {'train':>7} {'test':>6}")
     for name, n_train, n_test in zip(CLASS_NAMES, class_counts(ds.train_labels),
-                                     class_counts(ds.test_labels)):
+                                     class_counts(ds.test_labels), strict=True):
         typer.echo(f"{name:<12} {n_train:>7,} {n_test:>6,}")
     if grid is not None:
         from .plots import sample_grid
@@ -78,7 +78,7 @@ def train(
     data_dir: DataDir = None, offline: Offline = False, quiet: Quiet = False,
 ) -> None:
     """Train a model; writes model.pt, metrics.json and learning_curves.png into --out."""
-    from .train import TrainConfig, run_training
+    from .train import TrainConfig, resolve_run_config, run_training
 
     if resume is not None:
         config, out_dir = None, resume
@@ -87,6 +87,7 @@ def train(
                              momentum=momentum, seed=seed, val_fraction=val_fraction,
                              threads=threads)
         out_dir = out or Path("runs") / f"{model}-seed{seed}"
+    resolve_run_config(config, out_dir, resume is not None)  # a bad folder fails before the data
     ds = _load_data(data_dir, offline, quiet)
     try:
         metrics = run_training(config, ds, out_dir, resume=resume is not None,

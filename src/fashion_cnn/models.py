@@ -7,8 +7,6 @@ the app and any export feed the same 0..255 images and cannot disagree on prepro
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -137,15 +135,14 @@ def resolve_checkpoint(model: str | Path | None) -> Path:
 
 
 def load_checkpoint(model: str | Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Load a checkpoint (path or shipped name) -> (model in eval mode, metadata without weights)."""
+    """Load a checkpoint (path or shipped name) -> (eval-mode model, metadata minus weights)."""
     path = resolve_checkpoint(model)
     if not path.is_file():
         raise FashionCNNError(f"Checkpoint {path} does not exist. Give a file written by "
                               f"`fashion-cnn train`, or one of: {', '.join(SHIPPED_MODELS)}.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            OSError) as err:
+    except Exception as err:  # noqa: BLE001 - a damaged file can fail anywhere in the unpickler
         raise FashionCNNError(f"{path} is not a readable checkpoint ({str(err)[:120].strip()}). "
                               "It may be truncated or another kind of file; retrain or re-copy "
                               "it.") from None
@@ -153,6 +150,10 @@ def load_checkpoint(model: str | Path | None = None) -> tuple[nn.Module, dict[st
         raise FashionCNNError(f"{path} is a PyTorch file but not a fashion-cnn checkpoint "
                               f"(expected format {CHECKPOINT_FORMAT}). Use a file written by "
                               "`fashion-cnn train`.")
+    missing = {"arch", "arch_kwargs", "state_dict"} - payload.keys()
+    if missing:
+        raise FashionCNNError(f"{path} is an incomplete fashion-cnn checkpoint (missing "
+                              f"{', '.join(sorted(missing))}); retrain or re-copy it.")
     net = build_model(payload["arch"], **payload["arch_kwargs"])
     try:  # load_state_dict copies into the float32 parameters, so float16 files upcast here
         net.load_state_dict(payload["state_dict"])

@@ -42,7 +42,7 @@ class TrainConfig:
     lr: float = 0.01
     momentum: float = 0.9
     seed: int = 0
-    val_fraction: float = 0.1  # carved from the training set; the test set is never used for choices
+    val_fraction: float = 0.1  # from the training set; the test set is never used for choices
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default (one per core)
 
     def __post_init__(self) -> None:
@@ -163,6 +163,31 @@ def _set_threads(config: TrainConfig) -> None:
 # A training run: DIR/config.json, state.pt (while running), model.pt, metrics.json, PNG
 
 
+def resolve_run_config(config: TrainConfig | None, out_dir: str | Path,
+                       resume: bool = False) -> TrainConfig:
+    """The config a run in `out_dir` will use; refuses a folder that does not fit the request.
+
+    Cheap and writes nothing, so the CLI can call it before loading the data.
+    """
+    out = Path(out_dir)
+    config_path, model_path = out / "config.json", out / "model.pt"
+    if not resume:
+        if config_path.exists() or model_path.exists():
+            raise FashionCNNError(f"{out} already holds a training run. Continue it with "
+                                  f"--resume {out}, or choose another --out.")
+        return config or TrainConfig()
+    if model_path.is_file():
+        raise FashionCNNError(f"The run in {out} already finished ({model_path} exists).")
+    if not config_path.is_file():
+        raise FashionCNNError(f"Nothing to resume in {out}: no config.json. Start a run "
+                              "with `fashion-cnn train --out DIR`.")
+    try:
+        return TrainConfig.from_dict(json.loads(config_path.read_text()))
+    except (ValueError, TypeError) as err:
+        raise FashionCNNError(f"{config_path} is not a valid run config ({err}); start a new "
+                              "run with another --out.") from None
+
+
 def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | Path, *,
                  resume: bool = False, progress: bool = True,
                  log: Callable[[str], None] = _log) -> dict[str, Any]:
@@ -171,20 +196,10 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
     With `resume=True`, `config` may be None: the one saved in `out_dir` is used.
     """
     out = Path(out_dir)
-    config_path, state_path, model_path = out / "config.json", out / "state.pt", out / "model.pt"
-    if resume:
-        if model_path.is_file():
-            raise FashionCNNError(f"The run in {out} already finished ({model_path} exists).")
-        if not config_path.is_file():
-            raise FashionCNNError(f"Nothing to resume in {out}: no config.json. Start a run "
-                                  "with `fashion-cnn train --out DIR`.")
-        config = TrainConfig.from_dict(json.loads(config_path.read_text()))
-    else:
-        if config_path.exists() or model_path.exists():
-            raise FashionCNNError(f"{out} already holds a training run. Continue it with "
-                                  f"--resume {out}, or choose another --out.")
-        config = config or TrainConfig()
-        write_json(config_path, asdict(config))
+    state_path, model_path = out / "state.pt", out / "model.pt"
+    config = resolve_run_config(config, out, resume)
+    if not resume:
+        write_json(out / "config.json", asdict(config))
 
     _set_threads(config)
     torch.manual_seed(config.seed)

@@ -1,0 +1,114 @@
+"""Shared fixtures: synthetic IDX files, a tiny learnable dataset, and the real data.
+
+Real-data tests are marked `slow`. They find the data through the project's normal lookup
+($FASHION_MNIST_DIR, the cache, Debian's package); under CI=true a missing dataset fails
+the run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fashion_cnn.data import FILES, FashionMNIST, load_fashion_mnist
+from fashion_cnn.errors import FashionCNNError
+
+
+def idx_bytes(tensor: torch.Tensor, magic: int) -> bytes:
+    """Encode a uint8 tensor as IDX: big-endian magic, dimensions, raw bytes."""
+    header = struct.pack(f">i{tensor.dim()}i", magic, *tensor.shape)
+    return header + tensor.to(torch.uint8).contiguous().numpy().tobytes()
+
+
+def learnable_images(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """uint8 [N, 28, 28] noise with a bright bar at a class-dependent row: easy to learn."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 60, (len(labels), 28, 28), generator=g, dtype=torch.uint8)
+    rows = 2 + 2 * labels
+    images[torch.arange(len(labels)), rows] = 255
+    return images
+
+
+def write_dataset(directory: Path, n_train: int = 200, n_test: int = 100,
+                  gz: bool = True) -> dict[str, bytes]:
+    """Write four synthetic IDX files; return their decompressed payloads by key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(1)
+    payloads = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = torch.randint(0, 10, (n,), generator=g)
+        payloads[f"{split}_images"] = idx_bytes(learnable_images(labels), 2051)
+        payloads[f"{split}_labels"] = idx_bytes(labels, 2049)
+    for key, payload in payloads.items():
+        name = FILES[key].name
+        if gz:
+            (directory / f"{name}.gz").write_bytes(gzip.compress(payload))
+        else:
+            (directory / name).write_bytes(payload)
+    return payloads
+
+
+@pytest.fixture
+def synthetic_dir(tmp_path: Path) -> Path:
+    """A folder with four small, well-formed (but unofficial) gzipped IDX files."""
+    write_dataset(tmp_path / "fmnist")
+    return tmp_path / "fmnist"
+
+
+@pytest.fixture
+def tiny_data() -> FashionMNIST:
+    """A 512/256-image learnable dataset in memory."""
+    g = torch.Generator().manual_seed(0)
+    train_labels = torch.randint(0, 10, (512,), generator=g)
+    test_labels = torch.randint(0, 10, (256,), generator=g)
+    return FashionMNIST(learnable_images(train_labels, 1), train_labels,
+                        learnable_images(test_labels, 2), test_labels)
+
+
+@pytest.fixture
+def isolated_lookup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No $FASHION_MNIST_DIR, and cache / system folders pointed at empty temp folders."""
+    import fashion_cnn.data as data
+
+    monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
+    monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "system")
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """Folder of the official files, found by the normal lookup (never downloads)."""
+    from fashion_cnn.data import find_data_dir
+
+    try:
+        return find_data_dir(offline=True)
+    except FashionCNNError as err:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the real-data tests: {err}")
+        pytest.skip(f"real Fashion-MNIST not available: {err}")
+
+
+@pytest.fixture(scope="session")
+def real_data(real_data_dir: Path) -> FashionMNIST:
+    return load_fashion_mnist(real_data_dir, offline=True)
+
+
+def cli_executable() -> str:
+    """The installed `fashion-cnn` console script (the real entry point)."""
+    exe = Path(sys.executable).parent / "fashion-cnn"
+    return str(exe) if exe.exists() else shutil.which("fashion-cnn") or "fashion-cnn"
+
+
+def run_cli(*args: str, timeout: float = 900, **kwargs) -> subprocess.CompletedProcess:
+    """Run `fashion-cnn ARGS` in a subprocess and capture its output."""
+    return subprocess.run([cli_executable(), *args], capture_output=True, text=True,
+                          timeout=timeout, **kwargs)

@@ -1,0 +1,137 @@
+"""Models: the seed architecture as specified, and self-describing checkpoints."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import run_cli
+from fashion_cnn.data import CLASS_NAMES
+from fashion_cnn.errors import FashionCNNError
+from fashion_cnn.models import (
+    build_model,
+    count_parameters,
+    load_checkpoint,
+    save_checkpoint,
+    shipped_model_dir,
+)
+
+
+def _saved(tmp_path: Path, half: bool = False) -> tuple[torch.nn.Module, Path]:
+    torch.manual_seed(0)
+    model = build_model("seed")
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model, config={"seed": 0}, metrics={"test_accuracy": 0.5},
+                    data_checksums={"x": "y"}, half=half)
+    return model, path
+
+
+def test_seed_architecture_matches_keras_summary() -> None:
+    model = build_model("seed")
+    # Keras: conv 320, dense 540,900, dense_1 1,010 -> 542,230 trainable parameters.
+    assert count_parameters(model) == 542_230
+    x = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
+    assert model(x).shape == (4, len(CLASS_NAMES))
+
+
+def test_keras_initialisation() -> None:
+    torch.manual_seed(0)
+    model = build_model("seed")
+    for layer, fan_in in ((model.conv, 9), (model.fc1, 32 * 13 * 13)):
+        bound = math.sqrt(6 / fan_in)  # he_uniform
+        w = layer.weight
+        assert w.abs().max() <= bound
+        assert w.abs().max() > 0.95 * bound  # uses the whole range, i.e. really uniform
+        assert torch.all(layer.bias == 0)
+    glorot = math.sqrt(6 / (100 + 10))
+    assert model.fc2.weight.abs().max() <= glorot and torch.all(model.fc2.bias == 0)
+
+
+def test_input_scaled_to_unit_interval() -> None:
+    model = build_model("seed")
+    x = torch.tensor([[[0, 255] * 14] * 28], dtype=torch.uint8)
+    scaled = model.normalize(x)
+    assert scaled.shape == (1, 1, 28, 28)
+    assert scaled.min() == 0.0 and scaled.max() == 1.0
+    torch.testing.assert_close(model(x), model(x.float()))  # uint8 and float inputs agree
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_checkpoint_round_trip(tmp_path: Path, half: bool) -> None:
+    model, path = _saved(tmp_path, half)
+    loaded, meta = load_checkpoint(path)
+    assert meta["arch"] == "seed" and meta["class_names"] == list(CLASS_NAMES)
+    assert meta["preprocessing"]["scale"] == 1 / 255
+    assert meta["metrics"]["test_accuracy"] == 0.5 and meta["data_checksums"] == {"x": "y"}
+    assert not loaded.training
+    x = torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8)
+    model.eval()
+    tol = 2e-2 if half else 0.0
+    torch.testing.assert_close(loaded(x), model(x), atol=tol, rtol=tol)
+    assert next(loaded.parameters()).dtype == torch.float32
+
+
+def test_loading_a_run_folder(tmp_path: Path) -> None:
+    _saved(tmp_path)
+    _, meta = load_checkpoint(tmp_path)
+    assert meta["path"] == str(tmp_path / "model.pt")
+
+
+def test_missing_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(FashionCNNError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_truncated_checkpoint(tmp_path: Path) -> None:
+    _, path = _saved(tmp_path)
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(FashionCNNError, match="not a readable checkpoint"):
+        load_checkpoint(path)
+
+
+def test_not_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "photo.pt"
+    path.write_bytes(b"\xff\xd8\xff\xe0 not a checkpoint at all" * 10)
+    with pytest.raises(FashionCNNError, match="not a readable checkpoint"):
+        load_checkpoint(path)
+
+
+def test_foreign_torch_file(tmp_path: Path) -> None:
+    path = tmp_path / "other.pt"
+    torch.save({"state_dict": {"w": torch.zeros(3)}}, path)
+    with pytest.raises(FashionCNNError, match="not a fashion-cnn checkpoint"):
+        load_checkpoint(path)
+
+
+def test_weights_that_do_not_fit(tmp_path: Path) -> None:
+    _, path = _saved(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["fc1.weight"] = torch.zeros(5, 5)
+    torch.save(payload, path)
+    with pytest.raises(FashionCNNError, match="do not fit"):
+        load_checkpoint(path)
+
+
+def test_shipped_seed_model_is_self_describing() -> None:
+    net, meta = load_checkpoint("seed")
+    assert meta["arch"] == "seed" and meta["weights_dtype"] == "float16"
+    assert set(meta["data_checksums"]) == {
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}
+    assert meta["config"]["lr"] == 0.01 and meta["config"]["batch_size"] == 32
+    folder = shipped_model_dir("seed")
+    assert (folder / "model.pt").stat().st_size < 1_500_000
+    for name in ("MODEL_CARD.md", "metrics.json", "learning_curves.png",
+                 "confusion_matrix.png"):
+        assert (folder / name).is_file(), name
+
+
+def test_evaluate_rejects_bad_checkpoint(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_text("hello")
+    result = run_cli("evaluate", str(bad), "--offline")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "bad.pt" in result.stderr

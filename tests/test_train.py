@@ -1,0 +1,165 @@
+"""Training: end-to-end on tiny data, determinism, resume, Keras momentum, k-fold CV, real data."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import cli_executable, run_cli
+from fashion_cnn.errors import FashionCNNError
+from fashion_cnn.models import build_model, load_checkpoint
+from fashion_cnn.train import TrainConfig, cross_validate, run_training, split_indices
+
+TINY = dict(epochs=3, batch_size=16, lr=0.05, val_fraction=0.25)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "model.pt", weights_only=True)["state_dict"]
+
+
+def test_end_to_end_tiny_run(tiny_data, tmp_path: Path) -> None:
+    metrics = run_training(TrainConfig(**TINY), tiny_data, tmp_path, progress=False, log=_quiet)
+    for name in ("config.json", "model.pt", "metrics.json", "learning_curves.png"):
+        assert (tmp_path / name).is_file(), name
+    assert not (tmp_path / "state.pt").exists()
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["test_accuracy"] == metrics["test_accuracy"]
+    assert [e["epoch"] for e in saved["epochs"]] == [1, 2, 3]
+    for key in ("epoch_seconds", "train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+        assert all(e[key] is not None for e in saved["epochs"]), key
+    for key in ("command", "seed", "versions", "git_commit", "data_checksums",
+                "train_seconds", "images_per_second"):
+        assert key in saved, key
+    assert saved["n_train"] + saved["n_val"] == 512
+    # the synthetic task is easy: a few steps must learn it, or the loop is broken
+    assert saved["epochs"][-1]["train_loss"] < saved["epochs"][0]["train_loss"]
+    assert metrics["test_accuracy"] > 0.5
+    net, meta = load_checkpoint(tmp_path)
+    assert meta["config"]["epochs"] == 3 and meta["metrics"]["test_accuracy"] > 0.5
+
+
+def test_validation_split_is_disjoint_and_reproducible() -> None:
+    train, val = split_indices(100, 0.2, seed=3)
+    assert len(val) == 20 and len(train) == 80
+    assert set(train.tolist()).isdisjoint(val.tolist())
+    assert torch.equal(val, split_indices(100, 0.2, seed=3)[1])
+    assert not torch.equal(val, split_indices(100, 0.2, seed=4)[1])
+
+
+def test_same_seed_same_result(tiny_data, tmp_path: Path) -> None:
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        run_training(TrainConfig(**TINY, seed=seed), tiny_data, tmp_path / name,
+                     progress=False, log=_quiet)
+    a, b, c = (_weights(tmp_path / n) for n in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tiny_data, tmp_path: Path) -> None:
+    run_training(TrainConfig(**TINY), tiny_data, tmp_path / "full", progress=False, log=_quiet)
+
+    def interrupt_after_epoch_2(message: str) -> None:
+        if message.startswith("epoch 2/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(TrainConfig(**TINY), tiny_data, tmp_path / "cut", progress=False,
+                     log=interrupt_after_epoch_2)
+    assert (tmp_path / "cut" / "state.pt").is_file()
+    assert not (tmp_path / "cut" / "model.pt").exists()
+    with pytest.raises(FashionCNNError, match="--resume"):
+        run_training(TrainConfig(**TINY), tiny_data, tmp_path / "cut", log=_quiet)
+    messages: list[str] = []
+    run_training(None, tiny_data, tmp_path / "cut", resume=True, progress=False,
+                 log=messages.append)
+    assert messages[0] == "resuming after epoch 2 of 3"
+    full, cut = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    assert all(torch.equal(full[k], cut[k]) for k in full)
+    history = json.loads((tmp_path / "cut" / "metrics.json").read_text())["epochs"]
+    assert [e["epoch"] for e in history] == [1, 2, 3]
+    with pytest.raises(FashionCNNError, match="already finished"):
+        run_training(None, tiny_data, tmp_path / "cut", resume=True, log=_quiet)
+
+
+def test_torch_sgd_equals_keras_momentum() -> None:
+    """Keras: v = m*v - lr*g; w += v.  The run uses torch.optim.SGD; they must agree."""
+    torch.manual_seed(0)
+    model = build_model("seed")
+    keras_w = {n: p.detach().clone() for n, p in model.named_parameters()}
+    velocity = {n: torch.zeros_like(p) for n, p in keras_w.items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randint(0, 256, (32, 28, 28), dtype=torch.uint8)
+    y = torch.randint(0, 10, (32,))
+    for _ in range(5):
+        reference = build_model("seed")
+        reference.load_state_dict(keras_w)
+        loss = torch.nn.functional.cross_entropy(reference(x), y)
+        grads = torch.autograd.grad(loss, list(reference.parameters()))
+        for (name, _), g in zip(reference.named_parameters(), grads, strict=True):
+            velocity[name] = 0.9 * velocity[name] - 0.01 * g
+            keras_w[name] = keras_w[name] + velocity[name]
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), keras_w[name], atol=1e-6, rtol=1e-5)
+
+
+def test_bad_config_is_a_user_error() -> None:
+    with pytest.raises(FashionCNNError, match="--epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(FashionCNNError, match="--val-fraction"):
+        TrainConfig(val_fraction=1.5)
+
+
+def test_cross_validation_and_its_resume(tiny_data, tmp_path: Path) -> None:
+    config = TrainConfig(**{**TINY, "epochs": 2, "val_fraction": 0.0})
+    summary = cross_validate(config, tiny_data, tmp_path, folds=3, progress=False, log=_quiet)
+    accs = summary["fold_accuracies"]
+    assert len(accs) == 3 and all(0 <= a <= 1 for a in accs)
+    assert summary["mean_accuracy"] == pytest.approx(sum(accs) / 3)
+    for name in ("cv.json", "cv_boxplot.png", "cv_learning_curves.png"):
+        assert (tmp_path / name).is_file()
+    (tmp_path / "fold3" / "result.json").unlink()  # as if killed during fold 3
+    messages: list[str] = []
+    again = cross_validate(config, tiny_data, tmp_path, folds=3, progress=False,
+                           log=messages.append)
+    assert sum("done earlier" in m for m in messages) == 2
+    assert again["fold_accuracies"] == accs  # deterministic, so the redone fold matches
+
+
+# --- real data -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_real_training_killed_and_resumed_reaches_85_percent(real_data_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """Faithful recipe for 2 epochs through the real CLI, SIGKILLed in epoch 2, resumed."""
+    out = tmp_path / "run"
+    args = ["--data-dir", str(real_data_dir), "--offline", "--quiet"]
+    proc = subprocess.Popen([cli_executable(), "train", "--epochs", "2", "--out", str(out),
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while not (out / "state.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # well inside epoch 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "model.pt").exists(), "killed too late to test resuming"
+    result = run_cli("train", "--resume", str(out), *args)
+    assert result.returncode == 0, result.stderr
+    assert "resuming after epoch 1 of 2" in result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    assert metrics["test_accuracy"] >= 0.85
+    assert f"Accuracy : {100 * metrics['test_accuracy']:.3f}" in result.stdout
