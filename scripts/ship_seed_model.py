@@ -75,6 +75,7 @@ def main() -> None:
 def write_model_card(path: Path, s: dict, weights: Path) -> None:
     run = s["training_run"]
     cfg = run["config"]
+    versions = ", ".join(f"{k} {v}" for k, v in run["versions"].items())
     per_seed = ", ".join(f"seed {k}: {100 * v:.2f}%" for k, v in s["seeds"].items())
     rows = "\n".join(f"| {r['class']} | {r['precision']:.3f} | {r['recall']:.3f} | "
                      f"{r['f1']:.3f} |" for r in s["evaluation"]["per_class"])
@@ -95,14 +96,15 @@ Conv2D(32, 3x3, ReLU, He-uniform) -> MaxPool 2x2 -> Flatten -> Dense(100, ReLU, 
 Input: 28x28 grayscale, white article on black (Fashion-MNIST form), 0..255 scaled to [0, 1].
 
 ## Training
-- Command: `python scripts/ship_seed_model.py` (per seed: `{run['command']}`-equivalent,
-  i.e. `fashion-cnn train --model seed --seed N`)
+- Command: `python scripts/ship_seed_model.py`; each seed's run is the same as
+  `fashion-cnn train --model seed --seed N` (the defaults are the faithful recipe).
 - Recipe: SGD lr {cfg['lr']}, momentum {cfg['momentum']}, batch {cfg['batch_size']},
   {cfg['epochs']} epochs, cross-entropy; {run['n_train']:,} training images, {run['n_val']:,}
   held out for validation (final validation accuracy {100 * run['val_accuracy']:.2f}%).
 - Training time: {run['train_seconds']:.0f} s ({run['images_per_second']:,.0f} images/s) on
-  {run['machine']['cpu_count']} CPU cores ({run['machine']['processor']}).
-- Date: {run['date']}; git commit {run['git_commit']}; versions: {run['versions']}.
+  {run['machine']['cpu_count']} CPU cores ({run['machine']['processor']}), on a machine shared
+  with other work; `benchmarks/train_seed.py` measures speed properly.
+- Date: {run['date']}; git commit {run['git_commit']}; versions: {versions}.
 
 ## Data (SHA-256 of the decompressed IDX files)
 | file | sha256 |

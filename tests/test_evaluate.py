@@ -7,11 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
 from torch import nn
 
-from fashion_cnn.evaluate import (confusion_matrix, evaluate, format_report, per_class_metrics,
-                                  worst_mistakes)
+from conftest import run_cli
+from fashion_cnn.evaluate import (
+    confusion_matrix,
+    evaluate,
+    format_report,
+    per_class_metrics,
+    worst_mistakes,
+)
 
 
 class FixedLogits(nn.Module):
