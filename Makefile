@@ -1,10 +1,11 @@
-# fashion-cnn: `make run` (install + evaluate the shipped model), `make test` (install + pytest).
+# fashion-cnn: `make run` (install + start the web app), `make test` (install + pytest).
 # Every install path puts torch==2.13.0 (CPU build) in first, so nothing pulls a CUDA build.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
+PORT   ?= 8501
 
 # The official files next to this checkout, if present; otherwise the package's own lookup
 # (~/.cache/fashion-cnn, /usr/share/datasets/fashion-mnist, then the official mirror).
@@ -14,9 +15,12 @@ export FASHION_MNIST_DIR := $(abspath ../shared/datasets/fashion-mnist)
 endif
 endif
 
-.PHONY: run test test-fast lint clean
+.PHONY: run evaluate test test-fast lint clean
 
 run: $(VENV)/.installed
+	$(BIN)/fashion-cnn app --port $(PORT)
+
+evaluate: $(VENV)/.installed
 	$(BIN)/fashion-cnn evaluate
 
 test: $(VENV)/.installed-dev
@@ -33,7 +37,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet $(TORCH)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet $(TORCH) -e .
+	$(BIN)/pip install --quiet $(TORCH) -e '.[app]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python

@@ -167,6 +167,36 @@ def evaluate(
             typer.echo(f"plots -> {plots}")
 
 
+@app.command("app")
+def app_command(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    host: Annotated[str, typer.Option(
+        help="Address to listen on; 0.0.0.0 shares the app on your network.")] = "localhost",
+    model: Annotated[Optional[str], typer.Option(
+        help="Checkpoint file or run folder, or a shipped model name.")] = None,
+) -> None:
+    """Start the web app (Streamlit): upload clothing pictures and see what they are."""
+    import importlib.util
+    import subprocess
+
+    from .models import load_checkpoint
+    from .serve import app_env, streamlit_command
+
+    if importlib.util.find_spec("streamlit") is None:
+        raise FashionCNNError("The app needs Streamlit: pip install 'fashion-cnn[app]'.")
+    load_checkpoint(model)  # a wrong checkpoint fails here, with a clear message
+    if model and Path(model).exists():
+        model = str(Path(model).resolve())  # the server may not share our idea of '.'
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    typer.echo(f"fashion-cnn app: open http://{shown}:{port} in your browser (Ctrl-C stops it)",
+               err=True)
+    try:
+        code = subprocess.call(streamlit_command(port, host), env=app_env(model))
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
 # ---------------------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from torch import nn
 from .data import CLASS_NAMES, IMAGE_SIZE
 from .errors import FashionCNNError
 from .files import atomic_path
+from .preprocess import PreprocessConfig
 
 CHECKPOINT_FORMAT = "fashion-cnn-checkpoint/1"
 SHIPPED_MODELS = ("seed",)  # names usable in place of a checkpoint path
@@ -108,6 +109,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, config: dict[str, Any
         "class_names": list(CLASS_NAMES),
         "image_size": IMAGE_SIZE,
         "preprocessing": model.normalize.describe(),
+        "image_preprocessing": PreprocessConfig().to_dict(),  # picture -> 28x28, see preprocess
         "config": config,
         "metrics": metrics,
         "data_checksums": data_checksums or {},
@@ -121,6 +123,15 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, config: dict[str, Any
 def shipped_model_dir(name: str) -> Path:
     """Folder of a model shipped inside the package (weights, model card, metrics, plots)."""
     return Path(str(resources.files("fashion_cnn") / "weights" / name))
+
+
+def model_files(model: str | Path | None = None) -> dict[str, Path]:
+    """The documents that come with a shipped model (card, metrics, plots) that exist."""
+    path = resolve_checkpoint(model)
+    names = {"card": "MODEL_CARD.md", "metrics": "metrics.json",
+             "confusion_matrix": "confusion_matrix.png", "learning_curves": "learning_curves.png"}
+    found = {key: path.parent / name for key, name in names.items()}
+    return {key: p for key, p in found.items() if p.is_file()}
 
 
 def resolve_checkpoint(model: str | Path | None) -> Path:

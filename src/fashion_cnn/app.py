@@ -1,0 +1,139 @@
+"""The web app: upload clothing pictures and see what they are. Run it with `fashion-cnn app`.
+
+A thin Streamlit page: decoding, preprocessing, prediction and explanation are library
+functions (`fashion_cnn.predict`, `fashion_cnn.explain`) shared with `fashion-cnn predict`.
+The model comes from $FASHION_CNN_MODEL (a checkpoint path or shipped name; default: the
+shipped default model) and is loaded once per server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import streamlit as st
+from PIL import Image
+
+from fashion_cnn.explain import overlay, saliency
+from fashion_cnn.models import model_files
+from fashion_cnn.predict import Classifier, Prediction
+from fashion_cnn.serve import MODEL_ENV
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
+TOP_K = 5
+
+
+@st.cache_resource(show_spinner="Loading the model ...")
+def get_classifier(model: str | None) -> Classifier:
+    return Classifier(model)
+
+
+def model_name() -> str | None:
+    return os.environ.get(MODEL_ENV) or None
+
+
+def sample_pictures() -> dict[str, Path]:
+    """Bundled sample pictures by display name, e.g. 'Sneaker 2'."""
+    paths = sorted(SAMPLES.glob("*.jpg"))
+    return {p.stem.replace("-", " ").capitalize().replace("T shirt top", "T-shirt/top"): p
+            for p in paths}
+
+
+# ---------------------------------------------------------------------------------------------
+# Page 1: classify pictures
+
+
+def classify_page() -> None:
+    classifier = get_classifier(model_name())
+    st.title("What is this piece of clothing?")
+    st.caption(f"Model `{classifier.meta['arch']}`, "
+               f"{100 * classifier.meta['metrics']['test_accuracy']:.2f}% on the 10,000 "
+               "Fashion-MNIST test images. Works best with one article on a plain, light "
+               "background, like a shop's product photo.")
+    upload_tab, camera_tab, sample_tab = st.tabs(["Upload", "Camera", "Samples"])
+    with upload_tab:
+        uploads = st.file_uploader("Pictures of clothing (JPEG, PNG, WebP, GIF, BMP, TIFF)",
+                                   type=UPLOAD_TYPES, accept_multiple_files=True)
+    with camera_tab:
+        photo = st.camera_input("Take a picture") if st.toggle("Use the camera") else None
+    with sample_tab:
+        samples = sample_pictures()
+        chosen = st.pills("Sample pictures (Fashion-MNIST test images as product photos)",
+                          list(samples), selection_mode="multi", key="samples")
+    explain = st.toggle("Show which pixels drove each prediction", value=False)
+
+    names = [f.name for f in uploads or []] + (["camera"] if photo else []) + list(chosen or [])
+    sources = ([f.getvalue() for f in uploads or []] + ([photo.getvalue()] if photo else [])
+               + [samples[c].read_bytes() for c in chosen or []])
+    if not sources:
+        st.info("Upload pictures, take one with the camera, or pick a sample.")
+        return
+    for prediction in classifier.classify(sources, names, top_k=TOP_K):
+        show_prediction(prediction, classifier, explain)
+
+
+def show_prediction(p: Prediction, classifier: Classifier, explain: bool) -> None:
+    st.divider()
+    st.subheader(p.path)
+    if p.error:
+        st.error(f"Could not classify this picture: {p.error}")
+        return
+    original, seen, result = st.columns([2, 1, 2])
+    original.image(p.input.original, caption="Test image", width="stretch")
+    seen.image(Image.fromarray(p.input.image).resize((140, 140), Image.Resampling.NEAREST),
+               caption="What the model sees (28x28)")
+    with result:
+        st.markdown(f"### Result: {p.label}")
+        st.markdown(f"Confidence **{100 * p.confidence:.1f}%**")
+        chart = {t["label"]: t["confidence"] for t in p.top_k}
+        st.bar_chart(chart, horizontal=True, x_label="probability", height=180)
+    for warning in p.warnings:
+        st.warning(warning)
+    if explain:
+        heat = saliency(classifier.net, p.input.image, p.index)
+        st.image(overlay(p.input.image, heat), width=224,
+                 caption=f"Pixels that most raised the score of '{p.label}' (SmoothGrad)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Page 2: the model
+
+
+def model_page() -> None:
+    classifier = get_classifier(model_name())
+    meta = classifier.meta
+    files = model_files(model_name())
+    st.title(f"Model: {meta['arch']}")
+    st.metric("Test accuracy (official 10,000 images)",
+              f"{100 * meta['metrics']['test_accuracy']:.2f}%")
+    if "metrics" in files:
+        shipped = json.loads(files["metrics"].read_text())
+        rows = shipped.get("evaluation", {}).get("per_class", [])
+        if rows:
+            st.subheader("Per class")
+            st.dataframe([{k: r[k] for k in ("class", "precision", "recall", "f1", "support")}
+                          for r in rows], hide_index=True)
+    plots = [(key, title) for key, title in (("confusion_matrix", "Confusion matrix"),
+                                             ("learning_curves", "Learning curves"))
+             if key in files]
+    for column, (key, title) in zip(st.columns(max(len(plots), 1)), plots, strict=False):
+        column.image(str(files[key]), caption=title, width="stretch")
+    if "card" in files:
+        with st.expander("Model card", expanded=True):
+            st.markdown(files["card"].read_text())
+    else:
+        st.info(f"No model card next to {meta['path']}; its training config: "
+                f"{json.dumps(meta.get('config'))}")
+
+
+def main() -> None:
+    st.set_page_config(page_title="fashion-cnn", page_icon="👕", layout="wide")
+    page = st.navigation([st.Page(classify_page, title="Classify", default=True),
+                          st.Page(model_page, title="Model", url_path="model")])
+    page.run()
+
+
+if __name__ == "__main__":
+    main()

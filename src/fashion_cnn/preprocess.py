@@ -1,0 +1,220 @@
+"""Any picture -> the 28x28 image the model was trained on.
+
+Two stages, both used by `fashion-cnn predict`, the app and any export:
+
+1. `decode_image`: bytes or a file -> an RGB Pillow image. Every mode (RGBA and LA composited on
+   white, palette, 16-bit, CMYK, 1-bit), EXIF orientation applied, the first frame of an
+   animation, and a pixel cap checked from the header before anything is decoded.
+2. `to_dataset_form`: the Fashion-MNIST authors' own conversion of a product photo (trim the
+   background-coloured edges, fit the longest side to 28, sharpen, centre, negate, grayscale),
+   so that a shop photo looks like the training data. An image already in dataset form (28x28,
+   dark background) is left untouched.
+
+The settings are a `PreprocessConfig`, saved in every checkpoint and read back by `load_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+from .data import IMAGE_SIZE
+from .errors import FashionCNNError
+
+MAX_PIXELS = 40_000_000  # 40 megapixels: larger pictures are refused before decoding
+READABLE = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+
+
+class ImageError(FashionCNNError):
+    """A picture that cannot be classified (empty, not an image, truncated, too large)."""
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How a picture becomes a 28x28 model input. Saved with the model."""
+
+    size: int = IMAGE_SIZE
+    trim_fuzz: float = 0.05  # authors: trim edges within 5% of max RGB distance of the corners
+    resample: str = "subsample"  # authors' "subsample" (nearest pixel) or "area" (box average)
+    sharpen: bool = True  # authors: Gaussian sharpen, radius and sigma 1.0
+    black_background: bool = True  # after negation, map the background level to 0 (as in data)
+    max_pixels: int = MAX_PIXELS
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> PreprocessConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (d or {}).items() if k in known})
+
+
+@dataclass
+class Preprocessed:
+    """A decoded picture and the model input made from it."""
+
+    original: Image.Image  # RGB, EXIF-rotated, alpha composited on white
+    image: np.ndarray  # uint8 [28, 28], white article on black
+    dataset_form: bool  # True when the picture already was a Fashion-MNIST-style image
+    warnings: list[str]
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+def decode_image(source: bytes | str | Path | BinaryIO, name: str | None = None,
+                 max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Read a picture into an RGB image; raises ImageError with a message fit for the user."""
+    name = name or (str(source) if isinstance(source, (str, Path)) else "image")
+    if isinstance(source, (str, Path)):
+        try:
+            source = Path(source).read_bytes()
+        except OSError as err:
+            raise ImageError(f"{name}: cannot read the file ({err.strerror}).") from None
+    data = source if isinstance(source, bytes) else source.read()
+    if not data:
+        raise ImageError(f"{name}: the file is empty (0 bytes).")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))  # reads the header only
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"{name}: the picture is {width}x{height} ({width * height / 1e6:.0f} "
+                    f"megapixels), over the {max_pixels / 1e6:.0f}-megapixel limit. "
+                    "Downscale it first; the model only needs a few hundred pixels across.")
+            img.seek(0)  # animations: the first frame
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image this tool can read; use a {READABLE} file."
+                         ) from None
+    except Image.DecompressionBombError as err:  # Pillow's own cap fired while opening
+        pixels = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(pixels[1]) / 1e6:.0f} megapixels" if pixels else "far too many pixels"
+        raise ImageError(f"{name}: the picture has {size}, over the {max_pixels / 1e6:.0f}-"
+                         "megapixel limit (a decompression bomb?). Downscale it first."
+                         ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ImageError(f"{name}: the image is truncated or corrupt ({str(err)[:80]}); "
+                         "re-save or re-download it.") from None
+    return to_rgb(img)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB; transparency is composited on white, 16/32-bit scaled to 8-bit."""
+    if img.mode == "P" or img.mode == "PA":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if img.mode.startswith("I") or img.mode == "F":  # 16-bit PNG/TIFF, 32-bit int or float
+        a = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if a.max() > 255 else 255.0
+        if img.mode == "F" and a.max() <= 1.0:
+            top = 1.0
+        img = Image.fromarray(np.clip(a * (255.0 / top), 0, 255).round().astype(np.uint8))
+    return img.convert("RGB")
+
+
+# ---------------------------------------------------------------------------------------------
+# The dataset authors' conversion
+
+
+def is_dataset_form(img: Image.Image) -> bool:
+    """A 28x28 grayscale picture with a dark border: already a Fashion-MNIST-style image."""
+    if img.size != (IMAGE_SIZE, IMAGE_SIZE):
+        return False
+    rgb = np.asarray(img.convert("RGB"), dtype=np.int16)
+    if np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max() > 8:  # has colour
+        return False
+    gray = rgb[..., 0]
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return float(np.median(border)) < 32
+
+
+def background_colour(rgb: np.ndarray) -> np.ndarray:
+    """Median of the four corner pixels, float [3]: the colour the authors' trim removes."""
+    corners = rgb[[0, 0, -1, -1], [0, -1, 0, -1]]
+    return np.median(corners.astype(np.float32), axis=0)
+
+
+def _trim_box(rgb: np.ndarray, fuzz: float) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of what differs from the background, or None if nothing."""
+    distance = np.linalg.norm(rgb.astype(np.float32) - background_colour(rgb), axis=2)
+    content = distance > fuzz * np.sqrt(3) * 255  # 5% of the largest possible RGB distance
+    rows, cols = np.flatnonzero(content.any(1)), np.flatnonzero(content.any(0))
+    if len(rows) == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def to_dataset_form(img: Image.Image, config: PreprocessConfig = PreprocessConfig()
+                    ) -> np.ndarray:
+    """RGB picture -> uint8 [28, 28], white article on black, as the training images are."""
+    if is_dataset_form(img):
+        return np.asarray(img.convert("L"), dtype=np.uint8).copy()
+    size = config.size
+    rgb = np.asarray(img.convert("RGB"))
+    bg = background_colour(rgb)
+    box = _trim_box(rgb, config.trim_fuzz)
+    if box is not None:
+        img = img.crop(box)
+    # Fit the longest side to `size`, keeping the aspect ratio.
+    scale = size / max(img.size)
+    new = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    method = Image.Resampling.NEAREST if config.resample == "subsample" else Image.Resampling.BOX
+    img = img.resize(new, method)
+    if config.sharpen:
+        img = img.filter(ImageFilter.UnsharpMask(radius=1.0, percent=100, threshold=0))
+    canvas = Image.new("RGB", (size, size), tuple(int(c) for c in bg.round()))
+    canvas.paste(img, ((size - new[0]) // 2, (size - new[1]) // 2))
+    gray = np.asarray(canvas.convert("L"), dtype=np.float32)
+    bg_level = float(0.299 * bg[0] + 0.587 * bg[1] + 0.114 * bg[2])
+    if bg_level >= 128:  # the usual light background: negate, as the authors did
+        gray, bg_level = 255.0 - gray, 255.0 - bg_level
+    if config.black_background and bg_level > 0:
+        gray = (gray - bg_level) * (255.0 / (255.0 - bg_level))  # background -> 0, keep 255
+    return np.clip(gray, 0, 255).round().astype(np.uint8)
+
+
+def photo_warnings(img: Image.Image, config: PreprocessConfig = PreprocessConfig()) -> list[str]:
+    """Hints that a picture is unlike a product photo (busy background, article fills it all)."""
+    if is_dataset_form(img):
+        return []
+    rgb = np.asarray(img.convert("RGB"))
+    hints = []
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.float32)
+    far = np.linalg.norm(border - background_colour(rgb), axis=1) > config.trim_fuzz * 441.7
+    if far.mean() > 0.25:
+        hints.append("The background is not plain. Works best with one article on a plain, "
+                     "light background, like a shop's product photo.")
+    box = _trim_box(rgb, config.trim_fuzz)
+    if box is not None and not hints:
+        left, top, right, bottom = box
+        if left == 0 and top == 0 and right == img.width and bottom == img.height:
+            hints.append("The article touches every edge of the picture. Leave some plain "
+                         "background around it.")
+    return hints
+
+
+def preprocess(source: bytes | str | Path | BinaryIO | Image.Image, name: str | None = None,
+               config: PreprocessConfig = PreprocessConfig()) -> Preprocessed:
+    """Decode (unless already an image) and convert; raises ImageError for unusable input."""
+    img = source if isinstance(source, Image.Image) else decode_image(source, name,
+                                                                       config.max_pixels)
+    img = to_rgb(img)
+    return Preprocessed(original=img, image=to_dataset_form(img, config),
+                        dataset_form=is_dataset_form(img), warnings=photo_warnings(img, config))

@@ -1,0 +1,160 @@
+"""The web app: page logic with Streamlit's AppTest, and the real server in a real browser."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import cli_executable
+from fashion_cnn import serve
+from fashion_cnn.app import SAMPLES, sample_pictures
+from fashion_cnn.predict import Classifier
+
+streamlit_testing = pytest.importorskip("streamlit.testing.v1")
+APP = Path(__file__).resolve().parents[1] / "src" / "fashion_cnn" / "app.py"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return Classifier()
+
+
+def _app():
+    at = streamlit_testing.AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _results(at) -> list[str]:
+    return [m.value.removeprefix("### Result: ") for m in at.markdown
+            if m.value.startswith("### Result: ")]
+
+
+def test_page_renders_and_asks_for_pictures() -> None:
+    at = _app()
+    assert at.title[0].value.startswith("What is this")
+    assert "Upload pictures" in at.info[0].value
+    assert at.file_uploader[0].accept_multiple_files
+
+
+def test_sample_gallery_predictions_match_the_library(classifier: Classifier) -> None:
+    samples = sample_pictures()
+    assert len(samples) >= 20 and (SAMPLES / "LICENSE.md").is_file()
+    assert all(p.stat().st_size < 30_000 for p in samples.values())
+    chosen = ["Sneaker 1", "Bag 2", "Trouser 3"]
+    at = _app()
+    at.pills(key="samples").set_value(chosen).run()
+    assert not at.exception
+    expected = [classifier.classify_one(samples[c]).label for c in chosen]
+    assert _results(at) == expected
+    assert [s.value for s in at.subheader] == chosen
+
+
+def test_bad_uploads_get_a_message_and_the_rest_still_works(classifier: Classifier) -> None:
+    good = (SAMPLES / "coat-1.jpg").read_bytes()
+    at = _app()
+    at.file_uploader[0].set_value([
+        ("empty.png", b"", "image/png"),
+        ("coat.jpg", good, "image/jpeg"),
+        ("notes.png", b"this is not an image", "image/png"),
+        ("cut.jpg", good[: len(good) // 3], "image/jpeg"),
+    ]).run()
+    assert not at.exception
+    assert _results(at) == [classifier.classify_one(good).label]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 3
+    assert "empty" in errors[0] and "notes.png" in errors[1] and "cut.jpg" in errors[2]
+
+
+def test_explanation_overlay_is_shown() -> None:
+    at = _app()
+    at.pills(key="samples").set_value(["Dress 1"]).run()
+    n_images = len(at.image)
+    at.toggle[1].set_value(True).run()
+    assert not at.exception
+    assert len(at.image) == n_images + 1
+    assert "SmoothGrad" in at.image[-1].proto.imgs[0].caption
+
+
+def test_model_page_reads_the_shipped_files() -> None:
+    at = streamlit_testing.AppTest.from_string(
+        "from fashion_cnn.app import model_page\nmodel_page()", default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.metric[0].value.endswith("%") and float(at.metric[0].value[:-1]) >= 90.5
+    assert len(at.dataframe) == 1 and len(at.image) == 2
+    assert any("Model card" in e.label for e in at.expander)
+
+
+# --- the real server in a real browser --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The real server, started through the real `fashion-cnn app` command."""
+    port = serve.free_port()
+    proc = subprocess.Popen([cli_executable(), "app", "--port", str(port), "--host",
+                             "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        serve.wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the browser test: {CHROMIUM} is missing")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.mark.slow
+def test_upload_in_a_real_browser(server: str, browser, classifier: Classifier,
+                                  tmp_path: Path) -> None:
+    picture = SAMPLES / "ankle-boot-2.jpg"
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(server)
+    page.get_by_text("Upload pictures, take one").wait_for(timeout=60_000)
+    page.locator('input[type="file"]').set_input_files([str(picture), str(bad)])
+    result = page.locator("h3", has_text="Result:").first
+    result.wait_for(timeout=60_000)
+    page.get_by_text("Could not classify this picture").wait_for(timeout=30_000)
+    page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+    label = result.inner_text().removeprefix("Result:").strip()
+    assert label == classifier.classify_one(picture).label
+    assert "broken.png" in page.get_by_text("Could not classify this picture").inner_text()
+    assert (tmp_path / "app.png").stat().st_size > 10_000
+    page.close()
+
+
+@pytest.mark.slow
+def test_model_page_in_a_real_browser(server: str, browser, tmp_path: Path) -> None:
+    page = browser.new_page()
+    page.goto(f"{server}/model")
+    page.get_by_text("Test accuracy (official 10,000 images)").wait_for(timeout=60_000)
+    page.get_by_text("Per class").wait_for(timeout=30_000)
+    page.screenshot(path=str(tmp_path / "model.png"), full_page=True)
+    page.close()

@@ -1,0 +1,175 @@
+"""Decoding every kind of picture, refusing bad ones, and the dataset authors' conversion."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fashion_cnn.preprocess import (
+    ImageError,
+    PreprocessConfig,
+    decode_image,
+    is_dataset_form,
+    preprocess,
+    to_dataset_form,
+)
+
+
+def _article(size: tuple[int, int] = (300, 240), offset: tuple[int, int] = (40, 30),
+             colour: tuple[int, int, int] = (40, 60, 160),
+             background: tuple[int, int, int] = (250, 250, 250)) -> Image.Image:
+    """A dark rectangle-with-notch 'article' on a plain light background."""
+    img = Image.new("RGB", size, background)
+    w, h = size[0] // 3, size[1] // 2  # 100x120: taller than wide
+    x, y = offset
+    block = Image.new("RGB", (w, h), colour)
+    block.paste(background, (w // 3, 0, 2 * w // 3, h // 4))  # a notch, so it is not symmetric
+    img.paste(block, (x, y))
+    return img
+
+
+def _encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+REFERENCE = to_dataset_form(_article())
+
+
+def _same_article(out: np.ndarray, reference: np.ndarray = REFERENCE) -> float:
+    """Overlap (IoU) of the article's pixels: lossy codecs shift edges by a pixel or so."""
+    a, b = out > 100, reference > 100
+    return (a & b).sum() / (a | b).sum()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "L", "LA", "CMYK", "I;16", "I", "F", "1"])
+def test_every_mode_decodes_to_the_same_article(mode: str) -> None:
+    img = _article()
+    if mode == "I;16":
+        converted = Image.fromarray(np.asarray(img.convert("L"), np.uint16) * 257)
+    elif mode == "1":
+        converted = img.convert("1", dither=Image.Dither.NONE)
+    elif mode == "P":
+        converted = img.quantize(64)
+    elif mode in ("I", "F"):
+        converted = Image.fromarray(np.asarray(img.convert("L"), np.float32)).convert(mode)
+    else:
+        converted = img.convert(mode)
+    fmt = {"CMYK": "TIFF", "I;16": "PNG", "I": "TIFF", "F": "TIFF"}.get(mode, "PNG")
+    decoded = decode_image(_encode(converted, fmt))
+    assert decoded.mode == "RGB" and decoded.size == img.size
+    out = to_dataset_form(decoded)
+    assert out.shape == (28, 28) and out.dtype == np.uint8
+    assert _same_article(out) > 0.9, mode
+
+
+def test_transparency_is_composited_on_white() -> None:
+    rgba = Image.new("RGBA", (100, 100), (0, 0, 0, 0))  # fully transparent black
+    rgba.paste((200, 0, 0, 255), (30, 30, 70, 70))
+    decoded = decode_image(_encode(rgba, "PNG"))
+    assert decoded.getpixel((0, 0)) == (255, 255, 255)
+    assert decoded.getpixel((50, 50)) == (200, 0, 0)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_formats(fmt: str) -> None:
+    out = to_dataset_form(decode_image(_encode(_article(), fmt)))
+    assert _same_article(out) > 0.8, fmt
+
+
+def test_exif_orientation_is_applied() -> None:
+    img = _article((300, 200))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
+    decoded = decode_image(_encode(img, "JPEG", exif=exif))
+    assert decoded.size == (200, 300)
+
+
+def test_animated_gif_uses_the_first_frame() -> None:
+    frames = [_article(), Image.new("RGB", (300, 200), (0, 0, 0))]
+    data = _encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    assert to_dataset_form(decode_image(data)).max() > 100  # not the black second frame
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"", "empty"),
+    (b"just some text, not a picture", "not an image"),
+])
+def test_unreadable_bytes(data: bytes, message: str) -> None:
+    with pytest.raises(ImageError, match=message):
+        decode_image(data, "x.png")
+
+
+def test_truncated_image() -> None:
+    data = _encode(_article(), "JPEG")
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        decode_image(data[: len(data) // 2], "cut.jpg")
+
+
+def test_decompression_bomb_is_refused_before_decoding() -> None:
+    # A 20000x20000 PNG of one colour compresses to a few hundred KB: 400 megapixels.
+    bomb = _encode(Image.new("L", (20_000, 20_000), 255), "PNG", optimize=True)
+    assert len(bomb) < 2_000_000
+    with pytest.raises(ImageError, match="400 megapixels"):
+        decode_image(bomb, "bomb.png")
+
+
+def test_pixel_cap_is_configurable() -> None:
+    with pytest.raises(ImageError, match="megapixel limit"):
+        decode_image(_encode(_article(), "PNG"), max_pixels=10_000)
+
+
+def test_missing_file(tmp_path) -> None:
+    with pytest.raises(ImageError, match="cannot read"):
+        decode_image(tmp_path / "nope.png")
+
+
+def test_conversion_trims_centres_and_negates() -> None:
+    out = to_dataset_form(_article(offset=(150, 90)))  # far off-centre
+    assert out[:, :2].max() == 0 and out[:, -2:].max() == 0  # background black, margins
+    ys, xs = np.nonzero(out > 60)
+    assert ys.min() == 0 and ys.max() == 27  # longest side (height) fitted to 28
+    assert abs((xs.min() + xs.max()) / 2 - 13.5) <= 1  # centred across
+    assert out[14, 14] > 150  # negated: the dark article is now bright
+    assert np.array_equal(out, to_dataset_form(_article(offset=(10, 5))))  # position-free
+
+
+def test_dark_background_is_not_negated() -> None:
+    light = to_dataset_form(_article(colour=(30, 30, 30), background=(250, 250, 250)))
+    dark = to_dataset_form(_article(colour=(225, 225, 225), background=(5, 5, 5)))
+    assert _same_article(light, dark) > 0.95
+
+
+def test_dataset_form_images_are_left_alone() -> None:
+    rng = np.random.default_rng(0)
+    x = np.zeros((28, 28), np.uint8)
+    x[4:24, 8:20] = rng.integers(50, 255, (20, 12))
+    img = Image.fromarray(x)
+    assert is_dataset_form(img)
+    assert np.array_equal(to_dataset_form(img.convert("RGB")), x)
+    assert np.array_equal(preprocess(_encode(img, "PNG")).image, x)
+    assert preprocess(img).dataset_form
+    assert not is_dataset_form(Image.fromarray(255 - x))  # light background: a photo
+
+
+def test_blank_picture_does_not_crash() -> None:
+    out = preprocess(Image.new("RGB", (50, 50), (240, 240, 240))).image
+    assert out.shape == (28, 28)
+
+
+def test_busy_background_gets_a_warning() -> None:
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(0, 255, (200, 200, 3), dtype=np.uint8))
+    assert preprocess(noise).warnings
+    assert not preprocess(_article()).warnings
+
+
+def test_config_round_trip() -> None:
+    config = PreprocessConfig(resample="area", sharpen=False)
+    assert PreprocessConfig.from_dict(config.to_dict()) == config
+    assert PreprocessConfig.from_dict(None) == PreprocessConfig()
+    assert PreprocessConfig.from_dict({"unknown": 1}) == PreprocessConfig()
