@@ -39,20 +39,25 @@ def measure(repeats: int, screenshot: Path) -> dict:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
                                          args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport={"width": 1280, "height": 1250})
             first_render, uploads = None, []
             for i in range(repeats + 1):  # the first round warms the model cache, not counted
                 page.goto(url)
                 page.get_by_text("Upload pictures, take one").wait_for(timeout=60_000)
                 if first_render is None:
                     first_render = time.perf_counter() - started
-                picture = sorted(SAMPLES.glob("*.jpg"))[i % 30]
+                picture = sorted(SAMPLES.glob("*.jpg"))[(5 * i) % 30]
                 t0 = time.perf_counter()
                 page.locator('input[type="file"]').set_input_files(str(picture))
                 page.locator("h3", has_text="Result:").first.wait_for(timeout=60_000)
                 if i > 0:
                     uploads.append(time.perf_counter() - t0)
-            page.screenshot(path=str(screenshot), full_page=True)
+            # The README's picture: the last upload with its explanation, chart drawn.
+            page.get_by_text("Show which pixels drove each prediction").click()
+            page.get_by_text("SmoothGrad").wait_for(timeout=60_000)
+            page.locator('[data-testid="stVegaLiteChart"] svg').first.wait_for(timeout=30_000)
+            page.wait_for_timeout(500)  # let the chart finish its draw
+            page.screenshot(path=str(screenshot))
             browser.close()
     finally:
         proc.terminate()

@@ -21,11 +21,15 @@ PER_CLASS = 3
 OUT = Path(__file__).resolve().parents[1] / "src" / "fashion_cnn" / "samples"
 
 
-def as_photo(image: np.ndarray, k: int) -> Image.Image:
-    article = Image.fromarray(255 - image).resize((224, 224), Image.Resampling.BICUBIC)
-    canvas = Image.new("L", (288, 272), 246).convert("RGB")
-    canvas.paste(article.convert("RGB"), (16 + 12 * k, 12 + 8 * k))
-    return canvas
+def as_photo(image: np.ndarray, k: int, background: int = 246) -> Image.Image:
+    """Dark article on a plain light background (ink = 1 - pixel / 255, so the background
+    around the article is exactly the canvas colour), placed off-centre."""
+    canvas = np.zeros((272, 288), np.float32)
+    big = np.asarray(Image.fromarray(image).resize((224, 224), Image.Resampling.BICUBIC))
+    x, y = 16 + 12 * k, 12 + 8 * k
+    canvas[y:y + 224, x:x + 224] = big
+    photo = background * (1.0 - canvas / 255.0)
+    return Image.fromarray(photo.clip(0, 255).astype(np.uint8)).convert("RGB")
 
 
 def main() -> None:

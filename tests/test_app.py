@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import cli_executable
 from fashion_cnn import serve
@@ -58,20 +61,43 @@ def test_sample_gallery_predictions_match_the_library(classifier: Classifier) ->
     assert [s.value for s in at.subheader] == chosen
 
 
+def _encoded(img: Image.Image, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
 def test_bad_uploads_get_a_message_and_the_rest_still_works(classifier: Classifier) -> None:
     good = (SAMPLES / "coat-1.jpg").read_bytes()
+    bomb = _encoded(Image.new("L", (20_000, 20_000), 255), "PNG", optimize=True)  # 400 MP
+    photo_50mp = _encoded(Image.new("RGB", (8660, 5774), (240, 240, 240)), "JPEG")
     at = _app()
     at.file_uploader[0].set_value([
         ("empty.png", b"", "image/png"),
         ("coat.jpg", good, "image/jpeg"),
         ("notes.png", b"this is not an image", "image/png"),
         ("cut.jpg", good[: len(good) // 3], "image/jpeg"),
+        ("bomb.png", bomb, "image/png"),
+        ("huge.jpg", photo_50mp, "image/jpeg"),
     ]).run()
     assert not at.exception
     assert _results(at) == [classifier.classify_one(good).label]
     errors = [e.value for e in at.error]
-    assert len(errors) == 3
-    assert "empty" in errors[0] and "notes.png" in errors[1] and "cut.jpg" in errors[2]
+    assert len(errors) == 5
+    for error, name in zip(errors, ["empty", "notes.png", "cut.jpg", "bomb.png", "huge.jpg"],
+                           strict=True):
+        assert name in error and "Traceback" not in error
+    assert "megapixel" in errors[3] and "50 megapixels" in errors[4]
+
+
+def test_unlike_a_product_photo_gets_a_warning() -> None:
+    noise = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    at = _app()
+    at.file_uploader[0].set_value(("street.png", _encoded(Image.fromarray(noise), "PNG"),
+                                   "image/png")).run()
+    assert not at.exception
+    assert len(_results(at)) == 1  # still answers, but says why not to trust it
+    assert any("plain" in w.value for w in at.warning)
 
 
 def test_explanation_overlay_is_shown() -> None:

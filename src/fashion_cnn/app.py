@@ -88,7 +88,7 @@ def show_prediction(p: Prediction, classifier: Classifier, explain: bool) -> Non
         st.markdown(f"### Result: {p.label}")
         st.markdown(f"Confidence **{100 * p.confidence:.1f}%**")
         chart = {t["label"]: t["confidence"] for t in p.top_k}
-        st.bar_chart(chart, horizontal=True, x_label="probability", height=180)
+        st.bar_chart(chart, horizontal=True, sort=False, x_label="probability", height=180)
     for warning in p.warnings:
         st.warning(warning)
     if explain:
