@@ -22,6 +22,14 @@ DataDir = Annotated[Optional[Path], typer.Option(
     "(default: $FASHION_MNIST_DIR, the cache, /usr/share/datasets/fashion-mnist, download).")]
 Offline = Annotated[bool, typer.Option("--offline", help="Never download the data.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+# Training options shared by `train` and `cv` (defaults: the faithful Keras recipe).
+Model = Annotated[str, typer.Option(help="Architecture.")]
+Epochs = Annotated[int, typer.Option(help="Passes over the training data.")]
+BatchSize = Annotated[int, typer.Option(help="Images per SGD step.")]
+Lr = Annotated[float, typer.Option(help="SGD learning rate.")]
+Momentum = Annotated[float, typer.Option(help="SGD momentum (Keras-style).")]
+Seed = Annotated[int, typer.Option(help="Random seed (init, split or folds, shuffling).")]
+Threads = Annotated[int, typer.Option(help="Torch threads (0: one per core).")]
 
 
 def _progress(quiet: bool) -> bool:
@@ -63,15 +71,11 @@ def data(data_dir: DataDir = None, offline: Offline = False,
 
 @app.command()
 def train(
-    model: Annotated[str, typer.Option(help="Architecture.")] = "seed",
-    epochs: Annotated[int, typer.Option(help="Passes over the training set.")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Images per SGD step.")] = 32,
-    lr: Annotated[float, typer.Option(help="SGD learning rate.")] = 0.01,
-    momentum: Annotated[float, typer.Option(help="SGD momentum.")] = 0.9,
-    seed: Annotated[int, typer.Option(help="Random seed (init, split, shuffling).")] = 0,
+    model: Model = "seed", epochs: Epochs = 10, batch_size: BatchSize = 32, lr: Lr = 0.01,
+    momentum: Momentum = 0.9, seed: Seed = 0,
     val_fraction: Annotated[float, typer.Option(
         help="Share of the training set held out for validation.")] = 0.1,
-    threads: Annotated[int, typer.Option(help="Torch threads (0: one per core).")] = 0,
+    threads: Threads = 0,
     out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
     resume: Annotated[Optional[Path], typer.Option(
         help="Continue the interrupted run in this folder (its saved config is used).")] = None,
@@ -104,12 +108,8 @@ def train(
 @app.command()
 def cv(
     folds: Annotated[int, typer.Option(help="Number of folds.")] = 5,
-    model: Annotated[str, typer.Option(help="Architecture.")] = "seed",
-    epochs: Annotated[int, typer.Option(help="Passes over each fold's training part.")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Images per SGD step.")] = 32,
-    lr: Annotated[float, typer.Option(help="SGD learning rate.")] = 0.01,
-    seed: Annotated[int, typer.Option(help="Random seed (folds, init, shuffling).")] = 0,
-    threads: Annotated[int, typer.Option(help="Torch threads (0: one per core).")] = 0,
+    model: Model = "seed", epochs: Epochs = 10, batch_size: BatchSize = 32, lr: Lr = 0.01,
+    momentum: Momentum = 0.9, seed: Seed = 0, threads: Threads = 0,
     out: Annotated[Path, typer.Option(
         help="Output folder; re-running with the same folder skips finished folds.")
     ] = Path("runs/cv"),
@@ -118,8 +118,8 @@ def cv(
     """k-fold cross-validation on the training set: per-fold accuracy, mean, std, plots."""
     from .train import TrainConfig, cross_validate
 
-    config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                         val_fraction=0.0, threads=threads)
+    config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
+                         momentum=momentum, seed=seed, val_fraction=0.0, threads=threads)
     ds = _load_data(data_dir, offline, quiet)
     try:
         summary = cross_validate(config, ds, out, folds, progress=_progress(quiet))
