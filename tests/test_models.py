@@ -20,12 +20,12 @@ from fashion_cnn.models import (
 )
 
 
-def _saved(tmp_path: Path, half: bool = False) -> tuple[torch.nn.Module, Path]:
+def _saved(tmp_path: Path, weights: str = "float32") -> tuple[torch.nn.Module, Path]:
     torch.manual_seed(0)
     model = build_model("seed")
     path = tmp_path / "model.pt"
     save_checkpoint(path, model, config={"seed": 0}, metrics={"test_accuracy": 0.5},
-                    data_checksums={"x": "y"}, half=half)
+                    data_checksums={"x": "y"}, weights=weights)
     return model, path
 
 
@@ -59,9 +59,13 @@ def test_input_scaled_to_unit_interval() -> None:
     torch.testing.assert_close(model(x), model(x.float()))  # uint8 and float inputs agree
 
 
-@pytest.mark.parametrize("half", [False, True])
-def test_checkpoint_round_trip(tmp_path: Path, half: bool) -> None:
-    model, path = _saved(tmp_path, half)
+@pytest.mark.parametrize("weights,tol,max_bytes", [("float32", 0.0, 2_300_000),
+                                                  ("float16", 2e-2, 1_150_000),
+                                                  ("int8", 5e-2, 600_000)])
+def test_checkpoint_round_trip(tmp_path: Path, weights: str, tol: float,
+                               max_bytes: int) -> None:
+    model, path = _saved(tmp_path, weights)
+    assert path.stat().st_size < max_bytes
     loaded, meta = load_checkpoint(path)
     assert meta["arch"] == "seed" and meta["class_names"] == list(CLASS_NAMES)
     assert meta["preprocessing"]["scale"] == 1 / 255
@@ -69,7 +73,6 @@ def test_checkpoint_round_trip(tmp_path: Path, half: bool) -> None:
     assert not loaded.training
     x = torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8)
     model.eval()
-    tol = 2e-2 if half else 0.0
     torch.testing.assert_close(loaded(x), model(x), atol=tol, rtol=tol)
     assert next(loaded.parameters()).dtype == torch.float32
 
@@ -117,13 +120,13 @@ def test_weights_that_do_not_fit(tmp_path: Path) -> None:
 
 def test_shipped_seed_model_is_self_describing() -> None:
     net, meta = load_checkpoint("seed")
-    assert meta["arch"] == "seed" and meta["weights_dtype"] == "float16"
+    assert meta["arch"] == "seed" and meta["weights_dtype"] == "int8"
     assert set(meta["data_checksums"]) == {
         "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}
     assert meta["config"]["lr"] == 0.01 and meta["config"]["batch_size"] == 32
     folder = shipped_model_dir("seed")
-    assert (folder / "model.pt").stat().st_size < 1_500_000
+    assert (folder / "model.pt").stat().st_size < 600_000  # "a few hundred KB"
     for name in ("MODEL_CARD.md", "metrics.json", "learning_curves.png",
                  "confusion_matrix.png"):
         assert (folder / name).is_file(), name

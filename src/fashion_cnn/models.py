@@ -91,17 +91,51 @@ def count_parameters(model: nn.Module) -> int:
 # Checkpoints: the weights plus everything needed to use and trust them.
 
 
+WEIGHT_DTYPES = ("float32", "float16", "int8")
+SCALE_SUFFIX = ".int8_scale"  # int8 files: per-row scales stored next to each matrix
+
+
+def compress_state(state: dict[str, torch.Tensor], dtype: str) -> dict[str, torch.Tensor]:
+    """Smaller weights for shipping: float16, or int8 with one float32 scale per output row
+    (symmetric, for tensors of 2+ dims; vectors such as biases go float16)."""
+    if dtype == "float32":
+        return dict(state)
+    out: dict[str, torch.Tensor] = {}
+    for name, v in state.items():
+        if dtype == "int8" and v.is_floating_point() and v.dim() >= 2:
+            rows = v.reshape(v.shape[0], -1)
+            scale = (rows.abs().amax(1) / 127).clamp(min=1e-12)  # [rows]
+            out[name] = torch.round(rows / scale[:, None]).to(torch.int8).reshape(v.shape)
+            out[name + SCALE_SUFFIX] = scale.float()
+        else:
+            out[name] = v.half() if v.is_floating_point() else v
+    return out
+
+
+def expand_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Inverse of `compress_state`: float32 tensors again."""
+    out = {}
+    for name, v in state.items():
+        if name.endswith(SCALE_SUFFIX):
+            continue
+        scale = state.get(name + SCALE_SUFFIX)
+        if scale is not None:
+            v = (v.reshape(v.shape[0], -1).float() * scale[:, None]).reshape(v.shape)
+        out[name] = v.float() if v.is_floating_point() else v
+    return out
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, *, config: dict[str, Any],
                     metrics: dict[str, Any], data_checksums: dict[str, str] | None,
-                    half: bool = False) -> None:
+                    weights: str = "float32") -> None:
     """Write a self-describing checkpoint (atomically).
 
-    `half=True` stores float weights as float16 (half the file size, for shipping); loading
-    always restores float32.
+    `weights` = "float16" halves the file, "int8" quarters it (for shipping; the model card
+    records the accuracy of what is shipped); loading always restores float32.
     """
-    state = model.state_dict()
-    if half:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    if weights not in WEIGHT_DTYPES:
+        raise ValueError(f"weights must be one of {WEIGHT_DTYPES}, not {weights!r}")
+    state = compress_state(model.state_dict(), weights)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "arch": model.arch,
@@ -113,7 +147,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, config: dict[str, Any
         "config": config,
         "metrics": metrics,
         "data_checksums": data_checksums or {},
-        "weights_dtype": "float16" if half else "float32",
+        "weights_dtype": weights,
         "state_dict": state,
     }
     with atomic_path(path) as tmp:
@@ -166,8 +200,8 @@ def load_checkpoint(model: str | Path | None = None) -> tuple[nn.Module, dict[st
         raise FashionCNNError(f"{path} is an incomplete fashion-cnn checkpoint (missing "
                               f"{', '.join(sorted(missing))}); retrain or re-copy it.")
     net = build_model(payload["arch"], **payload["arch_kwargs"])
-    try:  # load_state_dict copies into the float32 parameters, so float16 files upcast here
-        net.load_state_dict(payload["state_dict"])
+    try:
+        net.load_state_dict(expand_state(payload["state_dict"]))
     except RuntimeError as err:
         raise FashionCNNError(f"{path}: the weights do not fit architecture "
                               f"{payload['arch']!r} ({str(err).splitlines()[0]}).") from None
