@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -165,6 +166,42 @@ def evaluate(
         typer.echo(format_report(report))
         if plots is not None:
             typer.echo(f"plots -> {plots}")
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.command()
+def predict(
+    paths: Annotated[list[str], typer.Argument(
+        help="Image files or folders (every image inside); '-' reads one image from stdin.",
+        show_default=False)],
+    model: Annotated[Optional[str], typer.Option(
+        help="Checkpoint file or run folder, or a shipped model name.")] = None,
+    top_k: Annotated[int, typer.Option(min=1, max=10, help="Classes listed per image.")] = 3,
+    output: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    recursive: Annotated[bool, typer.Option(
+        "--recursive", "-r", help="Also look in subfolders.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Classify pictures of clothing. Exit status 1 if any picture could not be read."""
+    from tqdm import tqdm
+
+    from .predict import Classifier, collect_pictures, format_predictions
+
+    names, sources = collect_pictures(paths, recursive, stdin=sys.stdin.buffer)
+    classifier = Classifier(model)
+    results = tqdm(classifier.iter_classify(sources, names, top_k=top_k), total=len(names),
+                   unit="img", file=sys.stderr, disable=True if quiet or len(names) < 50 else None)
+    failed: list[str] = []
+    for line in format_predictions(results, output.value, names, failed):
+        typer.echo(line)
+    if failed:
+        typer.echo(f"{len(failed)} of {len(names)} pictures could not be classified", err=True)
+    raise typer.Exit(1 if failed else 0)
 
 
 @app.command("app")

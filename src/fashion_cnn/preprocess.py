@@ -70,18 +70,18 @@ class Preprocessed:
 # Decoding
 
 
-def decode_image(source: bytes | str | Path | BinaryIO, name: str | None = None,
+def decode_image(source: bytes | str | Path | BinaryIO,
                  max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Read a picture into an RGB image; raises ImageError with a message fit for the user."""
-    name = name or (str(source) if isinstance(source, (str, Path)) else "image")
+    """Read a picture into an RGB image; raises ImageError with a message fit for the user
+    (what is wrong and what to do; the caller adds which picture it was)."""
     if isinstance(source, (str, Path)):
         try:
             source = Path(source).read_bytes()
         except OSError as err:
-            raise ImageError(f"{name}: cannot read the file ({err.strerror}).") from None
+            raise ImageError(f"cannot read the file ({err.strerror}).") from None
     data = source if isinstance(source, bytes) else source.read()
     if not data:
-        raise ImageError(f"{name}: the file is empty (0 bytes).")
+        raise ImageError("the file is empty (0 bytes).")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -89,7 +89,7 @@ def decode_image(source: bytes | str | Path | BinaryIO, name: str | None = None,
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageError(
-                    f"{name}: the picture is {width}x{height} ({width * height / 1e6:.0f} "
+                    f"the picture is {width}x{height} ({width * height / 1e6:.0f} "
                     f"megapixels), over the {max_pixels / 1e6:.0f}-megapixel limit. "
                     "Downscale it first; the model only needs a few hundred pixels across.")
             img.seek(0)  # animations: the first frame
@@ -98,16 +98,16 @@ def decode_image(source: bytes | str | Path | BinaryIO, name: str | None = None,
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image this tool can read; use a {READABLE} file."
+        raise ImageError(f"not an image this tool can read; use a {READABLE} file."
                          ) from None
     except Image.DecompressionBombError as err:  # Pillow's own cap fired while opening
         pixels = re.search(r"\((\d+) pixels\)", str(err))
         size = f"{int(pixels[1]) / 1e6:.0f} megapixels" if pixels else "far too many pixels"
-        raise ImageError(f"{name}: the picture has {size}, over the {max_pixels / 1e6:.0f}-"
+        raise ImageError(f"the picture has {size}, over the {max_pixels / 1e6:.0f}-"
                          "megapixel limit (a decompression bomb?). Downscale it first."
                          ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise ImageError(f"{name}: the image is truncated or corrupt ({str(err)[:80]}); "
+        raise ImageError(f"the image is truncated or corrupt ({str(err)[:80]}); "
                          "re-save or re-download it.") from None
     return to_rgb(img)
 
@@ -210,11 +210,10 @@ def photo_warnings(img: Image.Image, config: PreprocessConfig = PreprocessConfig
     return hints
 
 
-def preprocess(source: bytes | str | Path | BinaryIO | Image.Image, name: str | None = None,
+def preprocess(source: bytes | str | Path | BinaryIO | Image.Image,
                config: PreprocessConfig = PreprocessConfig()) -> Preprocessed:
     """Decode (unless already an image) and convert; raises ImageError for unusable input."""
-    img = source if isinstance(source, Image.Image) else decode_image(source, name,
-                                                                       config.max_pixels)
+    img = source if isinstance(source, Image.Image) else decode_image(source, config.max_pixels)
     img = to_rgb(img)
     return Preprocessed(original=img, image=to_dataset_form(img, config),
                         dataset_form=is_dataset_form(img), warnings=photo_warnings(img, config))
