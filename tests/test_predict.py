@@ -4,6 +4,9 @@ their preprocessing, and dataset images score as the evaluation does."""
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,3 +68,88 @@ def test_saliency_and_overlay(classifier: Classifier) -> None:
     assert np.array_equal(heat, saliency(classifier.net, x, target=1))  # seeded: repeatable
     img = overlay(x, heat, size=112)
     assert img.size == (112, 112) and img.mode == "RGB"
+
+
+# --- the `fashion-cnn predict` command --------------------------------------------------------
+
+
+@pytest.fixture
+def picture_dir(tmp_path):
+    """Four good pictures in three formats, one bad file and a subfolder with one more."""
+    import shutil
+
+    from fashion_cnn.app import SAMPLES
+
+    folder = tmp_path / "pics"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("bag-1.jpg", "trouser-2.jpg"):
+        shutil.copy(SAMPLES / name, folder / name)
+    Image.open(SAMPLES / "sneaker-1.jpg").save(folder / "sneaker.png")
+    Image.open(SAMPLES / "dress-1.jpg").save(folder / "dress.webp")
+    (folder / "broken.jpg").write_bytes((SAMPLES / "coat-1.jpg").read_bytes()[:500])
+    (folder / "notes.txt").write_text("not a picture, and not picked up from a folder")
+    shutil.copy(SAMPLES / "sandal-1.jpg", folder / "sub" / "sandal.jpg")
+    return folder
+
+
+def test_predict_json_schema_order_and_exit_status(picture_dir, classifier) -> None:
+    from conftest import run_cli
+
+    result = run_cli("predict", "--format", "json", "--top-k", "2", str(picture_dir))
+    assert result.returncode == 1  # one picture failed
+    records = json.loads(result.stdout)
+    names = [Path(r["path"]).name for r in records]
+    assert names == ["bag-1.jpg", "broken.jpg", "dress.webp", "sneaker.png", "trouser-2.jpg"]
+    for r in records:
+        assert set(r) == {"path", "label", "index", "confidence", "top_k", "error"}
+        if r["error"]:
+            assert r["label"] is None and r["index"] is None and r["confidence"] is None
+            assert "truncated" in r["error"]
+            continue
+        expected = classifier.classify_one(Path(r["path"]))
+        assert (r["label"], r["index"]) == (expected.label, expected.index)
+        assert r["confidence"] == pytest.approx(expected.confidence, abs=1e-6)
+        assert len(r["top_k"]) == 2 and r["top_k"][0]["label"] == r["label"]
+        assert set(r["top_k"][0]) == {"label", "index", "confidence"}
+    assert "1 of 5 pictures could not be classified" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_predict_csv_recursive_and_input_order(picture_dir) -> None:
+    import csv
+
+    from conftest import run_cli
+
+    files = [picture_dir / "trouser-2.jpg", picture_dir / "bag-1.jpg"]
+    result = run_cli("predict", "--format", "csv", "--recursive", *map(str, files),
+                     str(picture_dir / "sub"))
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert list(rows[0]) == ["path", "label", "index", "confidence", "top_k", "error"]
+    assert [Path(r["path"]).name for r in rows] == ["trouser-2.jpg", "bag-1.jpg", "sandal.jpg"]
+    assert all(r["error"] == "" and r["top_k"].startswith(r["label"] + ":") for r in rows)
+
+
+def test_predict_table_and_stdin(picture_dir, classifier) -> None:
+    from conftest import run_cli
+
+    picture = picture_dir / "bag-1.jpg"
+    result = run_cli("predict", "-", input=None, stdin=picture.open("rb"))
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.splitlines()
+    assert header.split()[:3] == ["path", "label", "conf"]
+    assert row.split()[0] == "-" and classifier.classify_one(picture).label in row
+
+
+def test_predict_usage_errors(picture_dir, tmp_path) -> None:
+    from conftest import run_cli
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args in (["--format", "xml", str(picture_dir)], [], [str(empty)],
+                 ["--model", str(tmp_path / "none.pt"), str(picture_dir)], ["-", "-"]):
+        result = run_cli("predict", *args, stdin=subprocess.DEVNULL)
+        assert result.returncode == 2, args
+        assert "Traceback" not in result.stderr
+    missing = run_cli("predict", str(tmp_path / "nope.jpg"))
+    assert missing.returncode == 1 and "cannot read the file" in missing.stdout

@@ -77,20 +77,40 @@ def train(
     val_fraction: Annotated[float, typer.Option(
         help="Share of the training set held out for validation.")] = 0.1,
     threads: Threads = 0,
+    augment: Annotated[str, typer.Option(
+        help="Augmentation preset: none (the faithful recipe) or photo (flip, shift, scale, "
+        "contrast, sharpness, noise: closes the gap to converted photos).")] = "none",
+    flip: Annotated[Optional[bool], typer.Option(
+        "--flip/--no-flip", help="Mirror left-right (overrides the preset).",
+        show_default=False)] = None,
+    shift: Annotated[Optional[float], typer.Option(help="Max shift, pixels.")] = None,
+    scale: Annotated[Optional[float], typer.Option(help="Max relative zoom.")] = None,
+    contrast: Annotated[Optional[float], typer.Option(help="Gain/gamma range.")] = None,
+    sharpness: Annotated[Optional[float], typer.Option(help="Blur/sharpen range.")] = None,
+    noise: Annotated[Optional[float], typer.Option(help="Max noise std (0..255).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
     resume: Annotated[Optional[Path], typer.Option(
         help="Continue the interrupted run in this folder (its saved config is used).")] = None,
     data_dir: DataDir = None, offline: Offline = False, quiet: Quiet = False,
 ) -> None:
     """Train a model; writes model.pt, metrics.json and learning_curves.png into --out."""
+    from dataclasses import asdict
+
+    from .augment import PRESETS
     from .train import TrainConfig, resolve_run_config, run_training
 
+    if augment not in PRESETS:
+        raise FashionCNNError(f"--augment must be one of {', '.join(PRESETS)}, not {augment!r}.")
+    overrides = dict(flip=flip, shift=shift, scale=scale, contrast=contrast,
+                     sharpness=sharpness, noise=noise)
+    augmentation = {**asdict(PRESETS[augment]),
+                    **{k: v for k, v in overrides.items() if v is not None}}
     if resume is not None:
         config, out_dir = None, resume
     else:
         config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
                              momentum=momentum, seed=seed, val_fraction=val_fraction,
-                             threads=threads)
+                             threads=threads, **augmentation)
         out_dir = out or Path("runs") / f"{model}-seed{seed}"
     resolve_run_config(config, out_dir, resume is not None)  # a bad folder fails before the data
     ds = _load_data(data_dir, offline, quiet)

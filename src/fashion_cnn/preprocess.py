@@ -46,6 +46,10 @@ class PreprocessConfig:
     sharpen: bool = True  # authors: Gaussian sharpen, radius and sigma 1.0
     black_background: bool = True  # after negation, map the background level to 0 (as in data)
     max_pixels: int = MAX_PIXELS
+    work_size: int = 256  # pictures are reduced to about this many pixels across before the
+    # conversion (JPEGs decode at 1/2..1/8 scale directly): 9x the output is plenty, and it
+    # makes a 1-megapixel photo several times faster. 0 keeps full size.
+    denoise: bool = True  # find the article's edges on a 3x3-averaged picture (noise, JPEG)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,8 +74,8 @@ class Preprocessed:
 # Decoding
 
 
-def decode_image(source: bytes | str | Path | BinaryIO,
-                 max_pixels: int = MAX_PIXELS) -> Image.Image:
+def decode_image(source: bytes | str | Path | BinaryIO, max_pixels: int = MAX_PIXELS,
+                 work_size: int = 0) -> Image.Image:
     """Read a picture into an RGB image; raises ImageError with a message fit for the user
     (what is wrong and what to do; the caller adds which picture it was)."""
     if isinstance(source, (str, Path)):
@@ -93,6 +97,8 @@ def decode_image(source: bytes | str | Path | BinaryIO,
                     f"megapixels), over the {max_pixels / 1e6:.0f}-megapixel limit. "
                     "Downscale it first; the model only needs a few hundred pixels across.")
             img.seek(0)  # animations: the first frame
+            if work_size and img.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale
+                img.draft(None, (work_size, work_size))
             img.load()
             img = ImageOps.exif_transpose(img)
     except ImageError:
@@ -109,7 +115,13 @@ def decode_image(source: bytes | str | Path | BinaryIO,
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageError(f"the image is truncated or corrupt ({str(err)[:80]}); "
                          "re-save or re-download it.") from None
-    return to_rgb(img)
+    return reduce_to(to_rgb(img), work_size)
+
+
+def reduce_to(img: Image.Image, work_size: int) -> Image.Image:
+    """Shrink by an integer factor (box average) while the result stays >= work_size across."""
+    factor = min(img.size) // work_size if work_size else 0
+    return img.reduce(factor) if factor >= 2 else img
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -151,8 +163,11 @@ def background_colour(rgb: np.ndarray) -> np.ndarray:
     return np.median(corners.astype(np.float32), axis=0)
 
 
-def _trim_box(rgb: np.ndarray, fuzz: float) -> tuple[int, int, int, int] | None:
+def _trim_box(rgb: np.ndarray, fuzz: float, denoise: bool = True
+              ) -> tuple[int, int, int, int] | None:
     """(left, top, right, bottom) of what differs from the background, or None if nothing."""
+    if denoise and min(rgb.shape[:2]) >= 3 * IMAGE_SIZE:  # lone noisy pixels are not content
+        rgb = np.asarray(Image.fromarray(rgb).filter(ImageFilter.BoxBlur(1)))
     distance = np.linalg.norm(rgb.astype(np.float32) - background_colour(rgb), axis=2)
     content = distance > fuzz * np.sqrt(3) * 255  # 5% of the largest possible RGB distance
     rows, cols = np.flatnonzero(content.any(1)), np.flatnonzero(content.any(0))
@@ -169,7 +184,7 @@ def to_dataset_form(img: Image.Image, config: PreprocessConfig = PreprocessConfi
     size = config.size
     rgb = np.asarray(img.convert("RGB"))
     bg = background_colour(rgb)
-    box = _trim_box(rgb, config.trim_fuzz)
+    box = _trim_box(rgb, config.trim_fuzz, config.denoise)
     if box is not None:
         img = img.crop(box)
     # Fit the longest side to `size`, keeping the aspect ratio.
@@ -201,7 +216,7 @@ def photo_warnings(img: Image.Image, config: PreprocessConfig = PreprocessConfig
     if far.mean() > 0.25:
         hints.append("The background is not plain. Works best with one article on a plain, "
                      "light background, like a shop's product photo.")
-    box = _trim_box(rgb, config.trim_fuzz)
+    box = _trim_box(rgb, config.trim_fuzz, config.denoise)
     if box is not None and not hints:
         left, top, right, bottom = box
         if left == 0 and top == 0 and right == img.width and bottom == img.height:
@@ -213,7 +228,9 @@ def photo_warnings(img: Image.Image, config: PreprocessConfig = PreprocessConfig
 def preprocess(source: bytes | str | Path | BinaryIO | Image.Image,
                config: PreprocessConfig = PreprocessConfig()) -> Preprocessed:
     """Decode (unless already an image) and convert; raises ImageError for unusable input."""
-    img = source if isinstance(source, Image.Image) else decode_image(source, config.max_pixels)
-    img = to_rgb(img)
+    if isinstance(source, Image.Image):
+        img = reduce_to(to_rgb(source), config.work_size)
+    else:
+        img = decode_image(source, config.max_pixels, config.work_size)
     return Preprocessed(original=img, image=to_dataset_form(img, config),
                         dataset_form=is_dataset_form(img), warnings=photo_warnings(img, config))

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from .augment import Augment, augment_all
 from .data import FashionMNIST
 from .errors import FashionCNNError
 from .evaluate import loss_and_accuracy
@@ -44,6 +45,16 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.1  # from the training set; the test set is never used for choices
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default (one per core)
+    # Augmentation (see augment.Augment; all off = the faithful recipe)
+    flip: bool = False
+    shift: float = 0.0
+    scale: float = 0.0
+    contrast: float = 0.0
+    sharpness: float = 0.0
+    noise: float = 0.0
+
+    def augmentation(self) -> Augment:
+        return Augment(**{f.name: getattr(self, f.name) for f in fields(Augment)})
 
     def __post_init__(self) -> None:
         problems = []
@@ -104,8 +115,13 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
             log(f"resuming after epoch {history[-1]['epoch']} of {config.epochs}")
 
     n, bs = len(labels), config.batch_size
+    augmentation = config.augmentation()
     for epoch in range(len(history) + 1, config.epochs + 1):
-        perm = torch.randperm(n, generator=epoch_generator(config.seed, epoch))
+        rng = epoch_generator(config.seed, epoch)
+        perm = torch.randperm(n, generator=rng)
+        xs, ys = images[perm], labels[perm]  # this epoch's order; batches are slices
+        if augmentation.active:  # the whole epoch at once, batched, before the step loop
+            xs = augment_all(xs, augmentation, rng)
         model.train()
         loss_sum = torch.zeros((), dtype=torch.float64)
         correct = torch.zeros((), dtype=torch.int64)
@@ -113,8 +129,7 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
                    disable=not progress, leave=False, mininterval=0.5, file=sys.stderr)
         start = time.perf_counter()
         for step, i in enumerate(bar):
-            idx = perm[i:i + bs]
-            x, y = images[idx], labels[idx]  # [B, 28, 28] uint8, [B] int64
+            x, y = xs[i:i + bs], ys[i:i + bs]  # [B, 28, 28] uint8, [B] int64
             logits = model(x)
             loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,128 @@
+"""Benchmark: accuracy on "product photos" made from the official test images, next to clean.
+
+    python benchmarks/photo_accuracy.py [--model seed] [--n 10000] [--seed 0]
+        [--write DIR] [--out benchmarks/results/photo_accuracy_<model>.json]
+
+Each test image is turned back into a shop-style photo by `photo_style`: negated to a coloured
+article on a light, slightly tinted background, enlarged 4-16x with a random filter, placed
+off-centre with random margins, given mild lighting fall-off and sensor noise, then encoded as
+JPEG (quality 55-95), PNG (some with a transparent background), WebP, BMP, GIF or TIFF. The
+bytes go through the same path as `fashion-cnn predict` (decode -> preprocess -> model).
+Reported: clean accuracy, photo accuracy, the gap, and the photo accuracy per format and per
+enlargement. The photos are seeded, so every model is scored on the same set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fashion_cnn.data import load_fashion_mnist
+from fashion_cnn.evaluate import predict_logits
+from fashion_cnn.files import write_json
+from fashion_cnn.predict import Classifier
+from fashion_cnn.provenance import provenance
+
+HERE = Path(__file__).resolve().parent
+FORMATS = ["JPEG"] * 10 + ["PNG"] * 3 + ["PNG-alpha", "WEBP", "WEBP", "BMP", "GIF", "TIFF"]
+FILTERS = [Image.Resampling.BICUBIC, Image.Resampling.BILINEAR, Image.Resampling.LANCZOS]
+
+
+def photo_style(x: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str, int]:
+    """28x28 dataset image -> (encoded photo, format name, enlargement factor)."""
+    scale = int(rng.integers(4, 17))
+    size = 28 * scale
+    ink = np.asarray(Image.fromarray(x).resize((size, size), FILTERS[rng.integers(3)]),
+                     np.float32)[..., None] / 255.0  # [size, size, 1], 1 = article
+    background = rng.uniform(215, 255, 3) * rng.uniform(0.97, 1.0)
+    if rng.random() < 0.5:
+        colour = rng.uniform(0, 110, 3)  # dark, near-neutral article
+    else:
+        colour = rng.uniform(0, 200, 3) * np.eye(3)[rng.integers(3)] + rng.uniform(0, 60, 3)
+    margins = rng.uniform(0.1, 0.8, 4) * size  # left, top, right, bottom
+    width, height = int(size + margins[0] + margins[2]), int(size + margins[1] + margins[3])
+    canvas = np.zeros((height, width, 1), np.float32)
+    left, top = int(margins[0]), int(margins[1])
+    canvas[top:top + size, left:left + size] = ink
+    photo = background * (1 - canvas) + colour * canvas
+    fall_off = 1 - rng.uniform(0, 0.04) * np.linspace(0, 1, width)[None, :, None]  # lighting
+    photo = photo * fall_off + rng.normal(0, rng.uniform(0, 4), photo.shape)
+    img = Image.fromarray(photo.clip(0, 255).astype(np.uint8))
+
+    fmt = FORMATS[rng.integers(len(FORMATS))]
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        img.save(buf, "JPEG", quality=int(rng.integers(55, 96)))
+    elif fmt == "PNG-alpha":  # the article cut out on a transparent background
+        alpha = Image.fromarray((canvas[..., 0] * 255).clip(0, 255).astype(np.uint8))
+        rgba = img.convert("RGBA")
+        rgba.putalpha(alpha.point(lambda a: 255 if a > 8 else 0))
+        rgba.save(buf, "PNG")
+    elif fmt == "GIF":
+        img.convert("P", palette=Image.Palette.ADAPTIVE, colors=64).save(buf, "GIF")
+    else:
+        img.save(buf, fmt)
+    return buf.getvalue(), fmt, scale
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="checkpoint or shipped name")
+    parser.add_argument("--n", type=int, default=10_000, help="test images to use")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write", type=Path, help="also save the photos in this folder")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    data = load_fashion_mnist(offline=True)
+    images, labels = data.test_images[: args.n], data.test_labels[: args.n]
+    classifier = Classifier(args.model)
+    name = args.model or classifier.meta["arch"]
+    clean = (predict_logits(classifier.net, images).argmax(1) == labels).float().mean().item()
+
+    rng = np.random.default_rng(args.seed)
+    photos = [photo_style(x.numpy(), rng) for x in images]
+    if args.write:
+        args.write.mkdir(parents=True, exist_ok=True)
+        for i, (blob, fmt, _) in enumerate(photos):
+            suffix = {"PNG-alpha": "png", "JPEG": "jpg"}.get(fmt, fmt.lower())
+            (args.write / f"{i:05d}-{data.test_labels[i]}.{suffix}").write_bytes(blob)
+
+    start = time.perf_counter()
+    predictions = classifier.classify([p[0] for p in photos], [str(i) for i in range(len(photos))],
+                                      keep_inputs=False)
+    seconds = time.perf_counter() - start
+    right = [p.index == int(y) for p, y in zip(predictions, labels, strict=True)]
+    by_format, by_scale = defaultdict(list), defaultdict(list)
+    for ok, (_, fmt, scale) in zip(right, photos, strict=True):
+        by_format[fmt].append(ok)
+        by_scale[f"{4 * ((scale - 4) // 4) + 4}-{4 * ((scale - 4) // 4) + 7}x"].append(ok)
+    photo = statistics.mean(right)
+    result = {
+        **provenance(args.seed, data.checksums),
+        "model": name, "checkpoint": classifier.meta["path"], "n_images": len(photos),
+        "clean_accuracy": clean, "photo_accuracy": photo, "gap_points": 100 * (clean - photo),
+        "errors": sum(p.error is not None for p in predictions),
+        "photo_accuracy_by_format": {k: statistics.mean(v) for k, v in sorted(by_format.items())},
+        "photo_accuracy_by_enlargement": {k: statistics.mean(v)
+                                          for k, v in sorted(by_scale.items())},
+        "seconds_per_photo": seconds / len(photos),
+    }
+    out = args.out or HERE / "results" / f"photo_accuracy_{Path(name).stem}.json"
+    write_json(out, result)
+    print(f"{name}: clean {100 * clean:.2f}%, photo-style {100 * photo:.2f}% "
+          f"(gap {result['gap_points']:.2f} points) on {len(photos):,} images -> {out}",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
