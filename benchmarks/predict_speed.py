@@ -1,0 +1,117 @@
+"""Benchmark: prediction speed, decoding included, with the model already loaded.
+
+    python benchmarks/predict_speed.py [--model seed] [--n 2000] [--repeats 5]
+        [--out benchmarks/results/predict_speed.json]
+
+1. A folder of n 28x28 PNGs (official test images): images/s through `Classifier`
+   (read file, decode, preprocess, model), median of `repeats` passes; and the same folder
+   through the real command `fashion-cnn predict DIR --format csv` (process start-up included).
+2. 1-megapixel JPEGs (photo-style, 1000x1000): median milliseconds per picture, one at a time.
+3. One 28x28 image already in memory: median milliseconds per `classify_one` call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fashion_cnn.data import load_fashion_mnist
+from fashion_cnn.files import write_json
+from fashion_cnn.predict import Classifier
+from fashion_cnn.provenance import provenance
+
+HERE = Path(__file__).resolve().parent
+
+
+def megapixel_jpeg(x: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A 1000x1000 product-style photo of a 28x28 test image (dark article, light canvas)."""
+    article = np.asarray(Image.fromarray(x).resize((700, 700), Image.Resampling.BICUBIC),
+                         np.float32)[..., None] / 255
+    canvas = np.zeros((1000, 1000, 1), np.float32)
+    top, left = rng.integers(0, 300, 2)
+    canvas[top:top + 700, left:left + 700] = article
+    photo = 245 * (1 - canvas) + rng.uniform(0, 90, 3) * canvas
+    photo += rng.normal(0, 2, photo.shape)
+    buf = io.BytesIO()
+    Image.fromarray(photo.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def timed(fn, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "predict_speed.json")
+    args = parser.parse_args()
+
+    data = load_fashion_mnist(offline=True)
+    classifier = Classifier(args.model)
+    rng = np.random.default_rng(0)
+    result = {**provenance(0, data.checksums), "model": classifier.meta["arch"],
+              "checkpoint": classifier.meta["path"]}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for i in range(args.n):
+            Image.fromarray(data.test_images[i].numpy()).save(folder / f"{i:05d}.png")
+        paths = sorted(folder.iterdir())
+
+        def run_folder() -> None:
+            for _ in classifier.iter_classify(paths):
+                pass
+
+        folder_times = timed(run_folder, args.repeats)
+        exe = Path(sys.executable).with_name("fashion-cnn")
+        cli_times = timed(lambda: subprocess.run(
+            [str(exe), "predict", str(folder), "--format", "csv", "--quiet"],
+            check=True, capture_output=True), max(1, args.repeats // 2))
+    result["png_folder"] = {
+        "n_images": args.n, "seconds": folder_times,
+        "images_per_second": args.n / statistics.median(folder_times),
+        "cli_seconds": cli_times,
+        "cli_images_per_second": args.n / statistics.median(cli_times),
+    }
+
+    jpegs = [megapixel_jpeg(data.test_images[i].numpy(), rng) for i in range(20)]
+    per_jpeg = [t for blob in jpegs
+                for t in timed(lambda blob=blob: classifier.classify_one(blob), args.repeats)]
+    result["megapixel_jpeg"] = {"n_pictures": len(jpegs), "bytes_mean": int(
+        statistics.mean(map(len, jpegs))), "median_ms": 1000 * statistics.median(per_jpeg),
+        "p90_ms": 1000 * float(np.percentile(per_jpeg, 90))}
+
+    one = data.test_images[0].numpy()
+    image = Image.fromarray(one)
+    single = timed(lambda: classifier.classify_one(image), 200)
+    tensor_path = timed(lambda: classifier.probabilities(one[None]), 200)
+    result["single_28x28"] = {"median_ms_classify_one": 1000 * statistics.median(single),
+                              "median_ms_model_only": 1000 * statistics.median(tensor_path)}
+    write_json(args.out, result)
+    print(f"28x28 PNG folder: {result['png_folder']['images_per_second']:,.0f} images/s "
+          f"(CLI incl. start-up {result['png_folder']['cli_images_per_second']:,.0f}); "
+          f"1-MP JPEG: {result['megapixel_jpeg']['median_ms']:.1f} ms median; one 28x28 image: "
+          f"{result['single_28x28']['median_ms_classify_one']:.2f} ms -> {args.out}",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
