@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,9 @@ from fashion_cnn.data import load_fashion_mnist
 from fashion_cnn.evaluate import predict_logits
 from fashion_cnn.files import write_json
 from fashion_cnn.predict import Classifier
+from fashion_cnn.preprocess import PreprocessConfig
 from fashion_cnn.provenance import provenance
+from fashion_cnn.train import split_indices
 
 HERE = Path(__file__).resolve().parent
 FORMATS = ["JPEG"] * 10 + ["PNG"] * 3 + ["PNG-alpha", "WEBP", "WEBP", "BMP", "GIF", "TIFF"]
@@ -73,19 +76,41 @@ def photo_style(x: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str, in
     return buf.getvalue(), fmt, scale
 
 
+def override(config: PreprocessConfig, settings: list[str]) -> PreprocessConfig:
+    """Apply KEY=VALUE overrides (typed like the field they replace)."""
+    changes = {}
+    for item in settings:
+        key, _, value = item.partition("=")
+        current = getattr(config, key)
+        changes[key] = (value.lower() in ("1", "true", "yes") if isinstance(current, bool)
+                        else type(current)(value))
+    return replace(config, **changes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="checkpoint or shipped name")
     parser.add_argument("--n", type=int, default=10_000, help="test images to use")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", choices=["test", "val"], default="test",
+                        help="val: the model's own validation split of the training set, for "
+                        "making choices; test: the official test set, for reporting")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a preprocessing setting, e.g. --set stretch=false")
     parser.add_argument("--write", type=Path, help="also save the photos in this folder")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
     data = load_fashion_mnist(offline=True)
-    images, labels = data.test_images[: args.n], data.test_labels[: args.n]
     classifier = Classifier(args.model)
+    classifier.config = override(classifier.config, args.set)
+    if args.split == "val":
+        config = classifier.meta["config"]
+        _, val = split_indices(len(data.train_labels), config["val_fraction"], config["seed"])
+        images, labels = data.train_images[val][: args.n], data.train_labels[val][: args.n]
+    else:
+        images, labels = data.test_images[: args.n], data.test_labels[: args.n]
     name = args.model or classifier.meta["arch"]
     clean = (predict_logits(classifier.net, images).argmax(1) == labels).float().mean().item()
 
@@ -95,7 +120,7 @@ def main() -> None:
         args.write.mkdir(parents=True, exist_ok=True)
         for i, (blob, fmt, _) in enumerate(photos):
             suffix = {"PNG-alpha": "png", "JPEG": "jpg"}.get(fmt, fmt.lower())
-            (args.write / f"{i:05d}-{data.test_labels[i]}.{suffix}").write_bytes(blob)
+            (args.write / f"{i:05d}-{labels[i]}.{suffix}").write_bytes(blob)
 
     start = time.perf_counter()
     predictions = classifier.classify([p[0] for p in photos], [str(i) for i in range(len(photos))],
@@ -109,7 +134,9 @@ def main() -> None:
     photo = statistics.mean(right)
     result = {
         **provenance(args.seed, data.checksums),
-        "model": name, "checkpoint": classifier.meta["path"], "n_images": len(photos),
+        "model": name, "checkpoint": classifier.meta["path"], "split": args.split,
+        "preprocessing": classifier.config.to_dict(),
+        "n_images": len(photos),
         "clean_accuracy": clean, "photo_accuracy": photo, "gap_points": 100 * (clean - photo),
         "errors": sum(p.error is not None for p in predictions),
         "photo_accuracy_by_format": {k: statistics.mean(v) for k, v in sorted(by_format.items())},
@@ -117,9 +144,9 @@ def main() -> None:
                                           for k, v in sorted(by_scale.items())},
         "seconds_per_photo": seconds / len(photos),
     }
-    out = args.out or HERE / "results" / f"photo_accuracy_{Path(name).stem}.json"
+    out = args.out or HERE / "results" / f"photo_accuracy_{Path(name).stem}_{args.split}.json"
     write_json(out, result)
-    print(f"{name}: clean {100 * clean:.2f}%, photo-style {100 * photo:.2f}% "
+    print(f"{name} ({args.split}): clean {100 * clean:.2f}%, photo-style {100 * photo:.2f}% "
           f"(gap {result['gap_points']:.2f} points) on {len(photos):,} images -> {out}",
           file=sys.stderr)
 

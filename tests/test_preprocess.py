@@ -173,3 +173,18 @@ def test_config_round_trip() -> None:
     assert PreprocessConfig.from_dict(config.to_dict()) == config
     assert PreprocessConfig.from_dict(None) == PreprocessConfig()
     assert PreprocessConfig.from_dict({"unknown": 1}) == PreprocessConfig()
+
+
+def test_pale_article_is_stretched_to_full_brightness() -> None:
+    pale = to_dataset_form(_article(colour=(250, 225, 90)))  # yellow on white: luma ~215
+    assert pale.max() == 255  # as every training image (their peaks are 240-255)
+    assert _same_article(pale) > 0.9
+    faint = to_dataset_form(_article(colour=(250, 225, 90)), PreprocessConfig(stretch=False))
+    assert faint.max() < 100
+
+
+def test_blank_picture_is_not_stretched_into_noise() -> None:
+    rng = np.random.default_rng(0)
+    flat = np.full((120, 120, 3), 240.0) + rng.normal(0, 1.5, (120, 120, 3))
+    out = to_dataset_form(Image.fromarray(flat.clip(0, 255).astype(np.uint8)))
+    assert out.max() < 40

@@ -50,6 +50,8 @@ class PreprocessConfig:
     # conversion (JPEGs decode at 1/2..1/8 scale directly): 9x the output is plenty, and it
     # makes a 1-megapixel photo several times faster. 0 keeps full size.
     denoise: bool = True  # find the article's edges on a block-averaged copy (noise, JPEG)
+    stretch: bool = True  # scale so the brightest pixel is 255: every training image has its
+    # maximum at 240-255, so a pale (yellow, pastel, grey) article would otherwise look faint
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -172,6 +174,7 @@ class Layout:
     busy_border: bool  # much of the border differs from the background colour
 
 
+MIN_STRETCH_PEAK = 24  # below this the picture is blank: stretching would only amplify noise
 ANALYSIS_SIZE = 96  # the trim is measured on a copy about this many pixels across
 
 
@@ -222,7 +225,10 @@ def to_dataset_form(img: Image.Image, config: PreprocessConfig = PreprocessConfi
         gray, bg_level = 255.0 - gray, 255.0 - bg_level
     if config.black_background and bg_level > 0:
         gray = (gray - bg_level) * (255.0 / (255.0 - bg_level))  # background -> 0, keep 255
-    return np.clip(gray, 0, 255).round().astype(np.uint8)
+    gray = np.clip(gray, 0, 255)
+    if config.stretch and gray.max() >= MIN_STRETCH_PEAK:
+        gray = gray * (255.0 / gray.max())
+    return gray.round().astype(np.uint8)
 
 
 def photo_warnings(img: Image.Image, config: PreprocessConfig = PreprocessConfig(),
