@@ -234,7 +234,7 @@ def app_command(
 ) -> None:
     """Start the web app (Streamlit): upload clothing pictures and see what they are."""
     import importlib.util
-    import subprocess
+    import os
 
     from .models import load_checkpoint
     from .serve import app_env, streamlit_command
@@ -247,11 +247,12 @@ def app_command(
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     typer.echo(f"fashion-cnn app: open http://{shown}:{port} in your browser (Ctrl-C stops it)",
                err=True)
-    try:
-        code = subprocess.call(streamlit_command(port, host), env=app_env(model))
-    except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code)
+    # Become the server (exec): signals and the exit status are then Streamlit's own, and
+    # stopping this process cannot leave an orphaned server behind.
+    command = streamlit_command(port, host)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(command[0], command, app_env(model))
 
 
 # ---------------------------------------------------------------------------------------------
