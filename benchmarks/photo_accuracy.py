@@ -87,6 +87,29 @@ def override(config: PreprocessConfig, settings: list[str]) -> PreprocessConfig:
     return replace(config, **changes)
 
 
+def examples_figure(classifier: Classifier, photos: list, labels, path: Path) -> None:
+    """Top row: the photos; bottom row: the 28x28 input the model saw, with its answer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fashion_cnn.data import CLASS_NAMES
+    from fashion_cnn.files import save_figure
+
+    results = classifier.classify([p[0] for p in photos])
+    fig, axes = plt.subplots(2, len(photos), figsize=(2 * len(photos), 4.4))
+    for k, (r, (_, fmt, _), y) in enumerate(zip(results, photos, labels, strict=True)):
+        axes[0, k].imshow(r.input.original)
+        axes[0, k].set_title(fmt, fontsize=9)
+        axes[1, k].imshow(r.input.image, cmap="gray", vmin=0, vmax=255)
+        ok = "" if r.index == int(y) else f" (true: {CLASS_NAMES[int(y)]})"
+        axes[1, k].set_title(f"{r.label}{ok}", fontsize=8, color="k" if not ok else "r")
+    for ax in axes.flat:
+        ax.axis("off")
+    save_figure(fig, path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -100,6 +123,7 @@ def main() -> None:
                         help="override a preprocessing setting, e.g. --set stretch=false")
     parser.add_argument("--write", type=Path, help="also save the photos in this folder")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--examples", type=Path, help="PNG: 8 photos and what the model saw")
     args = parser.parse_args()
 
     data = load_fashion_mnist(offline=True)
@@ -144,6 +168,8 @@ def main() -> None:
                                           for k, v in sorted(by_scale.items())},
         "seconds_per_photo": seconds / len(photos),
     }
+    if args.examples:
+        examples_figure(classifier, photos[:8], labels[:8], args.examples)
     out = args.out or HERE / "results" / f"photo_accuracy_{Path(name).stem}_{args.split}.json"
     write_json(out, result)
     print(f"{name} ({args.split}): clean {100 * clean:.2f}%, photo-style {100 * photo:.2f}% "
