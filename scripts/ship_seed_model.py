@@ -129,9 +129,11 @@ Files here: `metrics.json` (all numbers above plus the confusion matrix),
 ## Limits
 Trained on Fashion-MNIST only: 28x28 grayscale product shots on a black background, no
 augmentation. `fashion-cnn predict` and the app convert photos the way the dataset's authors
-did (`fashion_cnn.preprocess`: trim, fit to 28x28, sharpen, centre, negate), but this model was
-never trained on such conversions and is brittle on them. Shirt vs T-shirt/top, pullover and
-coat are its weakest classes.
+did (`fashion_cnn.preprocess`: trim, fit to 28x28, centre, negate, stretch); this model was
+never trained on such conversions, yet on photo-style versions of the test images it keeps most
+of its accuracy (see `benchmarks/results/photo_accuracy_seed_test.json`, made by
+`python benchmarks/photo_accuracy.py`). Shirt vs T-shirt/top, pullover and coat are its weakest
+classes.
 """
     with atomic_path(path) as tmp:
         tmp.write_text(text)
