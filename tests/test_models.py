@@ -138,3 +138,21 @@ def test_evaluate_rejects_bad_checkpoint(tmp_path: Path) -> None:
     result = run_cli("evaluate", str(bad), "--offline")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "bad.pt" in result.stderr
+
+
+def test_pool_before_relu_is_the_keras_order() -> None:
+    """The model pools before its ReLU (faster); outputs and gradients match ReLU-then-pool."""
+    torch.manual_seed(0)
+    model = build_model("seed")
+    x = torch.randint(0, 256, (16, 28, 28), dtype=torch.uint8)
+
+    def keras_order(m: torch.nn.Module) -> torch.Tensor:
+        h = m.pool(torch.relu(m.conv(m.normalize(x))))
+        return m.fc2(torch.relu(m.fc1(h.flatten(1))))
+
+    ours, reference = model(x), keras_order(model)
+    assert torch.equal(ours, reference)
+    g1 = torch.autograd.grad(ours.square().sum(), list(model.parameters()))
+    g2 = torch.autograd.grad(keras_order(model).square().sum(), list(model.parameters()))
+    for a, b in zip(g1, g2, strict=True):
+        torch.testing.assert_close(a, b)
