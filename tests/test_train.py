@@ -185,3 +185,40 @@ def test_augmented_training_runs_and_resumes_exactly(tiny_data, tmp_path: Path) 
                          log=_quiet)
     assert plain["epochs"][-1]["train_loss"] != json.loads(
         (tmp_path / "full" / "metrics.json").read_text())["epochs"][-1]["train_loss"]
+
+
+def test_fast_recipe_schedule_resumes_exactly(tiny_data, tmp_path: Path) -> None:
+    """One-cycle LR, Nesterov, label smoothing: the scheduler state survives an interruption."""
+    from fashion_cnn.train import RECIPES
+
+    config = TrainConfig(**{**RECIPES["fast"], "epochs": 3, "batch_size": 64, "lr": 0.1,
+                            "val_fraction": 0.25})
+    full = run_training(config, tiny_data, tmp_path / "full", progress=False, log=_quiet)
+
+    def interrupt_after_epoch_1(message: str) -> None:
+        if message.startswith("epoch 1/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config, tiny_data, tmp_path / "cut", progress=False,
+                     log=interrupt_after_epoch_1)
+    run_training(None, tiny_data, tmp_path / "cut", resume=True, progress=False, log=_quiet)
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert full["config"]["schedule"] == "onecycle" and full["test_accuracy"] > 0.5
+
+
+def test_recipe_presets_and_explicit_options() -> None:
+    from fashion_cnn.train import recipe_config
+
+    assert recipe_config() == TrainConfig()  # faithful: the Keras article
+    fast = recipe_config("fast", seed=3, epochs=None)
+    assert (fast.batch_size, fast.epochs, fast.schedule, fast.flip, fast.seed) == (
+        128, 5, "onecycle", True, 3)
+    assert recipe_config("fast", epochs=7, flip=False).epochs == 7
+    assert recipe_config("fast", epochs=7, flip=False).flip is False
+    assert recipe_config("faithful", augment="photo").noise > 0
+    with pytest.raises(FashionCNNError, match="--recipe"):
+        recipe_config("quick")
+    with pytest.raises(FashionCNNError, match="--augment"):
+        recipe_config(augment="heavy")
