@@ -165,26 +165,31 @@ def test_real_training_killed_and_resumed_reaches_85_percent(real_data_dir: Path
     assert f"Accuracy : {100 * metrics['test_accuracy']:.3f}" in result.stdout
 
 
-def test_augmented_training_runs_and_resumes_exactly(tiny_data, tmp_path: Path) -> None:
-    config = TrainConfig(**TINY, flip=True, shift=2.0, scale=0.1, contrast=0.3, noise=8.0)
-    run_training(config, tiny_data, tmp_path / "full", progress=False, log=_quiet)
+def _full_and_resumed_match(config: TrainConfig, data, root: Path) -> dict:
+    """Train `config` straight through and again cut after epoch 1 then resumed; the weights
+    must be identical. Returns the straight run's metrics."""
+    full = run_training(config, data, root / "full", progress=False, log=_quiet)
 
     def interrupt_after_epoch_1(message: str) -> None:
         if message.startswith("epoch 1/"):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_training(config, tiny_data, tmp_path / "cut", progress=False,
-                     log=interrupt_after_epoch_1)
-    run_training(None, tiny_data, tmp_path / "cut", resume=True, progress=False, log=_quiet)
-    full, cut = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
-    assert all(torch.equal(full[k], cut[k]) for k in full)
+        run_training(config, data, root / "cut", progress=False, log=interrupt_after_epoch_1)
+    run_training(None, data, root / "cut", resume=True, progress=False, log=_quiet)
+    a, b = _weights(root / "full"), _weights(root / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    return full
+
+
+def test_augmented_training_runs_and_resumes_exactly(tiny_data, tmp_path: Path) -> None:
+    config = TrainConfig(**TINY, flip=True, shift=2.0, scale=0.1, contrast=0.3, noise=8.0)
+    augmented = _full_and_resumed_match(config, tiny_data, tmp_path)
     saved = json.loads((tmp_path / "full" / "config.json").read_text())
     assert saved["flip"] is True and saved["noise"] == 8.0
     plain = run_training(TrainConfig(**TINY), tiny_data, tmp_path / "plain", progress=False,
                          log=_quiet)
-    assert plain["epochs"][-1]["train_loss"] != json.loads(
-        (tmp_path / "full" / "metrics.json").read_text())["epochs"][-1]["train_loss"]
+    assert plain["epochs"][-1]["train_loss"] != augmented["epochs"][-1]["train_loss"]
 
 
 def test_fast_recipe_schedule_resumes_exactly(tiny_data, tmp_path: Path) -> None:
@@ -193,18 +198,7 @@ def test_fast_recipe_schedule_resumes_exactly(tiny_data, tmp_path: Path) -> None
 
     config = TrainConfig(**{**RECIPES["fast"], "epochs": 3, "batch_size": 64, "lr": 0.1,
                             "val_fraction": 0.25})
-    full = run_training(config, tiny_data, tmp_path / "full", progress=False, log=_quiet)
-
-    def interrupt_after_epoch_1(message: str) -> None:
-        if message.startswith("epoch 1/"):
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_training(config, tiny_data, tmp_path / "cut", progress=False,
-                     log=interrupt_after_epoch_1)
-    run_training(None, tiny_data, tmp_path / "cut", resume=True, progress=False, log=_quiet)
-    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    full = _full_and_resumed_match(config, tiny_data, tmp_path)
     assert full["config"]["schedule"] == "onecycle" and full["test_accuracy"] > 0.5
 
 
