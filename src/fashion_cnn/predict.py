@@ -55,9 +55,7 @@ class Prediction:
 class Classifier:
     """A loaded model plus its preprocessing; reuse one for many pictures."""
 
-    def __init__(self, model: str | Path | None = None, threads: int | None = None):
-        if threads:
-            torch.set_num_threads(threads)
+    def __init__(self, model: str | Path | None = None):
         self.net, self.meta = load_checkpoint(model)
         self.config = PreprocessConfig.from_dict(self.meta.get("image_preprocessing"))
         self.class_names = list(self.meta.get("class_names", CLASS_NAMES))
