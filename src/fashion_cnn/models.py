@@ -67,7 +67,7 @@ class SeedCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Pool, then ReLU: the same function as Keras' ReLU-then-pool (max and ReLU commute) on
-        # 4x fewer elements; measured +37% training images/s at batch 32 on 2 cores.
+        # 4x fewer elements; benchmarks/train_profile.py: 5.40 -> 4.77 ms per batch-32 step.
         x = torch.relu(self.pool(self.conv(self.normalize(x))))
         x = torch.relu(self.fc1(x.flatten(1)))
         return self.fc2(x)
