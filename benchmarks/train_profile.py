@@ -2,12 +2,15 @@
 CPU's peak it runs.
 
     python benchmarks/train_profile.py [--steps 400] [--batch-size 32] [--threads 0]
-        [--out benchmarks/results/train_profile.json]
+        [--rounds 3] [--out benchmarks/results/train_profile.json]
 
-Times each phase of plain eager steps (data slicing, forward + loss, backward, optimizer) with
-perf_counter (CPU execution is synchronous, so phase times are real), and reports achieved
-FLOP/s against the theoretical fp32 peak of the cores (from /proc/cpuinfo: AVX-512 -> 16 fp32
-lanes, AVX2 -> 8; 2 FMA units per core; the base clock).
+Times each phase of a training step (data slicing, forward + loss, backward, optimizer) with
+perf_counter (CPU execution is synchronous, so phase times are real) for each path: plain eager
+PyTorch, eager with channels-last activations, and the hand-fused step (fused.py). The paths
+take turns for --rounds rounds (the machine is shared: interleaving spreads its noise evenly);
+each phase's figure is the median over all its steps. Reports achieved FLOP/s against the
+theoretical fp32 peak of the cores (from /proc/cpuinfo: AVX-512 -> 16 fp32 lanes, AVX2 -> 8;
+2 FMA units per core; the base clock).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch.nn.functional as F
 
 from fashion_cnn.data import load_fashion_mnist
 from fashion_cnn.files import write_json
+from fashion_cnn.fused import FusedSeed, soft_targets
 from fashion_cnn.models import build_model
 from fashion_cnn.provenance import provenance
 
@@ -58,60 +62,97 @@ def peak_flops(cores: int) -> dict[str, float | str]:
             "clock_ghz": clock, "peak_gflops": cores * 2 * lanes * 2 * clock}
 
 
+def plain_step(channels_last: bool):
+    """A plain eager training step, timed by phase."""
+    torch.manual_seed(0)
+    model = build_model("seed").train()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> list[float]:
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        t1 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t2 = time.perf_counter()
+        optimizer.step()
+        return [t1 - t0, t2 - t1, time.perf_counter() - t2]
+    return step
+
+
+def fused_step():
+    """The fused step (FusedSeed + fused SGD), timed by phase."""
+    torch.manual_seed(0)
+    fused = FusedSeed(build_model("seed"))
+    optimizer = torch.optim.SGD([fused.theta], lr=0.01, momentum=0.9, fused=True)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> list[float]:
+        t0 = time.perf_counter()
+        logits, saved = fused.forward(x, record=True)
+        t1 = time.perf_counter()
+        fused.backward(logits, soft_targets(y), saved)
+        t2 = time.perf_counter()
+        optimizer.step()
+        return [t1 - t0, t2 - t1, time.perf_counter() - t2]
+    return step
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "train_profile.json")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     data = load_fashion_mnist(offline=True)
-    torch.manual_seed(0)
-    model = build_model("seed").train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     images, labels, bs = data.train_images, data.train_labels, args.batch_size
-    perm = torch.randperm(len(labels))
-    phases: dict[str, list[float]] = {"data": [], "forward": [], "backward": [], "optimizer": []}
-    for step in range(args.steps + 50):  # the first 50 warm up allocator and caches
-        t0 = time.perf_counter()
-        idx = perm[step * bs:(step + 1) * bs]
-        x, y = images[idx], labels[idx]
-        t1 = time.perf_counter()
-        loss = F.cross_entropy(model(x), y)
-        t2 = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        t3 = time.perf_counter()
-        optimizer.step()
-        t4 = time.perf_counter()
-        if step >= 50:
-            for name, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
-                phases[name].append(dt)
+    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    steps = {"plain": plain_step(False), "channels_last": plain_step(True), "fused": fused_step()}
+    names = ("data", "forward", "backward", "optimizer")
+    phases = {path: {name: [] for name in names} for path in steps}
+    for _ in range(args.rounds):
+        for path, step in steps.items():
+            for k in range(args.steps + 50):  # the first 50 warm up allocator and caches
+                t0 = time.perf_counter()
+                idx = perm[(k * bs) % (len(perm) - bs):][:bs]
+                x, y = images[idx], labels[idx]
+                times = [time.perf_counter() - t0, *step(x, y)]
+                if k >= 50:
+                    for name, dt in zip(names, times, strict=True):
+                        phases[path][name].append(dt)
 
-    step_ms = {k: 1000 * statistics.median(v) for k, v in phases.items()}
-    total_ms = sum(step_ms.values())
     flops = seed_flops_per_image()
     peak = peak_flops(torch.get_num_threads())
-    achieved = flops["total"] * bs / (total_ms / 1000) / 1e9
+    paths = {}
+    for path, by_phase in phases.items():
+        step_ms = {k: 1000 * statistics.median(v) for k, v in by_phase.items()}
+        total_ms = sum(step_ms.values())
+        achieved = flops["total"] * bs / (total_ms / 1000) / 1e9
+        paths[path] = {"median_ms_per_phase": step_ms, "ms_per_step": total_ms,
+                       "share_per_phase": {k: v / total_ms for k, v in step_ms.items()},
+                       "images_per_second": bs / (total_ms / 1000), "achieved_gflops": achieved,
+                       "fraction_of_peak": achieved / peak["peak_gflops"]}
     result = {
         **provenance(0, data.checksums),
         "batch_size": bs, "threads": torch.get_num_threads(), "steps": args.steps,
-        "median_ms_per_phase": step_ms, "ms_per_step": total_ms,
-        "share_per_phase": {k: v / total_ms for k, v in step_ms.items()},
-        "images_per_second": bs / (total_ms / 1000),
-        "flop_per_image": flops, "achieved_gflops": achieved, **peak,
-        "fraction_of_peak": achieved / peak["peak_gflops"],
-        "cpu_count": os.cpu_count(),
+        "rounds": args.rounds, "flop_per_image": flops, **peak, "cpu_count": os.cpu_count(),
+        "paths": paths,
+        "speedup_fused_vs_plain": paths["plain"]["ms_per_step"] / paths["fused"]["ms_per_step"],
     }
     write_json(args.out, result)
-    shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in result["share_per_phase"].items())
-    print(f"{total_ms:.2f} ms/step ({result['images_per_second']:,.0f} img/s): {shares}; "
-          f"{achieved:.1f} GFLOP/s = {100 * result['fraction_of_peak']:.1f}% of "
-          f"{peak['peak_gflops']:.0f} GFLOP/s peak -> {args.out}")
+    for path, r in paths.items():
+        shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["share_per_phase"].items())
+        print(f"{path:13s} {r['ms_per_step']:.2f} ms/step ({r['images_per_second']:,.0f} img/s):"
+              f" {shares}; {r['achieved_gflops']:.1f} GFLOP/s = "
+              f"{100 * r['fraction_of_peak']:.1f}% of {peak['peak_gflops']:.0f} GFLOP/s peak")
+    print(f"-> {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Benchmark: the faithful seed recipe (batch 32, SGD 0.01/0.9, 10 epochs) - images/s per epoch
-and final test accuracy - optionally beside the original Keras model, run after it on the same
-machine.
+and final test accuracy - for fashion-cnn's training paths (the fused step, the default, and
+plain PyTorch autograd) beside the original Keras model, all run one after another on the
+same machine.
 
     python benchmarks/train_seed.py [--epochs 10] [--seed 0] [--keras auto|skip]
-        [--out benchmarks/results/train_seed.json]
+        [--paths fused,plain,channels_last] [--out benchmarks/results/train_seed.json]
 
 --keras auto: installs tensorflow-cpu==2.21.0 into .venv-keras (once) and times
 benchmarks/keras_seed.py there; if that is impossible the JSON says why and quotes the last
@@ -33,10 +34,14 @@ KERAS_LAST_RECORDED = {"images_per_second": 4900, "epoch_seconds": 12.0,
                        "source": "issue 6 (Keras 3 / TF 2.21 on the 2-core CI machine)"}
 
 
-def fashion_cnn_run(data, epochs: int, seed: int) -> dict:
+PATHS = {"fused": {}, "plain": {"fused": False},
+         "channels_last": {"fused": False, "channels_last": True}}
+
+
+def fashion_cnn_run(data, epochs: int, seed: int, path: str) -> dict:
+    config = TrainConfig(epochs=epochs, seed=seed, **PATHS[path])
     with tempfile.TemporaryDirectory() as tmp:
-        m = run_training(TrainConfig(epochs=epochs, seed=seed), data, Path(tmp) / "run",
-                         progress=False, log=lambda _: None)
+        m = run_training(config, data, Path(tmp) / "run", progress=False, log=lambda _: None)
     per_epoch = [m["n_train"] / e["epoch_seconds"] for e in m["epochs"]]
     return {"epoch_seconds": [e["epoch_seconds"] for e in m["epochs"]],
             "images_per_second": per_epoch,
@@ -76,14 +81,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keras", choices=["auto", "skip"], default="auto")
+    parser.add_argument("--paths", default="fused,plain",
+                        help=f"comma-separated, from: {', '.join(PATHS)}")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "train_seed.json")
     args = parser.parse_args()
 
+    paths = args.paths.split(",")
+    if unknown := set(paths) - set(PATHS):
+        parser.error(f"unknown --paths {unknown}; choose from {', '.join(PATHS)}")
+
     data = load_fashion_mnist(offline=True)
-    print("fashion-cnn, faithful recipe ...", file=sys.stderr)
-    result = {**provenance(args.seed, data.checksums), "fashion_cnn": fashion_cnn_run(
-        data, args.epochs, args.seed)}
-    ours = result["fashion_cnn"]["median_images_per_second"]
+    result = {**provenance(args.seed, data.checksums), "runs": {}}
+    runs = result["runs"]
+    for path in paths:
+        print(f"fashion-cnn {path}, faithful recipe ...", file=sys.stderr)
+        runs[path] = fashion_cnn_run(data, args.epochs, args.seed, path)
     if args.keras == "auto":
         python, why = keras_python()
         if python is not None:
@@ -94,16 +106,20 @@ def main() -> None:
             result["keras"] = {**KERAS_LAST_RECORDED, "status": f"last recorded figure; {why}",
                                "median_images_per_second": KERAS_LAST_RECORDED[
                                    "images_per_second"]}
-        result["speedup_vs_keras"] = ours / result["keras"]["median_images_per_second"]
+        keras = result["keras"]["median_images_per_second"]
+        result["speedup_vs_keras"] = {path: r["median_images_per_second"] / keras
+                                      for path, r in runs.items()}
     write_json(args.out, result)
-    line = f"fashion-cnn: {ours:,.0f} images/s (median epoch), test accuracy " \
-           f"{100 * result['fashion_cnn']['test_accuracy']:.2f}%"
+    for path, r in runs.items():
+        line = (f"fashion-cnn {path}: {r['median_images_per_second']:,.0f} images/s (median "
+                f"epoch), test accuracy {100 * r['test_accuracy']:.2f}%")
+        if "keras" in result:
+            line += f", x{result['speedup_vs_keras'][path]:.2f} Keras"
+        print(line)
     if "keras" in result:
         k = result["keras"]
         accuracy = f", {100 * k['test_accuracy']:.2f}%" if "test_accuracy" in k else ""
-        line += (f"; keras: {k['median_images_per_second']:,.0f} images/s{accuracy}"
-                 f" ({k['status']}); speedup x{result['speedup_vs_keras']:.2f}")
-    print(line)
+        print(f"keras: {k['median_images_per_second']:,.0f} images/s{accuracy} ({k['status']})")
     print(f"-> {args.out}")
 
 

@@ -208,10 +208,11 @@ def test_recipe_presets_and_explicit_options() -> None:
     assert recipe_config() == TrainConfig()  # faithful: the Keras article
     fast = recipe_config("fast", seed=3, epochs=None)
     assert (fast.batch_size, fast.epochs, fast.schedule, fast.flip, fast.seed) == (
-        128, 5, "onecycle", True, 3)
+        128, 6, "onecycle", True, 3)
     assert recipe_config("fast", epochs=7, flip=False).epochs == 7
     assert recipe_config("fast", epochs=7, flip=False).flip is False
     assert recipe_config("faithful", augment="photo").noise > 0
+    assert recipe_config().fused and not recipe_config(fused=False).fused
     with pytest.raises(FashionCNNError, match="--recipe"):
         recipe_config("quick")
     with pytest.raises(FashionCNNError, match="--augment"):

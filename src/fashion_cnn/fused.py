@@ -1,0 +1,146 @@
+"""The seed CNN's hand-fused fast path: one training step in ~20 large tensor operations.
+
+Same function as `models.SeedCNN` and, with `torch.optim.SGD` on top, the same update; what
+differs is how the work is laid out for a 2-core CPU at batch 32, where autograd's ~60 small
+operations per step and NCHW max-pooling cost more than the arithmetic:
+
+- the 3x3 convolution is one matrix product of the [9, B*676] patch matrix (every 3x3 window,
+  one row per window pixel) with the [9, 32] kernel, giving channels-last [B, 26, 26, 32]
+  activations, where max-pooling is ~10x faster than NCHW here;
+- the conv bias is added after the pool and the ReLU follows the pool (max commutes with both);
+- fc1's weight is stored transposed with its inputs in HWC order, how the channels-last pooled
+  activations lie in memory, so flattening is free and every product reads memory in order;
+- the backward pass is written out (softmax - target, ReLU masks, the pooling's recorded
+  argmax), each gradient lands straight in its slice of one flat gradient vector, and the
+  optimizer updates all parameters with one fused SGD kernel.
+
+`tests/test_fused.py` checks outputs, gradients and a short training run against the plain path;
+`benchmarks/train_seed.py` and `benchmarks/train_profile.py` measure the effect.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .models import SeedCNN
+
+# (name, shape) of each parameter's slice of the flat vector, in the fused layout.
+LAYOUT: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("conv_w", (9, 32)),  # [window pixel ky*3+kx, channel]
+    ("conv_b", (32,)),
+    ("fc1_w", (13 * 13 * 32, 100)),  # [HWC input, output]
+    ("fc1_b", (100,)),
+    ("fc2_w", (100, 10)),  # [input, output]
+    ("fc2_b", (10,)),
+)
+
+
+def _views(flat: torch.Tensor) -> dict[str, torch.Tensor]:
+    out, offset = {}, 0
+    for name, shape in LAYOUT:
+        size = torch.Size(shape).numel()
+        out[name] = flat[offset:offset + size].view(shape)
+        offset += size
+    return out
+
+
+def _patches(x: torch.Tensor) -> torch.Tensor:
+    """[B, 28, 28] float -> [9, B*676]: row ky*3+kx holds that pixel of every 3x3 window."""
+    windows = x.unfold(1, 3, 1).unfold(2, 3, 1)  # [B, 26, 26, 3, 3] view
+    return windows.permute(3, 4, 0, 1, 2).reshape(9, -1)
+
+
+class FusedSeed:
+    """The parameters of a `SeedCNN` in one flat float32 vector `theta` (with `theta.grad`),
+    plus the fused forward pass and training step over them.
+
+    Train with any torch optimizer over `[fused.theta]` (fused SGD: one kernel per step);
+    `write_back(model)` copies the weights into the model, e.g. at the end of an epoch.
+    """
+
+    def __init__(self, model: SeedCNN):
+        if not isinstance(model, SeedCNN):
+            raise TypeError("the fused path implements the seed CNN only")
+        self.normalize = model.normalize
+        size = sum(torch.Size(shape).numel() for _, shape in LAYOUT)
+        self.theta = torch.zeros(size, requires_grad=True)  # a leaf, so optimizers accept it
+        self.theta.grad = torch.zeros(size)
+        self.p, self.g = _views(self.theta.detach()), _views(self.theta.grad)
+        self.load_from(model)
+
+    @torch.no_grad()
+    def load_from(self, model: SeedCNN) -> None:
+        p = self.p
+        p["conv_w"].copy_(model.conv.weight.view(32, 9).t())
+        p["conv_b"].copy_(model.conv.bias)
+        # fc1 input index: c*169 + (h*13 + w) in the model (CHW), (h*13 + w)*32 + c here (HWC)
+        p["fc1_w"].copy_(model.fc1.weight.view(100, 32, 169).permute(2, 1, 0).reshape(-1, 100))
+        p["fc1_b"].copy_(model.fc1.bias)
+        p["fc2_w"].copy_(model.fc2.weight.t())
+        p["fc2_b"].copy_(model.fc2.bias)
+
+    @torch.no_grad()
+    def write_back(self, model: SeedCNN) -> None:
+        p = self.p
+        model.conv.weight.copy_(p["conv_w"].t().reshape(32, 1, 3, 3))
+        model.conv.bias.copy_(p["conv_b"])
+        model.fc1.weight.copy_(p["fc1_w"].view(169, 32, 100).permute(2, 1, 0).reshape(100, -1))
+        model.fc1.bias.copy_(p["fc1_b"])
+        model.fc2.weight.copy_(p["fc2_w"].t())
+        model.fc2.bias.copy_(p["fc2_b"])
+
+    def forward(self, x: torch.Tensor, *, record: bool = False):
+        """uint8 images [B, 28, 28] -> (logits [B, 10], what `backward` needs)."""
+        p, n = self.p, len(x)
+        patches = _patches(self.normalize(x)[:, 0])  # [9, B*676]
+        conv = torch.mm(patches.t(), p["conv_w"])  # [B*676, 32] = channels-last [B, 26, 26, 32]
+        conv = conv.view(n, 26, 26, 32).permute(0, 3, 1, 2)  # NCHW view of that memory
+        if record:
+            pooled, argmax = F.max_pool2d_with_indices(conv, 2)  # channels-last [B, 32, 13, 13]
+        else:
+            pooled, argmax = F.max_pool2d(conv, 2), None
+        h0 = pooled.permute(0, 2, 3, 1).view(n * 169, 32)  # HWC rows; fails loudly if copied
+        h0 = h0.add_(p["conv_b"]).relu_().view(n, -1)  # [B, 5408]
+        h1 = torch.addmm(p["fc1_b"], h0, p["fc1_w"]).relu_()  # [B, 100]
+        logits = torch.addmm(p["fc2_b"], h1, p["fc2_w"])  # [B, 10]
+        return logits, (patches, conv, argmax, h0, h1)
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference: uint8 images [B, 28, 28] -> logits [B, 10] (same as the model's)."""
+        return self.forward(x)[0]
+
+    @torch.no_grad()
+    def forward_backward(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Logits [B, 10] for images x, and the gradient of the mean cross-entropy against
+        target distributions [B, 10] (one-hot, or label-smoothed) written into `theta.grad`."""
+        logits, saved = self.forward(x, record=True)
+        self.backward(logits, targets, saved)
+        return logits
+
+    @torch.no_grad()
+    def backward(self, logits: torch.Tensor, targets: torch.Tensor, saved: tuple) -> None:
+        """Gradients of the mean cross-entropy into `theta.grad` (after `forward(record=True)`)."""
+        g, p, n = self.g, self.p, len(logits)
+        patches, conv, argmax, h0, h1 = saved
+        d = logits.softmax(1).sub_(targets).mul_(1 / n)  # dLoss/dlogits [B, 10]
+        torch.mm(h1.t(), d, out=g["fc2_w"])
+        torch.sum(d, 0, out=g["fc2_b"])
+        # threshold_backward(grad, out, 0) = grad where out > 0, else 0: ReLU's own backward
+        dh1 = torch.ops.aten.threshold_backward(torch.mm(d, p["fc2_w"].t()), h1, 0)
+        torch.mm(h0.t(), dh1, out=g["fc1_w"])
+        torch.sum(dh1, 0, out=g["fc1_b"])
+        dh0 = torch.ops.aten.threshold_backward(torch.mm(dh1, p["fc1_w"].t()), h0, 0)
+        torch.sum(dh0.view(-1, 32), 0, out=g["conv_b"])
+        dpooled = dh0.view(n, 13, 13, 32).permute(0, 3, 1, 2)
+        dconv = torch.ops.aten.max_pool2d_with_indices_backward(
+            dpooled, conv, [2, 2], [2, 2], [0, 0], [1, 1], False, argmax)  # channels-last
+        torch.mm(patches, dconv.permute(0, 2, 3, 1).reshape(-1, 32), out=g["conv_w"])
+
+
+def soft_targets(labels: torch.Tensor, label_smoothing: float = 0.0,
+                 n_classes: int = 10) -> torch.Tensor:
+    """Class labels [N] -> target distributions [N, n_classes] as F.cross_entropy smooths them."""
+    one_hot = F.one_hot(labels, n_classes).float()
+    return one_hot * (1 - label_smoothing) + label_smoothing / n_classes
