@@ -6,19 +6,22 @@ CPU's peak it runs.
 
 Times each phase of a training step (data slicing, forward + loss, backward, optimizer) with
 perf_counter (CPU execution is synchronous, so phase times are real) for each path: plain eager
-PyTorch, eager with channels-last activations, and the hand-fused step (fused.py). The paths
-take turns for --rounds rounds (the machine is shared: interleaving spreads its noise evenly);
-each phase's figure is the median over all its steps. Reports achieved FLOP/s against the
-theoretical fp32 peak of the cores (from /proc/cpuinfo: AVX-512 -> 16 fp32 lanes, AVX2 -> 8;
-2 FMA units per core; the base clock).
+PyTorch, eager with channels-last activations, and the hand-fused step (fused.py). Each path
+runs in its own process, the paths taking turns for --rounds rounds (the machine is shared:
+interleaving spreads its noise evenly); each phase's figure is the median over all its steps.
+Reports achieved FLOP/s against the theoretical fp32 peak of the cores (from /proc/cpuinfo:
+AVX-512 -> 16 fp32 lanes, AVX2 -> 8; 2 FMA units per core; the base clock).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -99,6 +102,29 @@ def fused_step():
     return step
 
 
+PATHS = {"plain": lambda: plain_step(False), "channels_last": lambda: plain_step(True),
+         "fused": fused_step}
+PHASES = ("data", "forward", "backward", "optimizer")
+
+
+def time_path(path: str, n_steps: int, bs: int) -> dict[str, list[float]]:
+    """Seconds per phase of n_steps steps of one path (after 50 warm-up steps)."""
+    data = load_fashion_mnist(offline=True)
+    images, labels = data.train_images, data.train_labels
+    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    step = PATHS[path]()
+    phases: dict[str, list[float]] = {name: [] for name in PHASES}
+    for k in range(n_steps + 50):  # the first 50 warm up allocator and caches
+        t0 = time.perf_counter()
+        idx = perm[(k * bs) % (len(perm) - bs):][:bs]
+        x, y = images[idx], labels[idx]
+        times = [time.perf_counter() - t0, *step(x, y)]
+        if k >= 50:
+            for name, dt in zip(PHASES, times, strict=True):
+                phases[name].append(dt)
+    return phases
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,26 +133,27 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "train_profile.json")
+    parser.add_argument("--one-path", choices=list(PATHS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    bs = args.batch_size
+    if args.one_path:  # a child process: time one path, print the phases as JSON
+        print(json.dumps(time_path(args.one_path, args.steps, bs)))
+        return
 
+    # Each path runs in a fresh process, as in real use: running one path leaves allocator and
+    # thread-pool state that slowed the next path by up to 1.5x when they shared a process.
     data = load_fashion_mnist(offline=True)
-    images, labels, bs = data.train_images, data.train_labels, args.batch_size
-    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
-    steps = {"plain": plain_step(False), "channels_last": plain_step(True), "fused": fused_step()}
-    names = ("data", "forward", "backward", "optimizer")
-    phases = {path: {name: [] for name in names} for path in steps}
+    phases = {path: {name: [] for name in PHASES} for path in PATHS}
     for _ in range(args.rounds):
-        for path, step in steps.items():
-            for k in range(args.steps + 50):  # the first 50 warm up allocator and caches
-                t0 = time.perf_counter()
-                idx = perm[(k * bs) % (len(perm) - bs):][:bs]
-                x, y = images[idx], labels[idx]
-                times = [time.perf_counter() - t0, *step(x, y)]
-                if k >= 50:
-                    for name, dt in zip(names, times, strict=True):
-                        phases[path][name].append(dt)
+        for path in PATHS:
+            child = subprocess.run(
+                [sys.executable, __file__, "--one-path", path, "--steps", str(args.steps),
+                 "--batch-size", str(bs), "--threads", str(args.threads)],
+                capture_output=True, text=True, check=True)
+            for name, values in json.loads(child.stdout.splitlines()[-1]).items():
+                phases[path][name].extend(values)
 
     flops = seed_flops_per_image()
     peak = peak_flops(torch.get_num_threads())
