@@ -58,3 +58,32 @@ def test_seeded_and_chunked_the_same() -> None:
     assert torch.equal(a, augment(x, PRESETS["photo"], _gen(3)))
     assert not torch.equal(a, augment(x, PRESETS["photo"], _gen(4)))
     assert augment_all(x, PRESETS["photo"], _gen(3)).shape == x.shape
+
+
+def test_translate_moves_by_whole_pixels_without_resampling() -> None:
+    x = _batch(200)
+    out = augment(x, Augment(translate=2), _gen())
+    values = set(out.unique().tolist())
+    assert values <= {0, 200}  # whole-pixel moves: no interpolated grey levels
+    shifts = set()
+    for image, moved in zip(x, out, strict=True):
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if torch.equal(torch.roll(image, (dy, dx), (0, 1)), moved)]
+        assert found, "every image is its original moved by at most 2 pixels"
+        shifts.add(found[0])
+    assert len(shifts) > 10  # many different moves
+
+
+def test_random_erasing_fills_one_rectangle_in_about_p_of_the_images() -> None:
+    x = torch.full((400, 28, 28), 100, dtype=torch.uint8)
+    out = augment(x, Augment(erase=0.5), _gen())
+    changed = out != x
+    erased = changed.flatten(1).any(1)
+    assert 150 < int(erased.sum()) < 250
+    for mask in changed[erased][:50]:  # each erased area is one axis-aligned rectangle
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        box = torch.zeros_like(mask)
+        box[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = True
+        # noise can equal 100 by chance at a few pixels; everything changed is inside the box
+        assert not (mask & ~box).any() and mask.sum() >= 0.9 * box.sum()
+        assert 0.01 * 784 <= box.sum() <= 0.3 * 784

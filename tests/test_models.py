@@ -156,3 +156,14 @@ def test_pool_before_relu_is_the_keras_order() -> None:
     g2 = torch.autograd.grad(keras_order(model).square().sum(), list(model.parameters()))
     for a, b in zip(g1, g2, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_best_architecture_shapes_and_size() -> None:
+    model = build_model("best").eval()
+    x = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
+    assert model(x).shape == (3, 10)
+    assert model(x.unsqueeze(1)).shape == (3, 10)
+    assert 1_000_000 < count_parameters(model) < 2_500_000  # int8: under 10 MB shipped
+    small = build_model("best", width=8)
+    assert count_parameters(small) < count_parameters(model) / 10
+    assert small.arch_kwargs == {"width": 8}

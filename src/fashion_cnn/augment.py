@@ -28,6 +28,9 @@ class Augment:
     contrast: float = 0.0  # gain in [1-c, 1] and gamma in [1-c, 1+c]
     sharpness: float = 0.0  # unsharp amount in [-s, s]: negative blurs, positive sharpens
     noise: float = 0.0  # max std of Gaussian pixel noise, in 0..255 units
+    translate: int = 0  # max whole-pixel shift, zero fill (pad-and-crop), for training
+    erase: float = 0.0  # probability of random erasing: a random rectangle (2-25% of the
+    # image, aspect 1/3..3) filled with noise (Zhong et al. 2017, arXiv:1708.04896)
 
     @property
     def active(self) -> bool:
@@ -51,10 +54,12 @@ def augment(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.
     if aug.flip:
         mirror = torch.rand(n, generator=generator) < 0.5
         out = torch.where(mirror[:, None, None, None], out.flip(-1), out)
-    if aug.shift or aug.scale:
+    if aug.shift or aug.scale or aug.translate:
         size = out.shape[-1]
         zoom = uniform(1 - aug.scale, 1 + aug.scale)
         shift = torch.stack([uniform(-aug.shift, aug.shift), uniform(-aug.shift, aug.shift)], 1)
+        if aug.translate:  # whole pixels: bilinear sampling then lands exactly on pixels
+            shift += torch.randint(-aug.translate, aug.translate + 1, (n, 2), generator=generator)
         theta = torch.zeros(n, 2, 3)
         theta[:, 0, 0] = theta[:, 1, 1] = 1 / zoom  # the grid maps output -> input
         theta[:, :, 2] = -shift * 2 / size
@@ -74,7 +79,30 @@ def augment(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.
     if aug.noise:
         sigma = uniform(0, aug.noise).view(n, 1, 1, 1)
         out = out + sigma * torch.randn(out.shape, generator=generator)
+    if aug.erase:
+        out = random_erase(out, aug.erase, generator)
     return out.squeeze(1).clamp(0, 255).round().to(torch.uint8)
+
+
+def random_erase(x: torch.Tensor, p: float, generator: torch.Generator,
+                 area: tuple[float, float] = (0.02, 0.25)) -> torch.Tensor:
+    """With probability p per image, fill a random rectangle of x [N, 1, H, W] (0..255) with
+    uniform noise; the rectangles are masks built by broadcasting, no per-image loop."""
+    n, _, h, w = x.shape
+    rand = lambda: torch.rand(n, generator=generator)  # noqa: E731 - [N] uniforms
+    size = (area[0] + (area[1] - area[0]) * rand()) * h * w  # pixels
+    aspect = torch.exp((2 * rand() - 1) * torch.log(torch.tensor(3.0)))  # 1/3..3, log-uniform
+    eh = (size * aspect).sqrt().round().clamp(1, h)
+    ew = (size / aspect).sqrt().round().clamp(1, w)
+    top = (rand() * (h - eh + 1)).floor()
+    left = (rand() * (w - ew + 1)).floor()
+    rows = torch.arange(h).view(1, h, 1)
+    cols = torch.arange(w).view(1, 1, w)
+    inside = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
+              & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)))
+    inside &= (rand() < p).view(n, 1, 1)
+    noise = 255 * torch.rand(x.shape, generator=generator)
+    return torch.where(inside.unsqueeze(1), noise, x)
 
 
 def augment_all(images: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.Tensor:

@@ -6,6 +6,7 @@ User mistakes (FashionCNNError) print one line to stderr and exit 2; Ctrl-C exit
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -72,11 +73,13 @@ def data(data_dir: DataDir = None, offline: Offline = False,
 
 @app.command()
 def train(
-    model: Model = "seed",
-    recipe: Annotated[str, typer.Option(
-        help="faithful (the Keras article: batch 32, SGD 0.01, 10 epochs) or fast (batch 128, "
-        "6 epochs, one-cycle LR 0.1, Nesterov, label smoothing 0.1, flips). Options given "
-        "explicitly override the recipe.")] = "faithful",
+    model: Annotated[Optional[str], typer.Option(
+        help="Architecture: seed or best [default: the recipe's].", show_default=False)] = None,
+    recipe: Annotated[Optional[str], typer.Option(
+        help="faithful (the Keras article: batch 32, SGD 0.01, 10 epochs), fast (seed CNN: "
+        "batch 128, 6 epochs, one-cycle LR 0.1, Nesterov, label smoothing 0.1, flips) or best "
+        "(the best model's; see README) [default: best for --model best, else faithful]. "
+        "Options given explicitly override the recipe.", show_default=False)] = None,
     epochs: Annotated[Optional[int], typer.Option(
         help="Passes over the training data [recipe: 10 | 6].", show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option(
@@ -87,12 +90,18 @@ def train(
     val_fraction: Annotated[float, typer.Option(
         help="Share of the training set held out for validation.")] = 0.1,
     threads: Threads = 0,
-    fused: Annotated[bool, typer.Option(
+    fused: Annotated[Optional[bool], typer.Option(
         "--fused/--no-fused", help="Seed CNN: the hand-fused training step (same result, "
-        "about 2x faster); --no-fused runs plain PyTorch autograd.")] = True,
-    channels_last: Annotated[bool, typer.Option(
-        "--channels-last", help="Plain path: channels-last activations (faster pooling).")
-    ] = False,
+        "about 2x faster; the default); --no-fused runs plain PyTorch autograd.",
+        show_default=False)] = None,
+    channels_last: Annotated[Optional[bool], typer.Option(
+        "--channels-last/--no-channels-last", help="Plain path: channels-last activations "
+        "(faster convolutions and pooling on CPU) [recipe].", show_default=False)] = None,
+    bf16: Annotated[Optional[bool], typer.Option(
+        "--bf16/--no-bf16", help="Plain path: bfloat16 autocast [recipe].",
+        show_default=False)] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(
+        help="SGD weight decay [recipe].", show_default=False)] = None,
     augment: Annotated[Optional[str], typer.Option(
         help="Augmentation preset: none or photo (flip, shift, scale, contrast, sharpness, "
         "noise); default: the recipe's.", show_default=False)] = None,
@@ -104,13 +113,28 @@ def train(
     contrast: Annotated[Optional[float], typer.Option(help="Gain/gamma range.")] = None,
     sharpness: Annotated[Optional[float], typer.Option(help="Blur/sharpen range.")] = None,
     noise: Annotated[Optional[float], typer.Option(help="Max noise std (0..255).")] = None,
+    translate: Annotated[Optional[int], typer.Option(
+        help="Max whole-pixel shift.", show_default=False)] = None,
+    erase: Annotated[Optional[float], typer.Option(
+        help="Random-erasing probability.", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
     resume: Annotated[Optional[Path], typer.Option(
         help="Continue the interrupted run in this folder (its saved config is used).")] = None,
+    nproc: Annotated[int, typer.Option(
+        min=1, help="Processes to train with (torchrun, gloo backend): the same result as one "
+        "process, the batches split between them.")] = 1,
     data_dir: DataDir = None, offline: Offline = False, quiet: Quiet = False,
 ) -> None:
     """Train a model; writes model.pt, metrics.json and learning_curves.png into --out."""
+    from .distributed import init_from_env, torchrun_command, world
     from .train import recipe_config, resolve_run_config, run_training
+
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:  # start nproc copies of this command
+        command = torchrun_command(nproc, _without_option(sys.argv[1:], "--nproc"))
+        sys.stdout.flush()
+        os.execv(command[0], command)
+    init_from_env()
+    quiet = quiet or world()[0] != 0  # one progress display: the first process's
 
     if resume is not None:
         config, out_dir = None, resume
@@ -118,10 +142,12 @@ def train(
         config = recipe_config(recipe, augment, model=model, epochs=epochs,
                                batch_size=batch_size, lr=lr, momentum=momentum, seed=seed,
                                val_fraction=val_fraction, threads=threads, fused=fused,
-                               channels_last=channels_last, flip=flip,
+                               channels_last=channels_last, bf16=bf16,
+                               weight_decay=weight_decay, translate=translate, erase=erase,
+                               flip=flip,
                                shift=shift, scale=scale, contrast=contrast,
                                sharpness=sharpness, noise=noise)
-        out_dir = out or Path("runs") / f"{model}-seed{seed}"
+        out_dir = out or Path("runs") / f"{config.model}-seed{seed}"
     resolve_run_config(config, out_dir, resume is not None)  # a bad folder fails before the data
     ds = _load_data(data_dir, offline, quiet)
     try:
@@ -131,6 +157,8 @@ def train(
         typer.echo(f"\ninterrupted; continue with: fashion-cnn train --resume {out_dir}",
                    err=True)
         raise typer.Exit(130) from None
+    if world()[0] != 0:
+        return
     typer.echo(f"Accuracy : {100 * metrics['test_accuracy']:.3f}  (official test set)")
     typer.echo(f"train time {metrics['train_seconds']:.1f}s, "
                f"{metrics['images_per_second']:,.0f} images/s; results in {out_dir}")
@@ -168,9 +196,15 @@ def evaluate(
     checkpoint: Annotated[Optional[str], typer.Argument(
         help="Checkpoint file or run folder, or a shipped model name (default: the shipped "
         "default model).")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        help="The same as CHECKPOINT, as `predict` and `app` take it.", show_default=False)
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     plots: Annotated[Optional[Path], typer.Option(
         help="Write confusion_matrix.png and worst_mistakes.png into this folder.")] = None,
+    tta: Annotated[Optional[bool], typer.Option(
+        "--tta/--no-tta", help="Average each image with its mirror image (test-time "
+        "augmentation) [default: as the model ships].", show_default=False)] = None,
     data_dir: DataDir = None, offline: Offline = False,
 ) -> None:
     """Score a model on the official 10,000 test images."""
@@ -178,11 +212,18 @@ def evaluate(
     from .evaluate import format_report, worst_mistakes
     from .models import load_checkpoint
 
-    net, meta = load_checkpoint(checkpoint)
+    if checkpoint is not None and model is not None:
+        raise FashionCNNError("Give the model once: as CHECKPOINT or as --model.")
+    net, meta = load_checkpoint(checkpoint or model)
+    if tta is not None:
+        if not hasattr(net, "tta"):
+            raise FashionCNNError(f"The {meta['arch']} model has no test-time augmentation.")
+        net.tta = tta
     ds = _load_data(data_dir, offline, quiet=as_json)
     report = run_evaluation(net, ds.test_images, ds.test_labels)
     report["checkpoint"] = meta["path"]
     report["arch"] = meta["arch"]
+    report["tta"] = getattr(net, "tta", False)
     if plots is not None:
         from .plots import confusion_plot, mistakes_grid
 
@@ -192,7 +233,8 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(report))
     else:
-        typer.echo(f"model: {meta['arch']} ({meta['path']})")
+        flip = ", test-time flip averaging" if report["tta"] else ""
+        typer.echo(f"model: {meta['arch']} ({meta['path']}){flip}")
         typer.echo(format_report(report))
         if plots is not None:
             typer.echo(f"plots -> {plots}")
@@ -265,6 +307,19 @@ def app_command(
     os.execve(command[0], command, app_env(model))
 
 
+def _without_option(args: list[str], name: str) -> list[str]:
+    """args minus `name VALUE` / `name=VALUE`."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -286,3 +341,7 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     """Console-script wrapper."""
     sys.exit(main())
+
+
+if __name__ == "__main__":  # `python -m fashion_cnn.cli`, as torchrun starts each process
+    run()

@@ -33,6 +33,8 @@ CLASS_NAMES: tuple[str, ...] = (
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
 IMAGE_SIZE = 28
+# Pixel mean and std of the 60,000 training images scaled to [0, 1] (tests/test_data.py checks)
+PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 
 

@@ -112,19 +112,22 @@ class FusedSeed:
         return self.forward(x)[0]
 
     @torch.no_grad()
-    def forward_backward(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward_backward(self, x: torch.Tensor, targets: torch.Tensor,
+                         scale: float | None = None) -> torch.Tensor:
         """Logits [B, 10] for images x, and the gradient of the mean cross-entropy against
-        target distributions [B, 10] (one-hot, or label-smoothed) written into `theta.grad`."""
+        target distributions [B, 10] (one-hot, or label-smoothed) written into `theta.grad`.
+        `scale` replaces the 1/B of the mean (a share of a batch split across processes)."""
         logits, saved = self.forward(x, record=True)
-        self.backward(logits, targets, saved)
+        self.backward(logits, targets, saved, scale)
         return logits
 
     @torch.no_grad()
-    def backward(self, logits: torch.Tensor, targets: torch.Tensor, saved: tuple) -> None:
+    def backward(self, logits: torch.Tensor, targets: torch.Tensor, saved: tuple,
+                 scale: float | None = None) -> None:
         """Gradients of the mean cross-entropy into `theta.grad` (after `forward(record=True)`)."""
         g, p, n = self.g, self.p, len(logits)
         patches, conv, argmax, h0, h1 = saved
-        d = logits.softmax(1).sub_(targets).mul_(1 / n)  # dLoss/dlogits [B, 10]
+        d = logits.softmax(1).sub_(targets).mul_(scale or 1 / n)  # dLoss/dlogits [B, 10]
         torch.mm(h1.t(), d, out=g["fc2_w"])
         torch.sum(d, 0, out=g["fc2_b"])
         # threshold_backward(grad, out, 0) = grad where out > 0, else 0: ReLU's own backward

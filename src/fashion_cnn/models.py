@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data import CLASS_NAMES, IMAGE_SIZE
+from .data import CLASS_NAMES, IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD
 from .errors import FashionCNNError
 from .files import atomic_path
 from .preprocess import PreprocessConfig
@@ -73,7 +73,55 @@ class SeedCNN(nn.Module):
         return self.fc2(x)
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"seed": SeedCNN}
+def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
+    """3x3 convolution (same size) -> batch norm -> ReLU."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class Residual(nn.Module):
+    """x + two conv_bn layers of x (same width and size)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(width, width), conv_bn(width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class BestCNN(nn.Module):
+    """The default model: a small ResNet-9-style network (as in the DAWNBench/airbench CIFAR-10
+    speed runs) sized for 28x28 images and a 2-core CPU.
+
+    Shapes for width w: [N, 1, 28, 28] -> conv w -> conv 2w, pool -> [2w, 14, 14] + residual
+    -> conv 4w, pool -> [4w, 7, 7] -> conv 8w, pool -> [8w, 3, 3] + residual -> global max
+    -> linear 10. Input standardised by the training set's pixel mean/std.
+    """
+
+    def __init__(self, width: int = 32, tta: bool = False, mean: float = PIXEL_MEAN,
+                 std: float = PIXEL_STD):
+        super().__init__()
+        self.tta = tta  # test-time augmentation: in eval mode, average with the mirror image
+        self.normalize = Normalize(mean, std)
+        w = width
+        self.features = nn.Sequential(
+            conv_bn(1, w),
+            conv_bn(w, 2 * w), nn.MaxPool2d(2), Residual(2 * w),  # 28 -> 14
+            conv_bn(2 * w, 4 * w), nn.MaxPool2d(2),  # 14 -> 7
+            conv_bn(4 * w, 8 * w), nn.MaxPool2d(2), Residual(8 * w),  # 7 -> 3
+            nn.AdaptiveMaxPool2d(1), nn.Flatten())
+        self.head = nn.Linear(8 * w, len(CLASS_NAMES))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.normalize(x).contiguous(memory_format=torch.channels_last)  # faster on CPU
+        if self.tta and not self.training:  # [2N, ...]: the images, then their mirrors
+            logits = self.head(self.features(torch.cat([x, x.flip(-1)])))
+            return (logits[:len(x)] + logits[len(x):]) / 2
+        return self.head(self.features(x))
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"seed": SeedCNN, "best": BestCNN}
 
 
 def build_model(arch: str, **kwargs: Any) -> nn.Module:

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from .augment import Augment, augment_all
 from .data import FashionMNIST
+from .distributed import all_reduce_sum, shard, sync_batch_norm, world
 from .errors import FashionCNNError
 from .evaluate import loss_and_accuracy
 from .files import atomic_path, write_json
@@ -52,6 +53,7 @@ class TrainConfig:
     # Speed (same function and update, measured in benchmarks/train_seed.py):
     fused: bool = True  # the seed CNN's hand-fused step (fused.py); other models ignore it
     channels_last: bool = False  # plain path: NHWC activations (faster max-pooling on CPU)
+    bf16: bool = False  # plain path: bfloat16 autocast for convolutions and matrix products
     nesterov: bool = False
     weight_decay: float = 0.0  # L2 penalty added to the gradient (torch SGD's weight_decay)
     schedule: str = "constant"  # or "onecycle": warm up to lr, then anneal to ~0, per step
@@ -63,6 +65,8 @@ class TrainConfig:
     contrast: float = 0.0
     sharpness: float = 0.0
     noise: float = 0.0
+    translate: int = 0
+    erase: float = 0.0
 
     def augmentation(self) -> Augment:
         return Augment(**{f.name: getattr(self, f.name) for f in fields(Augment)})
@@ -98,15 +102,23 @@ RECIPES: dict[str, dict[str, Any]] = {
     # Nesterov, label smoothing and flips; chosen on the validation split (README).
     "fast": dict(batch_size=128, epochs=6, lr=0.1, nesterov=True, schedule="onecycle",
                  label_smoothing=0.1, flip=True),
+    # The best model (models.BestCNN): bf16 channels-last convolutions, one-cycle SGD with
+    # weight decay and label smoothing, flips, 2-pixel shifts and random erasing.
+    "best": dict(model="best", batch_size=128, epochs=36, lr=0.1, nesterov=True,
+                 schedule="onecycle", label_smoothing=0.1, weight_decay=5e-4, flip=True,
+                 translate=2, erase=0.5, bf16=True, channels_last=True),
 }
 
 
-def recipe_config(recipe: str = "faithful", augment: str | None = None,
+def recipe_config(recipe: str | None = "faithful", augment: str | None = None,
                   **options: Any) -> TrainConfig:
     """A TrainConfig from a named recipe, then an augmentation preset, then explicit options
-    (options that are None count as not given)."""
+    (options that are None count as not given). No recipe: the model's own ("best" for the
+    best model), else the faithful one."""
     from .augment import PRESETS
 
+    if recipe is None:
+        recipe = "best" if options.get("model") == "best" else "faithful"
     if recipe not in RECIPES:
         raise FashionCNNError(f"--recipe must be one of {', '.join(RECIPES)}, not {recipe!r}.")
     if augment is not None and augment not in PRESETS:
@@ -145,6 +157,10 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
     If `state_path` holds a saved state, training continues from it; after every epoch the
     state is saved there.
     """
+    rank, processes = world()
+    if processes > 1:
+        sync_batch_norm(model)  # batch statistics over every process's share of the batch
+        progress = progress and rank == 0
     state = None
     if state_path is not None and state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
@@ -172,7 +188,7 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
         history = state["history"]
-        if history:
+        if history and rank == 0:
             log(f"resuming after epoch {history[-1]['epoch']} of {config.epochs}")
 
     n, bs = len(labels), config.batch_size
@@ -186,25 +202,32 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
             xs = augment_all(xs, augmentation, rng)
         targets = soft_targets(ys, config.label_smoothing) if fused else None  # [N, 10]
         model.train()
-        logits_all = torch.empty(n, 10)  # [N, 10]: the epoch's loss and accuracy come from it
+        logits_all = torch.zeros(n, 10)  # [N, 10]: the epoch's loss and accuracy come from it
         bar = tqdm(range(0, n, bs), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
                    disable=not progress, leave=False, mininterval=0.5, file=sys.stderr)
         for step, i in enumerate(bar):
-            x, y = xs[i:i + bs], ys[i:i + bs]  # [B, 28, 28] uint8, [B] int64
+            rows = slice(i, min(i + bs, n))  # this batch; [rows][mine]: this process's share
+            mine = shard(rows.stop - i)
+            x, y = xs[rows][mine], ys[rows][mine]  # [b, 28, 28] uint8, [b] int64
             if fused is not None:  # gradients written straight into fused.theta.grad
-                logits = fused.forward_backward(x, targets[i:i + bs])
+                logits = fused.forward_backward(x, targets[rows][mine], 1 / (rows.stop - i))
             else:
-                logits = model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                    logits = model(x)
+                    loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing,
+                                           reduction="sum") / (rows.stop - i)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+            if processes > 1:  # the shares' gradients add up to the whole batch's
+                all_reduce_sum(p.grad for p in optimizer.param_groups[0]["params"])
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            logits_all[i:i + bs] = logits.detach()  # one copy: no per-step loss bookkeeping
-            if progress and step % 200 == 0:
+            logits_all[rows][mine] = logits.detach()  # one copy: no per-step bookkeeping
+            if progress and processes == 1 and step % 200 == 0:
                 bar.set_postfix(_loss_and_accuracy(logits_all[:i + bs], ys[:i + bs], config),
                                 refresh=False)
+        all_reduce_sum([logits_all])  # every process's rows
         epoch_seconds = time.perf_counter() - start
         bar.close()
         if fused is not None:
@@ -222,16 +245,17 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
             record["val_loss"], record["val_accuracy"] = loss_and_accuracy(
                 model, val_images, val_labels)
         history.append(record)
-        if state_path is not None:
+        if state_path is not None and rank == 0:
             with atomic_path(state_path) as tmp:
                 torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                             "scheduler": scheduler.state_dict() if scheduler else None,
                             "history": history, "config": asdict(config)}, tmp)
         val = (f", val loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f}"
                if record["val_accuracy"] is not None else "")
-        log(f"epoch {epoch}/{config.epochs}: {epoch_seconds:.1f}s "
-            f"({record['images_per_second']:,.0f} img/s), loss {record['train_loss']:.4f} "
-            f"acc {record['train_accuracy']:.4f}{val}")
+        if rank == 0:
+            log(f"epoch {epoch}/{config.epochs}: {epoch_seconds:.1f}s "
+                f"({record['images_per_second']:,.0f} img/s), loss "
+                f"{record['train_loss']:.4f} acc {record['train_accuracy']:.4f}{val}")
     return history
 
 
@@ -288,7 +312,10 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
     out = Path(out_dir)
     state_path, model_path = out / "state.pt", out / "model.pt"
     config = resolve_run_config(config, out, resume)
-    if not resume:
+    rank, processes = world()
+    if processes > 1:
+        torch.distributed.barrier()  # every process has checked the folder before it fills
+    if not resume and rank == 0:
         write_json(out / "config.json", asdict(config))
 
     _set_threads(config)
@@ -298,6 +325,8 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
     history = fit(model, config, data.train_images[train_idx], data.train_labels[train_idx],
                   data.train_images[val_idx], data.train_labels[val_idx],
                   state_path=state_path, progress=progress, log=log)
+    if rank != 0:  # the first process tests the model and writes the results
+        return {"rank": rank}
 
     start = time.perf_counter()
     test_loss, test_accuracy = loss_and_accuracy(model, data.test_images, data.test_labels)

@@ -1,0 +1,94 @@
+"""Benchmark: every shipped model on the official test set, beside published results.
+
+    python benchmarks/accuracy.py [--out benchmarks/results/accuracy.json]
+
+Per shipped model: test accuracy as shipped (and without test-time augmentation where the
+model has it), parameters, file size, training time (from the checkpoint's metrics), and the
+median milliseconds to classify one 28x28 picture with the model loaded (`Classifier`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from fashion_cnn.data import load_fashion_mnist
+from fashion_cnn.evaluate import loss_and_accuracy
+from fashion_cnn.files import write_json
+from fashion_cnn.models import SHIPPED_MODELS, count_parameters, resolve_checkpoint
+from fashion_cnn.predict import Classifier
+from fashion_cnn.provenance import provenance
+
+HERE = Path(__file__).resolve().parent
+BOARD = "https://github.com/zalandoresearch/fashion-mnist#benchmark"
+# Published test accuracies (the dataset's benchmark board, as quoted there)
+ANCHORS = [
+    {"model": "WRN-28-10 + random erasing (Zhong et al.)", "test_accuracy": 0.963,
+     "source": BOARD},
+    {"model": "WRN-28-10, crops and flips", "test_accuracy": 0.959, "source": BOARD},
+    {"model": "MobileNet, flips", "test_accuracy": 0.950, "source": BOARD},
+    {"model": "ResNet18, flips/translation/rotation", "test_accuracy": 0.949, "source": BOARD},
+    {"model": "VGG16 (26M parameters)", "test_accuracy": 0.935, "source": BOARD},
+    {"model": "best classic method (SVC, RBF kernel)", "test_accuracy": 0.897,
+     "source": "https://github.com/zalandoresearch/fashion-mnist#benchmark (sklearn benchmark)"},
+    {"model": "human (crowd-sourced, 1,000 test images)", "test_accuracy": 0.835,
+     "source": BOARD},
+]
+
+
+def ms_per_image(classifier: Classifier, image: Image.Image, repeats: int = 200) -> float:
+    classifier.classify_one(image)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        classifier.classify_one(image)
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def score(name: str, data) -> dict:
+    classifier = Classifier(name)
+    net, meta = classifier.net, classifier.meta
+    result = {"model": name, "arch": meta["arch"],
+              "test_accuracy": loss_and_accuracy(net, data.test_images, data.test_labels)[1],
+              "parameters": count_parameters(net),
+              "file_mb": resolve_checkpoint(name).stat().st_size / 1e6,
+              "weights": meta.get("weights_dtype"),
+              "train_seconds": meta["metrics"].get("train_seconds"),
+              "tta": getattr(net, "tta", False)}
+    if result["tta"]:
+        net.tta = False
+        result["test_accuracy_without_tta"] = loss_and_accuracy(
+            net, data.test_images, data.test_labels)[1]
+        net.tta = True
+    result["ms_per_image"] = ms_per_image(classifier,
+                                          Image.fromarray(data.test_images[0].numpy()))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "accuracy.json")
+    args = parser.parse_args()
+
+    data = load_fashion_mnist(offline=True)
+    models = [score(name, data) for name in SHIPPED_MODELS]
+    write_json(args.out, {**provenance(0, data.checksums), "shipped": models,
+                          "published": ANCHORS})
+    for m in models:
+        plain = (f" ({100 * m['test_accuracy_without_tta']:.2f}% without TTA)"
+                 if m["tta"] else "")
+        train = f"{m['train_seconds'] / 60:.1f} min" if m["train_seconds"] else "?"
+        print(f"{m['model']:5s} {100 * m['test_accuracy']:.2f}%{plain}, "
+              f"{m['parameters']:,} parameters, {m['file_mb']:.2f} MB, trained in {train}, "
+              f"{m['ms_per_image']:.2f} ms per image")
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

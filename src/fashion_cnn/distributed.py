@@ -1,0 +1,124 @@
+"""Training on several processes or machines: torchrun with the gloo (CPU) backend.
+
+Every process holds the whole dataset and the whole model, shuffles and augments the epoch
+identically (the generators are seeded by (seed, epoch)), and computes the gradient of its own
+share of every batch, scaled by 1/(global batch size); the shares are summed with one
+all-reduce, so every process takes exactly the step a single process would take on the whole
+batch (up to float summation order). Batch norm layers pool their statistics across processes
+(`SyncBatchNorm` below; torch's own works on GPUs only), so they too see the whole batch.
+
+    fashion-cnn train --model best --nproc 2           # one machine, 2 processes
+    torchrun --nnodes 2 ... -m fashion_cnn.cli train   # several machines: torchrun's options
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+def world() -> tuple[int, int]:
+    """(this process's rank, number of processes); (0, 1) when not distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_from_env() -> None:
+    """Join the process group when started by torchrun (WORLD_SIZE > 1), with one thread per
+    core share, so the processes do not fight over the cores."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+
+
+def torchrun_command(nproc: int, args: list[str]) -> list[str]:
+    """The command that runs `fashion-cnn ARGS` in nproc processes on this machine."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc-per-node={nproc}", "-m", "fashion_cnn.cli", *args]
+
+
+def shard(n: int) -> slice:
+    """This process's rows of a batch of n (contiguous, sizes differ by at most one)."""
+    rank, size = world()
+    return slice(rank * n // size, (rank + 1) * n // size)
+
+
+def all_reduce_sum(tensors: Iterable[torch.Tensor]) -> None:
+    """Sum tensors across processes in place, with one all-reduce (flattened together)."""
+    tensors = list(tensors)
+    if world()[1] == 1 or not tensors:
+        return
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    dist.all_reduce(flat)
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
+class _SyncBatchNormFunction(torch.autograd.Function):
+    """Batch norm over the union of every process's batch (NCHW), training mode."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):  # noqa: ANN001 - autograd signature
+        x = x.float()
+        dims = [0, 2, 3]
+        stats = torch.cat([x.sum(dims), (x * x).sum(dims),
+                           torch.tensor([x.numel() / x.shape[1]])])
+        dist.all_reduce(stats)
+        c = x.shape[1]
+        count = stats[-1]
+        mean = stats[:c] / count
+        var = stats[c:2 * c] / count - mean * mean  # biased, as batch norm normalises
+        invstd = (var + eps).rsqrt()
+        xhat = (x - mean.view(1, c, 1, 1)) * invstd.view(1, c, 1, 1)
+        ctx.save_for_backward(xhat, weight, invstd, count)
+        return xhat * weight.view(1, c, 1, 1) + bias.view(1, c, 1, 1), mean, var, count
+
+    @staticmethod
+    def backward(ctx, dy, *_):  # noqa: ANN001
+        xhat, weight, invstd, count = ctx.saved_tensors
+        dy = dy.float()
+        c = dy.shape[1]
+        dbias = dy.sum([0, 2, 3])  # this process's share; the gradient all-reduce sums them
+        dweight = (dy * xhat).sum([0, 2, 3])
+        sums = torch.cat([dbias, dweight])
+        dist.all_reduce(sums)
+        mean_dy = (sums[:c] / count).view(1, c, 1, 1)
+        mean_dy_xhat = (sums[c:] / count).view(1, c, 1, 1)
+        dx = (dy - mean_dy - xhat * mean_dy_xhat) * (weight * invstd).view(1, c, 1, 1)
+        return dx, dweight, dbias, None
+
+
+class SyncBatchNorm(nn.BatchNorm2d):
+    """nn.BatchNorm2d whose training statistics cover every process's batch (CPU, gloo).
+    Same parameters and buffers as BatchNorm2d; in eval mode, or alone, it is BatchNorm2d."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and world()[1] > 1):
+            return super().forward(x)
+        y, mean, var, count = _SyncBatchNormFunction.apply(x, self.weight, self.bias, self.eps)
+        with torch.no_grad():  # running statistics as BatchNorm2d keeps them (unbiased var)
+            self.num_batches_tracked.add_(1)
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var * count / (count - 1), self.momentum)
+        return y
+
+
+def sync_batch_norm(model: nn.Module) -> nn.Module:
+    """Swap every BatchNorm2d in `model` for SyncBatchNorm (weights and buffers kept)."""
+    for name, child in model.named_children():
+        if type(child) is nn.BatchNorm2d:
+            sync = SyncBatchNorm(child.num_features, child.eps, child.momentum)
+            sync.load_state_dict(child.state_dict())
+            setattr(model, name, sync)
+        else:
+            sync_batch_norm(child)
+    return model
