@@ -144,10 +144,10 @@ Test-time augmentation: {tta} (validation accuracy {100 * val['plain']:.2f}% wit
 {100 * val['tta']:.2f}% with).
 
 ## Architecture
-A ResNet-9-style CNN (`fashion_cnn.models.BestCNN`, width {run['config'].get('width', 32)}
-base channels): conv 32 -> conv 64, max-pool, residual block -> conv 128, max-pool -> conv 256,
-max-pool, residual block -> global max-pool -> linear 10; 3x3 convolutions with batch norm and
-ReLU. {s['parameters']:,} parameters, {weights.stat().st_size / 1e6:.2f} MB on disk.
+A ResNet-9-style CNN (`fashion_cnn.models.BestCNN`): conv 32 -> conv 64, max-pool, residual
+block -> conv 128, max-pool -> conv 256, max-pool, residual block -> global max-pool -> linear
+10; 3x3 convolutions with batch norm and ReLU. {s['parameters']:,} parameters,
+{weights.stat().st_size / 1e6:.2f} MB on disk.
 Input: 28x28 grayscale, white article on black (Fashion-MNIST form), 0..255, standardised by the
 training set's pixel mean and std; photos are converted by `fashion_cnn.preprocess`.
 

@@ -12,6 +12,8 @@ from conftest import run_cli
 from fashion_cnn.data import CLASS_NAMES
 from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.models import (
+    DEFAULT_MODEL,
+    SHIPPED_MODELS,
     build_model,
     count_parameters,
     load_checkpoint,
@@ -130,6 +132,26 @@ def test_shipped_seed_model_is_self_describing() -> None:
     for name in ("MODEL_CARD.md", "metrics.json", "learning_curves.png",
                  "confusion_matrix.png"):
         assert (folder / name).is_file(), name
+
+
+def test_shipped_best_model_is_the_default_and_self_describing() -> None:
+    assert DEFAULT_MODEL == "best" and set(SHIPPED_MODELS) == {"best", "seed"}
+    net, meta = load_checkpoint(None)
+    assert meta["arch"] == "best" and meta["weights_dtype"] == "float16"
+    assert net.tta == meta["arch_kwargs"]["tta"] == meta["metrics"]["tta"]
+    assert meta["config"]["erase"] > 0 and meta["config"]["bf16"]
+    assert meta["metrics"]["test_accuracy"] >= 0.95
+    folder = shipped_model_dir("best")
+    assert (folder / "model.pt").stat().st_size < 10_000_000  # the limit
+    for name in ("MODEL_CARD.md", "metrics.json", "learning_curves.png",
+                 "confusion_matrix.png"):
+        assert (folder / name).is_file(), name
+    x = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
+    with torch.no_grad():  # TTA: each image averaged with its mirror
+        net.tta = False
+        plain, mirrored = net(x), net(x.flip(-1))
+        net.tta = True
+        torch.testing.assert_close(net(x), (plain + mirrored) / 2, rtol=1e-4, atol=1e-4)
 
 
 def test_evaluate_rejects_bad_checkpoint(tmp_path: Path) -> None:

@@ -20,8 +20,8 @@ from .files import atomic_path
 from .preprocess import PreprocessConfig
 
 CHECKPOINT_FORMAT = "fashion-cnn-checkpoint/1"
-SHIPPED_MODELS = ("seed",)  # names usable in place of a checkpoint path
-DEFAULT_MODEL = "seed"
+SHIPPED_MODELS = ("best", "seed")  # names usable in place of a checkpoint path
+DEFAULT_MODEL = "best"  # what evaluate, predict and the app use unless told otherwise
 
 
 class Normalize(nn.Module):
