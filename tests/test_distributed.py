@@ -52,12 +52,14 @@ def test_two_processes_train_like_one(tmp_path: Path, model: str, tol: float) ->
 
 @pytest.mark.slow
 def test_cli_nproc_trains_like_one_process(real_data_dir: Path, tmp_path: Path) -> None:
-    """`fashion-cnn train --nproc 2` restarts itself under torchrun; one epoch of real data."""
+    """`fashion-cnn train --nproc 2` restarts itself under torchrun. 600 real training images
+    (19 steps): over a whole epoch (1,688 steps) float rounding alone moves SGD's trajectory
+    by a few percent, so the exact comparison uses a short run."""
     runs = {}
     for nproc in ("1", "2"):
         out = tmp_path / f"nproc{nproc}"
         result = run_cli("train", "--data-dir", str(real_data_dir), "--out", str(out),
-                         "--epochs", "1", "--quiet", "--nproc", nproc)
+                         "--epochs", "1", "--val-fraction", "0.99", "--quiet", "--nproc", nproc)
         assert result.returncode == 0, result.stderr[-2000:]
         assert result.stdout.count("Accuracy") == 1  # one process reports
         runs[nproc] = _weights(out)
