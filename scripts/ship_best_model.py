@@ -19,9 +19,10 @@ import shutil
 import statistics
 from pathlib import Path
 
+from model_card import data_and_per_class, provenance_line, write_card
 from torch import nn
 
-from fashion_cnn.data import FILES, FashionMNIST, load_fashion_mnist
+from fashion_cnn.data import FashionMNIST, load_fashion_mnist
 from fashion_cnn.evaluate import evaluate, loss_and_accuracy
 from fashion_cnn.files import write_json
 from fashion_cnn.models import (
@@ -116,15 +117,10 @@ def main() -> None:
 
 def write_model_card(path: Path, s: dict, weights: Path) -> None:
     run, cfg = s["training_run"], s["training_run"]["config"]
-    versions = ", ".join(f"{k} {v}" for k, v in run["versions"].items())
     per_seed = "\n".join(
         f"| {seed} | {100 * v['test_accuracy']:.2f}% | {100 * v['test_accuracy_tta']:.2f}% | "
         f"{v['train_seconds'] / 60:.1f} min | {v['images_per_second']:,.0f} |"
         for seed, v in s["seeds"].items())
-    rows = "\n".join(f"| {r['class']} | {r['precision']:.3f} | {r['recall']:.3f} | "
-                     f"{r['f1']:.3f} |" for r in s["evaluation"]["per_class"])
-    checksums = "\n".join(f"| {idx.name} | `{run['data_checksums'][idx.name]}` |"
-                          for idx in FILES.values())
     tta = ("on: each picture is averaged with its mirror image" if s["tta"] else
            "off (it did not help on the validation split)")
     val = s["validation_accuracy"]
@@ -162,23 +158,15 @@ training set's pixel mean and std; photos are converted by `fashion_cnn.preproce
   out for validation (final validation accuracy {100 * run['val_accuracy']:.2f}%).
 - Training time: {run['train_seconds'] / 60:.1f} min ({run['images_per_second']:,.0f} images/s) on
   {run['machine']['cpu_count']} CPU cores ({run['machine']['processor']}), shared with other work.
-- Date: {run['date']}; git commit {run['git_commit']}; versions: {versions}.
+{provenance_line(run)}
 
-## Data (SHA-256 of the decompressed IDX files)
-| file | sha256 |
-| --- | --- |
-{checksums}
-
-## Per-class results (shipped weights, test set)
-| class | precision | recall | F1 |
-| --- | --- | --- | --- |
-{rows}
+{data_and_per_class(run, s["evaluation"]["per_class"])}
 
 ## Limits
 Trained on Fashion-MNIST only: centred, grayscale product photos of ten classes. Shirt,
 T-shirt/top, pullover and coat are the classes it confuses most (see confusion_matrix.png).
 """
-    path.write_text(text)
+    write_card(path, text)
 
 
 if __name__ == "__main__":

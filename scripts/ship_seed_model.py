@@ -15,9 +15,11 @@ import shutil
 import statistics
 from pathlib import Path
 
-from fashion_cnn.data import FILES, load_fashion_mnist
+from model_card import data_and_per_class, provenance_line, write_card
+
+from fashion_cnn.data import load_fashion_mnist
 from fashion_cnn.evaluate import evaluate
-from fashion_cnn.files import atomic_path, write_json
+from fashion_cnn.files import write_json
 from fashion_cnn.models import (
     compress_state,
     expand_state,
@@ -86,12 +88,7 @@ def main() -> None:
 def write_model_card(path: Path, s: dict, weights: Path) -> None:
     run = s["training_run"]
     cfg = run["config"]
-    versions = ", ".join(f"{k} {v}" for k, v in run["versions"].items())
     per_seed = ", ".join(f"seed {k}: {100 * v:.2f}%" for k, v in s["seeds"].items())
-    rows = "\n".join(f"| {r['class']} | {r['precision']:.3f} | {r['recall']:.3f} | "
-                     f"{r['f1']:.3f} |" for r in s["evaluation"]["per_class"])
-    checksums = "\n".join(f"| {idx.name} | `{run['data_checksums'][idx.name]}` |"
-                          for idx in FILES.values())
     text = f"""# Model card: `seed` (the classic Keras CNN for Fashion-MNIST, reproduced)
 
 **Test accuracy (official 10,000 test images): {100 * s['shipped_test_accuracy']:.2f}%**
@@ -117,17 +114,9 @@ Input: 28x28 grayscale, white article on black (Fashion-MNIST form), 0..255 scal
 - Training time: {run['train_seconds']:.0f} s ({run['images_per_second']:,.0f} images/s) on
   {run['machine']['cpu_count']} CPU cores ({run['machine']['processor']}), on a machine shared
   with other work; `benchmarks/train_seed.py` measures speed properly.
-- Date: {run['date']}; git commit {run['git_commit']}; versions: {versions}.
+{provenance_line(run)}
 
-## Data (SHA-256 of the decompressed IDX files)
-| file | sha256 |
-| --- | --- |
-{checksums}
-
-## Per-class results (test set)
-| class | precision | recall | F1 |
-| --- | --- | --- | --- |
-{rows}
+{data_and_per_class(run, s["evaluation"]["per_class"])}
 
 Files here: `metrics.json` (all numbers above plus the confusion matrix),
 `learning_curves.png`, `confusion_matrix.png`.
@@ -141,8 +130,7 @@ of its accuracy (see `benchmarks/results/photo_accuracy_seed_test.json`, made by
 `python benchmarks/photo_accuracy.py`). Shirt vs T-shirt/top, pullover and coat are its weakest
 classes.
 """
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+    write_card(path, text)
 
 
 if __name__ == "__main__":
