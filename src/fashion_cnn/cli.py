@@ -81,11 +81,11 @@ def train(
         "(the best model's; see README) [default: best for --model best, else faithful]. "
         "Options given explicitly override the recipe.", show_default=False)] = None,
     epochs: Annotated[Optional[int], typer.Option(
-        help="Passes over the training data [recipe: 10 | 6].", show_default=False)] = None,
+        help="Passes over the training data [recipe: 10 | 6 | 36].", show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option(
-        help="Images per SGD step [recipe: 32 | 128].", show_default=False)] = None,
+        help="Images per SGD step [recipe: 32 | 128 | 128].", show_default=False)] = None,
     lr: Annotated[Optional[float], typer.Option(
-        help="SGD (peak) learning rate [recipe: 0.01 | 0.1].", show_default=False)] = None,
+        help="SGD (peak) learning rate [recipe: 0.01 | 0.1 | 0.1].", show_default=False)] = None,
     momentum: Momentum = 0.9, seed: Seed = 0,
     val_fraction: Annotated[float, typer.Option(
         help="Share of the training set held out for validation.")] = 0.1,
