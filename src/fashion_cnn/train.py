@@ -241,7 +241,7 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
             "val_loss": None,
             "val_accuracy": None,
         }
-        if val_images is not None and len(val_images):
+        if val_images is not None and len(val_images) and rank == 0:  # only it reports
             record["val_loss"], record["val_accuracy"] = loss_and_accuracy(
                 model, val_images, val_labels)
         history.append(record)
