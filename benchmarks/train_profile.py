@@ -6,7 +6,8 @@ CPU's peak it runs.
 
 Times each phase of a training step (data slicing, forward + loss, backward, optimizer) with
 perf_counter (CPU execution is synchronous, so phase times are real) for each path: plain eager
-PyTorch, eager with channels-last activations, and the hand-fused step (fused.py). Each path
+PyTorch, eager with channels-last activations, and the hand-fused step (fused.py) with its conv
+block as torch operations (--no-numba) and as compiled kernels (the default). Each path
 runs in its own process, the paths taking turns for --rounds rounds (the machine is shared:
 interleaving spreads its noise evenly); each phase's figure is the median over all its steps.
 Reports achieved FLOP/s against the theoretical fp32 peak of the cores (from /proc/cpuinfo:
@@ -85,10 +86,10 @@ def plain_step(channels_last: bool):
     return step
 
 
-def fused_step():
-    """The fused step (FusedSeed + fused SGD), timed by phase."""
+def fused_step(numba: bool):
+    """The fused step (FusedSeed + fused SGD), timed by phase; numba: its compiled conv block."""
     torch.manual_seed(0)
-    fused = FusedSeed(build_model("seed"))
+    fused = FusedSeed(build_model("seed"), numba=numba)
     optimizer = torch.optim.SGD([fused.theta], lr=0.01, momentum=0.9, fused=True)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> list[float]:
@@ -103,7 +104,7 @@ def fused_step():
 
 
 PATHS = {"plain": lambda: plain_step(False), "channels_last": lambda: plain_step(True),
-         "fused": fused_step}
+         "fused_torch": lambda: fused_step(False), "fused": lambda: fused_step(True)}
 PHASES = ("data", "forward", "backward", "optimizer")
 
 

@@ -1,10 +1,13 @@
 """Benchmark: the faithful seed recipe (batch 32, SGD 0.01/0.9, 10 epochs) - images/s per epoch
-and final test accuracy - for fashion-cnn's training paths (the fused step, the default, and
-plain PyTorch autograd) beside the original Keras model, all run one after another on the
-same machine.
+and final test accuracy - for fashion-cnn's training paths (the fused step with its numba
+conv kernels, the default; the fused step with torch operations, --no-numba; plain PyTorch
+autograd, --no-fused) beside the original Keras model, all run one after another on the same
+machine. The machine is shared and its speed drifts (single epochs vary up to 2x), so with
+--rounds R every path and Keras run R times, taking turns; each figure is the median over all
+their epochs, and each round's own ratio to Keras is kept too.
 
-    python benchmarks/train_seed.py [--epochs 10] [--seed 0] [--keras auto|skip]
-        [--paths fused,plain,channels_last] [--out benchmarks/results/train_seed.json]
+    python benchmarks/train_seed.py [--epochs 10] [--seed 0] [--rounds 1] [--keras auto|skip]
+        [--paths plain,fused_torch,fused,channels_last] [--out benchmarks/results/train_seed.json]
 
 --keras auto: installs tensorflow-cpu==2.21.0 into .venv-keras (once) and times
 benchmarks/keras_seed.py there; if that is impossible the JSON says why and quotes the last
@@ -35,7 +38,7 @@ KERAS_LAST_RECORDED = {"images_per_second": 5939, "epoch_seconds": 9.1,
                                  "TF 2.21.0, 2-core development machine)"}
 
 
-PATHS = {"fused": {}, "plain": {"fused": False},
+PATHS = {"fused": {}, "fused_torch": {"numba": False}, "plain": {"fused": False},
          "channels_last": {"fused": False, "channels_last": True}}
 
 
@@ -50,6 +53,17 @@ def fashion_cnn_run(data, epochs: int, seed: int, path: str) -> dict:
             "train_seconds": m["train_seconds"], "n_train": m["n_train"],
             "val_accuracy": m["val_accuracy"], "test_accuracy": m["test_accuracy"],
             "test_eval_seconds": m["test_eval_seconds"], "config": m["config"]}
+
+
+def summarize(runs: list[dict]) -> dict:
+    """One path's rounds -> the first round's record, with images/s and epoch times over all
+    rounds (the median is over every epoch of every round) and each round's accuracy."""
+    per_epoch = [v for run in runs for v in run["images_per_second"]]
+    return {**runs[0], "images_per_second": per_epoch,
+            "epoch_seconds": [v for run in runs for v in run["epoch_seconds"]],
+            "median_images_per_second": statistics.median(per_epoch),
+            "train_seconds_per_round": [run["train_seconds"] for run in runs],
+            "test_accuracy_per_round": [run.get("test_accuracy") for run in runs]}
 
 
 def keras_python() -> tuple[Path | None, str]:
@@ -71,9 +85,7 @@ def keras_run(python: Path, data_dir: Path, epochs: int, seed: int) -> dict:
     out = subprocess.run([str(python), str(HERE / "keras_seed.py"), str(data_dir),
                           "--epochs", str(epochs), "--seed", str(seed)],
                          capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["median_images_per_second"] = statistics.median(result["images_per_second"])
-    return result
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -81,8 +93,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--keras", choices=["auto", "skip"], default="auto")
-    parser.add_argument("--paths", default="fused,plain",
+    parser.add_argument("--paths", default="plain,fused_torch,fused",
                         help=f"comma-separated, from: {', '.join(PATHS)}")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "train_seed.json")
     args = parser.parse_args()
@@ -92,26 +105,35 @@ def main() -> None:
         parser.error(f"unknown --paths {unknown}; choose from {', '.join(PATHS)}")
 
     data = load_fashion_mnist(offline=True)
-    result = {**provenance(args.seed, data.checksums), "runs": {}}
-    runs = result["runs"]
-    for path in paths:
-        print(f"fashion-cnn {path}, faithful recipe ...", file=sys.stderr)
-        runs[path] = fashion_cnn_run(data, args.epochs, args.seed, path)
-    if args.keras == "auto":
-        python, why = keras_python()
+    python, why = keras_python() if args.keras == "auto" else (None, "--keras skip")
+    result = {**provenance(args.seed, data.checksums), "rounds": args.rounds, "runs": {}}
+    rounds: dict[str, list[dict]] = {path: [] for path in paths}
+    keras_rounds: list[dict] = []
+    for r in range(1, args.rounds + 1):  # the paths and Keras take turns
+        for path in paths:
+            print(f"round {r}: fashion-cnn {path}, faithful recipe ...", file=sys.stderr)
+            rounds[path].append(fashion_cnn_run(data, args.epochs, args.seed, path))
         if python is not None:
-            print("keras reference ...", file=sys.stderr)
-            result["keras"] = keras_run(python, data.directory, args.epochs, args.seed)
-            result["keras"]["status"] = "measured in this run"
-        else:
-            result["keras"] = {**KERAS_LAST_RECORDED, "status": f"last recorded figure; {why}",
-                               "median_images_per_second": KERAS_LAST_RECORDED[
-                                   "images_per_second"]}
+            print(f"round {r}: keras reference ...", file=sys.stderr)
+            keras_rounds.append(keras_run(python, data.directory, args.epochs, args.seed))
+    result["runs"] = {path: summarize(runs) for path, runs in rounds.items()}
+    if keras_rounds:
+        result["keras"] = {**summarize(keras_rounds), "status": "measured in this run"}
+    elif args.keras == "auto":
+        result["keras"] = {**KERAS_LAST_RECORDED, "status": f"last recorded figure; {why}",
+                           "median_images_per_second": KERAS_LAST_RECORDED["images_per_second"]}
+    if "keras" in result:
         keras = result["keras"]["median_images_per_second"]
         result["speedup_vs_keras"] = {path: r["median_images_per_second"] / keras
-                                      for path, r in runs.items()}
+                                      for path, r in result["runs"].items()}
+        if keras_rounds:  # each round's ratio, its paths against its own Keras run
+            result["speedup_vs_keras_per_round"] = {
+                path: [statistics.median(run["images_per_second"])
+                       / statistics.median(k["images_per_second"])
+                       for run, k in zip(runs, keras_rounds, strict=True)]
+                for path, runs in rounds.items()}
     write_json(args.out, result)
-    for path, r in runs.items():
+    for path, r in result["runs"].items():
         line = (f"fashion-cnn {path}: {r['median_images_per_second']:,.0f} images/s (median "
                 f"epoch), test accuracy {100 * r['test_accuracy']:.2f}%")
         if "keras" in result:

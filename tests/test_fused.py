@@ -8,12 +8,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fashion_cnn import kernels
 from fashion_cnn.evaluate import predict_logits
 from fashion_cnn.fused import FusedSeed, soft_targets
 from fashion_cnn.models import build_model
 from fashion_cnn.train import TrainConfig, run_training
 
 TINY = dict(epochs=2, batch_size=16, lr=0.05, val_fraction=0.25)
+# The fused step's conv block: compiled numba kernels (the default) or torch operations.
+CONV_BLOCKS = pytest.mark.parametrize("numba", [True, False], ids=["numba", "torch"])
+
+
+def test_numba_kernels_are_available() -> None:
+    """numba is a dependency: without it the default path would silently be the slower one."""
+    assert kernels.available()
 
 
 def _images(n: int, seed: int = 0) -> torch.Tensor:
@@ -52,20 +60,24 @@ def test_layout_round_trip() -> None:
         assert torch.equal(a, b)
 
 
-def test_fused_logits_equal_the_model() -> None:
+@CONV_BLOCKS
+def test_fused_logits_equal_the_model(numba: bool) -> None:
     model, x = _model(), _images(64)
     with torch.no_grad():
         expected = model(x)
-    torch.testing.assert_close(FusedSeed(model).logits(x), expected, rtol=1e-5, atol=1e-5)
+    fused = FusedSeed(model, numba=numba)
+    assert fused.numba is numba
+    torch.testing.assert_close(fused.logits(x), expected, rtol=1e-5, atol=1e-5)
 
 
+@CONV_BLOCKS
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
-def test_fused_gradients_equal_autograd(label_smoothing: float) -> None:
+def test_fused_gradients_equal_autograd(label_smoothing: float, numba: bool) -> None:
     model, fused = _model(), None
     x, y = _images(32), torch.arange(32) % 10
     loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
     loss.backward()
-    fused = FusedSeed(model)
+    fused = FusedSeed(model, numba=numba)
     logits = fused.forward_backward(x, soft_targets(y, label_smoothing))
     torch.testing.assert_close(logits, model(x).detach(), rtol=1e-5, atol=1e-5)
     grads = _as_model_layout(fused.theta.grad)
@@ -78,10 +90,12 @@ def test_fused_rejects_other_architectures() -> None:
         FusedSeed(torch.nn.Linear(2, 2))
 
 
-@pytest.mark.parametrize("option", [{"fused": False}, {"fused": False, "channels_last": True}])
+@pytest.mark.parametrize("option", [{"fused": False}, {"fused": False, "channels_last": True},
+                                    {"numba": False}])
 def test_training_paths_agree(tiny_data, tmp_path: Path, option: dict) -> None:
-    """Same config, fused vs plain (and channels-last) path: same weights within float
-    tolerance after 2 epochs, same accuracy."""
+    """Same config, fused (numba kernels) vs plain (and channels-last) path, and vs the fused
+    step's torch operations: same weights within float tolerance after 2 epochs, same
+    accuracy."""
     quiet = dict(progress=False, log=lambda _: None)
     fast = run_training(TrainConfig(**TINY), tiny_data, tmp_path / "fused", **quiet)
     plain = run_training(TrainConfig(**TINY, **option), tiny_data, tmp_path / "plain", **quiet)
@@ -90,7 +104,27 @@ def test_training_paths_agree(tiny_data, tmp_path: Path, option: dict) -> None:
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-4, msg=key)
     assert abs(fast["test_accuracy"] - plain["test_accuracy"]) <= 1 / 256
-    assert fast["config"]["fused"] and not plain["config"]["fused"]
+    assert fast["config"]["fused"] and fast["config"]["numba"]
+    assert {k: plain["config"][k] for k in option} == option
+
+
+def test_kernels_pick_the_first_maximum_of_a_window_and_propagate_nan() -> None:
+    """Ties (flat image areas) go to the window's first pixel, as torch's max-pool; a NaN wins
+    its window, so a diverged run shows NaN rather than a clipped value."""
+    x = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    lut, w, b = torch.arange(256.0), torch.ones(9, 32), torch.zeros(32)
+    h0, arg = kernels.conv_block_forward(x, lut, w, b)  # all zero: every window a tie
+    assert torch.equal(arg, torch.zeros_like(arg)) and torch.equal(h0, torch.zeros_like(h0))
+    x[0, 3, 3] = 2  # of window (0, 0)'s four conv outputs, only (1, 1) (q = 3) sees it
+    h0, arg = kernels.conv_block_forward(x, lut, w, b)
+    assert arg[0, 0].tolist() == [3] * 32 and h0[0, :32].tolist() == [2.0] * 32
+    h0, arg = kernels.conv_block_forward(x, lut, -w, b)  # now the other three tie at 0
+    assert arg[0, 0].tolist() == [0] * 32
+    lut[7] = float("nan")
+    x[0, 5, 5] = 7  # seen by pooled windows (1..2, 1..2), not by window (0, 0)
+    h0 = kernels.conv_block_forward(x, lut, w, b)[0].view(169, 32)
+    assert h0[1 * 13 + 1].isnan().all() and h0[2 * 13 + 2].isnan().all()
+    assert not h0[0].isnan().any()
 
 
 def test_predict_logits_fused_and_plain_agree() -> None:
@@ -102,3 +136,5 @@ def test_predict_logits_fused_and_plain_agree() -> None:
 def test_configs_saved_before_the_fused_step_resume_on_the_plain_path() -> None:
     assert TrainConfig.from_dict({"epochs": 2}).fused is False
     assert TrainConfig.from_dict({"epochs": 2, "fused": True}).fused is True
+    assert TrainConfig.from_dict({"epochs": 2, "fused": True}).numba is False  # saved before
+    assert TrainConfig().numba is True

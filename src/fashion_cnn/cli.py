@@ -92,7 +92,11 @@ def train(
     threads: Threads = 0,
     fused: Annotated[Optional[bool], typer.Option(
         "--fused/--no-fused", help="Seed CNN: the hand-fused training step (same result, "
-        "about 2x faster; the default); --no-fused runs plain PyTorch autograd.",
+        "2-3x faster; the default); --no-fused runs plain PyTorch autograd.",
+        show_default=False)] = None,
+    numba: Annotated[Optional[bool], typer.Option(
+        "--numba/--no-numba", help="Fused step: the conv block as compiled numba kernels "
+        "(same result, faster; the default); --no-numba uses torch operations.",
         show_default=False)] = None,
     channels_last: Annotated[Optional[bool], typer.Option(
         "--channels-last/--no-channels-last", help="Plain path: channels-last activations "
@@ -141,7 +145,7 @@ def train(
     else:
         config = recipe_config(recipe, augment, model=model, epochs=epochs,
                                batch_size=batch_size, lr=lr, momentum=momentum, seed=seed,
-                               val_fraction=val_fraction, threads=threads, fused=fused,
+                               val_fraction=val_fraction, threads=threads, fused=fused, numba=numba,
                                channels_last=channels_last, bf16=bf16,
                                weight_decay=weight_decay, translate=translate, erase=erase,
                                flip=flip,

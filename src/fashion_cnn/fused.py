@@ -12,7 +12,10 @@ operations per step and NCHW max-pooling cost more than the arithmetic:
   activations lie in memory, so flattening is free and every product reads memory in order;
 - the backward pass is written out (softmax - target, ReLU masks, the pooling's recorded
   argmax), each gradient lands straight in its slice of one flat gradient vector, and the
-  optimizer updates all parameters with one fused SGD kernel.
+  optimizer updates all parameters with one fused SGD kernel;
+- with `numba=True` (the default where numba is installed) the whole conv -> pool -> bias ->
+  ReLU block, forward and backward, is two compiled kernels (kernels.py) that never write the
+  [B, 26, 26, 32] activations to memory; otherwise it is the torch operations above.
 
 `tests/test_fused.py` checks outputs, gradients and a short training run against the plain path;
 `benchmarks/train_seed.py` and `benchmarks/train_profile.py` measure the effect.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import kernels
 from .models import SeedCNN
 
 # (name, shape) of each parameter's slice of the flat vector, in the fused layout.
@@ -59,10 +63,15 @@ class FusedSeed:
     `write_back(model)` copies the weights into the model, e.g. at the end of an epoch.
     """
 
-    def __init__(self, model: SeedCNN):
+    def __init__(self, model: SeedCNN, numba: bool = True):
         if not isinstance(model, SeedCNN):
             raise TypeError("the fused path implements the seed CNN only")
         self.normalize = model.normalize
+        self.numba = numba and kernels.available()
+        if self.numba:  # the kernels read uint8 pixels through the model's normalisation
+            self.lut = self.normalize(torch.arange(256, dtype=torch.uint8).view(1, 16, 16))
+            self.lut = self.lut.reshape(256).contiguous()  # [256] float32
+            kernels.warm_up()
         size = sum(torch.Size(shape).numel() for _, shape in LAYOUT)
         self.theta = torch.zeros(size, requires_grad=True)  # a leaf, so optimizers accept it
         self.theta.grad = torch.zeros(size)
@@ -93,6 +102,9 @@ class FusedSeed:
     def forward(self, x: torch.Tensor, *, record: bool = False):
         """uint8 images [B, 28, 28] -> (logits [B, 10], what `backward` needs)."""
         p, n = self.p, len(x)
+        if self.numba:  # h0 [B, 5408] HWC, argmax [B, 169, 32]: which pixel of each window won
+            h0, argmax = kernels.conv_block_forward(x, self.lut, p["conv_w"], p["conv_b"])
+            return self._head(h0, x, argmax)
         patches = _patches(self.normalize(x)[:, 0])  # [9, B*676]
         conv = torch.mm(patches.t(), p["conv_w"])  # [B*676, 32] = channels-last [B, 26, 26, 32]
         conv = conv.view(n, 26, 26, 32).permute(0, 3, 1, 2)  # NCHW view of that memory
@@ -102,9 +114,14 @@ class FusedSeed:
             pooled, argmax = F.max_pool2d(conv, 2), None
         h0 = pooled.permute(0, 2, 3, 1).view(n * 169, 32)  # HWC rows; fails loudly if copied
         h0 = h0.add_(p["conv_b"]).relu_().view(n, -1)  # [B, 5408]
+        return self._head(h0, (patches, conv), argmax)
+
+    def _head(self, h0: torch.Tensor, conv_saved, argmax):
+        """fc1 -> ReLU -> fc2 on the conv block's output h0 [B, 5408]."""
+        p = self.p
         h1 = torch.addmm(p["fc1_b"], h0, p["fc1_w"]).relu_()  # [B, 100]
         logits = torch.addmm(p["fc2_b"], h1, p["fc2_w"])  # [B, 10]
-        return logits, (patches, conv, argmax, h0, h1)
+        return logits, (conv_saved, argmax, h0, h1)
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,7 +143,7 @@ class FusedSeed:
                  scale: float | None = None) -> None:
         """Gradients of the mean cross-entropy into `theta.grad` (after `forward(record=True)`)."""
         g, p, n = self.g, self.p, len(logits)
-        patches, conv, argmax, h0, h1 = saved
+        conv_saved, argmax, h0, h1 = saved
         d = logits.softmax(1).sub_(targets).mul_(scale or 1 / n)  # dLoss/dlogits [B, 10]
         torch.mm(h1.t(), d, out=g["fc2_w"])
         torch.sum(d, 0, out=g["fc2_b"])
@@ -134,7 +151,13 @@ class FusedSeed:
         dh1 = torch.ops.aten.threshold_backward(torch.mm(d, p["fc2_w"].t()), h1, 0)
         torch.mm(h0.t(), dh1, out=g["fc1_w"])
         torch.sum(dh1, 0, out=g["fc1_b"])
-        dh0 = torch.ops.aten.threshold_backward(torch.mm(dh1, p["fc1_w"].t()), h0, 0)
+        dh0 = torch.mm(dh1, p["fc1_w"].t())  # [B, 5408]
+        if self.numba:  # conv_saved: the uint8 images
+            kernels.conv_block_backward(conv_saved, self.lut, dh0, h0, argmax, g["conv_w"],
+                                        g["conv_b"])
+            return
+        patches, conv = conv_saved
+        dh0 = torch.ops.aten.threshold_backward(dh0, h0, 0)
         torch.sum(dh0.view(-1, 32), 0, out=g["conv_b"])
         dpooled = dh0.view(n, 13, 13, 32).permute(0, 3, 1, 2)
         dconv = torch.ops.aten.max_pool2d_with_indices_backward(

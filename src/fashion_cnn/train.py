@@ -4,8 +4,9 @@ The faithful recipe of the reference Keras model: SGD lr 0.01, momentum 0.9, bat
 10 epochs, cross-entropy, reshuffled every epoch. PyTorch's SGD momentum (v = m*v + g;
 w -= lr*v) equals Keras' (v = m*v - lr*g; w += v) at a constant learning rate.
 
-The seed CNN trains through its hand-fused step (fused.py: same function and update, about 2x
-faster on a CPU); `fused=False` runs plain autograd, for any architecture.
+The seed CNN trains through its hand-fused step (fused.py: same function and update, 2-3x
+faster on a CPU, its conv block compiled by numba: kernels.py); `fused=False` runs plain
+autograd, for any architecture.
 
 Runs are resumable: after every epoch the model, optimizer and history are written
 atomically to DIR/state.pt, so an interrupted run loses at most the current epoch.
@@ -52,6 +53,7 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default (one per core)
     # Speed (same function and update, measured in benchmarks/train_seed.py):
     fused: bool = True  # the seed CNN's hand-fused step (fused.py); other models ignore it
+    numba: bool = True  # fused step: the conv block as compiled kernels (kernels.py)
     channels_last: bool = False  # plain path: NHWC activations (faster max-pooling on CPU)
     bf16: bool = False  # plain path: bfloat16 autocast for convolutions and matrix products
     nesterov: bool = False
@@ -90,9 +92,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """A saved config; those written before the fused step existed ran the plain path."""
+        """A saved config; those written before the fused step (or its compiled kernels)
+        existed ran the plain path (or the fused step's torch operations)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{"fused": False, **{k: v for k, v in d.items() if k in known}})
+        return cls(**{"fused": False, "numba": False,
+                      **{k: v for k, v in d.items() if k in known}})
 
 
 # Named recipes: overrides of the TrainConfig defaults (which are the faithful Keras recipe).
@@ -167,7 +171,8 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
         model.load_state_dict(state["model"])
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
-    fused = FusedSeed(model) if config.fused and isinstance(model, SeedCNN) else None
+    fused = (FusedSeed(model, numba=config.numba)
+             if config.fused and isinstance(model, SeedCNN) else None)
     optimizer = torch.optim.SGD([fused.theta] if fused else model.parameters(), lr=config.lr,
                                 momentum=config.momentum, nesterov=config.nesterov,
                                 weight_decay=config.weight_decay,
