@@ -44,6 +44,17 @@ def _dot9(w, c, a0, a1, a2, a3, a4, a5, a6, a7, a8):  # pragma: no cover - compi
             + a5 * w[5, c] + a6 * w[6, c] + a7 * w[7, c] + a8 * w[8, c])
 
 
+def _square(x, lut, n, r, s):  # pragma: no cover - compiled
+    """The 4x4 input square of image n at row r, column s, normalised, row by row (16 floats)."""
+    return (lut[x[n, r, s]], lut[x[n, r, s + 1]], lut[x[n, r, s + 2]], lut[x[n, r, s + 3]],
+            lut[x[n, r + 1, s]], lut[x[n, r + 1, s + 1]], lut[x[n, r + 1, s + 2]],
+            lut[x[n, r + 1, s + 3]],
+            lut[x[n, r + 2, s]], lut[x[n, r + 2, s + 1]], lut[x[n, r + 2, s + 2]],
+            lut[x[n, r + 2, s + 3]],
+            lut[x[n, r + 3, s]], lut[x[n, r + 3, s + 1]], lut[x[n, r + 3, s + 2]],
+            lut[x[n, r + 3, s + 3]])
+
+
 def _forward(x, lut, w, b, h0, arg):  # pragma: no cover - compiled
     """x uint8 [B, 28, 28]; lut float32 [256] (the model's pixel normalisation); w [9, 32]
     (row ky*3+kx); b [32] -> h0 float32 [B, 169, 32] = relu(maxpool(conv(x)) + b), HWC, and
@@ -54,15 +65,9 @@ def _forward(x, lut, w, b, h0, arg):  # pragma: no cover - compiled
     for n in range(x.shape[0]):
         for i in range(POOLED):
             for j in range(POOLED):
-                r, s, p = 2 * i, 2 * j, i * POOLED + j
-                p00, p01, p02, p03 = (lut[x[n, r, s]], lut[x[n, r, s + 1]],
-                                      lut[x[n, r, s + 2]], lut[x[n, r, s + 3]])
-                p10, p11, p12, p13 = (lut[x[n, r + 1, s]], lut[x[n, r + 1, s + 1]],
-                                      lut[x[n, r + 1, s + 2]], lut[x[n, r + 1, s + 3]])
-                p20, p21, p22, p23 = (lut[x[n, r + 2, s]], lut[x[n, r + 2, s + 1]],
-                                      lut[x[n, r + 2, s + 2]], lut[x[n, r + 2, s + 3]])
-                p30, p31, p32, p33 = (lut[x[n, r + 3, s]], lut[x[n, r + 3, s + 1]],
-                                      lut[x[n, r + 3, s + 2]], lut[x[n, r + 3, s + 3]])
+                p = i * POOLED + j
+                (p00, p01, p02, p03, p10, p11, p12, p13,
+                 p20, p21, p22, p23, p30, p31, p32, p33) = _square(x, lut, n, 2 * i, 2 * j)
                 for c in range(C):
                     best = _dot9(w, c, p00, p01, p02, p10, p11, p12, p20, p21, p22)
                     a1 = _dot9(w, c, p01, p02, p03, p11, p12, p13, p21, p22, p23)
@@ -91,15 +96,9 @@ def _backward(x, lut, dh0, h0, arg, dw, db):  # pragma: no cover - compiled
         db_n[:] = 0
         for i in range(POOLED):
             for j in range(POOLED):
-                r, s, p = 2 * i, 2 * j, i * POOLED + j
-                p00, p01, p02, p03 = (lut[x[n, r, s]], lut[x[n, r, s + 1]],
-                                      lut[x[n, r, s + 2]], lut[x[n, r, s + 3]])
-                p10, p11, p12, p13 = (lut[x[n, r + 1, s]], lut[x[n, r + 1, s + 1]],
-                                      lut[x[n, r + 1, s + 2]], lut[x[n, r + 1, s + 3]])
-                p20, p21, p22, p23 = (lut[x[n, r + 2, s]], lut[x[n, r + 2, s + 1]],
-                                      lut[x[n, r + 2, s + 2]], lut[x[n, r + 2, s + 3]])
-                p30, p31, p32, p33 = (lut[x[n, r + 3, s]], lut[x[n, r + 3, s + 1]],
-                                      lut[x[n, r + 3, s + 2]], lut[x[n, r + 3, s + 3]])
+                p = i * POOLED + j
+                (p00, p01, p02, p03, p10, p11, p12, p13,
+                 p20, p21, p22, p23, p30, p31, p32, p33) = _square(x, lut, n, 2 * i, 2 * j)
                 for c in range(C):
                     g = dh0[n, p, c] if h0[n, p, c] > 0 else np.float32(0)  # ReLU's mask
                     db_n[c] += g
@@ -126,6 +125,7 @@ def _backward(x, lut, dh0, h0, arg, dw, db):  # pragma: no cover - compiled
 
 if njit is not None:
     _dot9 = njit(cache=True, inline="always", fastmath={"contract"})(_dot9)
+    _square = njit(cache=True, inline="always", boundscheck=False)(_square)
     _compile = njit(cache=True, boundscheck=False, error_model="numpy", fastmath={"contract"})
     _forward, _backward = _compile(_forward), _compile(_backward)
 
