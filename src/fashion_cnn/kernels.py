@@ -13,8 +13,8 @@ accumulates the 3x3 kernel's gradient straight from the input pixels.
 Both loop over the 32 channels innermost, which the compiler turns into SIMD instructions
 (products fused into FMAs: `fastmath={"contract"}`, nothing else relaxed). They run on one
 thread: a numba thread pool beside torch's gained ~6% per step on 2 cores (one-off timing),
-not worth a second pool. At batch 32 forward takes ~0.16 ms and backward ~0.18 ms, against
-~0.6 and ~0.65 ms for the torch operations inside a training step (one-off timings).
+not worth a second pool. Timed alone on 32 real images, forward takes ~0.16 ms and backward
+~0.18 ms (one-off); benchmarks/train_profile.py measures their effect on a whole step.
 Compiled once per machine (cached on disk; about 1 s the first time). `available()` says whether
 numba is installed; without it the fused step uses torch operations, slower but the same maths.
 """
