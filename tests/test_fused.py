@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,37 @@ def test_fused_gradients_equal_autograd(label_smoothing: float, numba: bool) -> 
     grads = _as_model_layout(fused.theta.grad)
     for name, p in model.named_parameters():
         torch.testing.assert_close(grads[name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("hyper", [dict(momentum=0.9), dict(momentum=0.0),
+                                   dict(momentum=0.9, nesterov=True, weight_decay=5e-4)],
+                         ids=["momentum", "plain", "nesterov-decay"])
+def test_sgd_step_equals_the_optimizers_step(hyper: dict) -> None:
+    """`sgd_step` is `optimizer.step()` for theta: the same weights and momentum buffer,
+    bit for bit, under a learning-rate schedule, with no scheduler warning."""
+    x, targets = _images(8), soft_targets(torch.arange(8) % 10)
+    runs = []
+    for direct in (False, True):
+        fused = FusedSeed(_model())
+        optimizer = torch.optim.SGD([fused.theta], lr=0.05, fused=True, **hyper)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=5)
+        step_calls: list[int] = []
+        optimizer.register_step_post_hook(lambda *_, calls=step_calls: calls.append(1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for _ in range(4):
+                fused.forward_backward(x, targets)
+                fused.sgd_step(optimizer) if direct else optimizer.step()
+                scheduler.step()
+        assert len(step_calls) == (1 if direct else 4)  # sgd_step: only its first step
+        runs.append((fused.theta.detach().clone(), optimizer.state_dict()))
+    (theta, state), (direct_theta, direct_state) = runs
+    assert torch.equal(theta, direct_theta)
+    assert not torch.equal(theta, FusedSeed(_model()).theta)  # it did train
+    if hyper["momentum"]:
+        assert torch.equal(state["state"][0]["momentum_buffer"],
+                           direct_state["state"][0]["momentum_buffer"])
+    assert state["param_groups"] == direct_state["param_groups"]
 
 
 def test_fused_rejects_other_architectures() -> None:

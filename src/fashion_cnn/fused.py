@@ -12,7 +12,7 @@ operations per step and NCHW max-pooling cost more than the arithmetic:
   activations lie in memory, so flattening is free and every product reads memory in order;
 - the backward pass is written out (softmax - target, ReLU masks, the pooling's recorded
   argmax), each gradient lands straight in its slice of one flat gradient vector, and the
-  optimizer updates all parameters with one fused SGD kernel;
+  optimizer updates all parameters with one fused SGD kernel, called directly (`sgd_step`);
 - with `numba=True` (the default where numba is installed) the whole conv -> pool -> bias ->
   ReLU block, forward and backward, is two compiled kernels (kernels.py) that never write the
   [B, 26, 26, 32] activations to memory; otherwise it is the torch operations above.
@@ -59,7 +59,8 @@ class FusedSeed:
     """The parameters of a `SeedCNN` in one flat float32 vector `theta` (with `theta.grad`),
     plus the fused forward pass and training step over them.
 
-    Train with any torch optimizer over `[fused.theta]` (fused SGD: one kernel per step);
+    Train with any torch optimizer over `[fused.theta]`; with fused SGD, `sgd_step(optimizer)`
+    is its step at less cost;
     `write_back(model)` copies the weights into the model, e.g. at the end of an epoch.
     """
 
@@ -75,6 +76,7 @@ class FusedSeed:
         size = sum(torch.Size(shape).numel() for _, shape in LAYOUT)
         self.theta = torch.zeros(size, requires_grad=True)  # a leaf, so optimizers accept it
         self.theta.grad = torch.zeros(size)
+        self.stepped = False  # sgd_step: has the optimizer's own step() run once
         self.p, self.g = _views(self.theta.detach()), _views(self.theta.grad)
         self.load_from(model)
 
@@ -124,6 +126,25 @@ class FusedSeed:
         return logits, (conv_saved, argmax, h0, h1)
 
     @torch.no_grad()
+    def sgd_step(self, optimizer: torch.optim.SGD) -> None:
+        """`optimizer.step()` for `theta`: the same fused SGD kernel on the optimizer's own
+        hyperparameters and momentum buffer (so schedulers, state dicts and resuming are
+        unchanged), without the ~0.3 ms of Python that `step()` spends around it per call,
+        a sixth of a batch-32 step here (benchmarks/train_profile.py)."""
+        group, state = optimizer.param_groups[0], optimizer.state[self.theta]
+        if (not group["fused"] or not self.stepped
+                or group["momentum"] and "momentum_buffer" not in state):
+            optimizer.step()  # the first creates the buffer and tells schedulers it stepped
+            self.stepped = True
+            return
+        torch._fused_sgd_([self.theta], [self.theta.grad],
+                          [state["momentum_buffer"]] if group["momentum"] else [],
+                          weight_decay=group["weight_decay"], momentum=group["momentum"],
+                          lr=group["lr"], dampening=group["dampening"],
+                          nesterov=group["nesterov"], maximize=group["maximize"],
+                          is_first_step=False)
+
+    @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Inference: uint8 images [B, 28, 28] -> logits [B, 10] (same as the model's)."""
         return self.forward(x)[0]
@@ -144,13 +165,18 @@ class FusedSeed:
         """Gradients of the mean cross-entropy into `theta.grad` (after `forward(record=True)`)."""
         g, p, n = self.g, self.p, len(logits)
         conv_saved, argmax, h0, h1 = saved
-        d = logits.softmax(1).sub_(targets).mul_(scale or 1 / n)  # dLoss/dlogits [B, 10]
-        torch.mm(h1.t(), d, out=g["fc2_w"])
-        torch.sum(d, 0, out=g["fc2_b"])
-        # threshold_backward(grad, out, 0) = grad where out > 0, else 0: ReLU's own backward
-        dh1 = torch.ops.aten.threshold_backward(torch.mm(d, p["fc2_w"].t()), h1, 0)
+        scale = scale or 1 / n  # of the mean's sum
+        if self.numba:  # the eight small operations below, as one compiled call
+            dh1 = kernels.head_backward(logits, targets, scale, h1, p["fc2_w"], g["fc2_w"],
+                                        g["fc2_b"], g["fc1_b"])
+        else:
+            d = logits.softmax(1).sub_(targets).mul_(scale)  # dLoss/dlogits [B, 10]
+            torch.mm(h1.t(), d, out=g["fc2_w"])
+            torch.sum(d, 0, out=g["fc2_b"])
+            # threshold_backward(grad, out, 0) = grad where out > 0, else 0: ReLU's backward
+            dh1 = torch.ops.aten.threshold_backward(torch.mm(d, p["fc2_w"].t()), h1, 0)
+            torch.sum(dh1, 0, out=g["fc1_b"])
         torch.mm(h0.t(), dh1, out=g["fc1_w"])
-        torch.sum(dh1, 0, out=g["fc1_b"])
         dh0 = torch.mm(dh1, p["fc1_w"].t())  # [B, 5408]
         if self.numba:  # conv_saved: the uint8 images
             kernels.conv_block_backward(conv_saved, self.lut, dh0, h0, argmax, g["conv_w"],

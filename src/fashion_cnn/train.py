@@ -225,7 +225,10 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
                 loss.backward()
             if processes > 1:  # the shares' gradients add up to the whole batch's
                 all_reduce_sum(p.grad for p in optimizer.param_groups[0]["params"])
-            optimizer.step()
+            if fused is not None:
+                fused.sgd_step(optimizer)  # optimizer.step(), less ~0.3 ms of Python
+            else:
+                optimizer.step()
             if scheduler is not None:
                 scheduler.step()
             logits_all[rows][mine] = logits.detach()  # one copy: no per-step bookkeeping
