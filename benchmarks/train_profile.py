@@ -7,7 +7,8 @@ CPU's peak it runs.
 Times each phase of a training step (data slicing, forward + loss, backward, optimizer) with
 perf_counter (CPU execution is synchronous, so phase times are real) for each path: plain eager
 PyTorch, eager with channels-last activations, and the hand-fused step (fused.py) with its conv
-block as torch operations (--no-numba) and as compiled kernels (the default). Each path
+block as torch operations (--no-numba) and as compiled kernels (the default; its backward
+phase includes adding fc1's weight gradient into the momentum buffer, as train_step does). Each path
 runs in its own process, the paths taking turns for --rounds rounds (the machine is shared:
 interleaving spreads its noise evenly); each phase's figure is the median over all its steps.
 Reports achieved FLOP/s against the theoretical fp32 peak of the cores (from /proc/cpuinfo:
@@ -97,9 +98,10 @@ def fused_step(numba: bool):
         t0 = time.perf_counter()
         logits, saved = fused.forward(x, record=True)
         t1 = time.perf_counter()
-        fused.backward(logits, soft_targets(y), saved)
+        fc1_into = fused.fc1_momentum(optimizer)  # train_step's phases, one by one
+        fused.backward(logits, soft_targets(y), saved, fc1_into=fc1_into, beta=0.9)
         t2 = time.perf_counter()
-        fused.sgd_step(optimizer)
+        fused.sgd_step(optimizer, fc1_folded=fc1_into is not None)
         return [t1 - t0, t2 - t1, time.perf_counter() - t2]
     return step
 

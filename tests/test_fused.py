@@ -117,6 +117,33 @@ def test_sgd_step_equals_the_optimizers_step(hyper: dict) -> None:
     assert state["param_groups"] == direct_state["param_groups"]
 
 
+@CONV_BLOCKS
+@pytest.mark.parametrize("hyper", [dict(momentum=0.9), dict(momentum=0.9, nesterov=True)],
+                         ids=["folded", "nesterov"])
+def test_train_step_equals_backward_and_optimizer_step(hyper: dict, numba: bool) -> None:
+    """`train_step` against forward_backward + optimizer.step(): with plain momentum it adds
+    fc1's weight gradient straight into the momentum buffer (so theta.grad's fc1 slice keeps
+    the first step's gradient); the weights agree up to float rounding either way."""
+    thetas, fc1_grads = [], []
+    for fast in (False, True):
+        fused = FusedSeed(_model(), numba=numba)
+        optimizer = torch.optim.SGD([fused.theta], lr=0.05, fused=True, **hyper)
+        fc1_grad = []
+        for step in range(5):
+            x, targets = _images(8, seed=step), soft_targets(torch.arange(8) % 10, 0.1)
+            if fast:
+                fused.train_step(x, targets, optimizer)
+            else:
+                fused.forward_backward(x, targets)
+                optimizer.step()
+            fc1_grad.append(fused.g["fc1_w"].clone())
+        thetas.append(fused.theta.detach())
+        fc1_grads.append(fc1_grad)
+    torch.testing.assert_close(thetas[1], thetas[0], rtol=1e-5, atol=1e-6)
+    folded = [torch.equal(g, fc1_grads[1][0]) for g in fc1_grads[1][1:]]
+    assert all(folded) if not hyper.get("nesterov") else not any(folded)
+
+
 def test_fused_rejects_other_architectures() -> None:
     with pytest.raises(TypeError):
         FusedSeed(torch.nn.Linear(2, 2))

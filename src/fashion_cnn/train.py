@@ -214,8 +214,11 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
             rows = slice(i, min(i + bs, n))  # this batch; [rows][mine]: this process's share
             mine = shard(rows.stop - i)
             x, y = xs[rows][mine], ys[rows][mine]  # [b, 28, 28] uint8, [b] int64
-            if fused is not None:  # gradients written straight into fused.theta.grad
-                logits = fused.forward_backward(x, targets[rows][mine], 1 / (rows.stop - i))
+            # the shares' gradients of a multi-process run add up to the whole batch's
+            reduce = all_reduce_sum if processes > 1 else None
+            if fused is not None:  # forward, backward and SGD update in one call
+                logits = fused.train_step(x, targets[rows][mine], optimizer,
+                                          1 / (rows.stop - i), reduce)
             else:
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
                     logits = model(x)
@@ -223,11 +226,8 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
                                            reduction="sum") / (rows.stop - i)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-            if processes > 1:  # the shares' gradients add up to the whole batch's
-                all_reduce_sum(p.grad for p in optimizer.param_groups[0]["params"])
-            if fused is not None:
-                fused.sgd_step(optimizer)  # optimizer.step(), less ~0.3 ms of Python
-            else:
+                if reduce is not None:
+                    reduce([p.grad for p in optimizer.param_groups[0]["params"]])
                 optimizer.step()
             if scheduler is not None:
                 scheduler.step()
