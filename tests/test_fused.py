@@ -86,6 +86,22 @@ def test_fused_gradients_equal_autograd(label_smoothing: float, numba: bool) -> 
         torch.testing.assert_close(grads[name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
+@CONV_BLOCKS
+def test_bf16_gradients_are_close_to_float32(numba: bool) -> None:
+    """bf16 training steps: fc1's products on bfloat16 copies (8-bit mantissas), so logits and
+    gradients agree with float32 to about 1% (relative to each tensor's size); evaluation
+    (`logits`) stays float32, bit for bit."""
+    x, targets = _images(32), soft_targets(torch.arange(32) % 10)
+    exact, half = FusedSeed(_model(), numba=numba), FusedSeed(_model(), numba=numba, bf16=True)
+    logits = [f.forward_backward(x, targets) for f in (exact, half)]
+    assert torch.equal(exact.logits(x), half.logits(x))
+    assert (logits[1] - logits[0]).norm() / logits[0].norm() < 0.02
+    assert not torch.equal(logits[0], logits[1])  # bf16 did run
+    for name, grad in exact.g.items():
+        error = (half.g[name] - grad).norm() / grad.norm()
+        assert error < 0.03, (name, error.item())
+
+
 @pytest.mark.parametrize("hyper", [dict(momentum=0.9), dict(momentum=0.0),
                                    dict(momentum=0.9, nesterov=True, weight_decay=5e-4)],
                          ids=["momentum", "plain", "nesterov-decay"])
@@ -165,6 +181,21 @@ def test_training_paths_agree(tiny_data, tmp_path: Path, option: dict) -> None:
     assert abs(fast["test_accuracy"] - plain["test_accuracy"]) <= 1 / 256
     assert fast["config"]["fused"] and fast["config"]["numba"]
     assert {k: plain["config"][k] for k in option} == option
+
+
+def test_bf16_training_follows_float32(tiny_data, tmp_path: Path) -> None:
+    """The fused step with --bf16 against float32, 2 epochs: weights within 10% (relative to
+    each tensor's size; ~2% but for fc1's small bias), test accuracy within 2 of 256 images."""
+    quiet = dict(progress=False, log=lambda _: None)
+    runs = [run_training(TrainConfig(**TINY, bf16=bf16), tiny_data, tmp_path / str(bf16), **quiet)
+            for bf16 in (False, True)]
+    a, b = (torch.load(tmp_path / str(bf16) / "model.pt", weights_only=True)["state_dict"]
+            for bf16 in (False, True))
+    for key in a:
+        assert (a[key] - b[key]).norm() / a[key].norm() < 0.1, key
+    assert not torch.equal(a["fc1.weight"], b["fc1.weight"])  # bf16 did run
+    assert abs(runs[0]["test_accuracy"] - runs[1]["test_accuracy"]) <= 2 / 256
+    assert runs[1]["config"]["bf16"] and runs[1]["config"]["fused"]
 
 
 def test_kernels_pick_the_first_maximum_of_a_window_and_propagate_nan() -> None:

@@ -102,7 +102,8 @@ def train(
         "--channels-last/--no-channels-last", help="Plain path: channels-last activations "
         "(faster convolutions and pooling on CPU) [recipe].", show_default=False)] = None,
     bf16: Annotated[Optional[bool], typer.Option(
-        "--bf16/--no-bf16", help="Plain path: bfloat16 autocast [recipe].",
+        "--bf16/--no-bf16", help="bfloat16 matrix products: autocast on the plain path, "
+        "fc1's products in the fused step; weights and update stay float32 [recipe].",
         show_default=False)] = None,
     weight_decay: Annotated[Optional[float], typer.Option(
         help="SGD weight decay [recipe].", show_default=False)] = None,

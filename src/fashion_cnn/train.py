@@ -55,7 +55,7 @@ class TrainConfig:
     fused: bool = True  # the seed CNN's hand-fused step (fused.py); other models ignore it
     numba: bool = True  # fused step: the conv block as compiled kernels (kernels.py)
     channels_last: bool = False  # plain path: NHWC activations (faster max-pooling on CPU)
-    bf16: bool = False  # plain path: bfloat16 autocast for convolutions and matrix products
+    bf16: bool = False  # bfloat16 products: autocast (plain path), fc1's products (fused)
     nesterov: bool = False
     weight_decay: float = 0.0  # L2 penalty added to the gradient (torch SGD's weight_decay)
     schedule: str = "constant"  # or "onecycle": warm up to lr, then anneal to ~0, per step
@@ -171,7 +171,7 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
         model.load_state_dict(state["model"])
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
-    fused = (FusedSeed(model, numba=config.numba)
+    fused = (FusedSeed(model, numba=config.numba, bf16=config.bf16)
              if config.fused and isinstance(model, SeedCNN) else None)
     optimizer = torch.optim.SGD([fused.theta] if fused else model.parameters(), lr=config.lr,
                                 momentum=config.momentum, nesterov=config.nesterov,
