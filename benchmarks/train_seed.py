@@ -1,13 +1,15 @@
 """Benchmark: the faithful seed recipe (batch 32, SGD 0.01/0.9, 10 epochs) - images/s per epoch
 and final test accuracy - for fashion-cnn's training paths (the fused step with its numba
-conv kernels, the default; the fused step with torch operations, --no-numba; plain PyTorch
-autograd, --no-fused) beside the original Keras model, all run one after another on the same
-machine. The machine is shared and its speed drifts (single epochs vary up to 2x), so with
---rounds R every path and Keras run R times, taking turns; each figure is the median over all
-their epochs, and each round's own ratio to Keras is kept too.
+kernels, the default; the same with fc1's products in bfloat16, --bf16; the fused step with
+torch operations, --no-numba; plain PyTorch autograd, --no-fused) beside the original Keras
+model, all run one after another on the same machine. The machine is shared and its speed
+drifts (single epochs vary up to 2x), so with --rounds R every path and Keras run R times,
+taking turns; each figure is the median over all their epochs, and each round's own ratio to
+Keras is kept too.
 
     python benchmarks/train_seed.py [--epochs 10] [--seed 0] [--rounds 1] [--keras auto|skip]
-        [--paths plain,fused_torch,fused,channels_last] [--out benchmarks/results/train_seed.json]
+        [--paths plain,fused_torch,fused,fused_bf16,channels_last]
+        [--out benchmarks/results/train_seed.json]
 
 --keras auto: installs tensorflow-cpu==2.21.0 into .venv-keras (once) and times
 benchmarks/keras_seed.py there; if that is impossible the JSON says why and quotes the last
@@ -33,12 +35,13 @@ HERE = Path(__file__).resolve().parent
 KERAS_VENV = HERE.parent / ".venv-keras"
 KERAS_PACKAGE = "tensorflow-cpu==2.21.0"
 # Last figure measured on this kind of machine (2 cores), for when TensorFlow cannot install.
-KERAS_LAST_RECORDED = {"images_per_second": 5939, "epoch_seconds": 9.1,
-                       "source": "benchmarks/results/train_seed.json of 2026-11-25 (Keras 3.15.1 / "
-                                 "TF 2.21.0, 2-core development machine)"}
+KERAS_LAST_RECORDED = {"images_per_second": 6893, "epoch_seconds": 7.8,
+                       "source": "benchmarks/results/train_seed.json of 2026-11-26 (Keras 3.15.1 / "
+                                 "TF 2.21.0, 2-core development machine, median of 3 runs)"}
 
 
-PATHS = {"fused": {}, "fused_torch": {"numba": False}, "plain": {"fused": False},
+PATHS = {"fused": {}, "fused_bf16": {"bf16": True}, "fused_torch": {"numba": False},
+         "plain": {"fused": False},
          "channels_last": {"fused": False, "channels_last": True}}
 
 
@@ -95,7 +98,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--keras", choices=["auto", "skip"], default="auto")
-    parser.add_argument("--paths", default="plain,fused_torch,fused",
+    parser.add_argument("--paths", default="plain,fused_torch,fused,fused_bf16",
                         help=f"comma-separated, from: {', '.join(PATHS)}")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "train_seed.json")
     args = parser.parse_args()
