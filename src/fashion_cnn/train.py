@@ -198,6 +198,8 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
 
     n, bs = len(labels), config.batch_size
     augmentation = config.augmentation()
+    # the shares' gradients of a multi-process run add up to the whole batch's
+    reduce = all_reduce_sum if processes > 1 else None
     for epoch in range(len(history) + 1, config.epochs + 1):
         start = time.perf_counter()  # the epoch's time includes shuffling and augmentation
         rng = epoch_generator(config.seed, epoch)
@@ -214,8 +216,6 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
             rows = slice(i, min(i + bs, n))  # this batch; [rows][mine]: this process's share
             mine = shard(rows.stop - i)
             x, y = xs[rows][mine], ys[rows][mine]  # [b, 28, 28] uint8, [b] int64
-            # the shares' gradients of a multi-process run add up to the whole batch's
-            reduce = all_reduce_sum if processes > 1 else None
             if fused is not None:  # forward, backward and SGD update in one call
                 logits = fused.train_step(x, targets[rows][mine], optimizer,
                                           1 / (rows.stop - i), reduce)
