@@ -3,6 +3,9 @@
     python benchmarks/predict_speed.py [--model seed] [--n 2000] [--repeats 5]
         [--out benchmarks/results/predict_speed.json]
 
+--model: a shipped model's name or a checkpoint (default: the shipped default model), for the
+library and the command alike.
+
 1. A folder of n 28x28 PNGs (official test images): images/s through `Classifier`
    (read file, decode, preprocess, model), median of `repeats` passes; and the same folder
    through the real command `fashion-cnn predict DIR --format csv` (process start-up included).
@@ -87,7 +90,8 @@ def main() -> None:
         folder_times = timed(run_folder, args.repeats)
         exe = Path(sys.executable).with_name("fashion-cnn")
         cli_times = timed(lambda: subprocess.run(
-            [str(exe), "predict", str(folder), "--format", "csv", "--quiet"],
+            [str(exe), "predict", str(folder), "--format", "csv", "--quiet",
+             *(["--model", args.model] if args.model else [])],
             check=True, capture_output=True), max(1, args.repeats // 2))
     result["png_folder"] = {
         "n_images": args.n, "seconds": folder_times,

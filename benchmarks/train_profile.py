@@ -8,11 +8,13 @@ Times each phase of a training step (data slicing, forward + loss, backward, opt
 perf_counter (CPU execution is synchronous, so phase times are real) for each path: plain eager
 PyTorch, eager with channels-last activations, and the hand-fused step (fused.py) with its conv
 block as torch operations (--no-numba) and as compiled kernels (the default; its backward
-phase includes adding fc1's weight gradient into the momentum buffer, as train_step does). Each path
+phase includes adding fc1's weight gradient into the momentum buffer, as train_step does), and
+the default with fc1's products in bfloat16 (--bf16). Each path
 runs in its own process, the paths taking turns for --rounds rounds (the machine is shared:
 interleaving spreads its noise evenly); each phase's figure is the median over all its steps.
 Reports achieved FLOP/s against the theoretical fp32 peak of the cores (from /proc/cpuinfo:
-AVX-512 -> 16 fp32 lanes, AVX2 -> 8; 2 FMA units per core; the base clock).
+AVX-512 -> 16 fp32 lanes, AVX2 -> 8; 2 FMA units per core; the base clock); for --bf16 too,
+though its fc1 products have twice that peak.
 """
 
 from __future__ import annotations
@@ -87,11 +89,11 @@ def plain_step(channels_last: bool):
     return step
 
 
-def fused_step(numba: bool):
+def fused_step(numba: bool, bf16: bool = False):
     """The fused step (FusedSeed + its direct SGD step), timed by phase; numba: its compiled
-    kernels."""
+    kernels; bf16: fc1's products in bfloat16."""
     torch.manual_seed(0)
-    fused = FusedSeed(build_model("seed"), numba=numba)
+    fused = FusedSeed(build_model("seed"), numba=numba, bf16=bf16)
     optimizer = torch.optim.SGD([fused.theta], lr=0.01, momentum=0.9, fused=True)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> list[float]:
@@ -107,7 +109,8 @@ def fused_step(numba: bool):
 
 
 PATHS = {"plain": lambda: plain_step(False), "channels_last": lambda: plain_step(True),
-         "fused_torch": lambda: fused_step(False), "fused": lambda: fused_step(True)}
+         "fused_torch": lambda: fused_step(False), "fused": lambda: fused_step(True),
+         "fused_bf16": lambda: fused_step(True, bf16=True)}
 PHASES = ("data", "forward", "backward", "optimizer")
 
 
