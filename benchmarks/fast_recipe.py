@@ -25,14 +25,18 @@ HERE = Path(__file__).resolve().parent
 TARGET_ACCURACY, TARGET_SECONDS = 0.91, 30.0
 
 
-def run_seed(seed: int, out: Path) -> dict:
-    expected = asdict(recipe_config("fast", seed=seed))
+def run_seed(seed: int, out: Path, recipe: str = "fast", **flags: bool) -> dict:
+    """metrics.json of `fashion-cnn train --model seed --recipe RECIPE --seed SEED [--FLAG]`
+    run into `out` (reused if a finished run there has that config)."""
+    expected = asdict(recipe_config(recipe, seed=seed, **flags))
     metrics_path = out / "metrics.json"
     if metrics_path.is_file() and json.loads(metrics_path.read_text())["config"] == expected:
         print(f"seed {seed}: reusing {out}", file=sys.stderr)
     else:
         command = [str(Path(sys.executable).parent / "fashion-cnn"), "train", "--model", "seed",
-                   "--recipe", "fast", "--seed", str(seed), "--out", str(out), "--quiet"]
+                   "--recipe", recipe, "--seed", str(seed), "--out", str(out), "--quiet",
+                   *(f"--{'' if on else 'no-'}{name.replace('_', '-')}"
+                     for name, on in flags.items())]
         if out.exists():
             subprocess.run(["rm", "-rf", str(out)], check=True)
         subprocess.run(command, check=True)
