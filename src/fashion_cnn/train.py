@@ -4,9 +4,9 @@ The faithful recipe of the reference Keras model: SGD lr 0.01, momentum 0.9, bat
 10 epochs, cross-entropy, reshuffled every epoch. PyTorch's SGD momentum (v = m*v + g;
 w -= lr*v) equals Keras' (v = m*v - lr*g; w += v) at a constant learning rate.
 
-The seed CNN trains through its hand-fused step (fused.py: same function and update, 2-3x
-faster on a CPU, its conv block compiled by numba: kernels.py); `fused=False` runs plain
-autograd, for any architecture.
+The seed CNN trains through its hand-fused step (fused.py: same function and update, ~3x
+faster per step than autograd on a CPU, its conv block compiled by numba: kernels.py);
+`fused=False` runs plain autograd, for any architecture.
 
 Runs are resumable: after every epoch the model, optimizer and history are written
 atomically to DIR/state.pt, so an interrupted run loses at most the current epoch.
