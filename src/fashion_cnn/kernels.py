@@ -12,9 +12,11 @@ accumulates the 3x3 kernel's gradient straight from the input pixels.
 
 Both loop over the 32 channels innermost, which the compiler turns into SIMD instructions
 (products fused into FMAs: `fastmath={"contract"}`, nothing else relaxed). They run on one
-thread: a numba thread pool beside torch's gained ~6% per step on 2 cores (one-off timing),
-not worth a second pool. Timed alone on 32 real images, forward takes ~0.16 ms and backward
-~0.18 ms (one-off); benchmarks/train_profile.py measures their effect on a whole step.
+thread: a numba thread pool beside torch's gained ~6% per step on 2 cores in a one-off timing
+of their first version and ~1.5% of the current one (the batch's two halves on numba's OpenMP
+threads, A/B), not worth a second pool. Timed alone on 32 real images, forward takes
+~0.16 ms and backward ~0.18 ms (one-off); benchmarks/train_profile.py measures their effect
+on a whole step.
 A third kernel, `head_backward`, is the backward of the small head (cross-entropy -> fc2 ->
 ReLU): as eight torch operations on [32, 10] and [32, 100] arrays it is dispatch overhead, and
 one compiled call made a whole step 0.13 ms faster (1.55 -> 1.42 ms, A/B in one process).
@@ -204,7 +206,7 @@ def head_backward(logits: torch.Tensor, targets: torch.Tensor, scale: float, h1:
 
 
 def warm_up() -> None:
-    """Compile (or load from the disk cache) both kernels now, outside any timed loop."""
+    """Compile (or load from the disk cache) the kernels now, outside any timed loop."""
     if not available():
         return
     x = torch.zeros(1, 28, 28, dtype=torch.uint8)
