@@ -100,10 +100,12 @@ def fused_step(numba: bool, bf16: bool = False):
         t0 = time.perf_counter()
         logits, saved = fused.forward(x, record=True)
         t1 = time.perf_counter()
-        fc1_into = fused.fc1_momentum(optimizer)  # train_step's phases, one by one
-        fused.backward(logits, soft_targets(y), saved, fc1_into=fc1_into, beta=0.9)
+        folded = fused.momentum_views(optimizer)  # train_step's phases, one by one
+        fused.backward(logits, soft_targets(y), saved,
+                       fc1_into=None if folded is None else folded["fc1_w"],
+                       beta=optimizer.param_groups[0]["momentum"])
         t2 = time.perf_counter()
-        fused.sgd_step(optimizer, fc1_folded=fc1_into is not None)
+        fused.sgd_step(optimizer, folded)
         return [t1 - t0, t2 - t1, time.perf_counter() - t2]
     return step
 

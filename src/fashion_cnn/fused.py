@@ -46,6 +46,9 @@ LAYOUT: tuple[tuple[str, tuple[int, ...]], ...] = (
 )
 
 
+NOT_FC1 = tuple(name for name, _ in LAYOUT if name != "fc1_w")  # 1,430 numbers in all
+
+
 def _views(flat: torch.Tensor) -> dict[str, torch.Tensor]:
     out, offset = {}, 0
     for name, shape in LAYOUT:
@@ -142,26 +145,27 @@ class FusedSeed:
         logits = torch.addmm(p["fc2_b"], h1, p["fc2_w"])  # [B, 10]
         return logits, (conv_saved, argmax, h0, h1, fc1)
 
-    def fc1_momentum(self, optimizer: torch.optim.SGD) -> torch.Tensor | None:
-        """fc1's weights' slice [5408, 100] of the optimizer's momentum buffer, if the SGD is
-        plain momentum (no Nesterov, weight decay or dampening: the faithful recipe) and the
-        buffer exists; else None. `backward(..., fc1_into=it)` + `sgd_step(fc1_folded=True)`
-        then add fc1's weight gradient straight into the buffer (see `train_step`)."""
+    def momentum_views(self, optimizer: torch.optim.SGD) -> dict[str, torch.Tensor] | None:
+        """The optimizer's momentum buffer as per-parameter views, if the SGD is plain momentum
+        (no Nesterov, weight decay or dampening: the faithful recipe) and the buffer exists;
+        else None. `backward(..., fc1_into=views["fc1_w"])` + `sgd_step(folded=views)` then
+        add fc1's weight gradient straight into the buffer (see `train_step`)."""
         group, state = optimizer.param_groups[0], optimizer.state[self.theta]
         if not (self.stepped and group["fused"] and group["momentum"] > 0
                 and not group["nesterov"] and not group["maximize"]
                 and group["weight_decay"] == 0 and group["dampening"] == 0
                 and "momentum_buffer" in state):
             return None
-        return _views(state["momentum_buffer"])["fc1_w"]
+        return _views(state["momentum_buffer"])
 
     @torch.no_grad()
-    def sgd_step(self, optimizer: torch.optim.SGD, fc1_folded: bool = False) -> None:
+    def sgd_step(self, optimizer: torch.optim.SGD,
+                 folded: dict[str, torch.Tensor] | None = None) -> None:
         """`optimizer.step()` for `theta`: the same fused SGD kernel on the optimizer's own
         hyperparameters and momentum buffer (so schedulers, state dicts and resuming are
         unchanged), without the ~0.3 ms of Python that `step()` spends around it per call,
-        a sixth of a batch-32 step here (1.91 -> 1.58 ms, A/B in one process). `fc1_folded`:
-        fc1's weight gradient is already in the momentum buffer (`fc1_momentum`)."""
+        a sixth of a batch-32 step here (1.91 -> 1.58 ms, A/B in one process). `folded`: the
+        buffer's views (`momentum_views`), fc1's slice already holding its gradient."""
         group, state = optimizer.param_groups[0], optimizer.state[self.theta]
         if (not group["fused"] or not self.stepped
                 or group["momentum"] and "momentum_buffer" not in state):
@@ -169,12 +173,10 @@ class FusedSeed:
             self.stepped = True
             return
         params, grads, buffers = [self.theta], [self.theta.grad], [state["momentum_buffer"]]
-        if fc1_folded:  # the kernel updates the rest (1,430 numbers); fc1 takes its buffer's step
-            buffer = _views(state["momentum_buffer"])
-            rest = [name for name, _ in LAYOUT if name != "fc1_w"]
-            params, grads = [self.p[k] for k in rest], [self.g[k] for k in rest]
-            buffers = [buffer[k] for k in rest]
-            self.p["fc1_w"].add_(buffer["fc1_w"], alpha=-group["lr"])
+        if folded is not None:  # the kernel updates the rest; fc1 takes its buffer's step
+            params, grads = [self.p[k] for k in NOT_FC1], [self.g[k] for k in NOT_FC1]
+            buffers = [folded[k] for k in NOT_FC1]
+            self.p["fc1_w"].add_(folded["fc1_w"], alpha=-group["lr"])
         torch._fused_sgd_(params, grads, buffers if group["momentum"] else [],
                           weight_decay=group["weight_decay"], momentum=group["momentum"],
                           lr=group["lr"], dampening=group["dampening"],
@@ -194,13 +196,14 @@ class FusedSeed:
         buffer (buffer = momentum * buffer + gradient, one `addmm_`), and fc1's weights take
         the buffer's step, a 2.2 MB write and read less per step (1.56 -> 1.51 ms, A/B in one
         process). Same update up to float rounding (tests/test_fused.py)."""
-        fc1_into = self.fc1_momentum(optimizer) if reduce is None else None
+        folded = self.momentum_views(optimizer) if reduce is None else None
         logits, saved = self.forward(x, record=True)
-        self.backward(logits, targets, saved, scale, fc1_into,
-                      optimizer.param_groups[0]["momentum"])
+        self.backward(logits, targets, saved, scale,
+                      fc1_into=None if folded is None else folded["fc1_w"],
+                      beta=optimizer.param_groups[0]["momentum"])
         if reduce is not None:
             reduce([self.theta.grad])
-        self.sgd_step(optimizer, fc1_folded=fc1_into is not None)
+        self.sgd_step(optimizer, folded)
         return logits
 
     @torch.no_grad()
@@ -246,11 +249,11 @@ class FusedSeed:
             else:  # one pass: fc1_into = grad + beta * fc1_into
                 torch.add(grad, fc1_into, alpha=beta, out=fc1_into)
             dh0 = torch.mm(dh1, fc1_w.t()).float()  # [B, 5408]
-        elif fc1_into is None:
-            torch.mm(h0.t(), dh1, out=g["fc1_w"])
-            dh0 = torch.mm(dh1, fc1_w.t())
         else:
-            fc1_into.addmm_(h0.t(), dh1, beta=beta)
+            if fc1_into is None:
+                torch.mm(h0.t(), dh1, out=g["fc1_w"])
+            else:
+                fc1_into.addmm_(h0.t(), dh1, beta=beta)
             dh0 = torch.mm(dh1, fc1_w.t())
         if self.numba:  # conv_saved: the uint8 images
             kernels.conv_block_backward(conv_saved, self.lut, dh0, h0, argmax, g["conv_w"],
