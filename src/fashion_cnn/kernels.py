@@ -15,8 +15,8 @@ Both loop over the 32 channels innermost, which the compiler turns into SIMD ins
 thread: a numba thread pool beside torch's gained ~6% per step on 2 cores in a one-off timing
 of their first version and ~1.5% of the current one (the batch's two halves on numba's OpenMP
 threads, A/B), not worth a second pool. Timed alone on 32 real images, forward takes
-~0.16 ms and backward ~0.18 ms (one-off); benchmarks/train_profile.py measures their effect
-on a whole step.
+~0.15 ms and backward ~0.16 ms (one-off, medians of 40 alternating rounds);
+benchmarks/train_profile.py measures their effect on a whole step.
 A third kernel, `head_backward`, is the backward of the small head (cross-entropy -> fc2 ->
 ReLU): as eight torch operations on [32, 10] and [32, 100] arrays it is dispatch overhead, and
 one compiled call made a whole step 0.13 ms faster (1.55 -> 1.42 ms, A/B in one process).
