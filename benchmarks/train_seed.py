@@ -8,8 +8,12 @@ taking turns; each figure is the median over all their epochs, and each round's 
 Keras is kept too.
 
     python benchmarks/train_seed.py [--epochs 10] [--seed 0] [--rounds 1] [--keras auto|skip]
-        [--paths plain,fused_torch,fused,fused_bf16,channels_last]
+        [--paths plain,fused_torch,fused,fused_bf16,fused_2threads,channels_last] [--busy 0]
         [--out benchmarks/results/train_seed.json]
+
+--busy N keeps N busy-loop processes running throughout (benchmarks/threads.py): a machine
+where other programs want cores. fused_2threads is the default path with its thread count
+fixed at 2 instead of automatic (threads.py).
 
 --keras auto: installs tensorflow-cpu==2.21.0 into .venv-keras (once) and times
 benchmarks/keras_seed.py there; if that is impossible the JSON says why and quotes the last
@@ -26,6 +30,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from threads import busy_neighbours  # benchmarks/threads.py
+
 from fashion_cnn.data import load_fashion_mnist
 from fashion_cnn.files import write_json
 from fashion_cnn.provenance import provenance
@@ -41,6 +47,7 @@ KERAS_LAST_RECORDED = {"images_per_second": 6893, "epoch_seconds": 7.8,
 
 
 PATHS = {"fused": {}, "fused_bf16": {"bf16": True}, "fused_torch": {"numba": False},
+         "fused_2threads": {"threads": 2},
          "plain": {"fused": False},
          "channels_last": {"fused": False, "channels_last": True}}
 
@@ -100,6 +107,7 @@ def main() -> None:
     parser.add_argument("--keras", choices=["auto", "skip"], default="auto")
     parser.add_argument("--paths", default="plain,fused_torch,fused,fused_bf16",
                         help=f"comma-separated, from: {', '.join(PATHS)}")
+    parser.add_argument("--busy", type=int, default=0, help="busy-loop processes beside")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "train_seed.json")
     args = parser.parse_args()
 
@@ -109,16 +117,18 @@ def main() -> None:
 
     data = load_fashion_mnist(offline=True)
     python, why = keras_python() if args.keras == "auto" else (None, "--keras skip")
-    result = {**provenance(args.seed, data.checksums), "rounds": args.rounds, "runs": {}}
+    result = {**provenance(args.seed, data.checksums), "rounds": args.rounds,
+              "busy_processes": args.busy, "runs": {}}
     rounds: dict[str, list[dict]] = {path: [] for path in paths}
     keras_rounds: list[dict] = []
-    for r in range(1, args.rounds + 1):  # the paths and Keras take turns
-        for path in paths:
-            print(f"round {r}: fashion-cnn {path}, faithful recipe ...", file=sys.stderr)
-            rounds[path].append(fashion_cnn_run(data, args.epochs, args.seed, path))
-        if python is not None:
-            print(f"round {r}: keras reference ...", file=sys.stderr)
-            keras_rounds.append(keras_run(python, data.directory, args.epochs, args.seed))
+    with busy_neighbours(args.busy):
+        for r in range(1, args.rounds + 1):  # the paths and Keras take turns
+            for path in paths:
+                print(f"round {r}: fashion-cnn {path}, faithful recipe ...", file=sys.stderr)
+                rounds[path].append(fashion_cnn_run(data, args.epochs, args.seed, path))
+            if python is not None:
+                print(f"round {r}: keras reference ...", file=sys.stderr)
+                keras_rounds.append(keras_run(python, data.directory, args.epochs, args.seed))
     result["runs"] = {path: summarize(runs) for path, runs in rounds.items()}
     if keras_rounds:
         result["keras"] = {**summarize(keras_rounds), "status": "measured in this run"}

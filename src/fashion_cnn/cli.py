@@ -31,7 +31,9 @@ BatchSize = Annotated[int, typer.Option(help="Images per SGD step.")]
 Lr = Annotated[float, typer.Option(help="SGD learning rate.")]
 Momentum = Annotated[float, typer.Option(help="SGD momentum (Keras-style).")]
 Seed = Annotated[int, typer.Option(help="Random seed (init, split or folds, shuffling).")]
-Threads = Annotated[int, typer.Option(help="Torch threads (0: one per core).")]
+Threads = Annotated[int, typer.Option(help=(
+    "Torch threads. 0: automatic (the seed model's fused step times all cores, one fewer and "
+    "one while it trains and keeps the fastest; other models: one per core)."))]
 
 
 def _progress(quiet: bool) -> bool:

@@ -37,6 +37,7 @@ from .files import atomic_path, write_json
 from .fused import FusedSeed, soft_targets
 from .models import SeedCNN, build_model, count_parameters, save_checkpoint
 from .provenance import provenance
+from .threads import ThreadTuner, same_result_counts
 
 
 @dataclass
@@ -50,7 +51,9 @@ class TrainConfig:
     momentum: float = 0.9
     seed: int = 0
     val_fraction: float = 0.1  # from the training set; the test set is never used for choices
-    threads: int = 0  # torch intra-op threads; 0 keeps torch's default (one per core)
+    # torch intra-op threads; 0: automatic (threads.py: the fused numba step tries all cores,
+    # one fewer and one while it trains and keeps the fastest; other paths: one per core)
+    threads: int = 0
     # Speed (same function and update, measured in benchmarks/train_seed.py):
     fused: bool = True  # the seed CNN's hand-fused step (fused.py); other models ignore it
     numba: bool = True  # fused step: the conv block as compiled kernels (kernels.py)
@@ -173,10 +176,8 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
         model.to(memory_format=torch.channels_last)
     fused = (FusedSeed(model, numba=config.numba, bf16=config.bf16)
              if config.fused and isinstance(model, SeedCNN) else None)
-    optimizer = torch.optim.SGD([fused.theta] if fused else model.parameters(), lr=config.lr,
-                                momentum=config.momentum, nesterov=config.nesterov,
-                                weight_decay=config.weight_decay,
-                                fused=fused is not None)  # one kernel for the flat vector
+    optimizer = _optimizer(config, [fused.theta] if fused else model.parameters(),
+                           fused=fused is not None)  # one kernel for the flat vector
     steps_per_epoch = -(-len(labels) // config.batch_size)
     scheduler = None
     if config.schedule == "onecycle":
@@ -198,6 +199,7 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
 
     n, bs = len(labels), config.batch_size
     augmentation = config.augmentation()
+    tuner = _thread_tuner(config, model, fused, processes, images, labels)
     # the shares' gradients of a multi-process run add up to the whole batch's
     reduce = all_reduce_sum if processes > 1 else None
     for epoch in range(len(history) + 1, config.epochs + 1):
@@ -212,6 +214,9 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
         logits_all = torch.zeros(n, 10)  # [N, 10]: the epoch's loss and accuracy come from it
         bar = tqdm(range(0, n, bs), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
                    disable=not progress, leave=False, mininterval=0.5, file=sys.stderr)
+        thread_steps = dict(tuner.steps) if tuner else {}  # at the epoch's start
+        if tuner:
+            tuner.restart()
         for step, i in enumerate(bar):
             rows = slice(i, min(i + bs, n))  # this batch; [rows][mine]: this process's share
             mine = shard(rows.stop - i)
@@ -231,6 +236,8 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
                 optimizer.step()
             if scheduler is not None:
                 scheduler.step()
+            if tuner:
+                tuner.step()
             logits_all[rows][mine] = logits.detach()  # one copy: no per-step bookkeeping
             if progress and processes == 1 and step % 200 == 0:
                 bar.set_postfix(_loss_and_accuracy(logits_all[:i + bs], ys[:i + bs], config),
@@ -249,6 +256,8 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
             "val_loss": None,
             "val_accuracy": None,
         }
+        if tuner:  # steps run on each thread count in this epoch
+            record["thread_steps"] = {str(c): k - thread_steps[c] for c, k in tuner.steps.items()}
         if val_images is not None and len(val_images) and rank == 0:  # only it reports
             record["val_loss"], record["val_accuracy"] = loss_and_accuracy(
                 model, val_images, val_labels)
@@ -264,6 +273,8 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
             log(f"epoch {epoch}/{config.epochs}: {epoch_seconds:.1f}s "
                 f"({record['images_per_second']:,.0f} img/s), loss "
                 f"{record['train_loss']:.4f} acc {record['train_accuracy']:.4f}{val}")
+    if tuner:
+        torch.set_num_threads(tuner.choices[0])
     return history
 
 
@@ -279,6 +290,37 @@ def _loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor,
 def _set_threads(config: TrainConfig) -> None:
     if config.threads:
         torch.set_num_threads(config.threads)
+
+
+def _optimizer(config: TrainConfig, params, fused: bool) -> torch.optim.SGD:
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                           nesterov=config.nesterov, weight_decay=config.weight_decay,
+                           fused=fused)
+
+
+def _thread_tuner(config: TrainConfig, model: SeedCNN, fused: FusedSeed | None, processes: int,
+                  images: torch.Tensor, labels: torch.Tensor) -> ThreadTuner | None:
+    """A ThreadTuner, where the thread count is automatic and the fused step with its numba
+    kernels runs in one process, over the counts under which three training steps (the
+    first, one adding into the momentum buffer, one of the epoch's last batch size) on a copy
+    give exactly the weights that all cores give: the run's result then cannot depend on
+    the counts it ran on (threads.py)."""
+    cores = torch.get_num_threads()
+    if config.threads or fused is None or not fused.numba or processes > 1 or cores < 2:
+        return None
+    bs = config.batch_size
+    sizes = [min(bs, len(labels))] * 2 + [len(labels) % bs or bs]
+    targets = soft_targets(labels[:max(sizes)], config.label_smoothing)
+
+    def three_steps() -> torch.Tensor:
+        trial = FusedSeed(model, numba=True, bf16=config.bf16)
+        optimizer = _optimizer(config, [trial.theta], fused=True)
+        for b in sizes:
+            trial.train_step(images[:b], targets[:b], optimizer, 1 / b)
+        return trial.theta.detach()
+
+    choices = same_result_counts(ThreadTuner.default_choices(cores), three_steps)
+    return ThreadTuner(choices) if len(choices) > 1 else None
 
 
 # ---------------------------------------------------------------------------------------------
