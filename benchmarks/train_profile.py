@@ -2,14 +2,15 @@
 CPU's peak it runs.
 
     python benchmarks/train_profile.py [--steps 400] [--batch-size 32] [--threads 0]
-        [--rounds 3] [--out benchmarks/results/train_profile.json]
+        [--rounds 3] [--paths plain,...] [--out benchmarks/results/train_profile.json]
 
 Times each phase of a training step (data slicing, forward + loss, backward, optimizer) with
 perf_counter (CPU execution is synchronous, so phase times are real) for each path: plain eager
 PyTorch, eager with channels-last activations, and the hand-fused step (fused.py) with its conv
 block as torch operations (--no-numba) and as compiled kernels (the default; its backward
-phase includes adding fc1's weight gradient into the momentum buffer, as train_step does), and
-the default with fc1's products in bfloat16 (--bf16). Each path
+phase includes adding fc1's weight gradient into the momentum buffer, as train_step does), the
+default with fc1's products in bfloat16 (--bf16), and the default with its conv kernels on the
+calling thread only (as before they ran on torch's threads; kernels.PARALLEL_MIN). Each path
 runs in its own process, the paths taking turns for --rounds rounds (the machine is shared:
 interleaving spreads its noise evenly); each phase's figure is the median over all its steps.
 Reports achieved FLOP/s against the theoretical fp32 peak of the cores (from /proc/cpuinfo:
@@ -32,6 +33,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from fashion_cnn import kernels
 from fashion_cnn.data import load_fashion_mnist
 from fashion_cnn.files import write_json
 from fashion_cnn.fused import FusedSeed, soft_targets
@@ -89,9 +91,12 @@ def plain_step(channels_last: bool):
     return step
 
 
-def fused_step(numba: bool, bf16: bool = False):
+def fused_step(numba: bool, bf16: bool = False, serial_kernels: bool = False):
     """The fused step (FusedSeed + its direct SGD step), timed by phase; numba: its compiled
-    kernels; bf16: fc1's products in bfloat16."""
+    kernels; bf16: fc1's products in bfloat16; serial_kernels: the conv kernels on the
+    calling thread only, not torch's threads."""
+    if serial_kernels:
+        kernels.PARALLEL_MIN = sys.maxsize
     torch.manual_seed(0)
     fused = FusedSeed(build_model("seed"), numba=numba, bf16=bf16)
     optimizer = torch.optim.SGD([fused.theta], lr=0.01, momentum=0.9, fused=True)
@@ -112,7 +117,8 @@ def fused_step(numba: bool, bf16: bool = False):
 
 PATHS = {"plain": lambda: plain_step(False), "channels_last": lambda: plain_step(True),
          "fused_torch": lambda: fused_step(False), "fused": lambda: fused_step(True),
-         "fused_bf16": lambda: fused_step(True, bf16=True)}
+         "fused_bf16": lambda: fused_step(True, bf16=True),
+         "fused_serial_kernels": lambda: fused_step(True, serial_kernels=True)}
 PHASES = ("data", "forward", "backward", "optimizer")
 
 
@@ -141,6 +147,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--paths", default=",".join(PATHS),
+                        help=f"comma-separated, from: {', '.join(PATHS)}")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "train_profile.json")
     parser.add_argument("--one-path", choices=list(PATHS), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -154,9 +162,11 @@ def main() -> None:
     # Each path runs in a fresh process, as in real use: running one path leaves allocator and
     # thread-pool state that slowed the next path by up to 1.5x when they shared a process.
     data = load_fashion_mnist(offline=True)
-    phases = {path: {name: [] for name in PHASES} for path in PATHS}
+    if unknown := set(args.paths.split(",")) - set(PATHS):
+        parser.error(f"unknown --paths {unknown}; choose from {', '.join(PATHS)}")
+    phases = {path: {name: [] for name in PHASES} for path in args.paths.split(",")}
     for _ in range(args.rounds):
-        for path in PATHS:
+        for path in phases:
             child = subprocess.run(
                 [sys.executable, __file__, "--one-path", path, "--steps", str(args.steps),
                  "--batch-size", str(bs), "--threads", str(args.threads)],
@@ -180,8 +190,10 @@ def main() -> None:
         "batch_size": bs, "threads": torch.get_num_threads(), "steps": args.steps,
         "rounds": args.rounds, "flop_per_image": flops, **peak, "cpu_count": os.cpu_count(),
         "paths": paths,
-        "speedup_fused_vs_plain": paths["plain"]["ms_per_step"] / paths["fused"]["ms_per_step"],
     }
+    if "plain" in paths and "fused" in paths:
+        result["speedup_fused_vs_plain"] = (paths["plain"]["ms_per_step"]
+                                            / paths["fused"]["ms_per_step"])
     write_json(args.out, result)
     for path, r in paths.items():
         shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["share_per_phase"].items())

@@ -217,6 +217,37 @@ def test_kernels_pick_the_first_maximum_of_a_window_and_propagate_nan() -> None:
     assert not h0[0].isnan().any()
 
 
+def test_kernels_give_the_same_bits_on_any_number_of_threads() -> None:
+    """Batches of 16 or more run on torch's own threads, in shares claimed by whichever thread
+    is free (here 4 shares of 8 images and one of 5), smaller ones on the calling thread."""
+    if "parallel backend: OpenMP" in torch.__config__.parallel_info():
+        assert kernels._openmp() is not None  # else the parallel path would silently be off
+    g = torch.Generator().manual_seed(0)
+    x, lut = _images(37), torch.linspace(-1, 2, 256)
+    w, b, dh0 = torch.randn(9, 32, generator=g), torch.randn(32, generator=g), None
+
+    def block(threads: int, n: int) -> list[torch.Tensor]:
+        torch.set_num_threads(threads)
+        h0, arg = kernels.conv_block_forward(x[:n], lut, w, b)
+        dw, db = torch.empty(9, 32), torch.empty(32)
+        kernels.conv_block_backward(x[:n], lut, dh0[:n], h0, arg, dw, db)
+        return [h0, arg, dw, db]
+
+    dh0 = torch.randn(37, 169 * 32, generator=g)
+    before = torch.get_num_threads()
+    try:
+        results = [block(threads, 37) for threads in (1, 2, 3)]
+        small = [block(threads, 15) for threads in (1, 2)]
+    finally:
+        torch.set_num_threads(before)
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other, strict=True):
+            assert torch.equal(a, b_)
+    for a, b_ in zip(*small, strict=True):
+        assert torch.equal(a, b_)
+    assert torch.equal(small[0][0], results[0][0][:15])  # each image alone, as in any batch
+
+
 def test_predict_logits_fused_and_plain_agree() -> None:
     model, x = _model(), _images(300)
     torch.testing.assert_close(predict_logits(model, x, batch_size=128),

@@ -11,12 +11,13 @@ registers, keeps the maximum and which of the four it was (one byte), and writes
 accumulates the 3x3 kernel's gradient straight from the input pixels.
 
 Both loop over the 32 channels innermost, which the compiler turns into SIMD instructions
-(products fused into FMAs: `fastmath={"contract"}`, nothing else relaxed). They run on one
-thread: a numba thread pool beside torch's gained ~6% per step on 2 cores in a one-off timing
-of their first version and ~1.5% of the current one (the batch's two halves on numba's OpenMP
-threads, A/B), not worth a second pool. Timed alone on 32 real images, forward takes
-~0.15 ms and backward ~0.16 ms (one-off, medians of 40 alternating rounds);
-benchmarks/train_profile.py measures their effect on a whole step.
+(products fused into FMAs: `fastmath={"contract"}`, nothing else relaxed). Batches of 16 or
+more run on torch's own OpenMP threads (section "Running the conv kernels on torch's own
+threads"; a numba thread pool beside torch's gained only ~1.5% per step, its threads and
+torch's contending). Timed alone on 32 real images, forward takes 0.16 ms on one thread and
+0.10 ms on two, backward (with the per-image sums) 0.20 and 0.13-0.15 ms (one-off, medians of
+30 alternating rounds); a whole training step, 1.38 -> 1.22 ms (A/B in one process, one-off);
+benchmarks/train_profile.py measures the effect on a whole step (`fused_serial_kernels`).
 A third kernel, `head_backward`, is the backward of the small head (cross-entropy -> fc2 ->
 ReLU): as eight torch operations on [32, 10] and [32, 100] arrays it is dispatch overhead, and
 one compiled call made a whole step 0.13 ms faster (1.55 -> 1.42 ms, A/B in one process).
@@ -26,16 +27,26 @@ numba is installed; without it the fused step uses torch operations, slower but 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import torch
 
 try:
-    from numba import njit
+    from llvmlite import ir
+    from numba import carray, cfunc, njit, types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
 except ImportError:  # pragma: no cover - numba is a dependency; this keeps a broken env working
     njit = None
 
 C = 32  # channels of the conv; the SIMD loop is over them
 POOLED = 13  # 26x26 conv output pooled 2x2 -> 13x13
+PARALLEL_MIN = 16  # smaller batches run on the calling thread (waking the others costs more)
 
 
 def available() -> bool:
@@ -92,11 +103,10 @@ def _forward(x, lut, w, b, h0, arg):  # pragma: no cover - compiled
 
 def _backward(x, lut, dh0, h0, arg, dw, db):  # pragma: no cover - compiled
     """Gradients of the block: dh0 float32 [B, 169, 32] (loss gradient at the block's output),
-    with the forward's h0 and arg -> dw float64 [9, 32] and db float64 [32] (summed over the
-    batch; each image's share is summed in float32, then added in float64)."""
-    dw_n = np.empty((9, C), np.float32)
-    db_n = np.empty(C, np.float32)
+    with the forward's h0 and arg -> each image's share of the kernel's and bias's gradients,
+    dw float32 [B, 9, 32] and db float32 [B, 32] (`_sum_images` adds them up)."""
     for n in range(x.shape[0]):
+        dw_n, db_n = dw[n], db[n]
         dw_n[:] = 0
         db_n[:] = 0
         for i in range(POOLED):
@@ -122,10 +132,18 @@ def _backward(x, lut, dh0, h0, arg, dw, db):  # pragma: no cover - compiled
                     dw_n[6, c] += p20 * g0 + p21 * g1 + p30 * g2 + p31 * g3
                     dw_n[7, c] += p21 * g0 + p22 * g1 + p31 * g2 + p32 * g3
                     dw_n[8, c] += p22 * g0 + p23 * g1 + p32 * g2 + p33 * g3
+
+
+def _sum_images(dw, db, dw_sum, db_sum):  # pragma: no cover - compiled
+    """Per-image gradients dw [B, 9, 32], db [B, 32] -> their sums over the batch, added in
+    float64 in image order (whichever threads computed them): dw_sum [9, 32], db_sum [32]."""
+    dw_sum[:] = 0
+    db_sum[:] = 0
+    for n in range(dw.shape[0]):
         for c in range(C):
-            db[c] += db_n[c]
+            db_sum[c] += db[n, c]
             for k in range(9):
-                dw[k, c] += dw_n[k, c]
+                dw_sum[k, c] += dw[n, k, c]
 
 
 def _head_backward(logits, targets, scale, h1, w2, dw2, db2, dh1, db1):  # pragma: no cover
@@ -166,7 +184,122 @@ if njit is not None:
     _square = njit(cache=True, inline="always", boundscheck=False)(_square)
     _compile = njit(cache=True, boundscheck=False, error_model="numpy", fastmath={"contract"})
     _forward, _backward = _compile(_forward), _compile(_backward)
+    _sum_images = _compile(_sum_images)
     _head_backward = _compile(_head_backward)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the conv kernels on torch's own threads
+#
+# A second thread pool beside torch's fights it for the cores (torch's OpenMP threads spin
+# after every matrix product), so the kernels run in torch's own pool instead: GOMP_parallel,
+# of the libgomp torch runs on, calls a numba C callback on every thread of the pool. The
+# callback gets one int64 array: the tensors' addresses, the batch size and a counter; each
+# thread claims shares of SHARE images with an atomic add on the counter until none are left
+# (a thread on a busy core simply claims fewer). Each image's results are computed the same
+# way whichever thread runs it, and the backward's per-image gradients are added in image
+# order afterwards (`_sum_images`), so results do not depend on the number of threads.
+
+SHARE = 8  # images per claim
+
+
+def _pointer(typingctx, address):  # pragma: no cover - compiled
+    """int64 address -> void*."""
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+    return types.voidptr(types.int64), codegen
+
+
+def _claim(typingctx, address):  # pragma: no cover - compiled
+    """Atomically add 1 to the int64 at `address`; returns the value before."""
+    def codegen(context, builder, signature, args):
+        int64 = ir.IntType(64)
+        counter = builder.inttoptr(args[0], int64.as_pointer())
+        return builder.atomic_rmw("add", counter, int64(1), "monotonic")
+    return types.int64(types.int64), codegen
+
+
+def _forward_task(data):  # pragma: no cover - compiled
+    """C callback: data -> int64 [8]: addresses of _forward's six arrays, B, the counter."""
+    a = carray(data, (8,), np.int64)
+    n = a[6]
+    share = _claim(a.ctypes.data + 7 * 8)
+    while share * SHARE < n:
+        lo, hi = share * SHARE, min(n, (share + 1) * SHARE)
+        _forward(carray(_pointer(a[0]), (n, 28, 28), np.uint8)[lo:hi],
+                 carray(_pointer(a[1]), (256,), np.float32),
+                 carray(_pointer(a[2]), (9, C), np.float32),
+                 carray(_pointer(a[3]), (C,), np.float32),
+                 carray(_pointer(a[4]), (n, POOLED * POOLED, C), np.float32)[lo:hi],
+                 carray(_pointer(a[5]), (n, POOLED * POOLED, C), np.uint8)[lo:hi])
+        share = _claim(a.ctypes.data + 7 * 8)
+
+
+def _backward_task(data):  # pragma: no cover - compiled
+    """C callback: data -> int64 [9]: addresses of _backward's seven arrays, B, the counter."""
+    a = carray(data, (9,), np.int64)
+    n = a[7]
+    share = _claim(a.ctypes.data + 8 * 8)
+    while share * SHARE < n:
+        lo, hi = share * SHARE, min(n, (share + 1) * SHARE)
+        _backward(carray(_pointer(a[0]), (n, 28, 28), np.uint8)[lo:hi],
+                  carray(_pointer(a[1]), (256,), np.float32),
+                  carray(_pointer(a[2]), (n, POOLED * POOLED, C), np.float32)[lo:hi],
+                  carray(_pointer(a[3]), (n, POOLED * POOLED, C), np.float32)[lo:hi],
+                  carray(_pointer(a[4]), (n, POOLED * POOLED, C), np.uint8)[lo:hi],
+                  carray(_pointer(a[5]), (n, 9, C), np.float32)[lo:hi],
+                  carray(_pointer(a[6]), (n, C), np.float32)[lo:hi])
+        share = _claim(a.ctypes.data + 8 * 8)
+
+
+if njit is not None:
+    _pointer, _claim = intrinsic(_pointer), intrinsic(_claim)
+
+
+@functools.cache
+def _openmp() -> ctypes.CDLL | None:
+    """The GNU OpenMP runtime torch's threads run on, or None (another backend, not found)."""
+    if not available() or "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        return None
+    bundled = sorted((Path(torch.__file__).parent / "lib").glob("libgomp*.so*"))
+    path = str(bundled[0]) if bundled else ctypes.util.find_library("gomp")
+    try:
+        lib = ctypes.CDLL(path) if path else None
+        parallel, get_threads = lib.GOMP_parallel, lib.omp_get_max_threads
+    except (OSError, AttributeError, TypeError):
+        return None
+    parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+    parallel.restype = None
+    get_threads.argtypes, get_threads.restype = [], ctypes.c_int
+    before = torch.get_num_threads()  # torch's own runtime sees torch's setting; a copy not
+    try:
+        torch.set_num_threads(1)
+        same = get_threads() == 1
+        torch.set_num_threads(2)
+        same = same and get_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    return lib if same else None
+
+
+@functools.cache
+def _tasks() -> dict[str, Any]:
+    """The compiled C callbacks (numba CFunc: `.address`, and `.ctypes` to call one here)."""
+    task = cfunc(types.void(types.voidptr), cache=True, boundscheck=False)
+    return {"forward": task(_forward_task), "backward": task(_backward_task)}
+
+
+def _run(kernel: str, *arrays: torch.Tensor) -> None:
+    """Run `_forward` or `_backward` on contiguous tensors (the batch first): on torch's
+    threads when there are several and the batch is large enough, else on this thread
+    (through the same C callback: a ctypes call costs less than numba's dispatch)."""
+    n, threads = len(arrays[0]), torch.get_num_threads()
+    task = _tasks()[kernel]
+    args = np.array([a.data_ptr() for a in arrays] + [n, 0], np.int64)  # 0: the counter
+    if threads > 1 and n >= PARALLEL_MIN and (openmp := _openmp()) is not None:
+        openmp.GOMP_parallel(task.address, args.ctypes.data, threads, 0)
+    else:
+        task.ctypes(args.ctypes.data)
 
 
 def conv_block_forward(x: torch.Tensor, lut: torch.Tensor, w: torch.Tensor,
@@ -175,8 +308,7 @@ def conv_block_forward(x: torch.Tensor, lut: torch.Tensor, w: torch.Tensor,
     n = len(x)
     h0 = torch.empty(n, POOLED * POOLED, C)
     arg = torch.empty(n, POOLED * POOLED, C, dtype=torch.uint8)
-    _forward(x.contiguous().numpy(), lut.numpy(), w.contiguous().numpy(), b.numpy(),
-             h0.numpy(), arg.numpy())
+    _run("forward", x.contiguous(), lut.contiguous(), w.contiguous(), b.contiguous(), h0, arg)
     return h0.view(n, -1), arg
 
 
@@ -185,12 +317,13 @@ def conv_block_backward(x: torch.Tensor, lut: torch.Tensor, dh0: torch.Tensor, h
     """Loss gradient dh0 [B, 169*32] at the block's output -> the 3x3 kernel's gradient into
     dw_out [9, 32] and the bias's into db_out [32] (overwritten)."""
     n = len(x)
-    dw = np.zeros((9, C), np.float64)
-    db = np.zeros(C, np.float64)
-    _backward(x.contiguous().numpy(), lut.numpy(), dh0.contiguous().view(n, -1, C).numpy(),
-              h0.view(n, -1, C).numpy(), arg.numpy(), dw, db)
-    dw_out.copy_(torch.from_numpy(dw))
-    db_out.copy_(torch.from_numpy(db))
+    dw, db = torch.empty(n, 9, C), torch.empty(n, C)  # each image's share
+    _run("backward", x.contiguous(), lut.contiguous(), dh0.contiguous().view(n, -1, C),
+         h0.contiguous().view(n, -1, C), arg.contiguous(), dw, db)
+    dw_sum, db_sum = np.empty((9, C), np.float64), np.empty(C, np.float64)
+    _sum_images(dw.numpy(), db.numpy(), dw_sum, db_sum)
+    dw_out.copy_(torch.from_numpy(dw_sum))
+    db_out.copy_(torch.from_numpy(db_sum))
 
 
 def head_backward(logits: torch.Tensor, targets: torch.Tensor, scale: float, h1: torch.Tensor,
@@ -213,5 +346,6 @@ def warm_up() -> None:
     lut, w, b = torch.zeros(256), torch.zeros(9, C), torch.zeros(C)
     h0, arg = conv_block_forward(x, lut, w, b)
     conv_block_backward(x, lut, h0, h0, arg, torch.zeros(9, C), torch.zeros(C))
+    _tasks()
     head_backward(torch.zeros(1, 10), torch.zeros(1, 10), 1.0, torch.zeros(1, 100),
                   torch.zeros(100, 10), torch.zeros(100, 10), torch.zeros(10), torch.zeros(100))
