@@ -60,6 +60,15 @@ def test_tuner_trials_get_rarer_while_the_choice_holds() -> None:
     assert later < first and tuner.period == tuner.max_period
 
 
+def test_tuner_cuts_a_hopeless_trial_short() -> None:
+    """A count that has already taken a whole window's time of the best is not run on."""
+    machine = Machine({2: 1.0, 1: 10.0})
+    tuner = ThreadTuner([2, 1], clock=machine.clock, set_threads=machine.set_threads)
+    steps = machine.run(tuner, 2000)
+    trials = 3  # after the first window, and after 400 and 800 more steps
+    assert steps[1] <= trials * (1 + tuner.window // 10 + 1)  # not trials * (window + 1)
+
+
 def test_tuner_ignores_pauses_after_restart() -> None:
     machine = Machine({2: 1.0, 1: 1.4})
     tuner = ThreadTuner([2, 1], clock=machine.clock, set_threads=machine.set_threads)

@@ -11,8 +11,10 @@ gives up ~25% when the machine is quiet, so the tuner measures instead, while tr
   with a busy core, the median two-thread step stays fast, 1.6-1.9 ms, while one in ten
   waits over 5 ms and one in a hundred over 60 ms; those hold 80% of the time); the first
   step after a switch is not counted;
-- every `period` steps, or at once when the current count's mean rises to `trigger` times
-  what it was when chosen, it tries the other counts for a window each and keeps the fastest;
+- after the first window, every `period` steps, and at once when the current count's mean
+  rises to `trigger` times what it was when chosen, it tries the other counts for a window
+  each (cut short as soon as a count's time exceeds a whole window of the best so far) and
+  keeps the fastest;
 - a trial that confirms the current count doubles the period (up to `max_period`), one that
   changes it resets the period, so a quiet machine pays for few trials (the slower count's
   extra time on one window every ~3,000 steps: ~0.3%).
@@ -71,23 +73,24 @@ class ThreadTuner:
         self.times.append(now - self.last)
         self.last = now
         self.steps[self.active] += 1
-        if len(self.times) < self.window + 1:
-            return
-        mean = statistics.fmean(self.times[1:])  # [0]: may wake the threads of a new count
-        self.times = []
-        if self.trial:  # a window of a count on trial
-            self.trial[self.active] = mean
-            self._next_trial()
-        else:
-            self._work_window(mean)
+        timed = self.times[1:]  # [0]: may include waking the threads of a new count
+        if self.trial and sum(timed) > self.window * min(self.trial.values()):
+            self._trial_window(statistics.fmean(timed))  # it cannot win any more: cut short
+        elif len(timed) == self.window:
+            (self._trial_window if self.trial else self._work_window)(statistics.fmean(timed))
 
     def _work_window(self, mean: float) -> None:
+        self.times = []
         self.since_trial += self.window + 1
-        if self.chosen_mean is None:  # the first window: warm-up; the next starts a trial
-            self.chosen_mean, self.since_trial = mean, self.period
-        elif mean > self.trigger * self.chosen_mean or self.since_trial >= self.period:
+        if (self.chosen_mean is None or mean > self.trigger * self.chosen_mean
+                or self.since_trial >= self.period):  # (None: the run's first window)
             self.trial = {self.current: mean}
             self._next_trial()
+
+    def _trial_window(self, mean: float) -> None:
+        self.times = []
+        self.trial[self.active] = mean
+        self._next_trial()
 
     def _next_trial(self) -> None:
         """Switch to the next count not yet tried, or settle on the fastest."""
