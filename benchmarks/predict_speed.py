@@ -1,7 +1,9 @@
 """Benchmark: prediction speed, decoding included, with the model already loaded.
 
-    python benchmarks/predict_speed.py [--model seed] [--n 2000] [--repeats 5]
-        [--out benchmarks/results/predict_speed.json]
+    python benchmarks/predict_speed.py [--model seed] [--n 2000] [--repeats 5] [--out FILE]
+
+Writes benchmarks/results/predict_speed.json (the default model) or predict_speed_MODEL.json
+(--model MODEL, a shipped model's name), unless --out says otherwise.
 
 --model: a shipped model's name or a checkpoint (default: the shipped default model), for the
 library and the command alike.
@@ -68,7 +70,8 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "predict_speed.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: results/predict_speed.json, or predict_speed_MODEL.json")
     args = parser.parse_args()
 
     data = load_fashion_mnist(offline=True)
@@ -118,6 +121,10 @@ def main() -> None:
             lambda bs=bs, fused=fused: predict_logits(classifier.net, data.test_images,
                                                       batch_size=bs, fused=fused),
             args.repeats)) for bs, fused in ((EVAL_BATCH, True), (1000, True), (EVAL_BATCH, False))}
+    if args.out is None:
+        name = args.model if args.model and "/" not in args.model and "." not in args.model else ""
+        args.out = HERE / "results" / (f"predict_speed_{name}.json" if name else
+                                       "predict_speed.json")
     write_json(args.out, result)
     print(f"28x28 PNG folder: {result['png_folder']['images_per_second']:,.0f} images/s "
           f"(CLI incl. start-up {result['png_folder']['cli_images_per_second']:,.0f}); "
