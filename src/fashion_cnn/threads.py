@@ -20,11 +20,12 @@ gives up ~25% when the machine is quiet, so the tuner measures instead, while tr
   extra time on one window every ~3,000 steps: ~0.3%).
 
 Only for steps whose results do not depend on the thread count, so a run's weights do not
-depend on what else the machine was doing: the fused step with its numba kernels (its
-kernels are single-threaded; its SGD update is element-wise), over the counts under which a
-few steps give exactly the weights all cores give (`same_result_counts`, checked at the
-start of every run; on this 2-core machine: 2 and 1, tests/test_threads.py). Plain autograd
-and the fused step's torch convolution keep torch's default.
+depend on what else the machine was doing: the fused step with its numba kernels (they
+compute each image the same way on any thread; its SGD update is element-wise), over the
+counts under which a few steps give exactly the weights all cores give
+(`same_result_counts`, checked at the start of every run; on this 2-core machine: 2 and 1,
+tests/test_threads.py). Plain autograd and the fused step's torch convolution keep torch's
+default.
 """
 
 from __future__ import annotations
