@@ -30,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -256,9 +257,17 @@ if njit is not None:
     _pointer, _claim = intrinsic(_pointer), intrinsic(_claim)
 
 
+_LOCK = threading.Lock()  # the check below changes torch's thread count for a moment
+
+
 @functools.cache
 def _openmp() -> ctypes.CDLL | None:
     """The GNU OpenMP runtime torch's threads run on, or None (another backend, not found)."""
+    with _LOCK:
+        return _find_openmp()
+
+
+def _find_openmp() -> ctypes.CDLL | None:
     if not available() or "parallel backend: OpenMP" not in torch.__config__.parallel_info():
         return None
     bundled = sorted((Path(torch.__file__).parent / "lib").glob("libgomp*.so*"))
@@ -346,6 +355,6 @@ def warm_up() -> None:
     lut, w, b = torch.zeros(256), torch.zeros(9, C), torch.zeros(C)
     h0, arg = conv_block_forward(x, lut, w, b)
     conv_block_backward(x, lut, h0, h0, arg, torch.zeros(9, C), torch.zeros(C))
-    _tasks()
+    _openmp()
     head_backward(torch.zeros(1, 10), torch.zeros(1, 10), 1.0, torch.zeros(1, 100),
                   torch.zeros(100, 10), torch.zeros(100, 10), torch.zeros(10), torch.zeros(100))
