@@ -195,11 +195,12 @@ if njit is not None:
 # A second thread pool beside torch's fights it for the cores (torch's OpenMP threads spin
 # after every matrix product), so the kernels run in torch's own pool instead: GOMP_parallel,
 # of the libgomp torch runs on, calls a numba C callback on every thread of the pool. The
-# callback gets one int64 array: the tensors' addresses, the batch size and a counter; each
-# thread claims shares of SHARE images with an atomic add on the counter until none are left
-# (a thread on a busy core simply claims fewer). Each image's results are computed the same
-# way whichever thread runs it, and the backward's per-image gradients are added in image
-# order afterwards (`_sum_images`), so results do not depend on the number of threads.
+# callback gets one int64 array: which kernel, the batch size, a counter and the tensors'
+# addresses; each thread claims shares of SHARE images with an atomic add on the counter
+# until none are left (a thread on a busy core simply claims fewer). Each image's results
+# are computed the same way whichever thread runs it, and the backward's per-image gradients
+# are added in image order afterwards (`_sum_images`), so results do not depend on the
+# number of threads.
 
 SHARE = 8  # images per claim
 
@@ -220,37 +221,33 @@ def _claim(typingctx, address):  # pragma: no cover - compiled
     return types.int64(types.int64), codegen
 
 
-def _forward_task(data):  # pragma: no cover - compiled
-    """C callback: data -> int64 [8]: addresses of _forward's six arrays, B, the counter."""
-    a = carray(data, (8,), np.int64)
-    n = a[6]
-    share = _claim(a.ctypes.data + 7 * 8)
-    while share * SHARE < n:
-        lo, hi = share * SHARE, min(n, (share + 1) * SHARE)
-        _forward(carray(_pointer(a[0]), (n, 28, 28), np.uint8)[lo:hi],
-                 carray(_pointer(a[1]), (256,), np.float32),
-                 carray(_pointer(a[2]), (9, C), np.float32),
-                 carray(_pointer(a[3]), (C,), np.float32),
-                 carray(_pointer(a[4]), (n, POOLED * POOLED, C), np.float32)[lo:hi],
-                 carray(_pointer(a[5]), (n, POOLED * POOLED, C), np.uint8)[lo:hi])
-        share = _claim(a.ctypes.data + 7 * 8)
+FORWARD, BACKWARD = 0, 1  # which kernel the callback runs
+ARGS = 10  # the callback's int64 arguments: kernel, B, counter, up to 7 array addresses
 
 
-def _backward_task(data):  # pragma: no cover - compiled
-    """C callback: data -> int64 [9]: addresses of _backward's seven arrays, B, the counter."""
-    a = carray(data, (9,), np.int64)
-    n = a[7]
-    share = _claim(a.ctypes.data + 8 * 8)
+def _task(data):  # pragma: no cover - compiled
+    """C callback: data -> int64 [ARGS]: the kernel (FORWARD or BACKWARD), the batch size B,
+    the share counter, then the addresses of the kernel's arrays in its argument order."""
+    a = carray(data, (ARGS,), np.int64)
+    kernel, n = a[0], a[1]
+    rows = (n, POOLED * POOLED, C)
+    x = carray(_pointer(a[3]), (n, 28, 28), np.uint8)
+    lut = carray(_pointer(a[4]), (256,), np.float32)
+    share = _claim(a.ctypes.data + 2 * 8)
     while share * SHARE < n:
         lo, hi = share * SHARE, min(n, (share + 1) * SHARE)
-        _backward(carray(_pointer(a[0]), (n, 28, 28), np.uint8)[lo:hi],
-                  carray(_pointer(a[1]), (256,), np.float32),
-                  carray(_pointer(a[2]), (n, POOLED * POOLED, C), np.float32)[lo:hi],
-                  carray(_pointer(a[3]), (n, POOLED * POOLED, C), np.float32)[lo:hi],
-                  carray(_pointer(a[4]), (n, POOLED * POOLED, C), np.uint8)[lo:hi],
-                  carray(_pointer(a[5]), (n, 9, C), np.float32)[lo:hi],
-                  carray(_pointer(a[6]), (n, C), np.float32)[lo:hi])
-        share = _claim(a.ctypes.data + 8 * 8)
+        if kernel == FORWARD:  # w, b, h0, arg
+            _forward(x[lo:hi], lut, carray(_pointer(a[5]), (9, C), np.float32),
+                     carray(_pointer(a[6]), (C,), np.float32),
+                     carray(_pointer(a[7]), rows, np.float32)[lo:hi],
+                     carray(_pointer(a[8]), rows, np.uint8)[lo:hi])
+        else:  # dh0, h0, arg, dw, db
+            _backward(x[lo:hi], lut, carray(_pointer(a[5]), rows, np.float32)[lo:hi],
+                      carray(_pointer(a[6]), rows, np.float32)[lo:hi],
+                      carray(_pointer(a[7]), rows, np.uint8)[lo:hi],
+                      carray(_pointer(a[8]), (n, 9, C), np.float32)[lo:hi],
+                      carray(_pointer(a[9]), (n, C), np.float32)[lo:hi])
+        share = _claim(a.ctypes.data + 2 * 8)
 
 
 if njit is not None:
@@ -292,23 +289,23 @@ def _find_openmp() -> ctypes.CDLL | None:
 
 
 @functools.cache
-def _tasks() -> dict[str, Any]:
-    """The compiled C callbacks (numba CFunc: `.address`, and `.ctypes` to call one here)."""
-    task = cfunc(types.void(types.voidptr), cache=True, boundscheck=False)
-    return {"forward": task(_forward_task), "backward": task(_backward_task)}
+def _callback() -> Any:
+    """The compiled C callback (a numba CFunc: `.address`, and `.ctypes` to call it here)."""
+    return cfunc(types.void(types.voidptr), cache=True, boundscheck=False)(_task)
 
 
-def _run(kernel: str, *arrays: torch.Tensor) -> None:
-    """Run `_forward` or `_backward` on contiguous tensors (the batch first): on torch's
-    threads when there are several and the batch is large enough, else on this thread
-    (through the same C callback: a ctypes call costs less than numba's dispatch)."""
+def _run(kernel: int, *arrays: torch.Tensor) -> None:
+    """Run `_forward` or `_backward` (FORWARD / BACKWARD) on contiguous tensors (the batch
+    first): on torch's threads when there are several and the batch is large enough, else on
+    this thread (through the same C callback: a ctypes call costs less than numba's dispatch)."""
     n, threads = len(arrays[0]), torch.get_num_threads()
-    task = _tasks()[kernel]
-    args = np.array([a.data_ptr() for a in arrays] + [n, 0], np.int64)  # 0: the counter
+    args = np.zeros(ARGS, np.int64)  # [2]: the share counter, from 0
+    args[0], args[1] = kernel, n
+    args[3:3 + len(arrays)] = [a.data_ptr() for a in arrays]
     if threads > 1 and n >= PARALLEL_MIN and (openmp := _openmp()) is not None:
-        openmp.GOMP_parallel(task.address, args.ctypes.data, threads, 0)
+        openmp.GOMP_parallel(_callback().address, args.ctypes.data, threads, 0)
     else:
-        task.ctypes(args.ctypes.data)
+        _callback().ctypes(args.ctypes.data)
 
 
 def conv_block_forward(x: torch.Tensor, lut: torch.Tensor, w: torch.Tensor,
@@ -317,7 +314,7 @@ def conv_block_forward(x: torch.Tensor, lut: torch.Tensor, w: torch.Tensor,
     n = len(x)
     h0 = torch.empty(n, POOLED * POOLED, C)
     arg = torch.empty(n, POOLED * POOLED, C, dtype=torch.uint8)
-    _run("forward", x.contiguous(), lut.contiguous(), w.contiguous(), b.contiguous(), h0, arg)
+    _run(FORWARD, x.contiguous(), lut.contiguous(), w.contiguous(), b.contiguous(), h0, arg)
     return h0.view(n, -1), arg
 
 
@@ -327,7 +324,7 @@ def conv_block_backward(x: torch.Tensor, lut: torch.Tensor, dh0: torch.Tensor, h
     dw_out [9, 32] and the bias's into db_out [32] (overwritten)."""
     n = len(x)
     dw, db = torch.empty(n, 9, C), torch.empty(n, C)  # each image's share
-    _run("backward", x.contiguous(), lut.contiguous(), dh0.contiguous().view(n, -1, C),
+    _run(BACKWARD, x.contiguous(), lut.contiguous(), dh0.contiguous().view(n, -1, C),
          h0.contiguous().view(n, -1, C), arg.contiguous(), dw, db)
     dw_sum, db_sum = np.empty((9, C), np.float64), np.empty(C, np.float64)
     _sum_images(dw.numpy(), db.numpy(), dw_sum, db_sum)
@@ -355,6 +352,6 @@ def warm_up() -> None:
     lut, w, b = torch.zeros(256), torch.zeros(9, C), torch.zeros(C)
     h0, arg = conv_block_forward(x, lut, w, b)
     conv_block_backward(x, lut, h0, h0, arg, torch.zeros(9, C), torch.zeros(C))
-    _openmp()
+    _openmp()  # checked here, outside any timed loop
     head_backward(torch.zeros(1, 10), torch.zeros(1, 10), 1.0, torch.zeros(1, 100),
                   torch.zeros(100, 10), torch.zeros(100, 10), torch.zeros(10), torch.zeros(100))
