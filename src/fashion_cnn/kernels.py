@@ -14,10 +14,10 @@ Both loop over the 32 channels innermost, which the compiler turns into SIMD ins
 (products fused into FMAs: `fastmath={"contract"}`, nothing else relaxed). Batches of 16 or
 more run on torch's own OpenMP threads (section "Running the conv kernels on torch's own
 threads"; a numba thread pool beside torch's gained only ~1.5% per step, its threads and
-torch's contending). Timed alone on 32 real images, forward takes 0.16 ms on one thread and
-0.10 ms on two, backward (with the per-image sums) 0.20 and 0.13-0.15 ms (one-off, medians of
-30 alternating rounds); a whole training step, 1.55 -> 1.31 ms (benchmarks/train_profile.py,
-its `fused_serial_kernels` path against the default).
+torch's contending). Timed alone on 32 real images, forward takes 0.16-0.17 ms on one thread
+and 0.09-0.10 ms on two, backward (with the per-image sums) 0.20 and 0.11-0.15 ms (one-off
+runs, medians of 30 alternating rounds); a whole training step, 1.55 -> 1.31 ms
+(benchmarks/train_profile.py, its `fused_serial_kernels` path against the default).
 A third kernel, `head_backward`, is the backward of the small head (cross-entropy -> fc2 ->
 ReLU): as eight torch operations on [32, 10] and [32, 100] arrays it is dispatch overhead, and
 one compiled call made a whole step 0.13 ms faster (1.55 -> 1.42 ms, A/B in one process).
