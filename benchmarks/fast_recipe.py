@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fashion_cnn.files import write_json
 from fashion_cnn.provenance import provenance
-from fashion_cnn.train import recipe_config
+from fashion_cnn.training import recipe_config
 
 HERE = Path(__file__).resolve().parent
 TARGET_ACCURACY, TARGET_SECONDS = 0.91, 30.0

@@ -21,7 +21,7 @@ from fashion_cnn.data import load_fashion_mnist
 from fashion_cnn.files import write_json
 from fashion_cnn.models import build_model
 from fashion_cnn.provenance import provenance
-from fashion_cnn.train import TrainConfig, fit, recipe_config, split_indices
+from fashion_cnn.training import TrainConfig, fit, recipe_config, split_indices
 
 HERE = Path(__file__).resolve().parent
 # name -> (overrides of the fast recipe, seeds)

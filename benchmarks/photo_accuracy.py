@@ -32,7 +32,7 @@ from fashion_cnn.files import write_json
 from fashion_cnn.predict import Classifier
 from fashion_cnn.preprocess import PreprocessConfig
 from fashion_cnn.provenance import provenance
-from fashion_cnn.train import split_indices
+from fashion_cnn.training import split_indices
 
 HERE = Path(__file__).resolve().parent
 FORMATS = ["JPEG"] * 10 + ["PNG"] * 3 + ["PNG-alpha", "WEBP", "WEBP", "BMP", "GIF", "TIFF"]

@@ -33,10 +33,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fashion_cnn import kernels
+from fashion_cnn.seed_fast import kernels
 from fashion_cnn.data import load_fashion_mnist
 from fashion_cnn.files import write_json
-from fashion_cnn.fused import FusedSeed, soft_targets
+from fashion_cnn.seed_fast.fused import FusedSeed, soft_targets
 from fashion_cnn.models import build_model
 from fashion_cnn.provenance import provenance
 

@@ -35,7 +35,7 @@ from threads import busy_neighbours  # benchmarks/threads.py
 from fashion_cnn.data import load_fashion_mnist
 from fashion_cnn.files import write_json
 from fashion_cnn.provenance import provenance
-from fashion_cnn.train import TrainConfig, run_training
+from fashion_cnn.training import TrainConfig, run_training
 
 HERE = Path(__file__).resolve().parent
 KERAS_VENV = HERE.parent / ".venv-keras"

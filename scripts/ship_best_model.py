@@ -35,7 +35,7 @@ from fashion_cnn.models import (
 )
 from fashion_cnn.plots import confusion_plot
 from fashion_cnn.provenance import provenance
-from fashion_cnn.train import recipe_config, run_training, split_indices
+from fashion_cnn.training import recipe_config, run_training, split_indices
 
 SHIPPED_SEED = 0
 WEIGHTS = "float16"  # 2x smaller than float32, no measurable accuracy change for this network

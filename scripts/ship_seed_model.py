@@ -29,7 +29,7 @@ from fashion_cnn.models import (
 )
 from fashion_cnn.plots import confusion_plot
 from fashion_cnn.provenance import provenance
-from fashion_cnn.train import TrainConfig, run_training
+from fashion_cnn.training import TrainConfig, run_training
 
 SHIPPED_SEED = 0
 WEIGHTS = "int8"  # per-row int8: 4x smaller than float32; accuracy effect in the card

@@ -48,7 +48,7 @@ def machine() -> str:
 
 def train_and_hash(name: str, images: torch.Tensor, labels: torch.Tensor) -> str:
     from fashion_cnn.models import build_model
-    from fashion_cnn.train import TrainConfig, fit
+    from fashion_cnn.training import TrainConfig, fit
 
     options, n = RUNS[name]
     config = TrainConfig(**options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from fashion_cnn.augment import PRESETS, Augment, augment, augment_all
+from fashion_cnn.training.augment import PRESETS, Augment, augment, augment_all
 
 
 def _batch(n: int = 64) -> torch.Tensor:

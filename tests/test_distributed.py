@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import run_cli
-from fashion_cnn.distributed import SyncBatchNorm, shard, sync_batch_norm, torchrun_command
+from fashion_cnn.training.distributed import SyncBatchNorm, shard, sync_batch_norm, torchrun_command
 from fashion_cnn.models import build_model
 
 WORKER = Path(__file__).parent / "helpers" / "ddp_worker.py"

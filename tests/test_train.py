@@ -14,7 +14,7 @@ import torch
 from conftest import cli_executable, run_cli
 from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.models import build_model, load_checkpoint
-from fashion_cnn.train import TrainConfig, cross_validate, run_training, split_indices
+from fashion_cnn.training import TrainConfig, cross_validate, run_training, split_indices
 
 TINY = dict(epochs=3, batch_size=16, lr=0.05, val_fraction=0.25)
 
@@ -194,7 +194,7 @@ def test_augmented_training_runs_and_resumes_exactly(tiny_data, tmp_path: Path) 
 
 def test_fast_recipe_schedule_resumes_exactly(tiny_data, tmp_path: Path) -> None:
     """One-cycle LR, Nesterov, label smoothing: the scheduler state survives an interruption."""
-    from fashion_cnn.train import RECIPES
+    from fashion_cnn.training import RECIPES
 
     config = TrainConfig(**{**RECIPES["fast"], "epochs": 3, "batch_size": 64, "lr": 0.1,
                             "val_fraction": 0.25})
@@ -203,7 +203,7 @@ def test_fast_recipe_schedule_resumes_exactly(tiny_data, tmp_path: Path) -> None
 
 
 def test_recipe_presets_and_explicit_options() -> None:
-    from fashion_cnn.train import recipe_config
+    from fashion_cnn.training import recipe_config
 
     assert recipe_config() == TrainConfig()  # faithful: the Keras article
     fast = recipe_config("fast", seed=3, epochs=None)

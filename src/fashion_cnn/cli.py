@@ -133,8 +133,8 @@ def train(
     data_dir: DataDir = None, offline: Offline = False, quiet: Quiet = False,
 ) -> None:
     """Train a model; writes model.pt, metrics.json and learning_curves.png into --out."""
-    from .distributed import init_from_env, torchrun_command, world
-    from .train import recipe_config, resolve_run_config, run_training
+    from .training.distributed import init_from_env, torchrun_command, world
+    from .training import recipe_config, resolve_run_config, run_training
 
     if nproc > 1 and "WORLD_SIZE" not in os.environ:  # start nproc copies of this command
         command = torchrun_command(nproc, _without_option(sys.argv[1:], "--nproc"))
@@ -182,7 +182,7 @@ def cv(
     data_dir: DataDir = None, offline: Offline = False, quiet: Quiet = False,
 ) -> None:
     """k-fold cross-validation on the training set: per-fold accuracy, mean, std, plots."""
-    from .train import TrainConfig, cross_validate
+    from .training import TrainConfig, cross_validate
 
     config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
                          momentum=momentum, seed=seed, val_fraction=0.0, threads=threads)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import CLASS_NAMES
-from .fused import FusedSeed
+from .seed_fast.fused import FusedSeed
 from .models import SeedCNN
 
 EVAL_BATCH = 256  # images per forward pass: activations (256 x 32x26x26 x 4 B = 22 MB) stay

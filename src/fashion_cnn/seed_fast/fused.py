@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from . import kernels
-from .models import SeedCNN
+from ..models import SeedCNN
 
 # (name, shape) of each parameter's slice of the flat vector, in the fused layout.
 LAYOUT: tuple[tuple[str, tuple[int, ...]], ...] = (

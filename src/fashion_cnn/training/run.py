@@ -29,15 +29,15 @@ from torch import nn
 from tqdm import tqdm
 
 from .augment import Augment, augment_all
-from .data import FashionMNIST
+from ..data import FashionMNIST
 from .distributed import all_reduce_sum, shard, sync_batch_norm, world
-from .errors import FashionCNNError
-from .evaluate import loss_and_accuracy
-from .files import atomic_path, write_json
-from .fused import FusedSeed, soft_targets
-from .models import SeedCNN, build_model, count_parameters, save_checkpoint
-from .provenance import provenance
-from .threads import ThreadTuner, same_result_counts
+from ..errors import FashionCNNError
+from ..evaluate import loss_and_accuracy
+from ..files import atomic_path, write_json
+from ..seed_fast.fused import FusedSeed, soft_targets
+from ..models import SeedCNN, build_model, count_parameters, save_checkpoint
+from ..provenance import provenance
+from ..seed_fast.threads import ThreadTuner, same_result_counts
 
 
 @dataclass
@@ -401,7 +401,7 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
                                                      "val_accuracy", "train_seconds")},
                     data_checksums=data.checksums)
     write_json(out / "metrics.json", metrics)
-    from .plots import learning_curves
+    from ..plots import learning_curves
 
     learning_curves([history], out / "learning_curves.png",
                     title=f"{config.model} model, seed {config.seed}")
@@ -460,7 +460,7 @@ def cross_validate(config: TrainConfig, data: FashionMNIST, out_dir: str | Path,
         "train_seconds": sum(h["epoch_seconds"] for r in results for h in r["history"]),
     }
     write_json(out / "cv.json", summary)
-    from .plots import cv_boxplot, learning_curves
+    from ..plots import cv_boxplot, learning_curves
 
     cv_boxplot(summary["fold_accuracies"], out / "cv_boxplot.png")
     learning_curves([r["history"] for r in results], out / "cv_learning_curves.png",
