@@ -33,12 +33,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fashion_cnn.seed_fast import kernels
 from fashion_cnn.data import load_fashion_mnist
 from fashion_cnn.files import write_json
-from fashion_cnn.seed_fast.fused import FusedSeed, soft_targets
 from fashion_cnn.models import build_model
 from fashion_cnn.provenance import provenance
+from fashion_cnn.seed_fast import kernels
+from fashion_cnn.seed_fast.fused import FusedSeed, soft_targets
 
 HERE = Path(__file__).resolve().parent
 

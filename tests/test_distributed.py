@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from conftest import run_cli
-from fashion_cnn.training.distributed import SyncBatchNorm, shard, sync_batch_norm, torchrun_command
 from fashion_cnn.models import build_model
+from fashion_cnn.training.distributed import SyncBatchNorm, shard, sync_batch_norm, torchrun_command
 
 WORKER = Path(__file__).parent / "helpers" / "ddp_worker.py"
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fashion_cnn.seed_fast import kernels
 from fashion_cnn.evaluate import predict_logits
-from fashion_cnn.seed_fast.fused import FusedSeed, soft_targets
 from fashion_cnn.models import build_model
+from fashion_cnn.seed_fast import kernels
+from fashion_cnn.seed_fast.fused import FusedSeed, soft_targets
 from fashion_cnn.training import TrainConfig, run_training
 
 TINY = dict(epochs=2, batch_size=16, lr=0.05, val_fraction=0.25)

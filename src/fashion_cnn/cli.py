@@ -133,8 +133,8 @@ def train(
     data_dir: DataDir = None, offline: Offline = False, quiet: Quiet = False,
 ) -> None:
     """Train a model; writes model.pt, metrics.json and learning_curves.png into --out."""
-    from .training.distributed import init_from_env, torchrun_command, world
     from .training import recipe_config, resolve_run_config, run_training
+    from .training.distributed import init_from_env, torchrun_command, world
 
     if nproc > 1 and "WORLD_SIZE" not in os.environ:  # start nproc copies of this command
         command = torchrun_command(nproc, _without_option(sys.argv[1:], "--nproc"))

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import CLASS_NAMES
-from .seed_fast.fused import FusedSeed
 from .models import SeedCNN
+from .seed_fast.fused import FusedSeed
 
 EVAL_BATCH = 256  # images per forward pass: activations (256 x 32x26x26 x 4 B = 22 MB) stay
 # near cache; benchmarks/predict_speed.py times the 10,000 test images at 256 and 1000

@@ -7,8 +7,14 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from fashion_cnn.training.distributed import all_reduce_sum, init_from_env, shard, sync_batch_norm, world
 from fashion_cnn.models import build_model
+from fashion_cnn.training.distributed import (
+    all_reduce_sum,
+    init_from_env,
+    shard,
+    sync_batch_norm,
+    world,
+)
 
 init_from_env()
 torch.manual_seed(0)

@@ -11,8 +11,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import learnable_images  # noqa: E402
 from fashion_cnn.data import FashionMNIST  # noqa: E402
-from fashion_cnn.training.distributed import init_from_env  # noqa: E402
 from fashion_cnn.training import TrainConfig, run_training  # noqa: E402
+from fashion_cnn.training.distributed import init_from_env  # noqa: E402
 
 out, model = Path(sys.argv[1]), sys.argv[2]
 g = torch.Generator().manual_seed(0)

@@ -32,8 +32,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from . import kernels
 from ..models import SeedCNN
+from . import kernels
 
 # (name, shape) of each parameter's slice of the flat vector, in the fused layout.
 LAYOUT: tuple[tuple[str, tuple[int, ...]], ...] = (

@@ -28,16 +28,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .augment import Augment, augment_all
 from ..data import FashionMNIST
-from .distributed import all_reduce_sum, shard, sync_batch_norm, world
 from ..errors import FashionCNNError
 from ..evaluate import loss_and_accuracy
 from ..files import atomic_path, write_json
-from ..seed_fast.fused import FusedSeed, soft_targets
 from ..models import SeedCNN, build_model, count_parameters, save_checkpoint
 from ..provenance import provenance
+from ..seed_fast.fused import FusedSeed, soft_targets
 from ..seed_fast.threads import ThreadTuner, same_result_counts
+from .augment import Augment, augment_all
+from .distributed import all_reduce_sum, shard, sync_batch_norm, world
 
 
 @dataclass
