@@ -1,0 +1,480 @@
+"""Write docs/benchmarks.md and README's shipped-models table from the recorded results.
+
+    python benchmarks/report.py          # rewrite both (atomically)
+    python benchmarks/report.py --check  # exit 1, naming the stale file, if either is out of date
+
+Every figure comes from a JSON file: benchmarks/results/*.json for docs/benchmarks.md;
+src/fashion_cnn/weights/*/metrics.json (plus the model files' sizes and the prediction-speed
+results) for README's block between the two marker comments. Each results file has a
+renderer chosen by its name (`SECTIONS`); a file no renderer knows, or one whose layout a
+renderer no longer understands, gets a generic section (its provenance and top-level numbers),
+so a new benchmark never breaks the report. Nothing here reads the clock: the same JSON gives
+the same text, byte for byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+WEIGHTS_DIR = ROOT / "src" / "fashion_cnn" / "weights"
+README = ROOT / "README.md"
+BENCHMARKS_MD = ROOT / "docs" / "benchmarks.md"
+BEGIN = "<!-- begin generated: models (python benchmarks/report.py) -->"
+END = "<!-- end generated: models -->"
+PROVENANCE_KEYS = ("command", "seed", "git_commit", "date", "versions", "machine",
+                   "data_checksums")
+
+Result = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting helpers
+
+
+def pct(x: float | None, digits: int = 2) -> str:
+    """0.9530 -> '95.30%'; None -> 'n/a'."""
+    return "n/a" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def num(x: float | None, digits: int = 0) -> str:
+    """Thousands separators: 23817.9 -> '23,818'; None -> 'n/a'."""
+    return "n/a" if x is None else f"{x:,.{digits}f}"
+
+
+def secs(x: float | None) -> str:
+    """Seconds as '29 s' or '44.8 min'."""
+    if x is None:
+        return "n/a"
+    return f"{x / 60:.1f} min" if x >= 600 else f"{x:.0f} s" if x >= 10 else f"{x:.2f} s"
+
+
+def load(busy: int) -> str:
+    """'quiet machine' or 'N busy-loop process(es) beside'."""
+    return "quiet machine" if not busy else f"{busy} busy-loop process(es) beside"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def short_commit(commit: str | None) -> str:
+    """First 10 hex digits, keeping a '-dirty' suffix."""
+    if not commit:
+        return "n/a"
+    dirty = commit.endswith("-dirty")
+    return commit.removesuffix("-dirty")[:10] + ("-dirty" if dirty else "")
+
+
+def provenance(data: Result) -> str:
+    """One line: the command that made the file, its date and commit."""
+    if not any(k in data for k in ("command", "date", "git_commit")):
+        return "_No provenance recorded: the file has no command, date or commit._"
+    command = data.get("command", "n/a")
+    line = (f"Command: `{command}`; date: {data.get('date', 'n/a')}; "
+            f"commit: `{short_commit(data.get('git_commit'))}`")
+    versions = data.get("versions") or {}
+    if "torch" in versions:
+        line += f"; torch {versions['torch']}"
+    cpus = (data.get("machine") or {}).get("cpu_count")
+    if cpus:
+        line += f"; {cpus} CPUs"
+    return line + "."
+
+
+# ---------------------------------------------------------------------------------------------
+# One renderer per kind of results file: (name, data) -> Markdown body (without heading)
+
+PATH_LABELS = {
+    "plain": "plain autograd (`--no-fused`)",
+    "channels_last": "plain, `--channels-last`",
+    "fused_torch": "fused step, torch ops (`--no-numba`)",
+    "fused": "fused step + numba kernels (the default)",
+    "fused_2threads": "the default with `--threads 2` (not automatic)",
+    "fused_bf16": "the default with `--bf16`",
+    "fused_serial_kernels": "the default, conv kernels on one thread",
+}
+
+
+def render_accuracy(name: str, d: Result) -> str:
+    """Shipped models beside the published results."""
+    rows = []
+    for m in d["shipped"]:
+        acc = pct(m["test_accuracy"])
+        if m.get("tta"):
+            acc += f" ({pct(m.get('test_accuracy_without_tta'))} without test-time flip)"
+        rows.append([f"`{m['model']}`", acc, num(m.get("parameters")),
+                     f"{m['file_mb']:.2f} MB ({m.get('weights', '?')})",
+                     secs(m.get("train_seconds")), num(m.get("ms_per_image"), 2)])
+    for m in d.get("published", []):
+        rows.append([m["model"] + " (published)", pct(m["test_accuracy"], 1), "", "", "", ""])
+    note = ("`ms per picture`: one 28x28 picture through `Classifier.classify_one`, as timed "
+            "by `benchmarks/accuracy.py` (on a busy machine; `predict_speed*.json` below is "
+            "the dedicated measurement). Published results: the dataset's benchmark board.")
+    return table(["model", "test accuracy", "parameters", "file", "training",
+                  "ms per picture"], rows) + "\n\n" + note
+
+
+def render_train_seed(name: str, d: Result) -> str:
+    """Training speed of each path against Keras, per round."""
+    per_round = d.get("speedup_vs_keras_per_round", {})
+    rows = []
+    for path, r in d["runs"].items():
+        rounds = " / ".join(f"x{s:.2f}" for s in per_round.get(path, []))
+        rows.append([PATH_LABELS.get(path, path), num(r["median_images_per_second"]),
+                     f"x{d['speedup_vs_keras'][path]:.2f} ({rounds})" if path in per_round
+                     else "n/a",
+                     " / ".join(secs(s) for s in r["train_seconds_per_round"]),
+                     pct(r["test_accuracy"]), secs(r.get("test_eval_seconds"))])
+    k = d.get("keras") or {}
+    if "median_images_per_second" in k:
+        rows.append([f"Keras reference ({k.get('framework', '?')})",
+                     num(k["median_images_per_second"]), "x1",
+                     " / ".join(secs(s) for s in k.get("train_seconds_per_round", [])),
+                     pct(k.get("test_accuracy")), secs(k.get("test_eval_seconds"))])
+    intro = (f"{d['rounds']} rounds, taking turns, {load(d.get('busy_processes', 0))}; the "
+             "faithful recipe (batch 32, SGD 0.01/0.9, 10 epochs).")
+    return intro + "\n\n" + table(
+        ["path", "median images/s", "vs Keras (per round)", "train time per round",
+         "test accuracy", "test-set evaluation"], rows)
+
+
+def render_train_profile(name: str, d: Result) -> str:
+    """Per-phase time of one training step on each path."""
+    phases = ["data", "forward", "backward", "optimizer"]
+    rows = []
+    for path, p in d["paths"].items():
+        ms = p["median_ms_per_phase"]
+        rows.append([PATH_LABELS.get(path, path), f"{p['ms_per_step']:.2f}",
+                     num(p["images_per_second"])] + [f"{ms[k]:.2f}" for k in phases]
+                    + [pct(p["fraction_of_peak"], 1)])
+    intro = (f"Batch {d['batch_size']}, {d['steps']} steps x {d['rounds']} rounds per path; "
+             f"{num(d['flop_per_image']['total'])} FLOP per training image; fp32 peak "
+             f"{d['peak_gflops']:.0f} GFLOP/s ({d.get('cores', '?')} cores of {d.get('cpu', '?')}"
+             f" at {d.get('clock_ghz', 0):.2f} GHz). Phase columns in ms; the fused step's "
+             "backward includes adding fc1's weight gradient into the momentum buffer; `--bf16` "
+             "runs fc1's products at twice the fp32 peak, so its share is not comparable.")
+    return intro + "\n\n" + table(["path", "ms per step", "images/s"] + phases
+                                  + ["share of fp32 peak"], rows)
+
+
+def render_threads(name: str, d: Result) -> str:
+    """Automatic thread count against fixed counts, quiet and busy."""
+    scenarios = d["scenarios"]
+    settings = {"auto": "automatic (the default)", "threads_2": "`--threads 2`",
+                "threads_1": "`--threads 1`"}
+    header = ["setting"] + [f"median images/s, {load(s['busy_processes'])}"
+                            for s in scenarios.values()]
+    rows = [[label] + [num(s[key]["median_images_per_second"]) if key in s else "n/a"
+                       for s in scenarios.values()] for key, label in settings.items()]
+    notes = []
+    for s in scenarios.values():
+        steps: dict[str, int] = {}
+        for epoch in s.get("auto", {}).get("thread_steps", []):
+            for count, n in epoch.items():
+                steps[count] = steps.get(count, 0) + n
+        spread = ", ".join(f"{num(n)} steps on {c} thread(s)" for c, n in sorted(steps.items()))
+        notes.append(f"- {load(s['busy_processes'])}: the automatic runs made {spread}; "
+                     "weights bit-identical to the all-cores run: "
+                     f"{s.get('automatic_weights_equal_all_cores')}")
+    intro = (f"{d['epochs']} epochs per run, {d['rounds']} rounds, taking turns, "
+             f"{d.get('cores', '?')} cores.")
+    return intro + "\n\n" + table(header, rows) + "\n\n" + "\n".join(notes)
+
+
+def render_bf16(name: str, d: Result) -> str:
+    """float32 against bfloat16 fc1 products, per seed."""
+    seeds = sorted(d["float32"]["test_accuracy"], key=int)
+    rows = [[s, pct(d["float32"]["test_accuracy"][s]), pct(d["bf16"]["test_accuracy"][s]),
+             secs(d["float32"]["train_seconds"][s]), secs(d["bf16"]["train_seconds"][s])]
+            for s in seeds]
+    rows.append(["mean ± std", *(f"{pct(d[k]['mean_test_accuracy'])} ± "
+                                 f"{100 * d[k]['std_test_accuracy']:.2f}" for k in
+                                 ("float32", "bf16")), "", ""])
+    target = d.get("target_test_accuracy")
+    footer = (f"Seeds at or above the {pct(target, 1)} target: float32 "
+              f"{d['float32'].get('seeds_meeting_target')}, bf16 "
+              f"{d['bf16'].get('seeds_meeting_target')} of {len(seeds)}.")
+    return table(["seed", "float32 test accuracy", "`--bf16` test accuracy",
+                  "float32 train time", "bf16 train time"], rows) + "\n\n" + footer
+
+
+def render_cv(name: str, d: Result) -> str:
+    """k-fold cross-validation of the faithful recipe."""
+    rows = [[str(i + 1), pct(a)] for i, a in enumerate(d["fold_accuracies"])]
+    rows.append(["mean ± std", f"{pct(d['mean_accuracy'])} ± {100 * d['std_accuracy']:.2f}"])
+    return (f"{d['folds']} folds of the training set, model `{d['config']['model']}`; "
+            f"all folds trained in {secs(d.get('train_seconds'))}.\n\n"
+            + table(["fold", "accuracy"], rows))
+
+
+def render_fast_recipe(name: str, d: Result) -> str:
+    """The fast recipe's runs and its settings."""
+    rows = [[s, pct(r["test_accuracy"]), pct(r["val_accuracy"]), f"{r['train_seconds']:.1f} s",
+             num(r.get("images_per_second"))] for s, r in sorted(d["runs"].items())]
+    recipe = ", ".join(f"{k}={v}" for k, v in d.get("recipe", {}).items())
+    targets = d.get("targets", {})
+    footer = (f"Recipe: {recipe}.\n\nTargets: test accuracy {pct(targets.get('test_accuracy'))}"
+              f", train time {targets.get('train_seconds', 'n/a')} s; all met: "
+              f"{d.get('all_met')}. `train_seconds` counts shuffling, augmentation and every "
+              "training step (validation and the final test are outside it).")
+    return table(["seed", "test accuracy", "validation", "`train_seconds`", "images/s"],
+                 rows) + "\n\n" + footer
+
+
+def render_fast_search(name: str, d: Result) -> str:
+    """Candidate fast recipes, scored on the validation split only."""
+    rows = []
+    for cand, c in d["candidates"].items():
+        runs = c["runs"]
+        accs = [runs[s]["val_accuracy"] for s in sorted(runs, key=int)]
+        over = ", ".join(f"{k}={v}" for k, v in c.get("overrides", {}).items())
+        times = [runs[s]["train_seconds"] for s in sorted(runs, key=int)]
+        rows.append([cand, over, " / ".join(pct(a) for a in accs), pct(statistics.mean(accs)),
+                     " / ".join(f"{t:.1f} s" for t in times)])
+    return ("Overrides are relative to batch 128, one-cycle peak 0.1, Nesterov, label smoothing "
+            "0.1, flips; seeds 0, 1, 2 where several.\n\n"
+            + table(["candidate", "overrides", "validation (per seed)", "mean",
+                     "train time (per seed)"], rows))
+
+
+def render_augment(name: str, d: Result) -> str:
+    """Augmentation flags on the seed model: clean and photo-style accuracy."""
+    rows = [[run, f"`{' '.join(s['flags'])}`" if s["flags"] else "(faithful recipe)",
+             pct(s["val_accuracy"]), pct(s["val_photo_accuracy"]), pct(s["test_accuracy"]),
+             secs(s.get("train_seconds"))] for run, s in d["settings"].items()]
+    return (f"Seed model, one run each; photo-style validation on {num(d.get('n_photo_images'))} "
+            "validation images.\n\n"
+            + table(["run", "flags", "validation", "photo-style validation", "test",
+                     "train time"], rows))
+
+
+def render_photo(name: str, d: Result) -> str:
+    """Clean against photo-style accuracy, by format and enlargement."""
+    head = table(["model", "split", "images", "clean", "as photos", "gap (points)"],
+                 [[f"`{d['model']}`", d["split"], num(d["n_images"]), pct(d["clean_accuracy"]),
+                   pct(d["photo_accuracy"]), f"{d['gap_points']:.2f}"]])
+    by_format = d.get("photo_accuracy_by_format", {})
+    by_size = d.get("photo_accuracy_by_enlargement", {})
+    parts = [head]
+    if by_format:
+        parts.append("By format: " + ", ".join(f"{k} {pct(v, 1)}" for k, v in by_format.items())
+                     + ".")
+    if by_size:
+        parts.append("By enlargement: " + ", ".join(f"{k} {pct(v, 1)}"
+                                                    for k, v in by_size.items()) + ".")
+    return "\n\n".join(parts)
+
+
+def render_predict_speed(name: str, d: Result) -> str:
+    """Prediction and evaluation speed of one model."""
+    png, jpeg = d["png_folder"], d["megapixel_jpeg"]
+    one, ev = d["single_28x28"], d["evaluate_10k"]
+    rows = [
+        [f"folder of {num(png['n_images'])} 28x28 PNGs, library",
+         f"{num(png['images_per_second'])} images/s"],
+        ["the same through `fashion-cnn predict` (process start-up included)",
+         f"{num(png['cli_images_per_second'])} images/s"],
+        [f"1-megapixel JPEG ({num(jpeg['n_pictures'])} pictures), median / p90",
+         f"{jpeg['median_ms']:.2f} / {jpeg['p90_ms']:.2f} ms"],
+        ["one 28x28 image, `Classifier.classify_one` / model only",
+         f"{one['median_ms_classify_one']:.2f} / {one['median_ms_model_only']:.2f} ms"],
+    ]
+    rows += [[f"10,000 test images, {k.replace('_seconds', '').replace('_', ' ')}",
+              f"{v:.2f} s"] for k, v in ev.items()]
+    return f"Model `{d['model']}`.\n\n" + table(["measurement", "result"], rows)
+
+
+def render_app_latency(name: str, d: Result) -> str:
+    """The web app's start-up and upload-to-result times."""
+    rows = [["server start-up to healthy", f"{d['server_startup_seconds']:.2f} s"],
+            ["first page in the browser", f"{d['first_page_seconds']:.2f} s"],
+            [f"upload to result, median of {d['repeats']}",
+             f"{d['median_upload_to_result_seconds']:.2f} s"]]
+    return table(["measurement", "seconds"], rows)
+
+
+def render_generic(name: str, d: Result) -> str:
+    """Any results file: its top-level scalar values."""
+    rows = [[f"`{k}`", _scalar(v)] for k, v in d.items()
+            if k not in PROVENANCE_KEYS and isinstance(v, (int, float, str, bool))]
+    if not rows:
+        return "_No top-level numbers; see the file._"
+    return table(["key", "value"], rows)
+
+
+def _scalar(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+Renderer = Callable[[str, Result], str]
+
+# (file-name pattern, section title, renderer), in the order the sections appear.
+SECTIONS: list[tuple[str, str, Renderer]] = [
+    ("accuracy", "Shipped models on the official test set", render_accuracy),
+    ("train_seed*", "Training speed against Keras", render_train_seed),
+    ("train_profile", "Where a training step's time goes", render_train_profile),
+    ("threads", "The automatic thread count on a quiet and a busy machine", render_threads),
+    ("bf16_accuracy", "bfloat16 fc1 products: accuracy", render_bf16),
+    ("fast_recipe", "The fast recipe", render_fast_recipe),
+    ("fast_recipe_search", "How the fast recipe was chosen", render_fast_search),
+    ("cv_seed", "Cross-validation of the seed model", render_cv),
+    ("augment_ablation", "Training augmentation flags", render_augment),
+    ("photo_accuracy*", "Accuracy on photo-style pictures", render_photo),
+    ("predict_speed*", "Prediction and evaluation speed", render_predict_speed),
+    ("app_latency", "Web app latency", render_app_latency),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# docs/benchmarks.md
+
+
+def load_results(results_dir: Path = RESULTS_DIR) -> dict[str, Result]:
+    """Every results file, by name without '.json', in name order."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))}
+
+
+def section(name: str, title: str, data: Result, render: Renderer) -> str:
+    """One file's section: heading, provenance, body (generic if the renderer fails)."""
+    try:
+        body = render(name, data)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        body = (f"_The `{render.__name__}` renderer could not read this file "
+                f"({type(err).__name__}: {err}); its top-level values:_\n\n"
+                + render_generic(name, data))
+    return (f"## {title}: `{name}.json`\n\n{provenance(data)}\n\n{body}\n")
+
+
+def render_benchmarks(results_dir: Path = RESULTS_DIR) -> str:
+    """The whole of docs/benchmarks.md."""
+    results = load_results(results_dir)
+    parts = [
+        "# Benchmarks\n",
+        "Generated by `python benchmarks/report.py` from `benchmarks/results/*.json`; do not "
+        "edit by hand (`python benchmarks/report.py --check` and `tests/test_docs.py` fail when "
+        "this file is stale). Each section names the command that wrote its file, the date and "
+        "the commit (`-dirty`: the working tree had uncommitted changes). The machine is a "
+        "shared 2-core CPU, so speed figures drift between runs; compare rows of one table, "
+        "measured in one run. Design decisions these figures back: [design.md](design.md).\n",
+    ]
+    done: set[str] = set()
+    for pattern, title, render in SECTIONS:
+        for name in results:
+            if name not in done and fnmatch.fnmatchcase(name, pattern):
+                parts.append(section(name, title, results[name], render))
+                done.add(name)
+    for name in results:
+        if name not in done:
+            parts.append(section(name, "Other results", results[name], render_generic))
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# README's shipped-models block
+
+
+def render_models(weights_dir: Path = WEIGHTS_DIR, results_dir: Path = RESULTS_DIR) -> str:
+    """The shipped-models table from each model's metrics.json, file size and speed results."""
+    results = load_results(results_dir)
+    speed = {d.get("model"): d for n, d in results.items() if n.startswith("predict_speed")}
+    dtypes = {m["model"]: m.get("weights")
+              for m in results.get("accuracy", {}).get("shipped", [])}
+    rows = []
+    for folder in sorted(p.parent for p in weights_dir.glob("*/metrics.json")):
+        rows.append(_model_row(folder, speed.get(folder.name, {}), dtypes.get(folder.name)))
+    header = ["model", "test accuracy", "parameters", "file", "training (2-core CPU)",
+              "one 28x28 picture", "folder of PNGs", "made by"]
+    return table(header, rows)
+
+
+def _model_row(folder: Path, speed: Result, dtype: str | None) -> list[str]:
+    m = json.loads((folder / "metrics.json").read_text())
+    run = m.get("training_run", {})
+    params = m.get("parameters") or run.get("model", {}).get("parameters")
+    weights = folder / "model.pt"
+    size = f"{weights.stat().st_size / 1e6:.2f} MB" if weights.is_file() else "n/a"
+    dtype = m.get("weights") or dtype
+    one = speed.get("single_28x28", {}).get("median_ms_classify_one")
+    folder_rate = speed.get("png_folder", {}).get("images_per_second")
+    name = folder.name
+    card = f"[`{name}`](src/fashion_cnn/weights/{name}/MODEL_CARD.md)"
+    return [card, pct(m.get("shipped_test_accuracy")), num(params),
+            size + (f" ({dtype})" if dtype else ""), secs(run.get("train_seconds")),
+            "n/a" if one is None else f"{one:.2f} ms",
+            "n/a" if folder_rate is None else f"{num(folder_rate)} images/s",
+            f"`{m.get('command', 'n/a')}`"]
+
+
+def splice(readme: str, block: str) -> str:
+    """README text with everything between the two markers replaced by `block`."""
+    start, end = readme.find(BEGIN), readme.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"README.md lacks the markers {BEGIN!r} ... {END!r}")
+    return readme[:start + len(BEGIN)] + "\n" + block + "\n" + readme[end:]
+
+
+# ---------------------------------------------------------------------------------------------
+# Check or write
+
+
+def expected_files(results_dir: Path = RESULTS_DIR, weights_dir: Path = WEIGHTS_DIR,
+                   readme: Path = README, benchmarks_md: Path = BENCHMARKS_MD) -> dict[Path, str]:
+    """What each generated file should contain."""
+    return {benchmarks_md: render_benchmarks(results_dir),
+            readme: splice(readme.read_text(), render_models(weights_dir, results_dir))}
+
+
+def stale_files(expected: dict[Path, str]) -> list[Path]:
+    """The files whose contents differ from what the report would write."""
+    return [p for p, text in expected.items() if not p.is_file() or p.read_text() != text]
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write to a temp file in the same folder, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if docs/benchmarks.md or README's block is out of date")
+    args = parser.parse_args(argv)
+    expected = expected_files()
+    stale = stale_files(expected)
+    if args.check:
+        for path in stale:
+            print(f"{path.relative_to(ROOT)} is out of date: run python benchmarks/report.py",
+                  file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        write_atomically(path, expected[path])
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""The documentation stays true: generated parts match the JSON, README stays short and its
+layout and links point at files that exist. Fast; needs no data."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+BENCHMARKS_MD = ROOT / "docs" / "benchmarks.md"
+
+# Every file and folder README's layout section names, package first.
+LAYOUT = [
+    "src/fashion_cnn/data.py",
+    "src/fashion_cnn/models.py",
+    "src/fashion_cnn/training/config.py",
+    "src/fashion_cnn/training/augment.py",
+    "src/fashion_cnn/training/steps.py",
+    "src/fashion_cnn/training/loop.py",
+    "src/fashion_cnn/training/run.py",
+    "src/fashion_cnn/training/distributed.py",
+    "src/fashion_cnn/seed_fast/fused.py",
+    "src/fashion_cnn/seed_fast/kernels.py",
+    "src/fashion_cnn/seed_fast/threads.py",
+    "src/fashion_cnn/seed_fast/step.py",
+    "src/fashion_cnn/evaluate.py",
+    "src/fashion_cnn/plots.py",
+    "src/fashion_cnn/preprocess.py",
+    "src/fashion_cnn/predict.py",
+    "src/fashion_cnn/explain.py",
+    "src/fashion_cnn/app.py",
+    "src/fashion_cnn/serve.py",
+    "src/fashion_cnn/cli.py",
+    "src/fashion_cnn/files.py",
+    "src/fashion_cnn/provenance.py",
+    "src/fashion_cnn/errors.py",
+    "src/fashion_cnn/samples",
+    "src/fashion_cnn/weights",
+    "benchmarks/common.py",
+    "benchmarks/report.py",
+    "benchmarks/results",
+    "scripts/ship_model.py",
+    "scripts/make_samples.py",
+    "tests",
+]
+
+
+def load_report() -> ModuleType:
+    """benchmarks/report.py as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("report", ROOT / "benchmarks" / "report.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["report"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+report = load_report()
+
+
+@pytest.fixture
+def results_copy(tmp_path: Path) -> Path:
+    """A scratch copy of benchmarks/results to modify."""
+    return Path(shutil.copytree(report.RESULTS_DIR, tmp_path / "results"))
+
+
+def layout_block() -> str:
+    """The fenced block under README's '## Layout' heading."""
+    match = re.search(r"^## Layout\n+```\n(.*?)```", README.read_text(), re.S | re.M)
+    assert match, "README.md has no '## Layout' section with a fenced block"
+    return match.group(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated parts are up to date
+
+
+def test_benchmarks_md_matches_results() -> None:
+    assert BENCHMARKS_MD.read_text() == report.render_benchmarks(), (
+        "docs/benchmarks.md is stale: run python benchmarks/report.py")
+
+
+def test_readme_models_block_matches_metrics() -> None:
+    text = README.read_text()
+    assert text == report.splice(text, report.render_models()), (
+        "README.md's shipped-models table is stale: run python benchmarks/report.py")
+
+
+def test_check_passes_on_the_repository() -> None:
+    assert report.stale_files(report.expected_files()) == []
+    assert report.main(["--check"]) == 0
+
+
+def test_changed_result_makes_both_stale(results_copy: Path) -> None:
+    speed = results_copy / "predict_speed_seed.json"
+    data = json.loads(speed.read_text())
+    data["single_28x28"]["median_ms_classify_one"] += 1.0
+    speed.write_text(json.dumps(data))
+    stale = report.stale_files(report.expected_files(results_dir=results_copy))
+    assert set(stale) == {README, BENCHMARKS_MD}
+
+
+def test_check_exits_1_naming_the_stale_file(results_copy: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    path = results_copy / "cv_seed.json"
+    data = json.loads(path.read_text())
+    data["fold_accuracies"][0] = 0.5
+    path.write_text(json.dumps(data))
+    expected = report.expected_files(results_dir=results_copy)
+    monkeypatch.setattr(report, "expected_files", lambda: expected)
+    assert report.main(["--check"]) == 1
+    assert "docs/benchmarks.md is out of date" in capsys.readouterr().err
+
+
+def test_changed_accuracy_makes_benchmarks_md_stale(results_copy: Path) -> None:
+    path = results_copy / "accuracy.json"
+    data = json.loads(path.read_text())
+    data["shipped"][0]["test_accuracy"] = 0.5
+    path.write_text(json.dumps(data))
+    assert report.stale_files(report.expected_files(results_dir=results_copy)) == [BENCHMARKS_MD]
+
+
+# ---------------------------------------------------------------------------------------------
+# The report itself
+
+
+def test_every_current_file_has_its_own_section() -> None:
+    text = report.render_benchmarks()
+    assert "could not read this file" not in text
+    assert "## Other results" not in text
+    for path in sorted(report.RESULTS_DIR.glob("*.json")):
+        assert f"`{path.name}`" in text, path.name
+
+
+def test_sections_name_command_date_and_commit() -> None:
+    text = report.render_benchmarks()
+    for name, data in report.load_results().items():
+        if "command" not in data:
+            continue
+        assert f"`{data['command']}`" in text, name
+        assert data["date"] in text, name
+        assert f"`{report.short_commit(data['git_commit'])}`" in text, name
+    assert report.short_commit("0123456789abcdef-dirty") == "0123456789-dirty"
+    assert report.short_commit("0123456789abcdef") == "0123456789"
+
+
+def test_unknown_and_broken_files_get_a_generic_section(results_copy: Path) -> None:
+    (results_copy / "zz_new_benchmark.json").write_text(json.dumps(
+        {"command": "new.py", "date": "2030-01-01", "git_commit": "f" * 40, "speedup": 1.5,
+         "nested": {"ignored": 1}}))
+    (results_copy / "threads.json").write_text(json.dumps({"command": "threads.py"}))
+    text = report.render_benchmarks(results_copy)
+    new = text[text.index("`zz_new_benchmark.json`"):]
+    assert "`new.py`" in new and "| `speedup` | 1.5 |" in new and "ignored" not in new
+    assert "could not read this file (KeyError" in text
+
+
+def test_output_is_deterministic(results_copy: Path) -> None:
+    assert report.render_benchmarks(results_copy) == report.render_benchmarks(results_copy)
+
+
+def test_write_is_atomic_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / "out.md"
+    report.write_atomically(target, "text\n")
+    assert target.read_text() == "text\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.md"]
+
+
+# ---------------------------------------------------------------------------------------------
+# README
+
+
+def test_readme_is_short() -> None:
+    lines = len(README.read_text().splitlines())
+    assert lines <= 200, f"README.md has {lines} lines; the limit is 200"
+
+
+def test_layout_names_every_expected_file() -> None:
+    block = layout_block()
+    for path in LAYOUT:
+        assert Path(path).name in block, f"README layout does not mention {path}"
+
+
+@pytest.mark.parametrize("path", LAYOUT)
+def test_layout_paths_exist(path: str) -> None:
+    assert (ROOT / path).exists(), f"README's layout names {path}, which does not exist"
+
+
+def test_readme_links_exist() -> None:
+    links = re.findall(r"\]\(([^)#]+)\)", README.read_text())
+    local = [link for link in links if "://" not in link]
+    assert "docs/benchmarks.md" in local and "docs/design.md" in local
+    for link in local:
+        assert (ROOT / link).exists(), f"README links to {link}, which does not exist"
