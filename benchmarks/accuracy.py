@@ -1,6 +1,6 @@
 """Benchmark: every shipped model on the official test set, beside published results.
 
-    python benchmarks/accuracy.py [--out benchmarks/results/accuracy.json]
+    python benchmarks/accuracy.py [--out benchmarks/results/accuracy.json] [--data-dir DIR]
 
 Per shipped model: test accuracy as shipped (and without test-time augmentation where the
 model has it), parameters, file size, training time (from the checkpoint's metrics), and the
@@ -9,21 +9,15 @@ median milliseconds to classify one 28x28 picture with the model loaded (`Classi
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
-from pathlib import Path
 
+import common
 from PIL import Image
 
-from fashion_cnn.data import load_fashion_mnist
 from fashion_cnn.evaluate import loss_and_accuracy
-from fashion_cnn.files import write_json
 from fashion_cnn.models import SHIPPED_MODELS, count_parameters, resolve_checkpoint
 from fashion_cnn.predict import Classifier
-from fashion_cnn.provenance import provenance
 
-HERE = Path(__file__).resolve().parent
 BOARD = "https://github.com/zalandoresearch/fashion-mnist#benchmark"
 # Published test accuracies (the dataset's benchmark board, as quoted there)
 ANCHORS = [
@@ -41,16 +35,13 @@ ANCHORS = [
 
 
 def ms_per_image(classifier: Classifier, image: Image.Image, repeats: int = 200) -> float:
-    classifier.classify_one(image)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        classifier.classify_one(image)
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    """Median milliseconds of one `classify_one` call, after a warm-up call."""
+    classifier.classify_one(image)
+    return 1000 * statistics.median(common.timed(lambda: classifier.classify_one(image), repeats))
 
 
 def score(name: str, data) -> dict:
+    """One shipped model's row: accuracy (with and without TTA), size, speed."""
     classifier = Classifier(name)
     net, meta = classifier.net, classifier.meta
     result = {"model": name, "arch": meta["arch"],
@@ -71,15 +62,11 @@ def score(name: str, data) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "accuracy.json")
-    args = parser.parse_args()
-
-    data = load_fashion_mnist(offline=True)
+    args = common.parser(__doc__, "accuracy").parse_args()
+    data = common.load_data(args)
     models = [score(name, data) for name in SHIPPED_MODELS]
-    write_json(args.out, {**provenance(0, data.checksums), "shipped": models,
-                          "published": ANCHORS})
+    common.write_result(args.out, {"shipped": models, "published": ANCHORS}, seed=0,
+                        checksums=data.checksums)
     for m in models:
         plain = (f" ({100 * m['test_accuracy_without_tta']:.2f}% without TTA)"
                  if m["tta"] else "")

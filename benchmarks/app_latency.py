@@ -10,26 +10,24 @@ product photo and times until the predicted label is on the page. Medians are re
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 from pathlib import Path
 
+import common
 from playwright.sync_api import sync_playwright
 
 from fashion_cnn import serve
 from fashion_cnn.app import SAMPLES
-from fashion_cnn.files import write_json
-from fashion_cnn.provenance import provenance
 
-HERE = Path(__file__).resolve().parent
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync"]
 
 
 def measure(repeats: int, screenshot: Path) -> dict:
+    """Start the server, time its start-up, the first page and `repeats` uploads."""
     port = serve.free_port()
     url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
@@ -70,14 +68,12 @@ def measure(repeats: int, screenshot: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.parser(__doc__, "app_latency", data=False)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "app_latency.json")
-    parser.add_argument("--screenshot", type=Path, default=HERE.parent / "docs" / "app.png")
+    parser.add_argument("--screenshot", type=Path, default=common.HERE.parent / "docs" / "app.png")
     args = parser.parse_args()
-    result = {**provenance(0, {}), **measure(args.repeats, args.screenshot)}
-    write_json(args.out, result)
+    result = measure(args.repeats, args.screenshot)
+    common.write_result(args.out, result, seed=0, checksums={})
     print(f"server start-up {result['server_startup_seconds']:.2f} s, first page "
           f"{result['first_page_seconds']:.2f} s, upload -> result median "
           f"{result['median_upload_to_result_seconds']:.2f} s -> {args.out}", file=sys.stderr)

@@ -4,7 +4,7 @@ accuracy and training time of each run, their means, and the foundation's target
 seed model (>= 90.5% test accuracy).
 
     python benchmarks/bf16_accuracy.py [--seeds 0 1 2] [--runs runs]
-        [--out benchmarks/results/bf16_accuracy.json]
+        [--out benchmarks/results/bf16_accuracy.json] [--data-dir DIR]
 
 Each run goes through the real command into RUNS/faithful-{float32,bf16}-seedN (a finished
 run there with the same config is reused).
@@ -12,42 +12,34 @@ run there with the same config is reused).
 
 from __future__ import annotations
 
-import argparse
 import statistics
-from pathlib import Path
 
-from fast_recipe import run_seed
+import common
 
-from fashion_cnn.files import write_json
-from fashion_cnn.provenance import provenance
-
-HERE = Path(__file__).resolve().parent
 TARGET_ACCURACY = 0.905  # the foundation's target for the seed model
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--runs", type=Path, default=Path("runs"))
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "bf16_accuracy.json")
-    args = parser.parse_args()
-
-    result: dict = {"command": "fashion-cnn train --model seed --seed N [--bf16]",
-                    "target_test_accuracy": TARGET_ACCURACY}
-    for name, bf16 in (("float32", False), ("bf16", True)):
-        runs = {seed: run_seed(seed, args.runs / f"faithful-{name}-seed{seed}", "faithful",
-                               bf16=bf16) for seed in args.seeds}
-        accuracies = [m["test_accuracy"] for m in runs.values()]
-        result[name] = {
-            "test_accuracy": {seed: m["test_accuracy"] for seed, m in runs.items()},
+def summarize(runs: dict[int, dict]) -> dict:
+    """Per-seed test accuracy and training time of one setting, their mean and spread."""
+    accuracies = [m["test_accuracy"] for m in runs.values()]
+    return {"test_accuracy": {seed: m["test_accuracy"] for seed, m in runs.items()},
             "train_seconds": {seed: m["train_seconds"] for seed, m in runs.items()},
             "mean_test_accuracy": statistics.mean(accuracies),
             "std_test_accuracy": statistics.pstdev(accuracies),
             "seeds_meeting_target": sum(a >= TARGET_ACCURACY for a in accuracies)}
-        result.setdefault("data_checksums", runs[args.seeds[0]]["data_checksums"])
-    result = {**provenance(args.seeds[0], result.pop("data_checksums")), **result}
-    write_json(args.out, result)
+
+
+def main() -> None:
+    args = common.parser(__doc__, "bf16_accuracy", seeds=[0, 1, 2], runs="runs").parse_args()
+    result: dict = {"command": "fashion-cnn train --model seed --seed N [--bf16]",
+                    "target_test_accuracy": TARGET_ACCURACY}
+    for name, bf16 in (("float32", False), ("bf16", True)):
+        runs = {seed: common.cli_training(args.runs / f"faithful-{name}-seed{seed}", "faithful",
+                                          seed, args.data_dir, bf16=bf16)
+                for seed in args.seeds}
+        result[name] = summarize(runs)
+    common.write_result(args.out, result, seed=args.seeds[0],
+                        checksums=runs[args.seeds[0]]["data_checksums"])
     for name in ("float32", "bf16"):
         r = result[name]
         print(f"{name}: test accuracy " + " / ".join(

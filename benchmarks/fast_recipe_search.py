@@ -2,7 +2,7 @@
 split and scored on the validation split only (the test set is never looked at here).
 
     python benchmarks/fast_recipe_search.py [--only NAME ...]
-        [--out benchmarks/results/fast_recipe_search.json]
+        [--out benchmarks/results/fast_recipe_search.json] [--data-dir DIR]
 
 Each candidate overrides the fast recipe's settings (train.RECIPES["fast"]); its validation
 accuracy after the last epoch and its training seconds go into the JSON.
@@ -10,20 +10,15 @@ accuracy after the last epoch and its training seconds go into the JSON.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import asdict
-from pathlib import Path
 
+import common
 import torch
 
-from fashion_cnn.data import load_fashion_mnist
-from fashion_cnn.files import write_json
 from fashion_cnn.models import build_model
-from fashion_cnn.provenance import provenance
 from fashion_cnn.training import TrainConfig, fit, recipe_config, split_indices
 
-HERE = Path(__file__).resolve().parent
 # name -> (overrides of the fast recipe, seeds)
 CANDIDATES: dict[str, tuple[dict, tuple[int, ...]]] = {
     "batch128_5ep": (dict(epochs=5), (0,)),
@@ -40,6 +35,7 @@ CANDIDATES: dict[str, tuple[dict, tuple[int, ...]]] = {
 
 
 def score(config: TrainConfig, data) -> dict:
+    """Train on the training split; the last epoch's validation accuracy and training time."""
     torch.manual_seed(config.seed)
     model = build_model(config.model)
     train, val = split_indices(len(data.train_labels), config.val_fraction, config.seed)
@@ -51,13 +47,10 @@ def score(config: TrainConfig, data) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.parser(__doc__, "fast_recipe_search")
     parser.add_argument("--only", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "fast_recipe_search.json")
     args = parser.parse_args()
-
-    data = load_fashion_mnist(offline=True)
+    data = common.load_data(args)
     results = {}
     for name in args.only:
         overrides, seeds = CANDIDATES[name]
@@ -68,7 +61,7 @@ def main() -> None:
                   f"{runs[seed]['train_seconds']:.1f} s", file=sys.stderr)
         results[name] = {"overrides": overrides,
                          "config": asdict(recipe_config("fast", **overrides)), "runs": runs}
-    write_json(args.out, {**provenance(0, data.checksums), "candidates": results})
+    common.write_result(args.out, {"candidates": results}, seed=0, checksums=data.checksums)
     print(f"-> {args.out}")
 
 

@@ -1,7 +1,8 @@
 """Benchmark: accuracy on "product photos" made from the official test images, next to clean.
 
     python benchmarks/photo_accuracy.py [--model seed] [--n 10000] [--seed 0]
-        [--write DIR] [--out benchmarks/results/photo_accuracy_<model>.json]
+        [--write DIR] [--out benchmarks/results/photo_accuracy_<model>_<split>.json]
+        [--data-dir DIR]
 
 Each test image is turned back into a shop-style photo by `photo_style`: negated to a coloured
 article on a light, slightly tinted background, enlarged 4-16x with a random filter, placed
@@ -14,7 +15,6 @@ enlargement. The photos are seeded, so every model is scored on the same set.
 
 from __future__ import annotations
 
-import argparse
 import io
 import statistics
 import sys
@@ -23,18 +23,15 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
+import common
 import numpy as np
 from PIL import Image
 
-from fashion_cnn.data import load_fashion_mnist
 from fashion_cnn.evaluate import predict_logits
-from fashion_cnn.files import write_json
 from fashion_cnn.predict import Classifier
 from fashion_cnn.preprocess import PreprocessConfig
-from fashion_cnn.provenance import provenance
 from fashion_cnn.training import split_indices
 
-HERE = Path(__file__).resolve().parent
 FORMATS = ["JPEG"] * 10 + ["PNG"] * 3 + ["PNG-alpha", "WEBP", "WEBP", "BMP", "GIF", "TIFF"]
 FILTERS = [Image.Resampling.BICUBIC, Image.Resampling.BILINEAR, Image.Resampling.LANCZOS]
 
@@ -111,8 +108,7 @@ def examples_figure(classifier: Classifier, photos: list, labels, path: Path) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.parser(__doc__, None)
     parser.add_argument("--model", default=None, help="checkpoint or shipped name")
     parser.add_argument("--n", type=int, default=10_000, help="test images to use")
     parser.add_argument("--seed", type=int, default=0)
@@ -122,11 +118,10 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a preprocessing setting, e.g. --set stretch=false")
     parser.add_argument("--write", type=Path, help="also save the photos in this folder")
-    parser.add_argument("--out", type=Path)
     parser.add_argument("--examples", type=Path, help="PNG: 8 photos and what the model saw")
     args = parser.parse_args()
 
-    data = load_fashion_mnist(offline=True)
+    data = common.load_data(args)
     classifier = Classifier(args.model)
     classifier.config = override(classifier.config, args.set)
     if args.split == "val":
@@ -157,7 +152,6 @@ def main() -> None:
         by_scale[f"{4 * ((scale - 4) // 4) + 4}-{4 * ((scale - 4) // 4) + 7}x"].append(ok)
     photo = statistics.mean(right)
     result = {
-        **provenance(args.seed, data.checksums),
         "model": name, "checkpoint": classifier.meta["path"], "split": args.split,
         "preprocessing": classifier.config.to_dict(),
         "n_images": len(photos),
@@ -170,8 +164,8 @@ def main() -> None:
     }
     if args.examples:
         examples_figure(classifier, photos[:8], labels[:8], args.examples)
-    out = args.out or HERE / "results" / f"photo_accuracy_{Path(name).stem}_{args.split}.json"
-    write_json(out, result)
+    out = args.out or common.RESULTS / f"photo_accuracy_{Path(name).stem}_{args.split}.json"
+    common.write_result(out, result, seed=args.seed, checksums=data.checksums)
     print(f"{name} ({args.split}): clean {100 * clean:.2f}%, photo-style {100 * photo:.2f}% "
           f"(gap {result['gap_points']:.2f} points) on {len(photos):,} images -> {out}",
           file=sys.stderr)

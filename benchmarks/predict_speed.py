@@ -1,6 +1,7 @@
 """Benchmark: prediction speed, decoding included, with the model already loaded.
 
     python benchmarks/predict_speed.py [--model seed] [--n 2000] [--repeats 5] [--out FILE]
+        [--data-dir DIR]
 
 Writes benchmarks/results/predict_speed.json (the default model) or predict_speed_MODEL.json
 (--model MODEL, a shipped model's name), unless --out says otherwise.
@@ -20,25 +21,20 @@ library and the command alike.
 
 from __future__ import annotations
 
-import argparse
 import io
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+import common
 import numpy as np
+from common import timed
 from PIL import Image
 
-from fashion_cnn.data import load_fashion_mnist
 from fashion_cnn.evaluate import EVAL_BATCH, predict_logits
-from fashion_cnn.files import write_json
 from fashion_cnn.predict import Classifier
-from fashion_cnn.provenance import provenance
-
-HERE = Path(__file__).resolve().parent
 
 
 def megapixel_jpeg(x: np.ndarray, rng: np.random.Generator) -> bytes:
@@ -55,30 +51,17 @@ def megapixel_jpeg(x: np.ndarray, rng: np.random.Generator) -> bytes:
     return buf.getvalue()
 
 
-def timed(fn, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.parser(__doc__, None)
     parser.add_argument("--model", default=None)
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="default: results/predict_speed.json, or predict_speed_MODEL.json")
     args = parser.parse_args()
 
-    data = load_fashion_mnist(offline=True)
+    data = common.load_data(args)
     classifier = Classifier(args.model)
     rng = np.random.default_rng(0)
-    result = {**provenance(0, data.checksums), "model": classifier.meta["arch"],
-              "checkpoint": classifier.meta["path"]}
+    result = {"model": classifier.meta["arch"], "checkpoint": classifier.meta["path"]}
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -91,9 +74,8 @@ def main() -> None:
                 pass
 
         folder_times = timed(run_folder, args.repeats)
-        exe = Path(sys.executable).with_name("fashion-cnn")
         cli_times = timed(lambda: subprocess.run(
-            [str(exe), "predict", str(folder), "--format", "csv", "--quiet",
+            [common.FASHION_CNN, "predict", str(folder), "--format", "csv", "--quiet",
              *(["--model", args.model] if args.model else [])],
             check=True, capture_output=True), max(1, args.repeats // 2))
     result["png_folder"] = {
@@ -123,9 +105,9 @@ def main() -> None:
             args.repeats)) for bs, fused in ((EVAL_BATCH, True), (1000, True), (EVAL_BATCH, False))}
     if args.out is None:
         name = args.model if args.model and "/" not in args.model and "." not in args.model else ""
-        args.out = HERE / "results" / (f"predict_speed_{name}.json" if name else
-                                       "predict_speed.json")
-    write_json(args.out, result)
+        args.out = common.RESULTS / (f"predict_speed_{name}.json" if name else
+                                     "predict_speed.json")
+    common.write_result(args.out, result, seed=0, checksums=data.checksums)
     print(f"28x28 PNG folder: {result['png_folder']['images_per_second']:,.0f} images/s "
           f"(CLI incl. start-up {result['png_folder']['cli_images_per_second']:,.0f}); "
           f"1-MP JPEG: {result['megapixel_jpeg']['median_ms']:.1f} ms median; one 28x28 image: "

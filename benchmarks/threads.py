@@ -2,7 +2,7 @@
 and with other programs keeping cores busy.
 
     python benchmarks/threads.py [--epochs 2] [--rounds 3] [--busy 0,1]
-        [--out benchmarks/results/threads.json]
+        [--out benchmarks/results/threads.json] [--data-dir DIR]
 
 For each scenario (the number of busy-loop processes running beside training, each wanting a
 whole core: what a browser tab, a build or a neighbouring VM does to a laptop or a cloud
@@ -15,67 +15,44 @@ count, and checks that the automatic runs' weights equal the fixed all-cores run
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import statistics
-import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
+import common
 import torch
 
-from fashion_cnn.data import load_fashion_mnist
-from fashion_cnn.files import write_json
 from fashion_cnn.models import build_model
-from fashion_cnn.provenance import provenance
-from fashion_cnn.training import TrainConfig, fit, split_indices
-
-HERE = Path(__file__).resolve().parent
-
-
-@contextlib.contextmanager
-def busy_neighbours(n: int) -> Iterator[None]:
-    """n processes spinning in a Python loop while the block runs."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-    try:
-        yield
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
+from fashion_cnn.training import fit, recipe_config, split_indices
 
 
 def run(images, labels, epochs: int, threads: int, cores: int) -> dict:
+    """Train the seed CNN from seed 0 with `threads` (0: automatic): images/s per epoch, the
+    automatic runs' thread counts, and the final weights."""
     torch.set_num_threads(threads or cores)
     torch.manual_seed(0)
     model = build_model("seed")
-    history = fit(model, TrainConfig(epochs=epochs, threads=threads), images, labels,
-                  progress=False, log=lambda _: None)
+    history = fit(model, recipe_config("faithful", epochs=epochs, threads=threads), images,
+                  labels, progress=False, log=lambda _: None)
     return {"images_per_second": [h["images_per_second"] for h in history],
             "thread_steps": [h.get("thread_steps") for h in history],
             "weights": torch.cat([p.detach().flatten() for p in model.parameters()])}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.parser(__doc__, "threads", rounds=3)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--busy", default="0,1", help="comma-separated busy-process counts")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "threads.json")
     args = parser.parse_args()
 
-    data = load_fashion_mnist(offline=True)
+    data = common.load_data(args)
     train_idx, _ = split_indices(len(data.train_labels), 0.1, 0)
     images, labels = data.train_images[train_idx], data.train_labels[train_idx]
     cores = torch.get_num_threads()
     settings = [0, *range(cores, 0, -1)]  # 0: automatic
-    result = {**provenance(0, data.checksums), "cores": cores, "epochs": args.epochs,
-              "rounds": args.rounds, "scenarios": {}}
+    result = {"cores": cores, "epochs": args.epochs, "rounds": args.rounds, "scenarios": {}}
     for busy in (int(b) for b in args.busy.split(",")):
         runs: dict[int, list[dict]] = {t: [] for t in settings}
-        with busy_neighbours(busy):
+        with common.busy_neighbours(busy):
             for r in range(1, args.rounds + 1):
                 for threads in settings:
                     print(f"{busy} busy, round {r}: threads {threads or 'auto'}",
@@ -95,7 +72,7 @@ def main() -> None:
                          for name, v in scenario.items() if isinstance(v, dict))
         print(f"{busy} busy processes: images/s {line}; automatic weights equal: {same}")
     torch.set_num_threads(cores)
-    write_json(args.out, result)
+    common.write_result(args.out, result, seed=0, checksums=data.checksums)
     print(f"-> {args.out}")
 
 

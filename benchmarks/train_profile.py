@@ -3,6 +3,7 @@ CPU's peak it runs.
 
     python benchmarks/train_profile.py [--steps 400] [--batch-size 32] [--threads 0]
         [--rounds 3] [--paths plain,...] [--out benchmarks/results/train_profile.json]
+        [--data-dir DIR]
 
 Times each phase of a training step (data slicing, forward + loss, backward, optimizer) with
 perf_counter (CPU execution is synchronous, so phase times are real) for each path: plain eager
@@ -30,17 +31,14 @@ import sys
 import time
 from pathlib import Path
 
+import common
 import torch
 import torch.nn.functional as F
 
-from fashion_cnn.data import load_fashion_mnist
-from fashion_cnn.files import write_json
+from fashion_cnn.data import FashionMNIST
 from fashion_cnn.models import build_model
-from fashion_cnn.provenance import provenance
 from fashion_cnn.seed_fast import kernels
 from fashion_cnn.seed_fast.fused import FusedSeed, soft_targets
-
-HERE = Path(__file__).resolve().parent
 
 
 def seed_flops_per_image() -> dict[str, float]:
@@ -122,9 +120,8 @@ PATHS = {"plain": lambda: plain_step(False), "channels_last": lambda: plain_step
 PHASES = ("data", "forward", "backward", "optimizer")
 
 
-def time_path(path: str, n_steps: int, bs: int) -> dict[str, list[float]]:
+def time_path(data: FashionMNIST, path: str, n_steps: int, bs: int) -> dict[str, list[float]]:
     """Seconds per phase of n_steps steps of one path (after 50 warm-up steps)."""
-    data = load_fashion_mnist(offline=True)
     images, labels = data.train_images, data.train_labels
     perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
     step = PATHS[path]()
@@ -141,35 +138,31 @@ def time_path(path: str, n_steps: int, bs: int) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.parser(__doc__, "train_profile", rounds=3)
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--paths", default=",".join(PATHS),
+    parser.add_argument("--paths", type=common.comma_list(list(PATHS)), default=list(PATHS),
                         help=f"comma-separated, from: {', '.join(PATHS)}")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "train_profile.json")
     parser.add_argument("--one-path", choices=list(PATHS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     bs = args.batch_size
+    data = common.load_data(args)
     if args.one_path:  # a child process: time one path, print the phases as JSON
-        print(json.dumps(time_path(args.one_path, args.steps, bs)))
+        print(json.dumps(time_path(data, args.one_path, args.steps, bs)))
         return
 
     # Each path runs in a fresh process, as in real use: running one path leaves allocator and
-    # thread-pool state that slowed the next path by up to 1.5x when they shared a process.
-    data = load_fashion_mnist(offline=True)
-    if unknown := set(args.paths.split(",")) - set(PATHS):
-        parser.error(f"unknown --paths {unknown}; choose from {', '.join(PATHS)}")
-    phases = {path: {name: [] for name in PHASES} for path in args.paths.split(",")}
+    # thread-pool state behind that slowed the next path when they shared a process.
+    phases = {path: {name: [] for name in PHASES} for path in args.paths}
     for _ in range(args.rounds):
         for path in phases:
             child = subprocess.run(
                 [sys.executable, __file__, "--one-path", path, "--steps", str(args.steps),
-                 "--batch-size", str(bs), "--threads", str(args.threads)],
+                 "--batch-size", str(bs), "--threads", str(args.threads),
+                 *common.data_dir_flag(args)],
                 capture_output=True, text=True, check=True)
             for name, values in json.loads(child.stdout.splitlines()[-1]).items():
                 phases[path][name].extend(values)
@@ -186,7 +179,6 @@ def main() -> None:
                        "images_per_second": bs / (total_ms / 1000), "achieved_gflops": achieved,
                        "fraction_of_peak": achieved / peak["peak_gflops"]}
     result = {
-        **provenance(0, data.checksums),
         "batch_size": bs, "threads": torch.get_num_threads(), "steps": args.steps,
         "rounds": args.rounds, "flop_per_image": flops, **peak, "cpu_count": os.cpu_count(),
         "paths": paths,
@@ -194,7 +186,7 @@ def main() -> None:
     if "plain" in paths and "fused" in paths:
         result["speedup_fused_vs_plain"] = (paths["plain"]["ms_per_step"]
                                             / paths["fused"]["ms_per_step"])
-    write_json(args.out, result)
+    common.write_result(args.out, result, seed=0, checksums=data.checksums)
     for path, r in paths.items():
         shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["share_per_phase"].items())
         print(f"{path:13s} {r['ms_per_step']:.2f} ms/step ({r['images_per_second']:,.0f} img/s):"

@@ -3,49 +3,35 @@ and final test accuracy - for fashion-cnn's training paths (the fused step with 
 kernels, the default; the same with fc1's products in bfloat16, --bf16; the fused step with
 torch operations, --no-numba; plain PyTorch autograd, --no-fused) beside the original Keras
 model, all run one after another on the same machine. The machine is shared and its speed
-drifts (single epochs vary up to 2x), so with --rounds R every path and Keras run R times,
-taking turns; each figure is the median over all their epochs, and each round's own ratio to
-Keras is kept too.
+drifts from epoch to epoch, so with --rounds R every path and Keras run R times, taking turns;
+each figure is the median over all their epochs, and each round's own ratio to Keras is kept
+too.
 
     python benchmarks/train_seed.py [--epochs 10] [--seed 0] [--rounds 1] [--keras auto|skip]
         [--paths plain,fused_torch,fused,fused_bf16,fused_2threads,channels_last] [--busy 0]
-        [--out benchmarks/results/train_seed.json]
+        [--out benchmarks/results/train_seed.json] [--data-dir DIR]
 
---busy N keeps N busy-loop processes running throughout (benchmarks/threads.py): a machine
+--busy N keeps N busy-loop processes running throughout (common.busy_neighbours): a machine
 where other programs want cores. fused_2threads is the default path with its thread count
 fixed at 2 instead of automatic (threads.py).
 
 --keras auto: installs tensorflow-cpu==2.21.0 into .venv-keras (once) and times
-benchmarks/keras_seed.py there; if that is impossible the JSON says why and quotes the last
-recorded Keras figure, marked as such.
+benchmarks/keras_seed.py there (common.keras_python); if that is impossible the JSON says why
+and quotes the last Keras figure measured by this benchmark (the newest train_seed*.json in
+benchmarks/results), marked as such.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from threads import busy_neighbours  # benchmarks/threads.py
+import common
 
-from fashion_cnn.data import load_fashion_mnist
-from fashion_cnn.files import write_json
-from fashion_cnn.provenance import provenance
-from fashion_cnn.training import TrainConfig, run_training
-
-HERE = Path(__file__).resolve().parent
-KERAS_VENV = HERE.parent / ".venv-keras"
-KERAS_PACKAGE = "tensorflow-cpu==2.21.0"
-# Last figure measured on this kind of machine (2 cores), for when TensorFlow cannot install.
-KERAS_LAST_RECORDED = {"images_per_second": 7147, "epoch_seconds": 7.6,
-                       "source": "benchmarks/results/train_seed_fused_5rounds.json of 2026-11-26 "
-                                 "(Keras 3.15.1 / TF 2.21.0, 2-core development machine, median "
-                                 "of 5 runs)"}
-
+from fashion_cnn.training import recipe_config, run_training
 
 PATHS = {"fused": {}, "fused_bf16": {"bf16": True}, "fused_torch": {"numba": False},
          "fused_2threads": {"threads": 2},
@@ -54,7 +40,8 @@ PATHS = {"fused": {}, "fused_bf16": {"bf16": True}, "fused_torch": {"numba": Fal
 
 
 def fashion_cnn_run(data, epochs: int, seed: int, path: str) -> dict:
-    config = TrainConfig(epochs=epochs, seed=seed, **PATHS[path])
+    """One training run of a path with the faithful recipe: images/s per epoch and accuracy."""
+    config = recipe_config("faithful", epochs=epochs, seed=seed, **PATHS[path])
     with tempfile.TemporaryDirectory() as tmp:
         m = run_training(config, data, Path(tmp) / "run", progress=False, log=lambda _: None)
     per_epoch = [m["n_train"] / e["epoch_seconds"] for e in m["epochs"]]
@@ -77,65 +64,56 @@ def summarize(runs: list[dict]) -> dict:
             "test_accuracy_per_round": [run.get("test_accuracy") for run in runs]}
 
 
-def keras_python() -> tuple[Path | None, str]:
-    """Python of a venv with TensorFlow, installing it if needed -> (path or None, why not)."""
-    python = KERAS_VENV / "bin" / "python"
-    check = [str(python), "-c", "import tensorflow"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
-        return python, ""
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(KERAS_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", KERAS_PACKAGE], check=True,
-                       capture_output=True, timeout=1800)
-    except (subprocess.SubprocessError, OSError) as err:
-        return None, f"could not install {KERAS_PACKAGE}: {err}"
-    return python, ""
-
-
-def keras_run(python: Path, data_dir: Path, epochs: int, seed: int) -> dict:
-    out = subprocess.run([str(python), str(HERE / "keras_seed.py"), str(data_dir),
-                          "--epochs", str(epochs), "--seed", str(seed)],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def last_keras_record() -> dict | None:
+    """The Keras figure of the newest result here that measured Keras on a quiet machine (no
+    --busy), with where it came from, for when TensorFlow cannot be installed; else None."""
+    measured = []
+    for path in common.RESULTS.glob("train_seed*.json"):
+        result = json.loads(path.read_text())
+        keras = result.get("keras", {})
+        if keras.get("status") == "measured in this run" and not result.get("busy_processes"):
+            measured.append((result["date"], path, keras))
+    if not measured:
+        return None
+    date, path, keras = max(measured, key=lambda m: m[0])
+    return {"images_per_second": keras["median_images_per_second"],
+            "epoch_seconds": statistics.median(keras["epoch_seconds"]),
+            "source": f"benchmarks/results/{path.name} of {date[:10]} ({keras['framework']}, "
+                      f"median of {len(keras['train_seconds_per_round'])} runs)"}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.parser(__doc__, "train_seed", rounds=1)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--keras", choices=["auto", "skip"], default="auto")
-    parser.add_argument("--paths", default="plain,fused_torch,fused,fused_bf16",
+    parser.add_argument("--paths", type=common.comma_list(list(PATHS)),
+                        default=["plain", "fused_torch", "fused", "fused_bf16"],
                         help=f"comma-separated, from: {', '.join(PATHS)}")
     parser.add_argument("--busy", type=int, default=0, help="busy-loop processes beside")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "train_seed.json")
     args = parser.parse_args()
 
-    paths = args.paths.split(",")
-    if unknown := set(paths) - set(PATHS):
-        parser.error(f"unknown --paths {unknown}; choose from {', '.join(PATHS)}")
-
-    data = load_fashion_mnist(offline=True)
-    python, why = keras_python() if args.keras == "auto" else (None, "--keras skip")
-    result = {**provenance(args.seed, data.checksums), "rounds": args.rounds,
-              "busy_processes": args.busy, "runs": {}}
+    paths = args.paths
+    data = common.load_data(args)
+    python, why = common.keras_python() if args.keras == "auto" else (None, "--keras skip")
+    result = {"rounds": args.rounds, "busy_processes": args.busy, "runs": {}}
     rounds: dict[str, list[dict]] = {path: [] for path in paths}
     keras_rounds: list[dict] = []
-    with busy_neighbours(args.busy):
+    with common.busy_neighbours(args.busy):
         for r in range(1, args.rounds + 1):  # the paths and Keras take turns
             for path in paths:
                 print(f"round {r}: fashion-cnn {path}, faithful recipe ...", file=sys.stderr)
                 rounds[path].append(fashion_cnn_run(data, args.epochs, args.seed, path))
             if python is not None:
                 print(f"round {r}: keras reference ...", file=sys.stderr)
-                keras_rounds.append(keras_run(python, data.directory, args.epochs, args.seed))
+                keras_rounds.append(common.keras_run(python, data.directory, args.epochs,
+                                                     args.seed))
     result["runs"] = {path: summarize(runs) for path, runs in rounds.items()}
     if keras_rounds:
         result["keras"] = {**summarize(keras_rounds), "status": "measured in this run"}
-    elif args.keras == "auto":
-        result["keras"] = {**KERAS_LAST_RECORDED, "status": f"last recorded figure; {why}",
-                           "median_images_per_second": KERAS_LAST_RECORDED["images_per_second"]}
+    elif args.keras == "auto" and (last := last_keras_record()):
+        result["keras"] = {**last, "status": f"last recorded figure; {why}",
+                           "median_images_per_second": last["images_per_second"]}
     if "keras" in result:
         keras = result["keras"]["median_images_per_second"]
         result["speedup_vs_keras"] = {path: r["median_images_per_second"] / keras
@@ -146,7 +124,7 @@ def main() -> None:
                        / statistics.median(k["images_per_second"])
                        for run, k in zip(runs, keras_rounds, strict=True)]
                 for path, runs in rounds.items()}
-    write_json(args.out, result)
+    common.write_result(args.out, result, seed=args.seed, checksums=data.checksums)
     for path, r in result["runs"].items():
         line = (f"fashion-cnn {path}: {r['median_images_per_second']:,.0f} images/s (median "
                 f"epoch), test accuracy {100 * r['test_accuracy']:.2f}%")

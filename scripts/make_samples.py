@@ -1,6 +1,7 @@
 """Build the app's sample gallery: 3 official test images per class as light-background photos.
 
-    python scripts/make_samples.py   -> src/fashion_cnn/samples/*.jpg and LICENSE.md
+    python scripts/make_samples.py [--out DIR] [--data-dir DIR]
+        -> src/fashion_cnn/samples/*.jpg and LICENSE.md
 
 The first three test images of each class (in file order, not chosen by how the model does),
 negated to a dark article on a light background, enlarged 8x with bicubic smoothing, placed
@@ -9,6 +10,7 @@ off-centre on a slightly warm canvas and saved as JPEG: the kind of picture a sh
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -33,20 +35,26 @@ def as_photo(image: np.ndarray, k: int, background: int = 246) -> Image.Image:
 
 
 def main() -> None:
-    data = load_fashion_mnist(offline=True)
-    OUT.mkdir(parents=True, exist_ok=True)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=OUT, help="default: the package's samples")
+    parser.add_argument("--data-dir", type=Path, help="folder with the four .gz files")
+    args = parser.parse_args()
+    out = args.out
+    data = load_fashion_mnist(args.data_dir, offline=True)
+    out.mkdir(parents=True, exist_ok=True)
     for c, name in enumerate(CLASS_NAMES):
         indices = (data.test_labels == c).nonzero().flatten()[:PER_CLASS].tolist()
         for k, i in enumerate(indices):
             slug = name.lower().replace("/", "-").replace(" ", "-")
-            with atomic_path(OUT / f"{slug}-{k + 1}.jpg") as tmp:
+            with atomic_path(out / f"{slug}-{k + 1}.jpg") as tmp:
                 as_photo(data.test_images[i].numpy(), k).save(tmp, "JPEG", quality=88)
-    (OUT / "LICENSE.md").write_text(
+    (out / "LICENSE.md").write_text(
         "# Sample pictures\n\nMade by `scripts/make_samples.py` from images of the Fashion-MNIST "
         "test set\n(Zalando Research, https://github.com/zalandoresearch/fashion-mnist), "
         "MIT licence,\nCopyright (c) 2017 Zalando SE. Each is a test image negated, enlarged "
         "8x and placed\non a light canvas. The first three test images of each class are used.\n")
-    print(f"{len(CLASS_NAMES) * PER_CLASS} samples -> {OUT}")
+    print(f"{len(CLASS_NAMES) * PER_CLASS} samples -> {out}")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,22 @@
-"""What every shipped model's card ends with, shared by the ship scripts: the run's provenance
-line, the data checksums and the per-class results, and an atomic write of the card."""
+"""The shipped models' cards (MODEL_CARD.md), written by ship_model.py from the model's
+metrics.json: `seed_card` and `best_card`, and the parts both end with (the run's provenance
+line, the data checksums and the per-class results)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fashion_cnn.data import FILES
-from fashion_cnn.files import atomic_path
 
 
-def provenance_line(run: dict) -> str:
+def provenance_line(run: dict[str, Any]) -> str:
     """'- Date: ...; git commit ...; versions: ...' of a training run's metrics."""
     versions = ", ".join(f"{k} {v}" for k, v in run["versions"].items())
     return f"- Date: {run['date']}; git commit {run['git_commit']}; versions: {versions}."
 
 
-def data_and_per_class(run: dict, per_class: list[dict]) -> str:
+def data_and_per_class(run: dict[str, Any], per_class: list[dict]) -> str:
     """The '## Data' checksum table and the '## Per-class results' table (shipped weights)."""
     checksums = "\n".join(f"| {idx.name} | `{run['data_checksums'][idx.name]}` |"
                           for idx in FILES.values())
@@ -32,6 +33,105 @@ def data_and_per_class(run: dict, per_class: list[dict]) -> str:
 {rows}"""
 
 
-def write_card(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+def seed_card(s: dict[str, Any], model: Path, weights: str) -> str:
+    """The seed model's card, from its metrics.json `s` and shipped checkpoint `model`."""
+    run = s["training_run"]
+    cfg = run["config"]
+    per_seed = ", ".join(f"seed {k}: {100 * v:.2f}%" for k, v in s["seeds"].items())
+    return f"""# Model card: `seed` (the classic Keras CNN for Fashion-MNIST, reproduced)
+
+**Test accuracy (official 10,000 test images): {100 * s['shipped_test_accuracy']:.2f}%**
+(shipped {weights} weights; {100 * s['trained_test_accuracy']:.2f}% with the float32 weights).
+Over {len(s['seeds'])} seeds: mean {100 * s['mean_test_accuracy']:.2f}%,
+std {100 * s['std_test_accuracy']:.2f} points ({per_seed}). The reference article reports 91.14%.
+Seed {s['shipped_seed']} is shipped; it was chosen before training, not by test score.
+
+## Architecture
+Conv2D(32, 3x3, ReLU, He-uniform) -> MaxPool 2x2 -> Flatten -> Dense(100, ReLU, He-uniform)
+-> Dense(10, softmax; Glorot-uniform), zero biases; {run['model']['parameters']:,} parameters,
+{model.stat().st_size / 1e6:.2f} MB on disk ({weights}, one float32 scale per output row).
+Input: 28x28 grayscale, white article on black (Fashion-MNIST form), 0..255 scaled to [0, 1].
+
+## Training
+- Command: `python scripts/ship_model.py --model seed`; each seed's run is the same as
+  `fashion-cnn train --model seed --seed N --no-fused` (the faithful recipe, plain PyTorch
+  autograd: these weights predate the fused training step, which computes the same function
+  and update with different float rounding, so it gives other, equally accurate weights).
+- Recipe: SGD lr {cfg['lr']}, momentum {cfg['momentum']}, batch {cfg['batch_size']},
+  {cfg['epochs']} epochs, cross-entropy; {run['n_train']:,} training images, {run['n_val']:,}
+  held out for validation (final validation accuracy {100 * run['val_accuracy']:.2f}%).
+- Training time: {run['train_seconds']:.0f} s ({run['images_per_second']:,.0f} images/s) on
+  {run['machine']['cpu_count']} CPU cores ({run['machine']['processor']}), on a machine shared
+  with other work; `benchmarks/train_seed.py` measures speed properly.
+{provenance_line(run)}
+
+{data_and_per_class(run, s["evaluation"]["per_class"])}
+
+Files here: `metrics.json` (all numbers above plus the confusion matrix),
+`learning_curves.png`, `confusion_matrix.png`.
+
+## Limits
+Trained on Fashion-MNIST only: 28x28 grayscale product shots on a black background, no
+augmentation. `fashion-cnn predict` and the app convert photos the way the dataset's authors
+did (`fashion_cnn.preprocess`: trim, fit to 28x28, centre, negate, stretch); this model was
+never trained on such conversions, yet on photo-style versions of the test images it keeps most
+of its accuracy (see `benchmarks/results/photo_accuracy_seed_test.json`, made by
+`python benchmarks/photo_accuracy.py`). Shirt vs T-shirt/top, pullover and coat are its weakest
+classes.
+"""
+
+
+def best_card(s: dict[str, Any], model: Path, weights: str) -> str:
+    """The best model's card, from its metrics.json `s` and shipped checkpoint `model`."""
+    run, cfg = s["training_run"], s["training_run"]["config"]
+    augment = cfg.get("augment", cfg)  # the augmentation settings, nested or not
+    per_seed = "\n".join(
+        f"| {seed} | {100 * v['test_accuracy']:.2f}% | {100 * v['test_accuracy_tta']:.2f}% | "
+        f"{v['train_seconds'] / 60:.1f} min | {v['images_per_second']:,.0f} |"
+        for seed, v in s["seeds"].items())
+    tta = ("on: each picture is averaged with its mirror image" if s["tta"] else
+           "off (it did not help on the validation split)")
+    val = s["validation_accuracy"]
+    return f"""# Model card: `best` (fashion-cnn's default model)
+
+**Test accuracy (official 10,000 test images): {100 * s['shipped_test_accuracy']:.2f}%** as
+shipped ({weights} weights, test-time augmentation {'on' if s['tta'] else 'off'});
+{100 * s['shipped_test_accuracy_without_tta']:.2f}% without test-time augmentation.
+
+## Seeds (float32 weights of each run; the test set scored once per model)
+| seed | test accuracy | with test-time flip averaging | training time | images/s |
+| --- | --- | --- | --- | --- |
+{per_seed}
+
+Seed {s['shipped_seed']} is shipped; it was chosen before training, not by test score.
+Test-time augmentation: {tta} (validation accuracy {100 * val['plain']:.2f}% without,
+{100 * val['tta']:.2f}% with).
+
+## Architecture
+A ResNet-9-style CNN (`fashion_cnn.models.BestCNN`): conv 32 -> conv 64, max-pool, residual
+block -> conv 128, max-pool -> conv 256, max-pool, residual block -> global max-pool -> linear
+10; 3x3 convolutions with batch norm and ReLU. {s['parameters']:,} parameters,
+{model.stat().st_size / 1e6:.2f} MB on disk.
+Input: 28x28 grayscale, white article on black (Fashion-MNIST form), 0..255, standardised by the
+training set's pixel mean and std; photos are converted by `fashion_cnn.preprocess`.
+
+## Training
+- Command: `fashion-cnn train --model best --seed N` (`python scripts/ship_model.py --model
+  best` trains the seeds and ships seed {s['shipped_seed']}).
+- Recipe: SGD with Nesterov momentum {cfg['momentum']}, batch {cfg['batch_size']},
+  {cfg['epochs']} epochs, one-cycle learning rate peaking at {cfg['lr']}, weight decay
+  {cfg['weight_decay']}, label smoothing {cfg['label_smoothing']}; augmentation: mirror
+  (p=0.5), whole-pixel shifts up to {augment['translate']} px, random erasing
+  (p={augment['erase']}); bfloat16 autocast, channels-last. {run['n_train']:,} training images,
+  {run['n_val']:,} held out for validation (final validation accuracy
+  {100 * run['val_accuracy']:.2f}%).
+- Training time: {run['train_seconds'] / 60:.1f} min ({run['images_per_second']:,.0f} images/s) on
+  {run['machine']['cpu_count']} CPU cores ({run['machine']['processor']}), shared with other work.
+{provenance_line(run)}
+
+{data_and_per_class(run, s["evaluation"]["per_class"])}
+
+## Limits
+Trained on Fashion-MNIST only: centred, grayscale product photos of ten classes. Shirt,
+T-shirt/top, pullover and coat are the classes it confuses most (see confusion_matrix.png).
+"""

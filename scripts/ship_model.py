@@ -1,0 +1,219 @@
+"""Train a shipped model's recipe on some seeds and ship seed 0 inside the package.
+
+    python scripts/ship_model.py --model seed [--runs runs/ship-seed] [--seeds 0 1 2]
+    python scripts/ship_model.py --model best [--runs runs] [--seeds 0 1]
+        [--dest DIR] [--data-dir DIR] [--epochs N]
+
+seed: the classic Keras CNN with the faithful recipe, plain PyTorch autograd (`fused=False`),
+shipped with int8 weights (one float32 scale per output row). Runs go to RUNS/seedN.
+best: the best recipe (`fashion-cnn train --model best`), shipped with float16 weights;
+test-time flip averaging is switched on only if it helps on seed 0's validation split. Runs go
+to RUNS/best-seedN.
+
+A finished run in RUNS is reused; an interrupted one resumes. Seed 0 is shipped whatever the
+scores (declared before training, so the test set picks nothing); what is scored is what is
+shipped: the weights go through the compression round trip first. Writes DEST/MODEL/: model.pt,
+metrics.json, learning_curves.png, confusion_matrix.png and MODEL_CARD.md (model_card.py).
+DEST defaults to the package's weights folder (src/fashion_cnn/weights).
+
+--epochs overrides the recipe's epoch count, and --no-verify accepts data that is not the
+official files: both for quick tests only, never for a shipped model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from model_card import best_card, seed_card
+from torch import nn
+
+from fashion_cnn.data import FashionMNIST, load_fashion_mnist
+from fashion_cnn.evaluate import evaluate, loss_and_accuracy
+from fashion_cnn.files import atomic_path, write_json
+from fashion_cnn.models import (
+    compress_state,
+    count_parameters,
+    expand_state,
+    load_checkpoint,
+    save_checkpoint,
+    shipped_model_dir,
+)
+from fashion_cnn.plots import confusion_plot
+from fashion_cnn.provenance import provenance
+from fashion_cnn.training import recipe_config, run_training, split_indices
+
+SHIPPED_SEED = 0
+
+
+@dataclass
+class Shipped:
+    """What scoring the shipped weights gives: the test report, the checkpoint's own metrics
+    and the model's entries of metrics.json."""
+
+    report: dict[str, Any]
+    checkpoint_metrics: dict[str, Any]
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one shipped model is trained, compressed, scored and described."""
+
+    options: dict[str, Any]  # recipe_config's arguments, besides seed and epochs
+    weights: str  # compress_state's dtype
+    runs: str  # default --runs
+    run_name: str  # a seed's run folder in --runs, formatted with the seed
+    seeds: tuple[int, ...]  # default --seeds
+    score: Callable[..., Shipped]
+    card: Callable[[dict[str, Any], Path, str], str]  # (metrics.json, model.pt, weights)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training and scoring
+
+
+def train_or_load(recipe: Recipe, seed: int, data: FashionMNIST, out: Path,
+                  epochs: int | None) -> dict[str, Any]:
+    """metrics.json of the seed's run in `out`: read if finished, resumed if interrupted,
+    else trained."""
+    if (out / "metrics.json").is_file():
+        return json.loads((out / "metrics.json").read_text())
+    resume = (out / "config.json").is_file()
+    config = None if resume else recipe_config(**recipe.options, seed=seed, epochs=epochs)
+    return run_training(config, data, out, resume=resume)
+
+
+def accuracy(net: nn.Module, images, labels, tta: bool) -> float:
+    """Accuracy of `net` with test-time flip averaging on or off (left as set)."""
+    net.tta = tta
+    return loss_and_accuracy(net, images, labels)[1]
+
+
+def score_seed(net: nn.Module, meta: dict, runs: dict[int, dict], data: FashionMNIST,
+               run_dirs: dict[int, Path]) -> Shipped:
+    """The seed model: the shipped weights on the test set; every seed's float32 score from
+    its run, their mean and spread."""
+    report = evaluate(net, data.test_images, data.test_labels)
+    accs = [100 * m["test_accuracy"] for m in runs.values()]
+    return Shipped(
+        report=report,
+        checkpoint_metrics={"test_accuracy": report["accuracy"], "test_loss": report["loss"],
+                            "float32_test_accuracy": meta["metrics"]["test_accuracy"]},
+        summary={"shipped_test_accuracy": report["accuracy"],
+                 "trained_test_accuracy": runs[SHIPPED_SEED]["test_accuracy"],
+                 "seeds": {str(s): m["test_accuracy"] for s, m in runs.items()},
+                 "mean_test_accuracy": statistics.mean(accs) / 100,
+                 "std_test_accuracy": statistics.pstdev(accs) / 100})
+
+
+def score_best(net: nn.Module, meta: dict, runs: dict[int, dict], data: FashionMNIST,
+               run_dirs: dict[int, Path]) -> Shipped:
+    """The best model: TTA decided on the validation split, then the shipped weights on the
+    test set with and without it; every seed's float32 model on the test set, both ways."""
+    test = data.test_images, data.test_labels
+    seeds = {}
+    for s, run_dir in run_dirs.items():
+        trained, _ = load_checkpoint(run_dir / "model.pt")
+        seeds[str(s)] = {"test_accuracy": accuracy(trained, *test, False),
+                         "test_accuracy_tta": accuracy(trained, *test, True),
+                         "train_seconds": runs[s]["train_seconds"],
+                         "images_per_second": runs[s]["images_per_second"]}
+    _, val = split_indices(len(data.train_labels), meta["config"]["val_fraction"], SHIPPED_SEED)
+    val_set = data.train_images[val], data.train_labels[val]
+    validation = {"plain": accuracy(net, *val_set, False), "tta": accuracy(net, *val_set, True)}
+    use_tta = validation["tta"] > validation["plain"]  # decided on validation, not on test
+    test_plain = accuracy(net, *test, False)
+    net.tta = use_tta
+    net.arch_kwargs = {**net.arch_kwargs, "tta": use_tta}  # the checkpoint loads this way
+    report = evaluate(net, *test)
+    return Shipped(
+        report=report,
+        checkpoint_metrics={"test_accuracy": report["accuracy"], "test_loss": report["loss"],
+                            "test_accuracy_without_tta": test_plain, "tta": use_tta},
+        summary={"weights": BEST.weights, "tta": use_tta, "validation_accuracy": validation,
+                 "shipped_test_accuracy": report["accuracy"],
+                 "shipped_test_accuracy_without_tta": test_plain, "seeds": seeds,
+                 "mean_test_accuracy": statistics.mean(
+                     v["test_accuracy"] for v in seeds.values()),
+                 "parameters": count_parameters(net)})
+
+
+SEED = Recipe(options={"recipe": "faithful", "fused": False}, weights="int8",
+              runs="runs/ship-seed", run_name="seed{}", seeds=(0, 1, 2), score=score_seed,
+              card=seed_card)
+BEST = Recipe(options={"recipe": None, "model": "best"}, weights="float16", runs="runs",
+              run_name="best-seed{}", seeds=(0, 1), score=score_best, card=best_card)
+RECIPES = {"seed": SEED, "best": BEST}
+
+
+# ---------------------------------------------------------------------------------------------
+# Shipping
+
+
+def ship(name: str, dest: Path, run_dirs: dict[int, Path], runs: dict[int, dict],
+         data: FashionMNIST) -> dict[str, Any]:
+    """Compress seed 0's weights, score them and write the model's folder `dest`; returns
+    its metrics.json."""
+    recipe = RECIPES[name]
+    net, meta = load_checkpoint(run_dirs[SHIPPED_SEED] / "model.pt")
+    net.load_state_dict(expand_state(compress_state(net.state_dict(), recipe.weights)))
+    shipped = recipe.score(net, meta, runs, data, run_dirs)
+    dest.mkdir(parents=True, exist_ok=True)
+    # The checkpoint's own metrics describe the shipped (compressed) weights.
+    save_checkpoint(dest / "model.pt", net, config=meta["config"],
+                    metrics={**meta["metrics"], **shipped.checkpoint_metrics},
+                    data_checksums=meta["data_checksums"], weights=recipe.weights)
+    confusion_plot(shipped.report["confusion_matrix"], dest / "confusion_matrix.png")
+    shutil.copyfile(run_dirs[SHIPPED_SEED] / "learning_curves.png",
+                    dest / "learning_curves.png")
+    summary = {**provenance(SHIPPED_SEED, data.checksums), "shipped_seed": SHIPPED_SEED,
+               **shipped.summary, "training_run": runs[SHIPPED_SEED],
+               "evaluation": shipped.report}
+    write_json(dest / "metrics.json", summary)
+    with atomic_path(dest / "MODEL_CARD.md") as tmp:
+        tmp.write_text(recipe.card(summary, dest / "model.pt", recipe.weights))
+    return summary
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=list(RECIPES), required=True)
+    parser.add_argument("--runs", type=Path, help="training runs (default: per model, above)")
+    parser.add_argument("--seeds", type=int, nargs="+",
+                        help="default: seed 0 1 2, best 0 1; must include 0")
+    parser.add_argument("--dest", type=Path, default=shipped_model_dir("seed").parent,
+                        help="the model goes to DEST/MODEL (default: the package's weights)")
+    parser.add_argument("--data-dir", type=Path, help="folder with the four .gz files")
+    parser.add_argument("--epochs", type=int, help="override the recipe's (quick tests only)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="accept data that is not the official files (tests only)")
+    args = parser.parse_args()
+    recipe = RECIPES[args.model]
+    args.runs = args.runs or Path(recipe.runs)
+    args.seeds = args.seeds or list(recipe.seeds)
+    if SHIPPED_SEED not in args.seeds:
+        parser.error(f"--seeds must include {SHIPPED_SEED}, the seed that is shipped")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    recipe = RECIPES[args.model]
+    data = load_fashion_mnist(args.data_dir, offline=True, verify=not args.no_verify)
+    run_dirs = {s: args.runs / recipe.run_name.format(s) for s in args.seeds}
+    runs = {s: train_or_load(recipe, s, data, run_dirs[s], args.epochs) for s in args.seeds}
+    summary = ship(args.model, args.dest / args.model, run_dirs, runs, data)
+    print(f"seeds {summary['seeds']}; shipped {100 * summary['shipped_test_accuracy']:.2f}% "
+          f"({recipe.weights} weights) -> {args.dest / args.model}")
+
+
+if __name__ == "__main__":
+    main()
