@@ -112,3 +112,13 @@ def run_cli(*args: str, timeout: float = 900, **kwargs) -> subprocess.CompletedP
     """Run `fashion-cnn ARGS` in a subprocess and capture its output."""
     return subprocess.run([cli_executable(), *args], capture_output=True, text=True,
                           timeout=timeout, **kwargs)
+
+
+def modules_loaded_by(code: str, **kwargs) -> set[str]:
+    """The names in sys.modules after running `code` in a fresh Python process."""
+    script = f"{code}\nimport sys\nprint('MODULES', ' '.join(sorted(sys.modules)))\n"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=600, **kwargs)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("MODULES ")]
+    assert lines, result.stdout + result.stderr
+    return set(lines[-1].split()[1:])

@@ -3,7 +3,7 @@
     python tests/same_bits.py --record   # writes tests/data/same_bits.json (done once, before
                                          # the training loop was restructured: issue 14)
 
-`tests/test_training.py` re-runs each and compares with the recorded hashes. Each run is a few
+`tests/test_train.py` re-runs each and compares with the recorded hashes. Each run is a few
 hundred steps on the first images of the real training set.
 """
 
@@ -49,9 +49,10 @@ def machine() -> str:
 def train_and_hash(name: str, images: torch.Tensor, labels: torch.Tensor) -> str:
     from fashion_cnn.models import build_model
     from fashion_cnn.training import TrainConfig, fit
+    from fashion_cnn.training.config import with_options
 
     options, n = RUNS[name]
-    config = TrainConfig(**options)
+    config = with_options(TrainConfig(), options)  # (flat augmentation names)
     torch.manual_seed(config.seed)
     model = build_model(config.model)
     threads = torch.get_num_threads()

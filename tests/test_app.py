@@ -188,3 +188,15 @@ def test_model_page_in_a_real_browser(server: str, browser, tmp_path: Path) -> N
     page.get_by_text("Per class").wait_for(timeout=30_000)
     page.screenshot(path=str(tmp_path / "model.png"), full_page=True)
     page.close()
+
+
+def test_the_app_on_the_default_model_never_imports_numba() -> None:
+    from conftest import modules_loaded_by
+
+    code = ("from streamlit.testing.v1 import AppTest\n"
+            f"at = AppTest.from_file({str(APP)!r}, default_timeout=120)\n"
+            "at.run()\n"
+            "at.pills(key='samples').set_value(['Sneaker 1']).run()\n"
+            "assert not at.exception and any(m.value.startswith('### Result: ') "
+            "for m in at.markdown)")
+    assert "numba" not in modules_loaded_by(code)

@@ -45,3 +45,15 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path: Path, synthetic_dir: Pat
                  str(synthetic_dir)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and str(not_a_run) in err, err
+
+
+@pytest.mark.slow
+def test_evaluate_and_predict_on_the_default_model_never_import_numba(real_data_dir: Path
+                                                                      ) -> None:
+    from conftest import modules_loaded_by
+
+    sample = sorted((Path(__file__).parents[1] / "src/fashion_cnn/samples").glob("*.jpg"))[0]
+    for argv in (["evaluate", "--data-dir", str(real_data_dir), "--offline", "--json"],
+                 ["predict", str(sample), "--format", "json"]):
+        code = f"from fashion_cnn.cli import main\nassert main({argv!r}) == 0"
+        assert "numba" not in modules_loaded_by(code), argv

@@ -154,3 +154,18 @@ def test_predict_usage_errors(picture_dir, tmp_path) -> None:
         assert "Traceback" not in result.stderr
     missing = run_cli("predict", str(tmp_path / "nope.jpg"))
     assert missing.returncode == 1 and "cannot read the file" in missing.stdout
+
+
+def test_the_default_model_never_imports_numba() -> None:
+    """numba (seconds to import, compiles kernels) belongs to the seed CNN's fast path only."""
+    from conftest import modules_loaded_by
+
+    sample = sorted((Path(__file__).parents[1] / "src/fashion_cnn/samples").glob("*.jpg"))[0]
+    code = ("from fashion_cnn.predict import Classifier\n"
+            f"assert Classifier().classify_one({str(sample)!r}).label")
+    assert "numba" not in modules_loaded_by(code)
+    # the check can see numba: the seed model's evaluation runs the fast path
+    seed = code.replace("Classifier()", "Classifier('seed')") + (
+        "\nimport torch\nfrom fashion_cnn.evaluate import predict_logits\n"
+        "predict_logits(Classifier('seed').net, torch.zeros(2, 28, 28, dtype=torch.uint8))")
+    assert "numba" in modules_loaded_by(seed)

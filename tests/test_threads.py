@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fashion_cnn import training as train
 from fashion_cnn.models import build_model
+from fashion_cnn.seed_fast import step as fused_step
 from fashion_cnn.seed_fast.threads import ThreadTuner, same_result_counts
 from fashion_cnn.training import TrainConfig, fit
 
@@ -114,7 +114,7 @@ def test_automatic_threads_do_not_change_the_weights(tiny_data, monkeypatch) -> 
         def __init__(self, choices: list[int]):
             super().__init__(choices, window=2, period=4, max_period=4)
 
-    monkeypatch.setattr(train.run, "ThreadTuner", Twitchy)
+    monkeypatch.setattr(fused_step, "ThreadTuner", Twitchy)
     automatic, history = _fit(tiny_data, 0)
     fixed, _ = _fit(tiny_data, cores)
     assert torch.get_num_threads() == cores  # restored after the run

@@ -5,12 +5,16 @@ User mistakes (FashionCNNError) print one line to stderr and exit 2; Ctrl-C exit
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import asdict, fields
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, get_type_hints
 
 import typer
 
@@ -24,16 +28,10 @@ DataDir = Annotated[Optional[Path], typer.Option(
     "(default: $FASHION_MNIST_DIR, the cache, /usr/share/datasets/fashion-mnist, download).")]
 Offline = Annotated[bool, typer.Option("--offline", help="Never download the data.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-# Training options shared by `train` and `cv` (defaults: the faithful Keras recipe).
-Model = Annotated[str, typer.Option(help="Architecture.")]
-Epochs = Annotated[int, typer.Option(help="Passes over the training data.")]
-BatchSize = Annotated[int, typer.Option(help="Images per SGD step.")]
-Lr = Annotated[float, typer.Option(help="SGD learning rate.")]
-Momentum = Annotated[float, typer.Option(help="SGD momentum (Keras-style).")]
-Seed = Annotated[int, typer.Option(help="Random seed (init, split or folds, shuffling).")]
-Threads = Annotated[int, typer.Option(help=(
-    "Torch threads. 0: automatic (the seed model's fused step times all cores, one fewer and "
-    "one while it trains and keeps the fastest; other models: one per core)."))]
+Out = Annotated[Optional[Path], typer.Option(help="Output folder.", show_default=False)]
+Nproc = Annotated[int, typer.Option(
+    min=1, help="Processes to train with (torchrun, gloo backend): the same result as one "
+    "process, the batches split between them.")]
 
 
 def _progress(quiet: bool) -> bool:
@@ -73,88 +71,112 @@ def data(data_dir: DataDir = None, offline: Offline = False,
         typer.echo(f"sample grid -> {grid}")
 
 
-@app.command()
-def train(
-    model: Annotated[Optional[str], typer.Option(
-        help="Architecture: seed or best [default: the recipe's].", show_default=False)] = None,
-    recipe: Annotated[Optional[str], typer.Option(
-        help="faithful (the Keras article: batch 32, SGD 0.01, 10 epochs), fast (seed CNN: "
-        "batch 128, 6 epochs, one-cycle LR 0.1, Nesterov, label smoothing 0.1, flips) or best "
-        "(the best model's; see README) [default: best for --model best, else faithful]. "
-        "Options given explicitly override the recipe.", show_default=False)] = None,
-    epochs: Annotated[Optional[int], typer.Option(
-        help="Passes over the training data [recipe: 10 | 6 | 36].", show_default=False)] = None,
-    batch_size: Annotated[Optional[int], typer.Option(
-        help="Images per SGD step [recipe: 32 | 128 | 128].", show_default=False)] = None,
-    lr: Annotated[Optional[float], typer.Option(
-        help="SGD (peak) learning rate [recipe: 0.01 | 0.1 | 0.1].", show_default=False)] = None,
-    momentum: Momentum = 0.9, seed: Seed = 0,
-    val_fraction: Annotated[float, typer.Option(
-        help="Share of the training set held out for validation.")] = 0.1,
-    threads: Threads = 0,
-    fused: Annotated[Optional[bool], typer.Option(
-        "--fused/--no-fused", help="Seed CNN: the hand-fused training step (same result, "
-        "2-3x faster; the default); --no-fused runs plain PyTorch autograd.",
-        show_default=False)] = None,
-    numba: Annotated[Optional[bool], typer.Option(
-        "--numba/--no-numba", help="Fused step: the conv block as compiled numba kernels "
-        "(same result, faster; the default); --no-numba uses torch operations.",
-        show_default=False)] = None,
-    channels_last: Annotated[Optional[bool], typer.Option(
-        "--channels-last/--no-channels-last", help="Plain path: channels-last activations "
-        "(faster convolutions and pooling on CPU) [recipe].", show_default=False)] = None,
-    bf16: Annotated[Optional[bool], typer.Option(
-        "--bf16/--no-bf16", help="bfloat16 matrix products: autocast on the plain path, "
-        "fc1's products in the fused step; weights and update stay float32 [recipe].",
-        show_default=False)] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(
-        help="SGD weight decay [recipe].", show_default=False)] = None,
-    augment: Annotated[Optional[str], typer.Option(
-        help="Augmentation preset: none or photo (flip, shift, scale, contrast, sharpness, "
-        "noise); default: the recipe's.", show_default=False)] = None,
-    flip: Annotated[Optional[bool], typer.Option(
-        "--flip/--no-flip", help="Mirror left-right (overrides the preset).",
-        show_default=False)] = None,
-    shift: Annotated[Optional[float], typer.Option(help="Max shift, pixels.")] = None,
-    scale: Annotated[Optional[float], typer.Option(help="Max relative zoom.")] = None,
-    contrast: Annotated[Optional[float], typer.Option(help="Gain/gamma range.")] = None,
-    sharpness: Annotated[Optional[float], typer.Option(help="Blur/sharpen range.")] = None,
-    noise: Annotated[Optional[float], typer.Option(help="Max noise std (0..255).")] = None,
-    translate: Annotated[Optional[int], typer.Option(
-        help="Max whole-pixel shift.", show_default=False)] = None,
-    erase: Annotated[Optional[float], typer.Option(
-        help="Random-erasing probability.", show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
-    resume: Annotated[Optional[Path], typer.Option(
-        help="Continue the interrupted run in this folder (its saved config is used).")] = None,
-    nproc: Annotated[int, typer.Option(
-        min=1, help="Processes to train with (torchrun, gloo backend): the same result as one "
-        "process, the batches split between them.")] = 1,
-    data_dir: DataDir = None, offline: Offline = False, quiet: Quiet = False,
-) -> None:
-    """Train a model; writes model.pt, metrics.json and learning_curves.png into --out."""
-    from .training import recipe_config, resolve_run_config, run_training
+# ---------------------------------------------------------------------------------------------
+# Training options: one per field of TrainConfig (and of its nested Augment), generated here
+
+
+def _defaults_note(name: str, default: object) -> str:
+    """' (default: D; fast recipe: F, ...)' for an option, from the config and the recipes."""
+    from .training.config import RECIPES
+
+    by_recipe = "".join(f", {r} recipe: {o[name]}" for r, o in RECIPES.items() if name in o)
+    return f" (default: {default}{by_recipe})"
+
+
+def _training_options() -> list[inspect.Parameter]:
+    """--recipe, --augment PRESET, then every config field with help text, as typer options
+    that default to None (not given: the recipe's value)."""
+    from .training.config import PRESETS, RECIPE_NOTES, RECIPES, Augment, TrainConfig
+
+    recipes = "; ".join(
+        f"{name}: {RECIPE_NOTES[name]}" + (" (" + ", ".join(f"{k}={v}" for k, v in o.items())
+                                           + ")" if o else "")
+        for name, o in RECIPES.items())
+    options = {
+        "recipe": (str, ["--recipe"], f"Named recipe. {recipes}. Default: the model's own "
+                   "recipe if it has one, else faithful. Options given explicitly override it."),
+        "augment": (str, ["--augment"], "Augmentation preset: " + "; ".join(
+            f"{n} ({', '.join(f'{k}={v}' for k, v in asdict(a).items() if v) or 'off'})"
+            for n, a in PRESETS.items()) + ". Overrides the recipe's augmentation; the single "
+            "augmentation options below override the preset."),
+    }
+    for cls in (TrainConfig, Augment):
+        hints = get_type_hints(cls)
+        for f in fields(cls):
+            if "help" in f.metadata:
+                dash = f.name.replace("_", "-")
+                names = [f"--{dash}/--no-{dash}"] if hints[f.name] is bool else [f"--{dash}"]
+                options[f.name] = (hints[f.name], names,
+                                   f.metadata["help"] + _defaults_note(f.name, f.default))
+    return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                              annotation=Annotated[Optional[kind], typer.Option(
+                                  *names, help=text, show_default=False)])
+            for name, (kind, names, text) in options.items()]
+
+
+def training_command(command: Callable[..., None]) -> Callable[..., None]:
+    """`command` with every training option added in front of its own; they reach it as one
+    dict, `options` (name -> value, None where not given)."""
+    extra = _training_options()
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+           for p in inspect.signature(command, eval_str=True).parameters.values()
+           if p.name != "options"]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: object) -> None:
+        options = {p.name: kwargs.pop(p.name) for p in extra}
+        command(options=options, **kwargs)
+
+    wrapper.__signature__ = inspect.Signature(extra + own)  # what typer reads
+    wrapper.__annotations__ = {p.name: p.annotation for p in extra + own}
+    return wrapper
+
+
+def _config(options: dict[str, object], resume: Path | None, **fixed: object):
+    """The run's TrainConfig from the options (None with --resume: the saved one is used)."""
+    from .training.config import recipe_config
+
+    if resume is not None:
+        ignored = [k for k, v in options.items() if v is not None]
+        if ignored:
+            typer.echo(f"note: --resume continues with the run's saved config; ignoring "
+                       f"{', '.join('--' + k.replace('_', '-') for k in ignored)}", err=True)
+        return None
+    settings = {**options, **fixed}
+    recipe, preset = settings.pop("recipe"), settings.pop("augment")
+    return recipe_config(recipe, preset, **settings)
+
+
+def _start_processes(nproc: int) -> bool:
+    """With nproc > 1, become torchrun running nproc copies of this command; in a copy, join
+    the process group. True for the process that reports (the first)."""
     from .training.distributed import init_from_env, torchrun_command, world
 
-    if nproc > 1 and "WORLD_SIZE" not in os.environ:  # start nproc copies of this command
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
         command = torchrun_command(nproc, _without_option(sys.argv[1:], "--nproc"))
         sys.stdout.flush()
         os.execv(command[0], command)
     init_from_env()
-    quiet = quiet or world()[0] != 0  # one progress display: the first process's
+    return world()[0] == 0
 
-    if resume is not None:
-        config, out_dir = None, resume
-    else:
-        config = recipe_config(recipe, augment, model=model, epochs=epochs,
-                               batch_size=batch_size, lr=lr, momentum=momentum, seed=seed,
-                               val_fraction=val_fraction, threads=threads, fused=fused, numba=numba,
-                               channels_last=channels_last, bf16=bf16,
-                               weight_decay=weight_decay, translate=translate, erase=erase,
-                               flip=flip,
-                               shift=shift, scale=scale, contrast=contrast,
-                               sharpness=sharpness, noise=noise)
-        out_dir = out or Path("runs") / f"{config.model}-seed{seed}"
+
+@app.command()
+@training_command
+def train(
+    options: dict[str, object],
+    out: Out = None,
+    resume: Annotated[Optional[Path], typer.Option(
+        help="Continue the interrupted run in this folder (its saved config is used).")] = None,
+    nproc: Nproc = 1,
+    data_dir: DataDir = None, offline: Offline = False, quiet: Quiet = False,
+) -> None:
+    """Train a model; writes model.pt, metrics.json and learning_curves.png into --out."""
+    from .training import resolve_run_config, run_training
+
+    first = _start_processes(nproc)
+    quiet = quiet or not first  # one progress display: the first process's
+    config = _config(options, resume)
+    out_dir = resume or out or Path("runs") / f"{config.model}-seed{config.seed}"
     resolve_run_config(config, out_dir, resume is not None)  # a bad folder fails before the data
     ds = _load_data(data_dir, offline, quiet)
     try:
@@ -164,34 +186,46 @@ def train(
         typer.echo(f"\ninterrupted; continue with: fashion-cnn train --resume {out_dir}",
                    err=True)
         raise typer.Exit(130) from None
-    if world()[0] != 0:
-        return
-    typer.echo(f"Accuracy : {100 * metrics['test_accuracy']:.3f}  (official test set)")
-    typer.echo(f"train time {metrics['train_seconds']:.1f}s, "
-               f"{metrics['images_per_second']:,.0f} images/s; results in {out_dir}")
+    if first:
+        typer.echo(f"Accuracy : {100 * metrics['test_accuracy']:.3f}  (official test set)")
+        typer.echo(f"train time {metrics['train_seconds']:.1f}s, "
+                   f"{metrics['images_per_second']:,.0f} images/s; results in {out_dir}")
 
 
 @app.command()
+@training_command
 def cv(
+    options: dict[str, object],
     folds: Annotated[int, typer.Option(help="Number of folds.")] = 5,
-    model: Model = "seed", epochs: Epochs = 10, batch_size: BatchSize = 32, lr: Lr = 0.01,
-    momentum: Momentum = 0.9, seed: Seed = 0, threads: Threads = 0,
     out: Annotated[Path, typer.Option(
         help="Output folder; re-running with the same folder skips finished folds.")
     ] = Path("runs/cv"),
+    resume: Annotated[Optional[Path], typer.Option(
+        help="Continue the cross-validation in this folder with its saved config "
+        "(finished folds are kept).")] = None,
+    nproc: Nproc = 1,
     data_dir: DataDir = None, offline: Offline = False, quiet: Quiet = False,
 ) -> None:
     """k-fold cross-validation on the training set: per-fold accuracy, mean, std, plots."""
-    from .training import TrainConfig, cross_validate
+    from .training import cross_validate
+    from .training.run import saved_config
 
-    config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-                         momentum=momentum, seed=seed, val_fraction=0.0, threads=threads)
+    first = _start_processes(nproc)
+    quiet = quiet or not first
+    if resume is not None:
+        config, out = saved_config(resume / "config.json"), resume
+        _config(options, resume)  # says which options it ignores
+    else:
+        config = _config(options, None, val_fraction=0.0)  # each fold is held out in turn
     ds = _load_data(data_dir, offline, quiet)
     try:
         summary = cross_validate(config, ds, out, folds, progress=_progress(quiet))
     except KeyboardInterrupt:
-        typer.echo(f"\ninterrupted; finished folds are kept: re-run with --out {out}", err=True)
+        typer.echo(f"\ninterrupted; finished folds are kept: continue with --resume {out}",
+                   err=True)
         raise typer.Exit(130) from None
+    if not first:
+        return
     for k, acc in enumerate(summary["fold_accuracies"], 1):
         typer.echo(f"> fold {k}: {100 * acc:.3f}")
     typer.echo(f"Accuracy: mean={100 * summary['mean_accuracy']:.3f} "

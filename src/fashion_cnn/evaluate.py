@@ -9,11 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import CLASS_NAMES
-from .models import SeedCNN
-from .seed_fast.fused import FusedSeed
 
-EVAL_BATCH = 256  # images per forward pass: activations (256 x 32x26x26 x 4 B = 22 MB) stay
-# near cache; benchmarks/predict_speed.py times the 10,000 test images at 256 and 1000
+EVAL_BATCH = 256  # images per forward pass: the seed CNN's activations (256 x 32x26x26 x 4 B =
+# 22 MB) stay near cache; benchmarks/predict_speed.py times batch sizes
 
 
 @torch.inference_mode()
@@ -21,11 +19,12 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = EVA
                    fused: bool = True) -> torch.Tensor:
     """Logits [N, 10] for uint8 images [N, 28, 28], in eval mode, batch by batch.
 
-    `fused`: run the seed CNN through its fused forward pass (same logits, ~3x faster).
+    `fused`: use the model's fast inference path where it has one (`fast_forward`: the seed
+    CNN's fused forward pass; the same logits).
     """
     was_training = model.training
     model.eval()
-    forward = FusedSeed(model).logits if fused and isinstance(model, SeedCNN) else model
+    forward = model.fast_forward() if fused and hasattr(model, "fast_forward") else model
     out = torch.cat([forward(images[i:i + batch_size])
                      for i in range(0, len(images), batch_size)])
     model.train(was_training)

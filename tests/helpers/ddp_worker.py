@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import learnable_images  # noqa: E402
 from fashion_cnn.data import FashionMNIST  # noqa: E402
 from fashion_cnn.training import TrainConfig, run_training  # noqa: E402
+from fashion_cnn.training.config import Augment  # noqa: E402
 from fashion_cnn.training.distributed import init_from_env  # noqa: E402
 
 out, model = Path(sys.argv[1]), sys.argv[2]
@@ -21,5 +22,6 @@ data = FashionMNIST(learnable_images(train_labels, 1), train_labels,
                     learnable_images(test_labels, 2), test_labels)
 init_from_env()
 config = TrainConfig(model=model, epochs=2, batch_size=32, lr=0.01, val_fraction=0.25,
-                     flip=True, translate=1, erase=0.5 if model == "best" else 0.0)
+                     augment=Augment(flip=True, translate=1,
+                                     erase=0.5 if model == "best" else 0.0))
 run_training(config, data, out, progress=False, log=lambda _: None)

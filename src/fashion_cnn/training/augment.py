@@ -4,43 +4,20 @@ A photo that went through `preprocess` is the dataset's kind of image, but a lit
 article may face the other way, sit a pixel or two off, be a little smaller or larger, have
 flatter or harsher contrast, softer or sharper edges, and noise. Each of those is one named
 setting here, applied to a whole uint8 batch [N, 28, 28] at once (one affine resample, one
-blur convolution, elementwise ops), with a seeded generator so runs are reproducible.
+blur convolution, elementwise ops), with a seeded generator so runs are reproducible. The
+settings (`Augment`) live in config.py, nested in the training configuration.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn.functional as F
 
+from .config import PRESETS, Augment
+
+__all__ = ["PRESETS", "Augment", "augment", "augment_all", "random_erase"]
+
 CHUNK = 8192  # images augmented per call inside `augment_all` (bounds float memory: ~26 MB)
-
-
-@dataclass(frozen=True)
-class Augment:
-    """Augmentation settings (all off by default: the faithful recipe)."""
-
-    flip: bool = False  # mirror left-right with p=0.5 (every class is left-right symmetric
-    # in meaning: a shoe facing right is still a shoe)
-    shift: float = 0.0  # max translation, pixels
-    scale: float = 0.0  # max relative size change, e.g. 0.1 = 90%..110%
-    contrast: float = 0.0  # gain in [1-c, 1] and gamma in [1-c, 1+c]
-    sharpness: float = 0.0  # unsharp amount in [-s, s]: negative blurs, positive sharpens
-    noise: float = 0.0  # max std of Gaussian pixel noise, in 0..255 units
-    translate: int = 0  # max whole-pixel shift, zero fill (pad-and-crop), for training
-    erase: float = 0.0  # probability of random erasing: a random rectangle (2-25% of the
-    # image, aspect 1/3..3) filled with noise (Zhong et al. 2017, arXiv:1708.04896)
-
-    @property
-    def active(self) -> bool:
-        return any(asdict(self).values())
-
-
-PRESETS = {
-    "none": Augment(),
-    "photo": Augment(flip=True, shift=2.0, scale=0.1, contrast=0.3, sharpness=0.6, noise=8.0),
-}
 
 
 def augment(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.Tensor:

@@ -50,6 +50,12 @@ def shard(n: int) -> slice:
     return slice(rank * n // size, (rank + 1) * n // size)
 
 
+def share(start: int, stop: int) -> slice:
+    """This process's rows of the batch of rows [start, stop)."""
+    mine = shard(stop - start)
+    return slice(start + mine.start, start + mine.stop)
+
+
 def all_reduce_sum(tensors: Iterable[torch.Tensor]) -> None:
     """Sum tensors across processes in place, with one all-reduce (flattened together)."""
     tensors = list(tensors)

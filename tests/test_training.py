@@ -11,10 +11,20 @@ from pathlib import Path
 import pytest
 import torch
 
+import same_bits
 from conftest import cli_executable, run_cli
 from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.models import build_model, load_checkpoint
-from fashion_cnn.training import TrainConfig, cross_validate, run_training, split_indices
+from fashion_cnn.training import (
+    RECIPES,
+    TrainConfig,
+    cross_validate,
+    recipe_config,
+    run_training,
+    split_indices,
+    torch_threads,
+)
+from fashion_cnn.training.config import Augment
 
 TINY = dict(epochs=3, batch_size=16, lr=0.05, val_fraction=0.25)
 
@@ -183,10 +193,12 @@ def _full_and_resumed_match(config: TrainConfig, data, root: Path) -> dict:
 
 
 def test_augmented_training_runs_and_resumes_exactly(tiny_data, tmp_path: Path) -> None:
-    config = TrainConfig(**TINY, flip=True, shift=2.0, scale=0.1, contrast=0.3, noise=8.0)
+    config = TrainConfig(**TINY, augment=Augment(flip=True, shift=2.0, scale=0.1, contrast=0.3,
+                                                 noise=8.0))
     augmented = _full_and_resumed_match(config, tiny_data, tmp_path)
     saved = json.loads((tmp_path / "full" / "config.json").read_text())
-    assert saved["flip"] is True and saved["noise"] == 8.0
+    assert saved["augment"]["flip"] is True and saved["augment"]["noise"] == 8.0
+    assert TrainConfig.from_dict(saved) == config
     plain = run_training(TrainConfig(**TINY), tiny_data, tmp_path / "plain", progress=False,
                          log=_quiet)
     assert plain["epochs"][-1]["train_loss"] != augmented["epochs"][-1]["train_loss"]
@@ -194,26 +206,114 @@ def test_augmented_training_runs_and_resumes_exactly(tiny_data, tmp_path: Path) 
 
 def test_fast_recipe_schedule_resumes_exactly(tiny_data, tmp_path: Path) -> None:
     """One-cycle LR, Nesterov, label smoothing: the scheduler state survives an interruption."""
-    from fashion_cnn.training import RECIPES
-
-    config = TrainConfig(**{**RECIPES["fast"], "epochs": 3, "batch_size": 64, "lr": 0.1,
-                            "val_fraction": 0.25})
+    config = recipe_config("fast", epochs=3, batch_size=64, lr=0.1, val_fraction=0.25)
     full = _full_and_resumed_match(config, tiny_data, tmp_path)
     assert full["config"]["schedule"] == "onecycle" and full["test_accuracy"] > 0.5
 
 
 def test_recipe_presets_and_explicit_options() -> None:
-    from fashion_cnn.training import recipe_config
-
     assert recipe_config() == TrainConfig()  # faithful: the Keras article
     fast = recipe_config("fast", seed=3, epochs=None)
-    assert (fast.batch_size, fast.epochs, fast.schedule, fast.flip, fast.seed) == (
+    assert (fast.batch_size, fast.epochs, fast.schedule, fast.augment.flip, fast.seed) == (
         128, 6, "onecycle", True, 3)
     assert recipe_config("fast", epochs=7, flip=False).epochs == 7
-    assert recipe_config("fast", epochs=7, flip=False).flip is False
-    assert recipe_config("faithful", augment="photo").noise > 0
+    assert recipe_config("fast", epochs=7, flip=False).augment.flip is False
+    assert recipe_config("faithful", augment="photo").augment.noise > 0
     assert recipe_config().fused and not recipe_config(fused=False).fused
     with pytest.raises(FashionCNNError, match="--recipe"):
         recipe_config("quick")
     with pytest.raises(FashionCNNError, match="--augment"):
         recipe_config(augment="heavy")
+
+
+# ---------------------------------------------------------------------------------------------
+# The structure: same bits as before the refactor, one source per option, no leaked state
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(same_bits.RUNS))
+def test_same_weights_as_before_the_training_loop_was_restructured(real_data, name) -> None:
+    """Hashes recorded by `tests/same_bits.py --record` on the code before issue 14."""
+    recorded = json.loads(same_bits.RECORD.read_text())
+    if recorded["machine"] != same_bits.machine():
+        pytest.skip(f"hashes were recorded on {recorded['machine']}, this is "
+                    f"{same_bits.machine()}: float rounding may differ")
+    got = same_bits.train_and_hash(name, real_data.train_images, real_data.train_labels)
+    assert got == recorded["hashes"][name]
+
+
+def test_thread_count_is_restored_after_a_run(tiny_data, tmp_path: Path) -> None:
+    before = torch.get_num_threads()
+    run_training(TrainConfig(**{**TINY, "epochs": 1}, threads=1), tiny_data, tmp_path / "a",
+                 progress=False, log=_quiet)
+    assert torch.get_num_threads() == before
+    with pytest.raises(KeyboardInterrupt):
+        with torch_threads(1):
+            assert torch.get_num_threads() == 1
+            raise KeyboardInterrupt
+    assert torch.get_num_threads() == before
+
+
+def test_step_factory_picks_the_fused_step_for_the_seed_cnn_only(tiny_data) -> None:
+    from fashion_cnn.seed_fast.step import FusedStep
+    from fashion_cnn.training.steps import PlainStep, make_step
+
+    x, y = tiny_data.train_images, tiny_data.train_labels
+    assert isinstance(make_step(build_model("seed"), TrainConfig(), x, y), FusedStep)
+    assert isinstance(make_step(build_model("seed"), TrainConfig(fused=False), x, y), PlainStep)
+    assert isinstance(make_step(build_model("best"), TrainConfig(model="best"), x, y), PlainStep)
+
+
+def _options(command: str) -> dict[str, object]:
+    import typer
+
+    from fashion_cnn.cli import app
+
+    click_command = typer.main.get_command(app).commands[command]
+    return {p.name: p for p in click_command.params}
+
+
+def test_train_and_cv_options_come_from_the_config() -> None:
+    from dataclasses import fields
+
+    train, cv = _options("train"), _options("cv")
+    for cls in (TrainConfig, Augment):
+        for f in fields(cls):
+            if "help" in f.metadata:
+                assert f.name in train and f.name in cv, f.name
+                assert f.metadata["help"] in train[f.name].help
+    assert set(train) <= set(cv)  # cv takes every option train does (and --folds)
+    for name, overrides in RECIPES.items():  # the recipes' values, printed from the recipes
+        for key, value in overrides.items():
+            assert f"{key}={value}" in train["recipe"].help, (name, key)
+            assert f"{name} recipe: {value}" in train[key].help, (name, key)
+
+
+def test_cv_takes_a_recipe(tiny_data, tmp_path: Path, monkeypatch) -> None:
+    from fashion_cnn import cli
+
+    monkeypatch.setattr(cli, "_load_data", lambda *args: tiny_data)
+    main = cli.main
+    assert main(["cv", "--recipe", "fast", "--epochs", "1", "--folds", "2", "--quiet",
+                 "--out", str(tmp_path / "cv")]) == 0
+    config = json.loads((tmp_path / "cv" / "cv.json").read_text())["config"]
+    assert (config["batch_size"], config["schedule"], config["augment"]["flip"],
+            config["epochs"], config["val_fraction"]) == (128, "onecycle", True, 1, 0.0)
+    assert main(["cv", "--resume", str(tmp_path / "cv"), "--folds", "2", "--quiet",
+                 "--epochs", "3"]) == 0  # --epochs ignored (said): both folds found done
+    assert json.loads((tmp_path / "cv" / "cv.json").read_text())["config"] == config
+
+
+def test_functions_stay_short() -> None:
+    """No function in src/ over 70 lines; the training loop at most 60."""
+    import ast
+
+    src = Path(__file__).resolve().parents[1] / "src" / "fashion_cnn"
+    lengths = {}
+    for path in src.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lengths[f"{path.relative_to(src)}:{node.name}"] = (
+                    node.end_lineno - node.lineno + 1)
+    assert lengths["training/loop.py:fit"] <= 60
+    assert {k: n for k, n in lengths.items() if n > 70} == {}

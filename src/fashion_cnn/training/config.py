@@ -1,0 +1,171 @@
+"""One training run's configuration, and the named recipes.
+
+`TrainConfig` is the single source of the `fashion-cnn train` and `cv` options: every field
+(and every field of its nested `Augment`) is an option of the same name, with the help text in
+its metadata and its default from here or from the chosen recipe (cli.py builds them).
+The defaults are the faithful recipe of the reference Keras model: SGD lr 0.01, momentum 0.9,
+batch 32, 10 epochs, cross-entropy, reshuffled every epoch. PyTorch's SGD momentum
+(v = m*v + g; w -= lr*v) equals Keras' (v = m*v - lr*g; w += v) at a constant learning rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from ..errors import FashionCNNError
+
+ARCHITECTURES = ("seed", "best")  # models.ARCHITECTURES' names (kept torch-free for the CLI)
+
+SCHEDULES = ("constant", "onecycle")
+
+
+def _option(default: Any, help: str, **metadata: Any):  # noqa: A002
+    """A config field that is also a CLI option with this help text."""
+    return field(default=default, metadata={"help": help, **metadata})
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Augmentation settings (all off by default: the faithful recipe). Each field is also a
+    `fashion-cnn train` / `cv` option, with this help text."""
+
+    # every class is left-right symmetric in meaning: a shoe facing right is still a shoe
+    flip: bool = _option(False, "Mirror left-right with probability 0.5.")
+    shift: float = _option(0.0, "Max random shift, pixels (bilinear).")
+    scale: float = _option(0.0, "Max relative zoom, e.g. 0.1 = 90%..110%.")
+    contrast: float = _option(0.0, "Contrast range c: gain in [1-c, 1], gamma in [1-c, 1+c].")
+    sharpness: float = _option(0.0, "Unsharp amount range s: [-s, s] (negative blurs).")
+    noise: float = _option(0.0, "Max std of Gaussian pixel noise (0..255 units).")
+    translate: int = _option(0, "Max whole-pixel shift, zero fill (pad and crop).")
+    # Zhong et al. 2017, arXiv:1708.04896
+    erase: float = _option(0.0, "Random-erasing probability: a random rectangle (2-25% of the "
+                           "image, aspect 1/3..3) filled with noise.")
+
+    @property
+    def active(self) -> bool:
+        return any(asdict(self).values())
+
+
+PRESETS = {
+    "none": Augment(),
+    "photo": Augment(flip=True, shift=2.0, scale=0.1, contrast=0.3, sharpness=0.6, noise=8.0),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines one training run; saved with its results."""
+
+    model: str = _option("seed", "Architecture: " + ", ".join(ARCHITECTURES) + ".")
+    epochs: int = _option(10, "Passes over the training data.")
+    batch_size: int = _option(32, "Images per SGD step.")
+    lr: float = _option(0.01, "SGD learning rate (the peak, with --schedule onecycle).")
+    momentum: float = _option(0.9, "SGD momentum (Keras-style).")
+    seed: int = _option(0, "Random seed (initialisation, validation split or folds, shuffling).")
+    val_fraction: float = _option(0.1, "Share of the training set held out for validation "
+                                  "(train; cv holds out each fold instead).")
+    threads: int = _option(0, "Torch threads; 0: automatic (the seed CNN's fused step times "
+                           "all cores, one fewer and one while it trains and keeps the fastest; "
+                           "other models: one per core).")
+    # Speed: the same function and update, computed faster (benchmarks/train_seed.py)
+    fused: bool = _option(True, "Seed CNN: the hand-fused training step; --no-fused runs plain "
+                          "PyTorch autograd. Other models ignore it.")
+    numba: bool = _option(True, "Fused step: the conv block as compiled numba kernels; "
+                          "--no-numba uses torch operations.")
+    channels_last: bool = _option(False, "Plain autograd path: channels-last activations.")
+    bf16: bool = _option(False, "bfloat16 matrix products: autocast on the plain path, fc1's "
+                         "products in the fused step; weights and update stay float32.")
+    # Optimisation
+    nesterov: bool = _option(False, "Nesterov momentum.")
+    weight_decay: float = _option(0.0, "L2 penalty added to the gradient (SGD weight decay).")
+    schedule: str = _option("constant", "Learning-rate schedule: constant, or onecycle (warm "
+                            "up to --lr over the first quarter, then anneal to ~0, per step).")
+    label_smoothing: float = _option(0.0, "Label smoothing of the cross-entropy targets.")
+    augment: Augment = field(default_factory=Augment)  # all off: the faithful recipe
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, dict):  # as saved in config.json
+            self.augment = Augment(**self.augment)
+        problems = []
+        if self.model not in ARCHITECTURES:
+            problems.append(f"--model must be one of {', '.join(ARCHITECTURES)}")
+        if self.epochs < 1:
+            problems.append("--epochs must be at least 1")
+        if self.batch_size < 1:
+            problems.append("--batch-size must be at least 1")
+        if not self.lr > 0:
+            problems.append("--lr must be positive")
+        if not 0 <= self.val_fraction < 1:
+            problems.append("--val-fraction must be in [0, 1)")
+        if self.nesterov and self.momentum <= 0:
+            problems.append("Nesterov needs --momentum > 0")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"--schedule must be one of {', '.join(SCHEDULES)}")
+        if self.threads < 0:
+            problems.append("--threads must be 0 (automatic) or more")
+        if problems:
+            raise FashionCNNError("; ".join(problems) + ".")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """A saved config. Older ones kept the augmentation settings at the top level, and
+        those written before the fused step (or its compiled kernels) existed ran the plain
+        path (or the fused step's torch operations)."""
+        return with_options(cls(fused=False, numba=False), d)
+
+
+def with_options(config: TrainConfig, options: dict[str, Any]) -> TrainConfig:
+    """`config` with some fields replaced; augmentation settings may be given flat
+    (`flip=True`) or nested (`augment={...}`); unknown keys are ignored, None means unset."""
+    top = {f.name for f in fields(TrainConfig)} - {"augment"}
+    nested = {f.name for f in fields(Augment)}
+    given = {k: v for k, v in options.items() if v is not None}
+    if isinstance(given.get("augment"), Augment):
+        given["augment"] = asdict(given["augment"])
+    augment = {**asdict(config.augment), **given.get("augment", {}),
+               **{k: v for k, v in given.items() if k in nested}}
+    return replace(config, **{k: v for k, v in given.items() if k in top},
+                   augment=Augment(**augment))
+
+
+# ---------------------------------------------------------------------------------------------
+# Named recipes: overrides of the defaults (which are the faithful recipe)
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "faithful": {},
+    # Same architecture, trained for time: bigger batches (fewer, cheaper steps), one-cycle LR,
+    # Nesterov, label smoothing and flips; chosen on the validation split
+    # (benchmarks/fast_recipe_search.py).
+    "fast": dict(batch_size=128, epochs=6, lr=0.1, nesterov=True, schedule="onecycle",
+                 label_smoothing=0.1, flip=True),
+    # The best model (models.BestCNN): bf16 channels-last convolutions, one-cycle SGD with
+    # weight decay and label smoothing, flips, 2-pixel shifts and random erasing.
+    "best": dict(model="best", batch_size=128, epochs=36, lr=0.1, nesterov=True,
+                 schedule="onecycle", label_smoothing=0.1, weight_decay=5e-4, flip=True,
+                 translate=2, erase=0.5, bf16=True, channels_last=True),
+}
+RECIPE_NOTES = {"faithful": "the Keras article's recipe (the defaults)",
+                "fast": "the seed CNN trained for time",
+                "best": "the best model's recipe"}
+
+
+def default_recipe(model: str | None) -> str:
+    """The recipe used when none is named: the model's own if it has one, else faithful."""
+    return model if model in RECIPES else "faithful"
+
+
+def recipe_config(recipe: str | None = "faithful", augment: str | None = None,
+                  **options: Any) -> TrainConfig:
+    """A TrainConfig from a named recipe, then an augmentation preset (`augment`: a name in
+    augment.PRESETS), then explicit options (flat names; None counts as not given). No recipe:
+    the model's own ("best" for the best model), else the faithful one."""
+    recipe = recipe or default_recipe(options.get("model"))
+    if recipe not in RECIPES:
+        raise FashionCNNError(f"--recipe must be one of {', '.join(RECIPES)}, not {recipe!r}.")
+    if augment is not None and augment not in PRESETS:
+        raise FashionCNNError(f"--augment must be one of {', '.join(PRESETS)}, not {augment!r}.")
+    config = with_options(TrainConfig(), RECIPES[recipe])
+    if augment is not None:
+        config = replace(config, augment=PRESETS[augment])
+    return with_options(config, options)

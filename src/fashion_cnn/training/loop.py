@@ -1,0 +1,163 @@
+"""The training loop: epochs of shuffled (augmented) batches through a step object.
+
+One loop for every model and speed path: what a step does is the step object's business
+(steps.py). Resuming lives here (`load_state` / `save_state`: after every epoch the model,
+optimizer, schedule and history are written atomically, so an interrupted run loses at most
+the current epoch), and so does splitting each batch between processes (`distributed.share`).
+Shuffling uses a generator seeded by (seed, epoch), so a resumed run matches an uninterrupted
+one, bit for bit.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from ..errors import FashionCNNError
+from ..evaluate import loss_and_accuracy
+from ..files import atomic_path
+from .augment import augment_all
+from .config import TrainConfig
+from .distributed import all_reduce_sum, share, sync_batch_norm, world
+from .steps import Step, make_step
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The shuffling RNG of one epoch; depends only on (seed, epoch) so resuming is exact."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: torch.Tensor,
+        val_images: torch.Tensor | None = None, val_labels: torch.Tensor | None = None, *,
+        state_path: Path | None = None, progress: bool = True,
+        log: Callable[[str], None] = _log) -> list[dict[str, Any]]:
+    """Train `model` in place on uint8 images [N, 28, 28]; return the per-epoch history.
+
+    If `state_path` holds a saved state, training continues from it; after every epoch the
+    state is saved there. Several processes (torchrun) each take a share of every batch;
+    the first one validates, saves and reports.
+    """
+    rank, processes = world()
+    if processes > 1:
+        sync_batch_norm(model)  # batch statistics over every process's share of the batch
+    state = load_state(state_path, model)
+    step = make_step(model, config, images, labels,
+                     reduce=all_reduce_sum if processes > 1 else None)
+    history = restore_step(step, state, state_path)
+    if history and rank == 0:
+        log(f"resuming after epoch {history[-1]['epoch']} of {config.epochs}")
+    try:
+        for epoch in range(len(history) + 1, config.epochs + 1):
+            record = train_epoch(step, model, config, images, labels, epoch,
+                                 progress=progress and rank == 0)
+            if val_images is not None and len(val_images) and rank == 0:
+                record["val_loss"], record["val_accuracy"] = loss_and_accuracy(
+                    model, val_images, val_labels)
+            history.append(record)
+            if rank == 0:
+                save_state(state_path, model, step, history, config)
+                log(describe_epoch(record, config))
+    finally:
+        step.close()
+    return history
+
+
+def train_epoch(step: Step, model: nn.Module, config: TrainConfig, images: torch.Tensor,
+                labels: torch.Tensor, epoch: int, progress: bool = True) -> dict[str, Any]:
+    """One pass over the data in this epoch's order; its record (loss and accuracy over the
+    epoch, as Keras reports them; time including shuffling and augmentation)."""
+    start = time.perf_counter()
+    n, bs = len(labels), config.batch_size
+    rng = epoch_generator(config.seed, epoch)
+    perm = torch.randperm(n, generator=rng)
+    xs, ys = images[perm], labels[perm]  # this epoch's order; batches are slices
+    if config.augment.active:  # the whole epoch at once, batched, before the step loop
+        xs = augment_all(xs, config.augment, rng)
+    model.train()
+    step.start_epoch(xs, ys)
+    logits = torch.zeros(n, 10)  # [N, 10]: the epoch's loss and accuracy come from it
+    bar = tqdm(range(0, n, bs), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
+               disable=not progress, leave=False, mininterval=0.5, file=sys.stderr)
+    postfix = progress and world()[1] == 1  # running figures need every process's rows
+    for k, i in enumerate(bar):
+        rows = share(i, min(i + bs, n))  # this process's rows of the batch
+        logits[rows] = step(rows, min(i + bs, n) - i).detach()
+        if postfix and k % 200 == 0:
+            bar.set_postfix(_loss_and_accuracy(logits[:i + bs], ys[:i + bs], config),
+                            refresh=False)
+    all_reduce_sum([logits])  # every process's rows
+    seconds = time.perf_counter() - start
+    bar.close()
+    extra = step.end_epoch(model)
+    return {"epoch": epoch, "epoch_seconds": seconds, "images_per_second": n / seconds,
+            **_loss_and_accuracy(logits, ys, config), "val_loss": None, "val_accuracy": None,
+            **extra}
+
+
+def _loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor,
+                       config: TrainConfig) -> dict[str, float]:
+    """Training loss (with the run's label smoothing) and accuracy of logits [N, 10]."""
+    with torch.no_grad():
+        loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+        return {"train_loss": loss.item(),
+                "train_accuracy": (logits.argmax(1) == labels).float().mean().item()}
+
+
+def describe_epoch(record: dict[str, Any], config: TrainConfig) -> str:
+    """One log line per epoch."""
+    val = (f", val loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f}"
+           if record["val_accuracy"] is not None else "")
+    return (f"epoch {record['epoch']}/{config.epochs}: {record['epoch_seconds']:.1f}s "
+            f"({record['images_per_second']:,.0f} img/s), loss {record['train_loss']:.4f} "
+            f"acc {record['train_accuracy']:.4f}{val}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Resuming: DIR/state.pt holds the model, optimizer, schedule and history after each epoch
+
+
+def load_state(path: Path | None, model: nn.Module) -> dict[str, Any] | None:
+    """The saved state at `path`, if any, with its weights already loaded into `model`."""
+    if path is None or not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    return state
+
+
+def restore_step(step: Step, state: dict[str, Any] | None,
+                 path: Path | None) -> list[dict[str, Any]]:
+    """Put the saved optimizer and schedule into `step`; return the saved history."""
+    if state is None:
+        return []
+    try:
+        step.optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError) as err:
+        raise FashionCNNError(f"{path} does not match this run's config ({err}); "
+                              "start a new run with another --out.") from None
+    if step.scheduler is not None:
+        step.scheduler.load_state_dict(state["scheduler"])
+    return state["history"]
+
+
+def save_state(path: Path | None, model: nn.Module, step: Step,
+               history: list[dict[str, Any]], config: TrainConfig) -> None:
+    if path is None:
+        return
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict(), "optimizer": step.optimizer.state_dict(),
+                    "scheduler": step.scheduler.state_dict() if step.scheduler else None,
+                    "history": history, "config": asdict(config)}, tmp)

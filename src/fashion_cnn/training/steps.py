@@ -1,0 +1,106 @@
+"""Step objects: one SGD step on a batch, with the optimizer and schedule that go with it.
+
+The training loop (loop.py) treats every step object alike:
+
+    step.start_epoch(images, labels)    # this epoch's shuffled (augmented) data
+    logits = step(rows, whole)          # train on images[rows]; `whole` is the size of the
+                                        # batch that rows belong to (several processes: a share)
+    extra = step.end_epoch(model)       # weights into `model`; extra fields for the epoch record
+    step.close()                        # give back what the step took (e.g. the thread count)
+
+`make_step` is the one place that chooses: the seed CNN's hand-fused step (seed_fast/step.py)
+where the config asks for it and the model has one, else plain autograd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import TrainConfig
+
+Reduce = Callable[[list[torch.Tensor]], None]  # sums gradients across processes, in place
+
+
+class Step(Protocol):
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+
+    def start_epoch(self, images: torch.Tensor, labels: torch.Tensor) -> None: ...
+
+    def __call__(self, rows: slice, whole: int) -> torch.Tensor: ...
+
+    def end_epoch(self, model: nn.Module) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+def make_optimizer(config: TrainConfig, params: Iterable[torch.Tensor],
+                   fused: bool = False) -> torch.optim.SGD:
+    """SGD as the config says; `fused`: torch's one-kernel update (for one flat vector)."""
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                           nesterov=config.nesterov, weight_decay=config.weight_decay,
+                           fused=fused)
+
+
+def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer,
+                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule, stepped once per training step (None: constant)."""
+    if config.schedule != "onecycle":
+        return None
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch,
+        pct_start=0.25)
+
+
+class PlainStep:
+    """Autograd: forward, mean cross-entropy (label smoothing as configured), backward,
+    optimizer step; with `bf16`, under bfloat16 autocast. Works for any architecture."""
+
+    def __init__(self, model: nn.Module, config: TrainConfig, steps_per_epoch: int,
+                 reduce: Reduce | None = None):
+        if config.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model, self.config, self.reduce = model, config, reduce
+        self.optimizer = make_optimizer(config, model.parameters())
+        self.scheduler = make_scheduler(config, self.optimizer, steps_per_epoch)
+
+    def start_epoch(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels  # [N, 28, 28] uint8, [N] int64
+
+    def __call__(self, rows: slice, whole: int) -> torch.Tensor:
+        x, y = self.images[rows], self.labels[rows]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16):
+            logits = self.model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing,
+                                   reduction="sum") / whole
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.reduce is not None:
+            self.reduce([p.grad for p in self.optimizer.param_groups[0]["params"]])
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return logits
+
+    def end_epoch(self, model: nn.Module) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+def make_step(model: nn.Module, config: TrainConfig, images: torch.Tensor,
+              labels: torch.Tensor, reduce: Reduce | None = None) -> Step:
+    """The step object for this model and config, over training data images [N, 28, 28]
+    (uint8) and labels [N] (the fused step checks its thread counts on a few of them)."""
+    steps_per_epoch = -(-len(labels) // config.batch_size)
+    if config.fused and getattr(model, "fused_step", False):
+        from ..seed_fast.step import FusedStep  # imports numba: only when it runs
+
+        return FusedStep(model, config, images, labels, steps_per_epoch, reduce)
+    return PlainStep(model, config, steps_per_epoch, reduce)
