@@ -43,8 +43,8 @@ class PreprocessConfig:
     size: int = IMAGE_SIZE
     trim_fuzz: float = 0.05  # authors: trim edges within 5% of max RGB distance of the corners
     resample: str = "subsample"  # authors' "subsample" (nearest pixel) or "area" (box average)
-    sharpen: bool = False  # authors: Gaussian sharpen, radius and sigma 1.0. Off: measured on
-    # photo-style validation images it costs 1.2 points (88.5% -> 87.3%, seed model)
+    sharpen: bool = False  # authors: Gaussian sharpen, radius and sigma 1.0. Off: on photo-style
+    # validation images it measured worse (docs/design.md)
     black_background: bool = True  # after negation, map the background level to 0 (as in data)
     max_pixels: int = MAX_PIXELS
     work_size: int = 256  # pictures are reduced to about this many pixels across before the

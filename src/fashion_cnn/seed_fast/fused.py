@@ -6,7 +6,7 @@ operations per step and NCHW max-pooling cost more than the arithmetic:
 
 - the 3x3 convolution is one matrix product of the [9, B*676] patch matrix (every 3x3 window,
   one row per window pixel) with the [9, 32] kernel, giving channels-last [B, 26, 26, 32]
-  activations, where max-pooling is ~10x faster than NCHW here;
+  activations, where max-pooling is much faster than on NCHW;
 - the conv bias is added after the pool and the ReLU follows the pool (max commutes with both);
 - fc1's weight is stored transposed with its inputs in HWC order, how the channels-last pooled
   activations lie in memory, so flattening is free and every product reads memory in order;
@@ -163,8 +163,8 @@ class FusedSeed:
                  folded: dict[str, torch.Tensor] | None = None) -> None:
         """`optimizer.step()` for `theta`: the same fused SGD kernel on the optimizer's own
         hyperparameters and momentum buffer (so schedulers, state dicts and resuming are
-        unchanged), without the ~0.3 ms of Python that `step()` spends around it per call,
-        a sixth of a batch-32 step here (1.91 -> 1.58 ms, A/B in one process). `folded`: the
+        unchanged), without the Python that `step()` spends around it per call, a large
+        share of a batch-32 step here. `folded`: the
         buffer's views (`momentum_views`), fc1's slice already holding its gradient."""
         group, state = optimizer.param_groups[0], optimizer.state[self.theta]
         if (not group["fused"] or not self.stepped
@@ -194,8 +194,8 @@ class FusedSeed:
         With plain momentum SGD and no `reduce`, fc1's weight gradient [5408, 100] never lands
         in `theta.grad`: the product that computes it adds it straight into the momentum
         buffer (buffer = momentum * buffer + gradient, one `addmm_`), and fc1's weights take
-        the buffer's step, a 2.2 MB write and read less per step (1.56 -> 1.51 ms, A/B in one
-        process). Same update up to float rounding (tests/test_fused.py)."""
+        the buffer's step, a 2.2 MB write and read less per step. Same update up to float
+        rounding (tests/test_fused.py)."""
         folded = self.momentum_views(optimizer) if reduce is None else None
         logits, saved = self.forward(x, record=True)
         self.backward(logits, targets, saved, scale,

@@ -13,15 +13,12 @@ accumulates the 3x3 kernel's gradient straight from the input pixels.
 Both loop over the 32 channels innermost, which the compiler turns into SIMD instructions
 (products fused into FMAs: `fastmath={"contract"}`, nothing else relaxed). Batches of 16 or
 more run on torch's own OpenMP threads (section "Running the conv kernels on torch's own
-threads"; a numba thread pool beside torch's gained only ~1.5% per step, its threads and
-torch's contending). Timed alone on 32 real images, forward takes 0.16-0.17 ms on one thread
-and 0.09-0.10 ms on two, backward (with the per-image sums) 0.20 and 0.11-0.15 ms (one-off
-runs, medians of 30 alternating rounds); a whole training step, 1.55 -> 1.31 ms
-(benchmarks/train_profile.py, its `fused_serial_kernels` path against the default).
+threads"; a numba thread pool beside torch's gained little, its threads and torch's
+contending). benchmarks/train_profile.py times a whole step with the kernels on torch's
+threads (`fused`) and on the calling thread only (`fused_serial_kernels`).
 A third kernel, `head_backward`, is the backward of the small head (cross-entropy -> fc2 ->
-ReLU): as eight torch operations on [32, 10] and [32, 100] arrays it is dispatch overhead, and
-one compiled call made a whole step 0.13 ms faster (1.55 -> 1.42 ms, A/B in one process).
-Compiled once per machine (cached on disk; about 1 s the first time). `available()` says whether
+ReLU): as eight torch operations on [32, 10] and [32, 100] arrays it is dispatch overhead, so
+one compiled call does them. Compiled once per machine (cached on disk). `available()` says whether
 numba is installed; without it the fused step uses torch operations, slower but the same maths.
 """
 

@@ -2,25 +2,22 @@
 
 On a 2-core CPU, MKL splits each of fc1's matrix products statically between its threads, so
 when another program takes one core (a browser, a build, a neighbouring VM) every product waits
-for the half on the busy core. With one busy-loop process beside it, the seed CNN's fused step
-took 7.6-8.3 ms on average on two threads and 2.0 ms on one (one-off, 1,450 steps each, in
-one of the machine's slow spells; earlier, with the conv kernels on one thread, 5.0 against
-2.0 ms); benchmarks/threads.py measures whole runs. Fixing one thread gives up a third when
-the machine is quiet (15,740 against 24,426 images/s there), so the tuner measures instead,
-while training:
+for the half on the busy core: two threads then step several times slower than one. Fixing
+one thread gives up much of the speed on a quiet machine, so the tuner measures instead, while
+training (benchmarks/threads.py compares it with fixed counts, quiet and busy; the figures
+are in docs/benchmarks.md):
 
 - it times steps in windows of `window` steps and compares their mean times, not medians:
-  with a busy core, one two-thread step in a hundred took over 60 ms (over 95 ms in the
-  slow spell), and in the earlier measurement those few slow steps held 80% of the time
-  while the median step stayed at 1.6-1.9 ms; each window's first step is not counted
-  (after a switch it may include waking the new count's threads);
+  with a busy core, a few two-thread steps take tens of times longer than the rest and hold
+  most of the time while the median step looks fast; each window's first step is not
+  counted (after a switch it may include waking the new count's threads);
 - after the first window, every `period` steps, and at once when the current count's mean
   rises to `trigger` times what it was when chosen, it tries the other counts for a window
   each (cut short as soon as a count's time exceeds a whole window of the best so far) and
   keeps the fastest;
 - a trial that confirms the current count doubles the period (up to `max_period`), one that
   changes it resets the period, so a quiet machine pays for few trials (the slower count's
-  extra time on one window every ~3,000 steps: ~0.3%).
+  extra time on one window every `max_period` steps).
 
 Only for steps whose results do not depend on the thread count, so a run's weights do not
 depend on what else the machine was doing: the fused step with its numba kernels (they
