@@ -328,7 +328,7 @@ Renderer = Callable[[str, Result], str]
 SECTIONS: list[tuple[str, str, Renderer]] = [
     ("accuracy", "Shipped models on the official test set", render_accuracy),
     ("train_seed*", "Training speed against Keras", render_train_seed),
-    ("train_profile", "Where a training step's time goes", render_train_profile),
+    ("train_profile*", "Where a training step's time goes", render_train_profile),
     ("threads", "The automatic thread count on a quiet and a busy machine", render_threads),
     ("bf16_accuracy", "bfloat16 fc1 products: accuracy", render_bf16),
     ("fast_recipe", "The fast recipe", render_fast_recipe),
