@@ -1,0 +1,250 @@
+"""The real-photo dataset: label mapping, listing and verification, the cache, and scoring on
+hand-made probabilities whose right answers are known by construction."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import fashion_cnn.photos as photos
+from fashion_cnn.errors import FashionCNNError
+from fashion_cnn.photos import (
+    FOLDER_CODES,
+    IN_CLASS_FOLDERS,
+    LABEL_SETS,
+    OUT_OF_CLASS,
+    OUT_OF_CLASS_FOLDERS,
+    STRICT_FOLDERS,
+    auroc,
+    score_photos,
+)
+from fashion_cnn.preprocess import PreprocessConfig, Preprocessed, preprocess
+
+# ---------------------------------------------------------------------------------------------
+# The mapping
+
+
+def test_label_sets_rows() -> None:
+    assert LABEL_SETS.shape == (13, 10) and LABEL_SETS.dtype == torch.bool
+    for code in range(10):  # single classes: exactly their own column
+        assert LABEL_SETS[code].nonzero().flatten().tolist() == [code]
+    assert LABEL_SETS[10].nonzero().flatten().tolist() == [0, 2, 6]  # longsleeve
+    assert LABEL_SETS[11].nonzero().flatten().tolist() == [5, 7, 9]  # shoes
+    assert not LABEL_SETS[12].any()  # hat, shorts, skirt: no class is right
+
+
+def test_folder_groups() -> None:
+    assert set(STRICT_FOLDERS) == {"t-shirt", "pants", "dress", "outwear", "shirt"}
+    assert set(IN_CLASS_FOLDERS) == set(STRICT_FOLDERS) | {"longsleeve", "shoes"}
+    assert set(OUT_OF_CLASS_FOLDERS) == {"hat", "shorts", "skirt"}
+    assert set(FOLDER_CODES) == set(IN_CLASS_FOLDERS) | set(OUT_OF_CLASS_FOLDERS)
+    assert [FOLDER_CODES[f] for f in STRICT_FOLDERS] == [0, 1, 3, 4, 6]
+
+
+@pytest.fixture(scope="module")
+def photos_root() -> Path:
+    """The real clothing photos; skipped when absent, but a failure under CI=true."""
+    try:
+        return photos.find_photos_dir()
+    except FashionCNNError as err:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the real-photo tests: {err}")
+        pytest.skip(f"clothing photos not available: {err}")
+
+
+def test_every_folder_on_disk_maps(photos_root: Path) -> None:
+    for split in photos.SPLITS:
+        folders = {p.name for p in (photos_root / split).iterdir() if p.is_dir()}
+        assert folders == set(FOLDER_CODES), split
+
+
+def test_missing_dir_says_what_to_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(photos.ENV_DIR, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(photos, "REPO_DIR", tmp_path)
+    with pytest.raises(FashionCNNError, match=photos.ENV_DIR):
+        photos.find_photos_dir()
+    monkeypatch.setenv(photos.ENV_DIR, str(tmp_path))
+    with pytest.raises(FashionCNNError, match="lacks"):
+        photos.find_photos_dir()
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+
+def one_hot(classes: list[int], confidence: float = 0.9) -> torch.Tensor:
+    """Probabilities [N, 10] with `confidence` on each given class, the rest spread evenly."""
+    probs = torch.full((len(classes), 10), (1 - confidence) / 9)
+    probs[torch.arange(len(classes)), classes] = confidence
+    return probs
+
+
+CODES = torch.tensor([0, 1, 3, 4, 6, 10, 11, 12, 12])
+FOLDERS = ["t-shirt", "pants", "dress", "outwear", "shirt", "longsleeve", "shoes", "hat", "skirt"]
+
+
+def test_perfect_classifier() -> None:
+    probs = one_hot([0, 1, 3, 4, 6, 2, 9, 8, 8])  # out-of-class: any answer
+    in_class = torch.tensor([1.0] * 7 + [0.0] * 2)
+    s = score_photos(probs, CODES, in_class, FOLDERS)
+    assert s["strict_accuracy"] == 1.0 and s["lenient_accuracy"] == 1.0
+    assert s["out_of_class_auroc"] == 1.0
+    t = s["at_threshold"]
+    assert t["in_class_coverage"] == 1.0 and t["out_of_class_rejection"] == 1.0
+    assert s["per_folder"]["hat"]["accuracy"] is None
+    assert s["per_folder"]["shoes"]["predicted"] == [["Ankle boot", 1.0]]
+
+
+@pytest.mark.parametrize("answer", [0, 2, 6])
+def test_set_labels_count_any_class_in_the_set(answer: int) -> None:
+    s = score_photos(one_hot([answer, 5, 7, 9]), torch.tensor([10, 11, 11, 11]))
+    assert s["lenient_accuracy"] == 1.0
+    assert s["strict_accuracy"] is None  # no single-class pictures
+
+
+def test_wrong_answers() -> None:
+    # t-shirt answered Pullover: wrong strictly; longsleeve answered Trouser: wrong leniently.
+    s = score_photos(one_hot([2, 1, 1]), torch.tensor([0, 1, 10]))
+    assert s["strict_accuracy"] == 0.5
+    assert s["lenient_accuracy"] == pytest.approx(1 / 3)
+
+
+def test_default_in_class_score_is_top_probability() -> None:
+    probs = torch.cat([one_hot([0], 0.9), one_hot([0], 0.3)])
+    s = score_photos(probs, torch.tensor([0, OUT_OF_CLASS]))
+    assert s["out_of_class_auroc"] == 1.0
+
+
+def test_auroc_known_values() -> None:
+    positive = np.array([True, True, False, False])
+    assert auroc([0.9, 0.8, 0.2, 0.1], positive) == 1.0  # perfect separator
+    assert auroc([0.1, 0.2, 0.8, 0.9], positive) == 0.0  # perfectly wrong
+    assert auroc([0.5, 0.5, 0.5, 0.5], positive) == 0.5  # constant score: ties averaged
+    assert auroc([0.9, 0.2, 0.5, 0.1], positive) == 0.75  # 3 of 4 pairs ordered right
+    assert auroc([0.9, 0.5], [True, True]) is None  # no negatives
+
+
+def test_auroc_matches_pair_counting() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, 60).astype(float)  # many ties
+    positive = rng.random(60) < 0.6
+    pos, neg = scores[positive], scores[~positive]
+    pairs = (pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean()
+    assert auroc(scores, positive) == pytest.approx(pairs)
+
+
+def test_threshold_keeps_95_percent_of_in_class() -> None:
+    codes = torch.tensor([0] * 100 + [OUT_OF_CLASS] * 10)
+    in_class = torch.cat([torch.arange(100.0) / 100, torch.full((10,), 0.01)])
+    probs = one_hot([0] * 110)
+    t = score_photos(probs, codes, in_class)["at_threshold"]
+    assert t["threshold"] == pytest.approx(0.05)  # the 95 highest in-class scores are >= 0.05
+    assert t["in_class_coverage"] == 0.95
+    assert t["out_of_class_rejection"] == 1.0
+    fixed = score_photos(probs, codes, in_class, threshold=0.5)["at_threshold"]
+    assert fixed["in_class_coverage"] == 0.5
+
+
+# ---------------------------------------------------------------------------------------------
+# Listing, verification and the cache, on a tiny fake dataset
+
+
+def fake_dataset(root: Path, with_sums: bool = True) -> Path:
+    """A 'validation' split with two small JPEGs in each of two folders, and its SHA256SUMS."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for folder in ("dress", "hat"):
+        (root / "validation" / folder).mkdir(parents=True)
+        for i in range(2):
+            path = root / "validation" / folder / f"{i}.jpg"
+            pixels = rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(path)
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            lines.append(f"{digest}  validation/{folder}/{i}.jpg\n")
+    (root / "train").mkdir()
+    if with_sums:
+        (root / "SHA256SUMS").write_text("".join(lines))
+    return root
+
+
+def test_list_photos_sorted_and_verified(tmp_path: Path) -> None:
+    root = fake_dataset(tmp_path)
+    listed = photos.list_photos(root, "validation")
+    assert [(p.relative_to(root).as_posix(), f) for p, f in listed] == [
+        ("validation/dress/0.jpg", "dress"), ("validation/dress/1.jpg", "dress"),
+        ("validation/hat/0.jpg", "hat"), ("validation/hat/1.jpg", "hat")]
+    (root / "validation" / "hat" / "1.jpg").write_bytes(b"changed")
+    with pytest.raises(FashionCNNError, match="validation/hat/1.jpg"):
+        photos.list_photos(root, "validation")
+
+
+def test_without_sums_the_count_is_checked(tmp_path: Path) -> None:
+    root = fake_dataset(tmp_path, with_sums=False)
+    with pytest.raises(FashionCNNError, match="expected 341"):
+        photos.list_photos(root, "validation")
+
+
+def test_unknown_folder_is_refused(tmp_path: Path) -> None:
+    root = fake_dataset(tmp_path)
+    (root / "validation" / "socks").mkdir()
+    with pytest.raises(FashionCNNError, match="socks"):
+        photos.list_photos(root, "validation", verify=False)
+
+
+def test_cache_skips_preprocess_and_follows_the_config(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    root, cache = fake_dataset(tmp_path / "photos"), tmp_path / "cache"
+    calls = []
+
+    def counting(source: Path, config: PreprocessConfig) -> Preprocessed:
+        calls.append(source)
+        return preprocess(source, config)
+
+    monkeypatch.setattr(photos, "preprocess", counting)
+    first = photos.load_photos("validation", cache_dir=cache, root=root, progress=False)
+    assert len(calls) == 4
+    assert first.images.shape == (4, 28, 28) and first.images.dtype == torch.uint8
+    assert first.codes.tolist() == [3, 3, OUT_OF_CLASS, OUT_OF_CLASS]
+    assert first.folders == ["dress", "dress", "hat", "hat"]
+
+    second = photos.load_photos("validation", cache_dir=cache, root=root, progress=False)
+    assert len(calls) == 4  # from the cache
+    assert torch.equal(first.images, second.images)
+
+    photos.load_photos("validation", PreprocessConfig(stretch=False), cache_dir=cache,
+                       root=root, progress=False)
+    assert len(calls) == 8  # another preprocessing: another cache entry
+    assert len(list(cache.glob("validation-*.pt"))) == 2
+
+
+def test_cache_key_follows_the_preprocess_source(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    before = photos.cache_key("validation", PreprocessConfig(), "abc")
+    edited = tmp_path / "preprocess.py"
+    edited.write_text(Path(photos.preprocess_module.__file__).read_text() + "\n# edited\n")
+    monkeypatch.setattr(photos.preprocess_module, "__file__", str(edited))
+    assert photos.cache_key("validation", PreprocessConfig(), "abc") != before
+
+
+# ---------------------------------------------------------------------------------------------
+# The real validation split
+
+
+@pytest.mark.slow
+def test_real_validation_split(photos_root: Path, tmp_path: Path) -> None:
+    config = PreprocessConfig()
+    ps = photos.load_photos("validation", config, cache_dir=tmp_path, root=photos_root,
+                            progress=False)
+    assert ps.images.shape == (341, 28, 28) and len(ps.paths) == len(ps.folders) == 341
+    assert ps.checksums["photos"] == 341
+    counts = {f: ps.folders.count(f) for f in FOLDER_CODES}
+    assert counts["t-shirt"] == 81 and counts["skirt"] == 12
+    for i in (0, 170, 340):  # exactly what `predict` feeds the model
+        assert np.array_equal(ps.images[i].numpy(), preprocess(ps.paths[i], config).image)
