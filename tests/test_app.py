@@ -13,8 +13,8 @@ from PIL import Image
 
 from conftest import cli_executable
 from fashion_cnn import serve
-from fashion_cnn.app import SAMPLES, sample_pictures
-from fashion_cnn.predict import Classifier
+from fashion_cnn.app import SAMPLES, UPLOAD_TYPES, headline, sample_pictures
+from fashion_cnn.predict import LOW, NO_GARMENT, NOT_A_CLASS, Classifier, Prediction
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
 APP = Path(__file__).resolve().parents[1] / "src" / "fashion_cnn" / "app.py"
@@ -39,6 +39,11 @@ def _app():
 def _results(at) -> list[str]:
     return [m.value.removeprefix("### Result: ") for m in at.markdown
             if m.value.startswith("### Result: ")]
+
+
+def _headlines(at) -> list[str]:
+    """Every result's headline: 'Result: Coat', 'Not sure: ...' or 'No garment found ...'."""
+    return [m.value.removeprefix("### ") for m in at.markdown if m.value.startswith("### ")]
 
 
 def test_page_renders_and_asks_for_pictures() -> None:
@@ -92,14 +97,60 @@ def test_bad_uploads_get_a_message_and_the_rest_still_works(classifier: Classifi
     assert "megapixel" in errors[3] and "50 megapixels" in errors[4]
 
 
-def test_unlike_a_product_photo_gets_a_warning() -> None:
+def test_unlike_a_product_photo_gets_a_warning(classifier: Classifier) -> None:
     noise = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    noise_png = _encoded(Image.fromarray(noise), "PNG")
     at = _app()
-    at.file_uploader[0].set_value(("street.png", _encoded(Image.fromarray(noise), "PNG"),
-                                   "image/png")).run()
+    at.file_uploader[0].set_value(("street.png", noise_png, "image/png")).run()
     assert not at.exception
-    assert len(_results(at)) == 1  # still answers, but says why not to trust it
+    # still answers, in words that say how far to trust it
+    assert _headlines(at) == [headline(classifier.classify_one(noise_png))]
     assert any("plain" in w.value for w in at.warning)
+
+
+def test_headline_says_unsure_in_words() -> None:
+    top = [{"label": "Shirt", "index": 6, "confidence": 0.5},
+           {"label": "T-shirt/top", "index": 0, "confidence": 0.4}]
+    sure = Prediction("a", label="Shirt", index=6, confidence=0.9, top_k=top)
+    assert headline(sure) == "Result: Shirt"
+    torn = Prediction("a", label="Shirt", index=6, confidence=0.5, top_k=top, unsure=True,
+                      unsure_reason=LOW)
+    assert headline(torn) == "Not sure: between Shirt and T-shirt/top"
+    other = Prediction("a", label="Shirt", index=6, confidence=0.3, top_k=top, unsure=True,
+                       unsure_reason=NOT_A_CLASS)
+    assert headline(other) == ("Not sure: this does not look like one of the 10 kinds of "
+                               "clothing")
+    blank = Prediction("a", unsure=True, unsure_reason=NO_GARMENT)
+    assert headline(blank) == "No garment found in this picture"
+
+
+def test_unsure_pictures_say_so_instead_of_a_label(classifier: Classifier) -> None:
+    white = _encoded(Image.new("RGB", (300, 300), "white"), "PNG")
+    torn = (SAMPLES / "shirt-1.jpg").read_bytes()  # between T-shirt/top and Shirt
+    sure = (SAMPLES / "coat-1.jpg").read_bytes()
+    at = _app()
+    at.file_uploader[0].set_value([("white.png", white, "image/png"),
+                                   ("shirt.jpg", torn, "image/jpeg"),
+                                   ("coat.jpg", sure, "image/jpeg")]).run()
+    assert not at.exception and not at.error  # a blank picture is not an error
+    blank, unsure, result = _headlines(at)
+    assert blank == "No garment found in this picture"
+    assert unsure.startswith("Not sure: ") and unsure == headline(classifier.classify_one(torn))
+    assert result == f"Result: {classifier.classify_one(sure).label}"
+    assert len(at.get("vega_lite_chart")) == 2  # no chart for the blank picture
+    assert any("No garment found" in w.value for w in at.warning)
+
+
+def test_phone_pictures_upload(classifier: Classifier) -> None:
+    assert {"heic", "heif", "avif"} <= set(UPLOAD_TYPES)
+    jpeg = Image.open(SAMPLES / "trouser-1.jpg")
+    at = _app()
+    at.file_uploader[0].set_value([
+        ("trouser.heic", _encoded(jpeg, "HEIF", quality=90), "image/heic"),
+        ("trouser.avif", _encoded(jpeg, "AVIF", quality=90), "image/avif")]).run()
+    assert not at.exception and not at.error
+    expected = classifier.classify_one(SAMPLES / "trouser-1.jpg").label
+    assert _results(at) == [expected, expected]
 
 
 def test_explanation_overlay_is_shown() -> None:
@@ -160,7 +211,7 @@ def browser():
 @pytest.mark.slow
 def test_upload_in_a_real_browser(server: str, browser, classifier: Classifier,
                                   tmp_path: Path) -> None:
-    picture = SAMPLES / "ankle-boot-2.jpg"
+    picture = SAMPLES / "ankle-boot-1.jpg"  # a sure one: the headline is "Result: <label>"
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     page = browser.new_page(viewport={"width": 1280, "height": 1000})

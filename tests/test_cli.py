@@ -57,3 +57,45 @@ def test_evaluate_and_predict_on_the_default_model_never_import_numba(real_data_
                  ["predict", str(sample), "--format", "json"]):
         code = f"from fashion_cnn.cli import main\nassert main({argv!r}) == 0"
         assert "numba" not in modules_loaded_by(code), argv
+
+
+# --- `predict`: blank pictures and spreadsheet-safe CSV (issue 15) -----------------------------
+
+SAMPLES = Path(__file__).resolve().parents[1] / "src" / "fashion_cnn" / "samples"
+
+
+def test_predict_blank_picture_is_unsure_not_an_error(tmp_path: Path) -> None:
+    import json
+
+    from PIL import Image
+
+    Image.new("RGB", (300, 300), "white").save(tmp_path / "white.png")
+    Image.new("RGB", (500, 3), (90, 90, 200)).save(tmp_path / "strip.png")
+    result = run_cli("predict", "--format", "json", str(tmp_path))
+    assert result.returncode == 0, result.stderr  # nothing failed: there is just no garment
+    for record in json.loads(result.stdout):
+        assert record["unsure"] is True and record["unsure_reason"] == "no garment found"
+        assert record["label"] is None and record["error"] is None and record["top_k"] == []
+    table = run_cli("predict", str(tmp_path / "white.png"))
+    assert table.returncode == 0
+    assert table.stdout.splitlines()[1].split("  ")[-1] == "unsure: no garment found"
+
+
+def test_predict_csv_cells_never_run_as_formulas(tmp_path: Path) -> None:
+    import csv
+    import io
+    import shutil
+
+    names = ['=HYPERLINK("x").png', "-1+2.png", "@SUM(A1).jpg", "+cmd.jpg"]
+    for name in names:
+        shutil.copy(SAMPLES / "bag-1.jpg", tmp_path / name)
+    (tmp_path / "=broken.jpg").write_bytes(b"=1+1")
+    for args in (["."], ["--", *names, "=broken.jpg"]):  # a folder scan, and names as given
+        result = run_cli("predict", "--format", "csv", *args, cwd=tmp_path)
+        assert result.returncode == 1, result.stderr  # =broken.jpg is not a picture
+        rows = list(csv.reader(io.StringIO(result.stdout)))
+        paths = [row[0] for row in rows[1:]]
+        assert sorted(paths) == sorted("'" + n for n in [*names, "=broken.jpg"]), paths
+        for row in rows:
+            for cell in row:
+                assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (args, cell)

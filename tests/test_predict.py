@@ -1,8 +1,10 @@
 """Classifier: batches keep their order, bad pictures get an error record, checkpoints carry
-their preprocessing, and dataset images score as the evaluation does."""
+their preprocessing, dataset images score as the evaluation does, unsure answers say why, and
+phone formats (HEIC, AVIF) decode."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import subprocess
@@ -13,10 +15,22 @@ import pytest
 import torch
 from PIL import Image
 
+from fashion_cnn import formats
+from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.evaluate import predict_logits
 from fashion_cnn.explain import overlay, saliency
-from fashion_cnn.models import load_checkpoint
-from fashion_cnn.predict import Classifier
+from fashion_cnn.models import load_checkpoint, resolve_checkpoint
+from fashion_cnn.predict import (
+    LOW,
+    NO_GARMENT,
+    NOT_A_CLASS,
+    RECORD_KEYS,
+    Classifier,
+    UnsurePolicy,
+    collect_pictures,
+)
+
+SAMPLES = Path(__file__).resolve().parents[1] / "src" / "fashion_cnn" / "samples"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +66,8 @@ def test_order_kept_and_errors_isolated(classifier: Classifier) -> None:
     assert results[1].error and "empty" in results[1].error and results[1].label is None
     assert results[2].error and results[2].confidence is None
     record = results[0].record()
-    assert set(record) == {"path", "label", "index", "confidence", "top_k", "error", "warnings"}
+    assert set(record) == {"path", "label", "index", "confidence", "top_k", "error", "warnings",
+                           "in_class", "unsure", "unsure_reason"}
 
 
 def test_checkpoint_carries_image_preprocessing(classifier: Classifier) -> None:
@@ -102,7 +117,8 @@ def test_predict_json_schema_order_and_exit_status(picture_dir, classifier) -> N
     names = [Path(r["path"]).name for r in records]
     assert names == ["bag-1.jpg", "broken.jpg", "dress.webp", "sneaker.png", "trouser-2.jpg"]
     for r in records:
-        assert set(r) == {"path", "label", "index", "confidence", "top_k", "error"}
+        assert set(r) == {"path", "label", "index", "confidence", "top_k", "error",
+                          "in_class", "unsure", "unsure_reason", "warnings"}
         if r["error"]:
             assert r["label"] is None and r["index"] is None and r["confidence"] is None
             assert "truncated" in r["error"]
@@ -126,7 +142,8 @@ def test_predict_csv_recursive_and_input_order(picture_dir) -> None:
                      str(picture_dir / "sub"))
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert list(rows[0]) == ["path", "label", "index", "confidence", "top_k", "error"]
+    assert list(rows[0]) == ["path", "label", "index", "confidence", "top_k", "error",
+                             "in_class", "unsure", "unsure_reason", "warnings"]
     assert [Path(r["path"]).name for r in rows] == ["trouser-2.jpg", "bag-1.jpg", "sandal.jpg"]
     assert all(r["error"] == "" and r["top_k"].startswith(r["label"] + ":") for r in rows)
 
@@ -169,3 +186,181 @@ def test_the_default_model_never_imports_numba() -> None:
         "\nimport torch\nfrom fashion_cnn.evaluate import predict_logits\n"
         "predict_logits(Classifier('seed').net, torch.zeros(2, 28, 28, dtype=torch.uint8))")
     assert "numba" in modules_loaded_by(seed)
+
+
+# --- honest when unsure (issue 15) -------------------------------------------------------------
+
+
+def _with_policy(classifier: Classifier, policy: UnsurePolicy) -> Classifier:
+    """The same loaded model under another unsure policy (whatever the shipped model carries)."""
+    clone = copy.copy(classifier)
+    clone.policy = policy
+    return clone
+
+
+def _encoded(img: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def _blank_pictures() -> dict[str, bytes]:
+    near_white = np.clip(np.random.default_rng(0).normal(247, 3, (300, 300, 3)), 0, 255)
+    return {
+        "white.png": _encoded(Image.new("RGB", (300, 300), "white")),
+        "red.png": _encoded(Image.new("RGB", (200, 120), (200, 30, 30))),
+        "dot.png": _encoded(Image.new("RGB", (1, 1), (10, 200, 10))),
+        "strip.png": _encoded(Image.new("RGB", (500, 3), (120, 120, 120))),
+        "black-28.png": _encoded(Image.new("L", (28, 28), 0)),
+        "white-paper.jpg": _encoded(Image.fromarray(near_white.astype(np.uint8)), "JPEG"),
+    }
+
+
+def test_blank_pictures_find_no_garment(classifier: Classifier) -> None:
+    blanks = _blank_pictures()
+    for policy in (UnsurePolicy(), UnsurePolicy(threshold=0.5)):
+        clf = _with_policy(classifier, policy)
+        for p in clf.classify(list(blanks.values()), list(blanks)):
+            assert p.error is None, p.path  # not an error: the picture was read fine
+            assert (p.unsure, p.unsure_reason) == (True, NO_GARMENT), (p.path, p.label)
+            assert p.label is None and p.index is None and p.confidence is None, p.path
+            assert p.top_k == [] and p.in_class is None
+            assert any("No garment found" in w for w in p.warnings)
+
+
+def test_a_noisy_thin_strip_finds_no_garment(classifier: Classifier) -> None:
+    """A 500x3 strip of random colours: too thin to show an article, however busy it is."""
+    strip = np.random.default_rng(1).integers(0, 255, (3, 500, 3), dtype=np.uint8)
+    p = classifier.classify_one(_encoded(Image.fromarray(strip)), "noisy-strip.png")
+    assert p.error is None and p.unsure_reason == NO_GARMENT and p.label is None
+
+
+def _darkened(path: Path) -> bytes:
+    """The photo with its article nearly black (gamma 4), on the same white background."""
+    rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64) / 255
+    return _encoded(Image.fromarray((255 * rgb ** 4).round().astype(np.uint8)))
+
+
+def test_real_photos_and_dark_garments_hold_a_garment(classifier: Classifier) -> None:
+    paths = sorted(SAMPLES.glob("*.jpg"))
+    sources = [p.read_bytes() for p in paths] + [_darkened(p) for p in paths]
+    for p in classifier.classify(sources, [str(p) for p in paths] * 2):
+        assert p.unsure_reason != NO_GARMENT and p.label is not None, p.path
+
+
+def _probs(*top: float) -> torch.Tensor:
+    """A 10-class probability vector whose largest entries are `top` (classes 0, 1, ...)."""
+    rest = (1 - sum(top)) / (10 - len(top))
+    return torch.tensor([*top] + [rest] * (10 - len(top)))
+
+
+NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+         "Bag", "Ankle boot"]
+
+
+def test_rules_without_a_threshold_only_flag_low_confidence() -> None:
+    policy = UnsurePolicy()
+    assert policy.judge(0.9, _probs(0.9, 0.05), NAMES) is None
+    reason, sentence = policy.judge(0.5, _probs(0.5, 0.45), NAMES)
+    assert reason == LOW and "T-shirt/top and Trouser" in sentence
+    assert policy.judge(0.2, _probs(0.2, 0.1), NAMES)[0] == LOW  # never "not one of the 10"
+    assert policy.judge(0.65, _probs(0.65, 0.3), NAMES) is None  # a small margin is fine here
+
+
+def test_rules_with_a_threshold() -> None:
+    policy = UnsurePolicy(threshold=0.4)
+    assert policy.judge(0.9, _probs(0.9, 0.05), NAMES) is None
+    assert policy.judge(0.55, _probs(0.55, 0.3), NAMES) is None  # below 0.6 but clear
+    reason, sentence = policy.judge(0.35, _probs(0.35, 0.3), NAMES)
+    assert reason == NOT_A_CLASS and "not look like one of the 10" in sentence
+    shirt_first = _probs(0.5, 0.4)[[1, 2, 3, 4, 5, 6, 0, 7, 8, 9]]  # Shirt 0.5, T-shirt 0.4
+    reason, sentence = policy.judge(0.5, shirt_first, NAMES)
+    assert reason == LOW and "between Shirt and T-shirt/top" in sentence
+
+
+def test_threshold_comes_from_the_checkpoint() -> None:
+    assert UnsurePolicy.from_meta({}).threshold is None  # today's checkpoints
+    spec = {"score": "max_softmax", "threshold": 0.55, "chosen_on": "val", "keeps": 0.95}
+    assert UnsurePolicy.from_meta({"unsure": spec}).threshold == 0.55
+    with pytest.raises(FashionCNNError, match="energy"):
+        UnsurePolicy.from_meta({"unsure": {**spec, "score": "energy"}})
+
+
+@pytest.fixture(scope="module")
+def threshold_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default model with an in-class threshold in its metadata, as future models ship."""
+    payload = torch.load(resolve_checkpoint(None), map_location="cpu", weights_only=True)
+    payload["unsure"] = {"score": "max_softmax", "threshold": 0.4, "chosen_on": "test",
+                         "keeps": 0.95}
+    path = tmp_path_factory.mktemp("threshold") / "model.pt"
+    torch.save(payload, path)
+    return path
+
+
+def test_unsure_pictures_through_a_model_with_a_threshold(threshold_checkpoint: Path) -> None:
+    clf = Classifier(threshold_checkpoint)
+    assert clf.policy.threshold == 0.4
+    sure, torn = clf.classify([SAMPLES / "bag-1.jpg", SAMPLES / "shirt-1.jpg"])
+    assert not sure.unsure and sure.unsure_reason is None
+    assert sure.in_class == sure.confidence and 0 <= sure.in_class <= 1
+    # shirt-1 sits between T-shirt/top and Shirt: (top-1 - top-2) < 0.2
+    first, second = torn.top_k[0]["confidence"], torn.top_k[1]["confidence"]
+    assert first >= 0.4 and first - second < 0.2, torn.top_k
+    assert torn.unsure and torn.unsure_reason == LOW and torn.label is not None
+    assert any(f"between {torn.top_k[0]['label']} and {torn.top_k[1]['label']}" in w
+               for w in torn.warnings)
+
+
+def test_predict_records_carry_the_unsure_fields(threshold_checkpoint: Path) -> None:
+    import csv
+
+    from conftest import run_cli
+
+    args = [str(SAMPLES / "bag-1.jpg"), str(SAMPLES / "shirt-1.jpg")]
+    result = run_cli("predict", "--model", str(threshold_checkpoint), "--format", "json", *args)
+    assert result.returncode == 0, result.stderr
+    sure, torn = json.loads(result.stdout)
+    assert list(sure) == list(RECORD_KEYS)
+    assert (sure["unsure"], sure["unsure_reason"]) == (False, None)
+    assert sure["in_class"] == pytest.approx(sure["confidence"])
+    assert (torn["unsure"], torn["unsure_reason"]) == (True, LOW)
+    assert any("Not sure: between" in w for w in torn["warnings"])
+    result = run_cli("predict", "--model", str(threshold_checkpoint), "--format", "csv", *args)
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["unsure"] for r in rows] == ["false", "true"]
+    assert rows[1]["unsure_reason"] == LOW and "Not sure: between" in rows[1]["warnings"]
+    assert float(rows[0]["in_class"]) == pytest.approx(sure["in_class"], abs=1e-4)
+    table = run_cli("predict", "--model", str(threshold_checkpoint), *args).stdout
+    assert "unsure: low confidence" in table.splitlines()[2]
+    assert "unsure" not in table.splitlines()[1]
+
+
+# --- phone formats -----------------------------------------------------------------------------
+
+
+def _phone_pictures() -> dict[str, bytes]:
+    """bag-1.jpg re-encoded as HEIC (pillow-heif) and AVIF (Pillow, or its plugin)."""
+    assert {"HEIF", "AVIF"} <= formats.register_phone_formats()
+    jpeg = Image.open(SAMPLES / "bag-1.jpg")
+    return {"bag.heic": _encoded(jpeg, "HEIF", quality=90),
+            "bag.avif": _encoded(jpeg, "AVIF", quality=90)}
+
+
+def test_heic_and_avif_classify_like_the_jpeg(classifier: Classifier, tmp_path: Path) -> None:
+    expected = classifier.classify_one(SAMPLES / "bag-1.jpg").label
+    for name, data in _phone_pictures().items():
+        assert Image.open(io.BytesIO(data)).format in ("HEIF", "AVIF")
+        (tmp_path / name).write_bytes(data)
+    names, sources = collect_pictures([str(tmp_path)])  # the folder scan finds them
+    assert [Path(n).name for n in names] == ["bag.avif", "bag.heic"]
+    for p in classifier.classify(sources, names):
+        assert p.error is None and p.label == expected, (p.path, p.error, p.label)
+
+
+def test_phone_formats_register_once_and_explain_a_missing_plugin(monkeypatch) -> None:
+    assert formats.register_phone_formats() is formats.register_phone_formats()  # cached
+    assert formats.missing_note("photo.HEIC") == "" and formats.missing_note("a.jpg") == ""
+    monkeypatch.setattr(formats, "register_phone_formats", lambda: frozenset())
+    assert "pip install pillow-heif" in formats.missing_note("photo.HEIC")
+    assert "AVIF" in formats.missing_note("photo.avif")
+    assert formats.missing_note("a.jpg") == ""

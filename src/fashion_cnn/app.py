@@ -17,11 +17,12 @@ from PIL import Image
 
 from fashion_cnn.explain import overlay, saliency
 from fashion_cnn.models import model_files
-from fashion_cnn.predict import Classifier, Prediction
+from fashion_cnn.predict import NO_GARMENT, NOT_A_CLASS, Classifier, Prediction
 from fashion_cnn.serve import MODEL_ENV
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif",
+                "avif"]
 TOP_K = 5
 
 
@@ -54,7 +55,8 @@ def classify_page() -> None:
                "background, like a shop's product photo.")
     upload_tab, camera_tab, sample_tab = st.tabs(["Upload", "Camera", "Samples"])
     with upload_tab:
-        uploads = st.file_uploader("Pictures of clothing (JPEG, PNG, WebP, GIF, BMP, TIFF)",
+        uploads = st.file_uploader("Pictures of clothing (JPEG, PNG, WebP, GIF, BMP, TIFF, "
+                                   "HEIC, AVIF)",
                                    type=UPLOAD_TYPES, accept_multiple_files=True)
     with camera_tab:
         photo = st.camera_input("Take a picture") if st.toggle("Use the camera") else None
@@ -74,6 +76,17 @@ def classify_page() -> None:
         show_prediction(prediction, classifier, explain)
 
 
+def headline(p: Prediction) -> str:
+    """The answer in words: the label when the model is sure, else why it is not."""
+    if p.unsure_reason == NO_GARMENT:
+        return "No garment found in this picture"
+    if p.unsure_reason == NOT_A_CLASS:
+        return "Not sure: this does not look like one of the 10 kinds of clothing"
+    if p.unsure:  # low confidence: torn between the two most likely classes
+        return f"Not sure: between {' and '.join(t['label'] for t in p.top_k[:2])}"
+    return f"Result: {p.label}"
+
+
 def show_prediction(p: Prediction, classifier: Classifier, explain: bool) -> None:
     st.divider()
     st.subheader(p.path)
@@ -85,13 +98,15 @@ def show_prediction(p: Prediction, classifier: Classifier, explain: bool) -> Non
     seen.image(Image.fromarray(p.input.image).resize((140, 140), Image.Resampling.NEAREST),
                caption="What the model sees (28x28)")
     with result:
-        st.markdown(f"### Result: {p.label}")
-        st.markdown(f"Confidence **{100 * p.confidence:.1f}%**")
-        chart = {t["label"]: t["confidence"] for t in p.top_k}
-        st.bar_chart(chart, horizontal=True, sort=False, x_label="probability", height=180)
+        st.markdown(f"### {headline(p)}")
+        if p.label is not None:  # no garment found: there is no guess to show
+            lead = f"Best guess {p.label}, confidence" if p.unsure else "Confidence"
+            st.markdown(f"{lead} **{100 * p.confidence:.1f}%**")
+            chart = {t["label"]: t["confidence"] for t in p.top_k}
+            st.bar_chart(chart, horizontal=True, sort=False, x_label="probability", height=180)
     for warning in p.warnings:
         st.warning(warning)
-    if explain:
+    if explain and p.index is not None:
         heat = saliency(classifier.net, p.input.image, p.index)
         st.image(overlay(p.input.image, heat), width=224,
                  caption=f"Pixels that most raised the score of '{p.label}' (SmoothGrad)")

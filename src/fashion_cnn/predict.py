@@ -3,6 +3,11 @@
 A `Classifier` holds one loaded model and the preprocessing saved with it. `classify` takes
 pictures (bytes, paths or Pillow images) and returns one `Prediction` per picture, in order; a
 picture that cannot be read gets a Prediction with `error` set instead of failing the batch.
+
+Every Prediction also says whether to trust it (issue 15): `in_class` scores "is this one of the
+10 classes", and `unsure`/`unsure_reason` flag a blank picture ("no garment found"), a picture
+of something else ("not one of the 10 classes", below the threshold saved with the model) or a
+model torn between two classes ("low confidence").
 """
 
 from __future__ import annotations
@@ -21,18 +26,35 @@ from PIL import Image
 
 from .data import CLASS_NAMES
 from .errors import FashionCNNError
+from .formats import PHONE_SUFFIXES, missing_note
 from .models import load_checkpoint
 from .preprocess import ImageError, PreprocessConfig, Preprocessed, preprocess
 
 BATCH = 256  # pictures decoded per forward pass: bounds memory, amortises the model call
-LOW_CONFIDENCE = 0.6  # below this top-class probability the answer comes with a warning
+LOW_CONFIDENCE = 0.6  # models without an in-class threshold: below this top-class
+# probability the answer is flagged "low confidence"
+MARGIN = 0.2  # models with a threshold: top-1 minus top-2 below this is "low confidence"
+
+# The three unsure reasons, exactly as records carry them.
+NO_GARMENT = "no garment found"
+NOT_A_CLASS = "not one of the 10 classes"
+LOW = "low confidence"
+
+# "No garment": the model input holds fewer than GARMENT_PIXELS pixels brighter than
+# GARMENT_LEVEL (of 255). Every Fashion-MNIST test image has at least 23 such pixels (one
+# training image in 60,000 has fewer) and the bundled sample photos at least 92, while a blank
+# picture has none left after preprocessing.
+GARMENT_LEVEL = 40
+GARMENT_PIXELS = 20
+MIN_SIDE = 8  # a picture narrower than this (a dot, a thin strip) cannot show an article
 
 Source = bytes | str | Path | BinaryIO | Image.Image
 
 
 @dataclass
 class Prediction:
-    """One picture's result. `label`/`index`/`confidence` are None when `error` is set."""
+    """One picture's result. `label`/`index`/`confidence` are None when `error` is set or no
+    garment was found (then `unsure_reason` says so)."""
 
     path: str
     label: str | None = None
@@ -41,15 +63,77 @@ class Prediction:
     top_k: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    in_class: float | None = None  # in [0, 1]: "is this one of the 10 classes" (top probability)
+    unsure: bool = False
+    unsure_reason: str | None = None  # NO_GARMENT, NOT_A_CLASS or LOW when unsure
     probabilities: list[float] = field(default_factory=list, repr=False)
     input: Preprocessed | None = field(default=None, repr=False)  # what the model saw
 
     def record(self) -> dict[str, Any]:
-        """The JSON/CSV record: path, label, index, confidence, top_k, error, warnings."""
+        """The JSON/CSV record: every field but the probabilities and the model input."""
         d = asdict(self)
         for key in ("probabilities", "input"):
             d.pop(key)
         return d
+
+
+@dataclass(frozen=True)
+class UnsurePolicy:
+    """When a classified picture is flagged unsure, and the sentence that says why.
+
+    `threshold` comes with the model (chosen on a validation split); models without one only
+    get the older rule: "low confidence" below LOW_CONFIDENCE.
+    """
+
+    threshold: float | None = None  # in_class below this: not one of the 10 classes
+    margin: float = MARGIN
+    low_confidence: float = LOW_CONFIDENCE
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> UnsurePolicy:
+        """Read the checkpoint's `unsure` entry: {"score": "max_softmax", "threshold": T, ...}."""
+        spec = meta.get("unsure")
+        if not spec:
+            return cls()
+        if spec.get("score", "max_softmax") != "max_softmax":
+            raise FashionCNNError(
+                f"{meta.get('path', 'The checkpoint')} scores unsure pictures with "
+                f"{spec['score']!r}, which this version of fashion-cnn cannot compute; "
+                "upgrade fashion-cnn or use another model.")
+        return cls(threshold=float(spec["threshold"]))
+
+    def judge(self, in_class: float, probs: torch.Tensor,
+              names: list[str]) -> tuple[str, str] | None:
+        """(reason, sentence) when a classified picture is unsure, else None."""
+        (p1, p2), (i1, i2) = probs.topk(2)
+        p1, p2, first, second = float(p1), float(p2), names[int(i1)], names[int(i2)]
+        if self.threshold is None:
+            if p1 < self.low_confidence:
+                return LOW, (f"Low confidence ({p1:.0%}): the model is unsure between "
+                             f"{first} and {second}.")
+            return None
+        if in_class < self.threshold:
+            return NOT_A_CLASS, ("Not sure: this does not look like one of the 10 kinds of "
+                                 f"clothing (score {in_class:.0%}, this model's threshold "
+                                 f"{self.threshold:.0%}).")
+        if p1 - p2 < self.margin:
+            return LOW, f"Not sure: between {first} and {second} ({p1:.0%} and {p2:.0%})."
+        return None
+
+
+def holds_no_garment(pre: Preprocessed) -> bool:
+    """True for a picture with nothing to classify: blank, one colour, a dot or a thin strip."""
+    if min(pre.original.size) < MIN_SIDE:
+        return True
+    if all(low == high for low, high in pre.original.getextrema()):  # one colour
+        return True
+    # Checked on the model input, where the background is already black: catches near-blank
+    # photos (JPEG noise on white) whatever the original looked like.
+    return int((pre.image > GARMENT_LEVEL).sum()) < GARMENT_PIXELS
+
+
+NO_GARMENT_SENTENCE = ("No garment found in this picture: it is blank, one colour or too "
+                       "small. Use a photo of one article on a plain background.")
 
 
 class Classifier:
@@ -59,6 +143,7 @@ class Classifier:
         self.net, self.meta = load_checkpoint(model)
         self.config = PreprocessConfig.from_dict(self.meta.get("image_preprocessing"))
         self.class_names = list(self.meta.get("class_names", CLASS_NAMES))
+        self.policy = UnsurePolicy.from_meta(self.meta)
 
     @torch.inference_mode()
     def probabilities(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -87,7 +172,7 @@ class Classifier:
             try:
                 result.input = preprocess(source, self.config)
             except ImageError as err:
-                result.error = str(err)
+                result.error = " ".join(filter(None, [str(err), missing_note(name)]))
             batch.append(result)
             if len(batch) == batch_size:
                 yield from self._finish(batch, top_k, keep_inputs)
@@ -110,6 +195,11 @@ class Classifier:
         return self.classify([source], [name or _name(source, 0)], top_k)[0]
 
     def _fill(self, result: Prediction, probs: torch.Tensor, top_k: int) -> None:
+        result.warnings = list(result.input.warnings)
+        if holds_no_garment(result.input):  # no label at all: any class would be a guess
+            result.unsure, result.unsure_reason = True, NO_GARMENT
+            result.warnings.append(NO_GARMENT_SENTENCE)
+            return
         conf, idx = probs.topk(min(max(top_k, 1), len(probs)))
         result.index = int(idx[0])
         result.label = self.class_names[result.index]
@@ -117,11 +207,12 @@ class Classifier:
         result.top_k = [{"label": self.class_names[int(j)], "index": int(j),
                          "confidence": float(c)} for c, j in zip(conf, idx, strict=True)]
         result.probabilities = probs.tolist()
-        result.warnings = list(result.input.warnings)
-        if result.confidence < LOW_CONFIDENCE:
-            result.warnings.append(
-                f"Low confidence ({100 * result.confidence:.0f}%): the model is unsure between "
-                f"{' and '.join(t['label'] for t in result.top_k[:2])}.")
+        result.in_class = result.confidence  # for now the score is the top-class probability
+        verdict = self.policy.judge(result.in_class, probs, self.class_names)
+        if verdict is not None:
+            result.unsure_reason, sentence = verdict
+            result.unsure = True
+            result.warnings.append(sentence)
 
 
 def _name(source: Source, i: int) -> str:
@@ -133,8 +224,11 @@ def _name(source: Source, i: int) -> str:
 # ---------------------------------------------------------------------------------------------
 # Command-line input and output
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-RECORD_KEYS = ("path", "label", "index", "confidence", "top_k", "error")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff",
+                  *PHONE_SUFFIXES}
+RECORD_KEYS = ("path", "label", "index", "confidence", "top_k", "error", "in_class", "unsure",
+               "unsure_reason", "warnings")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet may run such a cell
 
 
 def collect_pictures(paths: list[str], recursive: bool = False,
@@ -189,26 +283,45 @@ def format_predictions(predictions: Iterable[Prediction], fmt: str, names: list[
     elif fmt == "csv":
         yield _csv_line(RECORD_KEYS)
         for p in tracked():
-            r = _record(p)
-            top = ";".join(f"{t['label']}:{t['confidence']:.4f}" for t in r["top_k"])
-            yield _csv_line([r["path"], r["label"] or "", "" if r["index"] is None else r["index"],
-                             "" if r["confidence"] is None else f"{r['confidence']:.4f}", top,
-                             r["error"] or ""])
+            yield _csv_line(_csv_cells(_record(p)))
     else:
         width = min(max([len(n) for n in names] + [4]), 60)
         yield f"{'path':<{width}}  {'label':<12} {'conf':>6}  top-k"
         for p in tracked():
-            path = p.path if len(p.path) <= width else "..." + p.path[-(width - 3):]
-            if p.error:
-                yield f"{path:<{width}}  error: {p.error}"
-                continue
-            top = ", ".join(f"{t['label']} {100 * t['confidence']:.1f}%" for t in p.top_k)
-            yield f"{path:<{width}}  {p.label:<12} {100 * p.confidence:>5.1f}%  {top}"
+            yield _table_row(p, width)
 
 
 def _record(p: Prediction) -> dict[str, Any]:
     r = p.record()
     return {k: r[k] for k in RECORD_KEYS}
+
+
+def _csv_cells(r: dict[str, Any]) -> list[str]:
+    """One record as CSV cells, in RECORD_KEYS order; lists joined, numbers to 4 decimals."""
+    def number(x: float | None) -> str:
+        return "" if x is None else f"{x:.4f}"
+
+    cells = {**r, "confidence": number(r["confidence"]), "in_class": number(r["in_class"]),
+             "top_k": ";".join(f"{t['label']}:{t['confidence']:.4f}" for t in r["top_k"]),
+             "unsure": "true" if r["unsure"] else "false", "warnings": " | ".join(r["warnings"])}
+    return [spreadsheet_safe("" if cells[k] is None else str(cells[k])) for k in RECORD_KEYS]
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """Quote a cell a spreadsheet would run as a formula (OWASP "CSV injection"): a file named
+    `=HYPERLINK(...).png` must show as text, not become a link."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def _table_row(p: Prediction, width: int) -> str:
+    path = p.path if len(p.path) <= width else "..." + p.path[-(width - 3):]
+    if p.error:
+        return f"{path:<{width}}  error: {p.error}"
+    if p.label is None:  # no garment found: nothing to show but the reason
+        return f"{path:<{width}}  unsure: {p.unsure_reason}"
+    top = ", ".join(f"{t['label']} {100 * t['confidence']:.1f}%" for t in p.top_k)
+    note = f"  unsure: {p.unsure_reason}" if p.unsure else ""
+    return f"{path:<{width}}  {p.label:<12} {100 * p.confidence:>5.1f}%  {top}{note}"
 
 
 def _csv_line(values: Iterable[Any]) -> str:

@@ -1,0 +1,70 @@
+"""Phone-camera picture formats: HEIC/HEIF (iPhones) and AVIF, read through Pillow.
+
+Pillow reads AVIF itself since 11.3 (its wheels bundle libavif); HEIC/HEIF needs the
+`pillow-heif` plugin. Both are dependencies of fashion-cnn, but a hand-made environment may
+lack them: then `register_phone_formats()` registers what it can and `missing_note()` tells the
+user what to install, instead of a bare "not an image this tool can read".
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from PIL import features
+
+PHONE_SUFFIXES = {".heic": "HEIF", ".heif": "HEIF", ".avif": "AVIF"}
+INSTALL_HINTS = {
+    "HEIF": "HEIC/HEIF pictures need the pillow-heif package: pip install pillow-heif.",
+    "AVIF": "AVIF pictures need Pillow 11.3 or newer (pip install -U pillow) or "
+            "pip install pillow-avif-plugin.",
+}
+
+
+@functools.cache  # idempotent and cheap to call before every decode
+def register_phone_formats() -> frozenset[str]:
+    """Teach Pillow to open HEIC/HEIF and AVIF; returns the formats it can now read.
+
+    A missing plugin is not an error: those pictures then fail to decode like any unknown
+    file, and `missing_note` explains why.
+    """
+    readable = set()
+    if _register_heif():
+        readable.add("HEIF")
+    if _register_avif():
+        readable.add("AVIF")
+    return frozenset(readable)
+
+
+def _register_heif() -> bool:
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    register_heif_opener()
+    return True
+
+
+def _register_avif() -> bool:
+    if _pillow_reads_avif():
+        return True
+    try:
+        import pillow_avif  # noqa: F401 - importing it registers the plugin
+    except ImportError:
+        return False
+    return True
+
+
+def _pillow_reads_avif() -> bool:
+    try:
+        return bool(features.check_module("avif"))
+    except ValueError:  # Pillow before 11.2 does not know the module at all
+        return False
+
+
+def missing_note(name: str) -> str:
+    """What to install when `name` is a phone picture whose format cannot be read; else ''."""
+    fmt = PHONE_SUFFIXES.get(Path(name).suffix.lower())
+    if fmt is None or fmt in register_phone_formats():
+        return ""
+    return INSTALL_HINTS[fmt]
