@@ -1,8 +1,8 @@
 """Benchmark: accuracy on "product photos" made from the official test images, next to clean.
 
-    python benchmarks/photo_accuracy.py [--model seed] [--n 10000] [--seed 0]
-        [--write DIR] [--out benchmarks/results/photo_accuracy_<model>_<split>.json]
-        [--data-dir DIR]
+    python benchmarks/photo_accuracy.py [--model seed] [--n 10000] [--seed 0] [--hard]
+        [--split test|val] [--write DIR] [--examples PNG] [--set KEY=VALUE]
+        [--out benchmarks/results/photo_accuracy[_hard]_<model>_<split>.json] [--data-dir DIR]
 
 Each test image is turned back into a shop-style photo by `photo_style`: negated to a coloured
 article on a light, slightly tinted background, enlarged 4-16x with a random filter, placed
@@ -11,6 +11,14 @@ JPEG (quality 55-95), PNG (some with a transparent background), WebP, BMP, GIF o
 bytes go through the same path as `fashion-cnn predict` (decode -> preprocess -> model).
 Reported: clean accuracy, photo accuracy, the gap, and the photo accuracy per format and per
 enlargement. The photos are seeded, so every model is scored on the same set.
+
+That set is easy: an enlarged 28x28 image on an even background, which the conversion can
+all but invert. `--hard` renders `hard_photo` instead: the scene is drawn large (the article
+smoothly enlarged, softened, dyed plain, striped or checked; a tinted 80-100% grey backdrop
+of paper, fabric or wood; a soft drop shadow; 5-20% uneven light; random place and size),
+then shrunk by area averaging to a 300-1200 px photo, blurred, given sensor noise and saved
+as JPEG, PNG or WebP. Its result adds the accuracy per background, pattern, light gradient,
+blur, backdrop grey and photo size, and how many photos each of those has.
 """
 
 from __future__ import annotations
