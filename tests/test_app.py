@@ -105,7 +105,7 @@ def test_unlike_a_product_photo_gets_a_warning(classifier: Classifier) -> None:
     assert not at.exception
     # still answers, in words that say how far to trust it
     assert _headlines(at) == [headline(classifier.classify_one(noise_png))]
-    assert any("plain" in w.value for w in at.warning)
+    assert any("background" in w.value for w in at.warning)
 
 
 def test_headline_says_unsure_in_words() -> None:

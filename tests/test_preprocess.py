@@ -161,11 +161,62 @@ def test_blank_picture_does_not_crash() -> None:
     assert out.shape == (28, 28)
 
 
-def test_busy_background_gets_a_warning() -> None:
+def test_busy_background_gets_a_warning_where_nothing_is_cut_out() -> None:
     rng = np.random.default_rng(0)
     noise = Image.fromarray(rng.integers(0, 255, (200, 200, 3), dtype=np.uint8))
-    assert preprocess(noise).warnings
+    assert preprocess(noise, PreprocessConfig(foreground="trim")).warnings
     assert not preprocess(_article()).warnings
+
+
+def _room_photo(seed: int = 0) -> tuple[Image.Image, np.ndarray]:
+    """A garment (a dark T-shirt-like shape) lying on a textured, unevenly lit floor, and the
+    garment's own mask: what the authors' trim cannot separate."""
+    rng = np.random.default_rng(seed)
+    h, w = 400, 300
+    yy, xx = np.mgrid[0:h, 0:w]
+    grain = 25 * np.sin(xx / 7.0 + 3 * np.sin(yy / 40.0)) + rng.normal(0, 6, (h, w))
+    light = 1.0 - 0.25 * yy / h  # a 25% gradient from top to bottom
+    floor = np.stack([(190 + grain) * light, (150 + grain) * light, (110 + grain) * light], 2)
+    mask = np.zeros((h, w), bool)
+    mask[110:330, 95:205] = True  # body
+    mask[110:170, 50:250] = True  # sleeves
+    mask[110:130, 130:170] = False  # neckline
+    shirt = np.array([40.0, 60.0, 150.0]) + rng.normal(0, 5, (h, w, 3))
+    rgb = np.where(mask[..., None], shirt, floor)
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)), mask
+
+
+def _silhouette_iou(image: np.ndarray, mask: np.ndarray) -> float:
+    """IoU of the model input's lit pixels with the garment mask fitted as preprocess fits."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    crop = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float32) * 255
+    from fashion_cnn.preprocess import _fit
+
+    expected = _fit(crop, 28) > 127
+    lit = image > 60
+    return float((lit & expected).sum() / (lit | expected).sum())
+
+
+def test_a_garment_on_a_textured_floor_is_cut_out() -> None:
+    photo, mask = _room_photo()
+    cut = preprocess(photo).image
+    assert _silhouette_iou(cut, mask) > 0.75
+    assert cut.max() == 255 and cut[:, 0].max() == 0  # a bright garment on black
+    trimmed = preprocess(photo, PreprocessConfig(foreground="trim")).image
+    assert _silhouette_iou(trimmed, mask) < 0.5  # the authors' trim keeps the floor
+
+
+def test_cut_out_is_deterministic_and_product_photos_keep_the_authors_steps() -> None:
+    photo, _ = _room_photo(1)
+    assert np.array_equal(preprocess(photo).image, preprocess(photo).image)
+    studio = preprocess(_article()).image
+    assert np.array_equal(studio, preprocess(_article(), PreprocessConfig(foreground="trim")).image)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (500, 3), (120, 90)])
+def test_one_colour_pictures_give_an_empty_input(size: tuple[int, int]) -> None:
+    out = preprocess(Image.new("RGB", size, (200, 170, 120))).image
+    assert out.shape == (28, 28) and out.max() == 0
 
 
 def test_config_round_trip() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import same_bits
 from conftest import cli_executable, run_cli
@@ -317,3 +318,66 @@ def test_functions_stay_short() -> None:
                     node.end_lineno - node.lineno + 1)
     assert lengths["training/loop.py:fit"] <= 60
     assert {k: n for k, n in lengths.items() if n > 70} == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Real photos: set-valued and outlier labels, fine-tuning from a checkpoint
+
+
+def test_set_and_outlier_labels_in_the_loss() -> None:
+    import math
+
+    from fashion_cnn.training.steps import summed_loss
+
+    config = TrainConfig(photos=True, outlier_weight=0.5)
+    logits = torch.tensor([[0.0, 0, 9, 0, 0, 0, 0, 0, 0, 0],  # sure of class 2 (Pullover)
+                           [0.0] * 10,  # no idea
+                           [0.0, 0, 0, 0, 0, 0, 0, 0, 0, 9]])  # sure of class 9 (Ankle boot)
+    single = summed_loss(logits[:1], torch.tensor([2]), config)
+    assert torch.isclose(single, F.cross_entropy(logits[:1], torch.tensor([2]),
+                                                 reduction="sum"))
+    longsleeve, shoes, outlier = 10, 11, 12  # photos.py's codes
+    assert summed_loss(logits[:1], torch.tensor([longsleeve]), config) < 0.01  # 2 is in the set
+    assert summed_loss(logits[2:], torch.tensor([shoes]), config) < 0.01  # 9 too
+    assert summed_loss(logits[2:], torch.tensor([longsleeve]), config) > 7  # 9 is not
+    uniform = summed_loss(logits[1:2], torch.tensor([outlier]), config)
+    assert torch.isclose(uniform, torch.tensor(0.5 * math.log(10)))
+    assert summed_loss(logits[2:], torch.tensor([outlier]), config) > uniform  # sure = wrong
+    both = summed_loss(logits, torch.tensor([2, outlier, shoes]), config)
+    assert torch.isclose(both, single + uniform + summed_loss(logits[2:], torch.tensor([shoes]),
+                                                              config))
+
+
+def _fake_photos(split: str, **_) -> object:
+    """A small stand-in for photos.load_photos: learnable images with photo codes."""
+    from conftest import learnable_images
+    from fashion_cnn.photos import FOLDER_CODES, PhotoSet
+
+    folders = sorted(FOLDER_CODES) * (6 if split == "train" else 3)
+    codes = torch.tensor([FOLDER_CODES[f] for f in folders])
+    images = learnable_images(codes.clamp(max=9), seed=3 if split == "train" else 4)
+    return PhotoSet(images=images, codes=codes, folders=folders,
+                    paths=[Path(f"{f}/{i}.jpg") for i, f in enumerate(folders)],
+                    checksums={"files_sha256": "fake"})
+
+
+def test_training_with_photos_and_from_a_checkpoint(tiny_data, tmp_path: Path,
+                                                    monkeypatch) -> None:
+    import fashion_cnn.photos
+
+    monkeypatch.setattr(fashion_cnn.photos, "load_photos", _fake_photos)
+    first = run_training(TrainConfig(**TINY), tiny_data, tmp_path / "a", progress=False,
+                         log=_quiet)
+    config = TrainConfig(**{**TINY, "epochs": 1, "lr": 0.0001}, photos=True, photo_repeat=2,
+                         init=str(tmp_path / "a"))
+    tuned = run_training(config, tiny_data, tmp_path / "b", progress=False, log=_quiet)
+    assert tuned["photos"]["train"]["n"] == 60 and tuned["photos"]["train"]["repeat"] == 2
+    assert tuned["epochs"][0]["images_per_second"] > 0
+    assert abs(tuned["test_accuracy"] - first["test_accuracy"]) < 0.1  # started from `a`
+    scores = tuned["photos"]["validation"]
+    assert {"strict_accuracy", "lenient_accuracy", "out_of_class_auroc"} <= set(scores)
+    _, meta = load_checkpoint(tmp_path / "b")
+    assert meta["unsure"]["threshold"] == scores["at_threshold"]["threshold"]
+    with pytest.raises(FashionCNNError, match="--init"):
+        run_training(TrainConfig(**TINY, model="best", init=str(tmp_path / "a")), tiny_data,
+                     tmp_path / "c", progress=False, log=_quiet)

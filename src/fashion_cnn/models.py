@@ -190,11 +190,12 @@ def expand_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(path: str | Path, model: nn.Module, *, config: dict[str, Any],
                     metrics: dict[str, Any], data_checksums: dict[str, str] | None,
-                    weights: str = "float32") -> None:
+                    weights: str = "float32", unsure: dict[str, Any] | None = None) -> None:
     """Write a self-describing checkpoint (atomically).
 
     `weights` = "float16" halves the file, "int8" quarters it (for shipping; the model card
-    records the accuracy of what is shipped); loading always restores float32.
+    records the accuracy of what is shipped); loading always restores float32. `unsure`: the
+    rule `predict` flags unsure pictures by (training/run.py's `unsure_rule`).
     """
     if weights not in WEIGHT_DTYPES:
         raise ValueError(f"weights must be one of {WEIGHT_DTYPES}, not {weights!r}")
@@ -211,6 +212,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, config: dict[str, Any
         "metrics": metrics,
         "data_checksums": data_checksums or {},
         "weights_dtype": weights,
+        **({"unsure": unsure} if unsure else {}),
         "state_dict": state,
     }
     with atomic_path(path) as tmp:

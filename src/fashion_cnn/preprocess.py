@@ -5,10 +5,13 @@ Two stages, both used by `fashion-cnn predict`, the app and any export:
 1. `decode_image`: bytes or a file -> an RGB Pillow image. Every mode (RGBA and LA composited on
    white, palette, 16-bit, CMYK, 1-bit), EXIF orientation applied, the first frame of an
    animation, and a pixel cap checked from the header before anything is decoded.
-2. `to_dataset_form`: the Fashion-MNIST authors' own conversion of a product photo (trim the
-   background-coloured edges, fit the longest side to 28, [sharpen,] centre, negate, grayscale),
-   so that a shop photo looks like the training data. An image already in dataset form (28x28,
-   dark background) is left untouched.
+2. `to_dataset_form`: make the picture look like the training data. An image already in dataset
+   form (28x28, dark background) is left untouched. A product photo on a plain background gets
+   the Fashion-MNIST authors' own conversion (trim the background-coloured edges, fit the
+   longest side to 28, [sharpen,] centre, negate, grayscale). Any other photo (a garment on a
+   floor, a bed, a hanger against a wall: the trim cannot find its edges there) gets the
+   garment cut out by GrabCut, seeded with the picture's border as background (`foreground`),
+   put on black as a bright silhouette and area-averaged down to 28 px.
 
 The settings are a `PreprocessConfig`, saved in every checkpoint and read back by `load_checkpoint`.
 """
@@ -27,6 +30,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .data import IMAGE_SIZE
 from .errors import FashionCNNError
+from .formats import register_phone_formats
 
 MAX_PIXELS = 40_000_000  # 40 megapixels: larger pictures are refused before decoding
 READABLE = "JPEG, PNG, WebP, GIF, BMP or TIFF"
@@ -53,6 +57,12 @@ class PreprocessConfig:
     denoise: bool = True  # find the article's edges on a block-averaged copy (noise, JPEG)
     stretch: bool = True  # scale so the brightest pixel is 255: every training image has its
     # maximum at 240-255, so a pale (yellow, pastel, grey) article would otherwise look faint
+    # Photos that are not on a plain background: "grabcut" cuts the garment out; "trim": the
+    # authors' conversion anyway (what models before the real-photo work were shipped with).
+    foreground: str = "grabcut"
+    fg_size: int = 96  # GrabCut runs on a copy about this many pixels on its long side
+    fg_border: float = 0.04  # the band along the border taken as background, share of the side
+    fg_low: int = 90  # the garment's darkest level in the silhouette (0..255; background is 0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +91,7 @@ def decode_image(source: bytes | str | Path | BinaryIO, max_pixels: int = MAX_PI
                  work_size: int = 0) -> Image.Image:
     """Read a picture into an RGB image; raises ImageError with a message fit for the user
     (what is wrong and what to do; the caller adds which picture it was)."""
+    register_phone_formats()  # HEIC/HEIF and AVIF from phones, when installed
     if isinstance(source, (str, Path)):
         try:
             source = Path(source).read_bytes()
@@ -206,8 +217,21 @@ def to_dataset_form(img: Image.Image, config: PreprocessConfig = PreprocessConfi
     """RGB picture -> uint8 [28, 28], white article on black, as the training images are."""
     if is_dataset_form(img):
         return np.asarray(img.convert("L"), dtype=np.uint8).copy()
-    size = config.size
     layout = layout or analyse(img, config)
+    if config.foreground == "grabcut" and not is_plain(img, layout):
+        return cut_out(img, config)[0]
+    return authors_conversion(img, config, layout)
+
+
+def is_plain(img: Image.Image, layout: Layout) -> bool:
+    """A product photo: a plain border, and the trim found an article that leaves a margin."""
+    return not layout.busy_border and layout.box is not None and layout.box != (
+        0, 0, img.width, img.height)
+
+
+def authors_conversion(img: Image.Image, config: PreprocessConfig, layout: Layout) -> np.ndarray:
+    """The Fashion-MNIST authors' conversion of a product photo on a plain background."""
+    size = config.size
     bg = layout.background
     if layout.box is not None:
         img = img.crop(layout.box)
@@ -258,5 +282,106 @@ def preprocess(source: bytes | str | Path | BinaryIO | Image.Image,
         return Preprocessed(original=img, image=to_dataset_form(img, config), dataset_form=True,
                             warnings=[])
     layout = analyse(img, config)
-    return Preprocessed(original=img, image=to_dataset_form(img, config, layout),
+    if config.foreground == "grabcut" and not is_plain(img, layout):
+        image, separation = cut_out(img, config)
+        warnings = [] if separation is None or separation >= MIN_SEPARATION else [UNSEPARATED]
+        return Preprocessed(original=img, image=image, dataset_form=False, warnings=warnings)
+    return Preprocessed(original=img, image=authors_conversion(img, config, layout),
                         dataset_form=False, warnings=photo_warnings(img, config, layout))
+
+
+# ---------------------------------------------------------------------------------------------
+# Photos that are not on a plain background: cut the garment out
+
+
+def foreground(rgb: np.ndarray, border: float) -> np.ndarray | None:
+    """bool [H, W]: the garment in a small RGB picture uint8 [H, W, 3], by GrabCut seeded with
+    a band along the border as background and the rest as probable foreground; the largest
+    region (and regions at least 15% its size, e.g. the second shoe of a pair), holes filled.
+    Where the garment fills the border band too, GrabCut finds nothing: a thin band is tried;
+    None if that finds nothing either."""
+    import cv2  # imported here: only photos need it
+
+    for band in (max(1, round(border * max(rgb.shape[:2]))), 1):
+        mask = np.full(rgb.shape[:2], cv2.GC_PR_FGD, np.uint8)
+        mask[:band], mask[-band:], mask[:, :band], mask[:, -band:] = (cv2.GC_BGD,) * 4
+        models = np.zeros((1, 65)), np.zeros((1, 65))
+        cv2.setRNGSeed(0)  # GrabCut's k-means start: the same picture gives the same mask
+        cv2.grabCut(np.ascontiguousarray(rgb[..., ::-1]), mask, None, *models, 4,
+                    cv2.GC_INIT_WITH_MASK)
+        found = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
+        if found.mean() >= 0.03:
+            return _main_regions(found, cv2)
+    return None
+
+
+def _main_regions(found: np.ndarray, cv2: Any) -> np.ndarray:
+    """The largest connected region of a 0/1 mask and those at least 15% its size, holes
+    filled (a pattern or a logo inside a garment is still the garment)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
+    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    area[0] = 0  # label 0: the background
+    keep = area >= 0.15 * area.max()
+    mask = keep[labels].astype(np.uint8)
+    outside = np.pad(1 - mask, 1, constant_values=1)  # flood the background from the edge
+    cv2.floodFill(outside, None, (0, 0), 2)
+    return (outside[1:-1, 1:-1] != 2)
+
+
+MIN_SEPARATION = 0.4  # garment and background colours closer than this (in units of their
+# spread) were not really told apart: the picture gets UNSEPARATED as a warning
+UNSEPARATED = ("Could not tell a garment from the background. Works best with one garment, "
+               "whole, against a floor, bed, wall or plain background.")
+
+
+def separation(rgb: np.ndarray, mask: np.ndarray) -> float | None:
+    """How far apart the garment's and the background's mean colours are, in units of their
+    pooled spread; None when the garment fills the picture."""
+    inside, outside = rgb[mask].astype(np.float64), rgb[~mask].astype(np.float64)
+    if len(outside) < 0.02 * mask.size or len(inside) < 2:
+        return None
+    spread = np.sqrt((inside.var(0).sum() + outside.var(0).sum()) / 2)
+    return float(np.linalg.norm(inside.mean(0) - outside.mean(0)) / max(spread, 1.0))
+
+
+def cut_out(img: Image.Image, config: PreprocessConfig) -> tuple[np.ndarray, float | None]:
+    """RGB photo -> (uint8 [28, 28]: the garment (`foreground`) as a silhouette on black, and
+    the garment's `separation` from its background: 0 when none was found).
+
+    Inside the garment, the negated luminance (as the authors' conversion makes it) is
+    stretched to fg_low..255, so a white shirt on a white bed and a black coat on a dark floor
+    both come out as bright shapes with their inner detail, as training garments are; then
+    area-averaged to fit 28 px (subsampling would turn checks and stripes into noise)."""
+    small = img.copy()
+    small.thumbnail((config.fg_size, config.fg_size), Image.Resampling.BOX)
+    lum = np.asarray(small.convert("L"), dtype=np.float32)
+    if min(small.size) < 8 or lum.std() < 2:  # a thin strip, or one colour: nothing to find
+        return np.zeros((config.size, config.size), np.uint8), None
+    rgb = np.asarray(small)
+    mask = foreground(rgb, config.fg_border)
+    if mask is None:  # nothing stood out from the border: take the whole picture, and say so
+        mask, apart = np.ones(rgb.shape[:2], bool), 0.0
+    else:
+        apart = separation(rgb, mask)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    inside = mask[box].astype(np.float32)
+    value = 255.0 - lum[box]
+    low, high = np.percentile(value[mask[box]], [2, 98])
+    value = config.fg_low + (255 - config.fg_low) * np.clip(
+        (value - low) / max(high - low, 1.0), 0, 1)
+    return _fit(value * inside, config.size), apart
+
+
+def _fit(gray: np.ndarray, size: int) -> np.ndarray:
+    """float [H, W] -> uint8 [size, size]: longest side to `size` by area averaging, centred
+    on black."""
+    h, w = gray.shape
+    scale = size / max(h, w)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resized = np.asarray(Image.fromarray(gray.astype(np.float32)).resize(new, Image.Resampling.BOX))
+    canvas = np.zeros((size, size), np.float32)
+    top, left = (size - new[1]) // 2, (size - new[0]) // 2
+    canvas[top:top + new[1], left:left + new[0]] = resized
+    return np.clip(canvas, 0, 255).round().astype(np.uint8)
+

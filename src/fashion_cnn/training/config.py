@@ -82,6 +82,16 @@ class TrainConfig:
     schedule: str = _option("constant", "Learning-rate schedule: constant, or onecycle (warm "
                             "up to --lr over the first quarter, then anneal to ~0, per step).")
     label_smoothing: float = _option(0.0, "Label smoothing of the cross-entropy targets.")
+    # Real photos (photos.py): their train split joins the training data, converted by the
+    # same preprocessing as `predict`; longsleeve and shoes count any class of their set as
+    # right, hat/shorts/skirt are outliers trained towards the uniform distribution
+    photos: bool = _option(False, "Also train on the real phone photos' train split "
+                           "(clothing-dataset-small; $CLOTHING_PHOTOS_DIR).")
+    photo_repeat: int = _option(4, "Times each real photo appears per epoch.")
+    outlier_weight: float = _option(0.5, "Weight of the outlier photos' loss (cross-entropy "
+                                    "to the uniform distribution).")
+    init: str = _option("", "Start from this checkpoint's weights (a shipped model name or a "
+                        "path; same architecture), e.g. to fine-tune.")
     augment: Augment = field(default_factory=Augment)  # all off: the faithful recipe
 
     def __post_init__(self) -> None:
@@ -102,6 +112,8 @@ class TrainConfig:
             problems.append("Nesterov needs --momentum > 0")
         if self.schedule not in SCHEDULES:
             problems.append(f"--schedule must be one of {', '.join(SCHEDULES)}")
+        if self.photo_repeat < 1:
+            problems.append("--photo-repeat must be at least 1")
         if self.threads < 0:
             problems.append("--threads must be 0 (automatic) or more")
         if problems:

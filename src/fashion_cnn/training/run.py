@@ -19,7 +19,7 @@ import torch
 
 from ..data import FashionMNIST
 from ..errors import FashionCNNError
-from ..evaluate import loss_and_accuracy
+from ..evaluate import loss_and_accuracy, predict_logits
 from ..files import write_json
 from ..models import build_model, count_parameters, save_checkpoint
 from ..provenance import provenance
@@ -96,10 +96,11 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
     if not resume and rank == 0:
         write_json(out / "config.json", asdict(config))
     train_idx, val_idx = split_indices(len(data.train_labels), config.val_fraction, config.seed)
+    images, labels, photos = training_set(config, data, train_idx, progress)
     with torch_threads(config.threads):
         torch.manual_seed(config.seed)
-        model = build_model(config.model)
-        history = fit(model, config, data.train_images[train_idx], data.train_labels[train_idx],
+        model = initial_model(config)
+        history = fit(model, config, images, labels,
                       data.train_images[val_idx], data.train_labels[val_idx],
                       state_path=out / "state.pt", progress=progress, log=log)
         if rank != 0:  # the first process tests the model and writes the results
@@ -107,6 +108,7 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
         start = time.perf_counter()
         test_loss, test_accuracy = loss_and_accuracy(model, data.test_images, data.test_labels)
         eval_seconds = time.perf_counter() - start
+        photo_scores = score_on_photos(model, progress) if config.photos else None
     train_seconds = sum(h["epoch_seconds"] for h in history)
     metrics = {
         **provenance(config.seed, data.checksums),
@@ -114,6 +116,7 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
         "model": {"arch": config.model, "parameters": count_parameters(model)},
         "n_train": len(train_idx),
         "n_val": len(val_idx),
+        **({"photos": {"train": photos, "validation": photo_scores}} if photos else {}),
         "epochs": history,
         "train_seconds": train_seconds,  # shuffling, augmentation and steps; no validation
         "images_per_second": len(train_idx) * len(history) / train_seconds,
@@ -132,14 +135,71 @@ def write_run_results(out: Path, model: torch.nn.Module, config: TrainConfig,
     """model.pt (self-describing), metrics.json and learning_curves.png; state.pt goes."""
     from ..plots import learning_curves
 
+    photos = metrics.get("photos")
     save_checkpoint(out / "model.pt", model, config=asdict(config),
                     metrics={k: metrics[k] for k in ("test_accuracy", "test_loss",
                                                      "val_accuracy", "train_seconds")},
-                    data_checksums=checksums)
+                    data_checksums=checksums,
+                    unsure=unsure_rule(photos["validation"]) if photos else None)
     write_json(out / "metrics.json", metrics)
     learning_curves([metrics["epochs"]], out / "learning_curves.png",
                     title=f"{config.model} model, seed {config.seed}")
     (out / "state.pt").unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real photos: extra training data, scores on their validation split, the "unsure" threshold
+
+
+def training_set(config: TrainConfig, data: FashionMNIST, train_idx: torch.Tensor,
+                 progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, dict | None]:
+    """The training images [N, 28, 28] and labels [N]: Fashion-MNIST's training split, plus
+    (with `photos`) the real photos' train split `photo_repeat` times, labelled with photo
+    codes (photos.py); and a summary of the photos used (None without them)."""
+    images, labels = data.train_images[train_idx], data.train_labels[train_idx]
+    if not config.photos:
+        return images, labels, None
+    from ..photos import load_photos
+
+    photos = load_photos("train", progress=progress)
+    repeat = config.photo_repeat
+    return (torch.cat([images] + [photos.images] * repeat),
+            torch.cat([labels] + [photos.codes] * repeat),
+            {"n": len(photos.codes), "repeat": repeat, "checksums": photos.checksums})
+
+
+def initial_model(config: TrainConfig) -> torch.nn.Module:
+    """A new model of the configured architecture; with `init`, holding that checkpoint's
+    weights (which must be of the same architecture)."""
+    model = build_model(config.model)
+    if config.init:
+        from ..models import load_checkpoint
+
+        source, meta = load_checkpoint(config.init)
+        if meta["arch"] != config.model:
+            raise FashionCNNError(f"--init {config.init} is a {meta['arch']!r} model, not "
+                                  f"{config.model!r}; pass --model {meta['arch']}.")
+        model.load_state_dict(source.state_dict())
+    return model
+
+
+def score_on_photos(model: torch.nn.Module, progress: bool = True) -> dict[str, Any]:
+    """The photo scores (photos.score_photos) of `model` on the real photos' validation split,
+    through the same preprocessing as `predict`."""
+    from ..photos import load_photos, score_photos
+
+    photos = load_photos("validation", progress=progress)
+    probabilities = predict_logits(model, photos.images).softmax(1)
+    return score_photos(probabilities, photos.codes, folders=photos.folders)
+
+
+def unsure_rule(scores: dict[str, Any]) -> dict[str, Any]:
+    """What `predict` needs to flag pictures that are not one of the 10 classes: the top
+    probability below which a picture is unsure, chosen on the photos' validation split to
+    keep 95% of its in-class pictures."""
+    return {"score": "max_softmax", "threshold": scores["at_threshold"]["threshold"],
+            "chosen_on": "real photos, validation split",
+            "keeps": scores["at_threshold"]["in_class_coverage"]}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -76,8 +76,7 @@ class PlainStep:
         x, y = self.images[rows], self.labels[rows]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16):
             logits = self.model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing,
-                                   reduction="sum") / whole
+            loss = summed_loss(logits, y, self.config) / whole
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.reduce is not None:
@@ -94,12 +93,34 @@ class PlainStep:
         pass
 
 
+def summed_loss(logits: torch.Tensor, labels: torch.Tensor,
+                config: TrainConfig) -> torch.Tensor:
+    """The batch's summed cross-entropy (label smoothing as configured). With real photos,
+    labels are photo codes (photos.py): 0-9 a class, 10-11 a set of classes (any counts as
+    right: -log of the set's total probability), 12 an outlier (cross-entropy to the uniform
+    distribution, weighted by `outlier_weight`)."""
+    if not config.photos:
+        return F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing,
+                               reduction="sum")
+    from ..photos import LABEL_SETS
+
+    single = labels < logits.shape[1]
+    loss = F.cross_entropy(logits[single], labels[single],
+                           label_smoothing=config.label_smoothing, reduction="sum")
+    log_p = logits[~single].float().log_softmax(1)  # [b, 10]
+    allowed = LABEL_SETS[labels[~single]]  # [b, 10] bool; all False: an outlier
+    in_set = allowed.any(1)
+    loss = loss - torch.logsumexp(log_p[in_set].masked_fill(~allowed[in_set], -torch.inf),
+                                  1).sum()
+    return loss - config.outlier_weight * log_p[~in_set].mean(1).sum()
+
+
 def make_step(model: nn.Module, config: TrainConfig, images: torch.Tensor,
               labels: torch.Tensor, reduce: Reduce | None = None) -> Step:
     """The step object for this model and config, over training data images [N, 28, 28]
     (uint8) and labels [N] (the fused step checks its thread counts on a few of them)."""
     steps_per_epoch = -(-len(labels) // config.batch_size)
-    if config.fused and getattr(model, "fused_step", False):
+    if config.fused and getattr(model, "fused_step", False) and not config.photos:
         from ..seed_fast.step import FusedStep  # imports numba: only when it runs
 
         return FusedStep(model, config, images, labels, steps_per_epoch, reduce)
