@@ -279,6 +279,29 @@ def render_photo(name: str, d: Result) -> str:
     return "\n\n".join(parts)
 
 
+def render_real_photos(name: str, d: Result) -> str:
+    """Strict, lenient, out-of-class AUROC and the 95%-coverage operating point, per split;
+    then the per-folder table of the first split."""
+    splits = [k for k in ("validation", "train") if k in d]
+    rows = []
+    for split in splits:
+        r, at = d[split], d[split]["at_threshold"]
+        rows.append([f"`{d['model']}`", split, num(r["n"]), pct(r["strict_accuracy"]),
+                     pct(r["lenient_accuracy"]), f"{r['out_of_class_auroc']:.3f}",
+                     f"{at['threshold']:.3f}", pct(at["in_class_coverage"]),
+                     pct(at["out_of_class_rejection"]), pct(at["strict_accuracy_kept"])])
+    head = table(["model", "split", "photos", "strict", "lenient", "out-of-class AUROC",
+                  "threshold", "in-class kept", "out-of-class rejected", "strict on kept"],
+                 rows)
+    folders = d[splits[0]]["per_folder"]
+    per_folder = table(
+        ["folder", "photos", "accuracy", "kept", "most common answers"],
+        [[f, num(v["n"]), "n/a" if v["accuracy"] is None else pct(v["accuracy"]),
+          pct(v["kept"]), ", ".join(f"{c} {pct(x, 0)}" for c, x in v["predicted"])]
+         for f, v in folders.items()])
+    return head + "\n\n" + per_folder
+
+
 def render_predict_speed(name: str, d: Result) -> str:
     """Prediction and evaluation speed of one model."""
     png, jpeg = d["png_folder"], d["megapixel_jpeg"]
@@ -336,6 +359,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
     ("cv_seed", "Cross-validation of the seed model", render_cv),
     ("augment_ablation", "Training augmentation flags", render_augment),
     ("photo_accuracy*", "Accuracy on photo-style pictures", render_photo),
+    ("real_photos*", "Real phone photos (clothing-dataset-small)", render_real_photos),
     ("predict_speed*", "Prediction and evaluation speed", render_predict_speed),
     ("app_latency", "Web app latency", render_app_latency),
 ]

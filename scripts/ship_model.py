@@ -1,14 +1,18 @@
 """Train a shipped model's recipe on some seeds and ship seed 0 inside the package.
 
     python scripts/ship_model.py --model seed [--runs runs/ship-seed] [--seeds 0 1 2]
-    python scripts/ship_model.py --model best [--runs runs] [--seeds 0 1]
+    python scripts/ship_model.py --model best [--runs runs] [--seeds 0 1] [--photos [--init F]]
         [--dest DIR] [--data-dir DIR] [--epochs N]
 
 seed: the classic Keras CNN with the faithful recipe, plain PyTorch autograd (`fused=False`),
 shipped with int8 weights (one float32 scale per output row). Runs go to RUNS/seedN.
 best: the best recipe (`fashion-cnn train --model best`), shipped with float16 weights;
 test-time flip averaging is switched on only if it helps on seed 0's validation split. Runs go
-to RUNS/best-seedN.
+to RUNS/best-seedN. With --photos (the shipped default since the real-photo work), each
+seed's run is then fine-tuned on Fashion-MNIST plus the real photos' train split
+(`--photos --init RUNS/best-seedN/model.pt`, PHOTO_TUNING below) into RUNS/best-photos-seedN,
+which is what ships, with the "unsure" threshold chosen on the photos' validation split.
+`--init F` fine-tunes seed 0 from checkpoint F instead of training its base run.
 
 A finished run in RUNS is reused; an interrupted one resumes. Seed 0 is shipped whatever the
 scores (declared before training, so the test set picks nothing); what is scored is what is
@@ -48,8 +52,12 @@ from fashion_cnn.models import (
 from fashion_cnn.plots import confusion_plot
 from fashion_cnn.provenance import provenance
 from fashion_cnn.training import recipe_config, run_training, split_indices
+from fashion_cnn.training.run import score_on_photos, unsure_rule
 
 SHIPPED_SEED = 0
+# Fine-tuning the best model on real photos too: a few epochs of the best recipe at a lower
+# peak learning rate, chosen on the photos' validation split.
+PHOTO_TUNING = {"photos": True, "epochs": 4, "lr": 0.02}
 
 
 @dataclass
@@ -87,6 +95,16 @@ def train_or_load(recipe: Recipe, seed: int, data: FashionMNIST, out: Path,
         return json.loads((out / "metrics.json").read_text())
     resume = (out / "config.json").is_file()
     config = None if resume else recipe_config(**recipe.options, seed=seed, epochs=epochs)
+    return run_training(config, data, out, resume=resume)
+
+
+def tune_or_load(seed: int, data: FashionMNIST, base: Path, out: Path) -> dict[str, Any]:
+    """metrics.json of the seed's photo fine-tuning run in `out`, from checkpoint `base`."""
+    if (out / "metrics.json").is_file():
+        return json.loads((out / "metrics.json").read_text())
+    resume = (out / "config.json").is_file()
+    config = None if resume else recipe_config(None, model="best", seed=seed, init=str(base),
+                                               **PHOTO_TUNING)
     return run_training(config, data, out, resume=resume)
 
 
@@ -165,11 +183,16 @@ def ship(name: str, dest: Path, run_dirs: dict[int, Path], runs: dict[int, dict]
     net, meta = load_checkpoint(run_dirs[SHIPPED_SEED] / "model.pt")
     net.load_state_dict(expand_state(compress_state(net.state_dict(), recipe.weights)))
     shipped = recipe.score(net, meta, runs, data, run_dirs)
+    unsure = None
+    if meta["config"].get("photos"):  # scored as shipped: compressed weights, TTA as set
+        shipped.summary["photos"] = score_on_photos(net)
+        unsure = unsure_rule(shipped.summary["photos"])
     dest.mkdir(parents=True, exist_ok=True)
     # The checkpoint's own metrics describe the shipped (compressed) weights.
     save_checkpoint(dest / "model.pt", net, config=meta["config"],
                     metrics={**meta["metrics"], **shipped.checkpoint_metrics},
-                    data_checksums=meta["data_checksums"], weights=recipe.weights)
+                    data_checksums=meta["data_checksums"], weights=recipe.weights,
+                    unsure=unsure)
     confusion_plot(shipped.report["confusion_matrix"], dest / "confusion_matrix.png")
     shutil.copyfile(run_dirs[SHIPPED_SEED] / "learning_curves.png",
                     dest / "learning_curves.png")
@@ -195,6 +218,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="override the recipe's (quick tests only)")
     parser.add_argument("--no-verify", action="store_true",
                         help="accept data that is not the official files (tests only)")
+    parser.add_argument("--photos", action="store_true",
+                        help="best: fine-tune each run on the real photos too, and ship that")
+    parser.add_argument("--init", type=Path,
+                        help="with --photos: fine-tune seed 0 from this checkpoint instead")
     args = parser.parse_args()
     recipe = RECIPES[args.model]
     args.runs = args.runs or Path(recipe.runs)
@@ -209,7 +236,17 @@ def main() -> None:
     recipe = RECIPES[args.model]
     data = load_fashion_mnist(args.data_dir, offline=True, verify=not args.no_verify)
     run_dirs = {s: args.runs / recipe.run_name.format(s) for s in args.seeds}
-    runs = {s: train_or_load(recipe, s, data, run_dirs[s], args.epochs) for s in args.seeds}
+    if args.photos:
+        bases = dict(run_dirs)
+        if args.init:
+            bases[SHIPPED_SEED] = args.init
+        for s in args.seeds:
+            if s != SHIPPED_SEED or not args.init:
+                train_or_load(recipe, s, data, run_dirs[s], args.epochs)
+        run_dirs = {s: args.runs / f"best-photos-seed{s}" for s in args.seeds}
+        runs = {s: tune_or_load(s, data, bases[s], run_dirs[s]) for s in args.seeds}
+    else:
+        runs = {s: train_or_load(recipe, s, data, run_dirs[s], args.epochs) for s in args.seeds}
     summary = ship(args.model, args.dest / args.model, run_dirs, runs, data)
     print(f"seeds {summary['seeds']}; shipped {100 * summary['shipped_test_accuracy']:.2f}% "
           f"({recipe.weights} weights) -> {args.dest / args.model}")
