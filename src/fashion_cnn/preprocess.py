@@ -57,9 +57,10 @@ class PreprocessConfig:
     denoise: bool = True  # find the article's edges on a block-averaged copy (noise, JPEG)
     stretch: bool = True  # scale so the brightest pixel is 255: every training image has its
     # maximum at 240-255, so a pale (yellow, pastel, grey) article would otherwise look faint
-    # Photos that are not on a plain background: "grabcut" cuts the garment out; "trim": the
-    # authors' conversion anyway (what models before the real-photo work were shipped with).
-    foreground: str = "grabcut"
+    # "auto": photos on a plain background get the authors' conversion, others have the
+    # garment cut out (GrabCut); "cutout": every photo is cut out; "trim": the authors'
+    # conversion for every photo (as before the real-photo work).
+    foreground: str = "auto"
     fg_size: int = 96  # GrabCut runs on a copy about this many pixels on its long side
     fg_border: float = 0.04  # the band along the border taken as background, share of the side
     fg_low: int = 90  # the garment's darkest level in the silhouette (0..255; background is 0)
@@ -218,9 +219,15 @@ def to_dataset_form(img: Image.Image, config: PreprocessConfig = PreprocessConfi
     if is_dataset_form(img):
         return np.asarray(img.convert("L"), dtype=np.uint8).copy()
     layout = layout or analyse(img, config)
-    if config.foreground == "grabcut" and not is_plain(img, layout):
+    if cuts_out(img, config, layout):
         return cut_out(img, config)[0]
     return authors_conversion(img, config, layout)
+
+
+def cuts_out(img: Image.Image, config: PreprocessConfig, layout: Layout) -> bool:
+    """Whether this photo has its garment cut out (else: the authors' conversion)."""
+    return config.foreground == "cutout" or (config.foreground == "auto"
+                                             and not is_plain(img, layout))
 
 
 def is_plain(img: Image.Image, layout: Layout) -> bool:
@@ -282,7 +289,7 @@ def preprocess(source: bytes | str | Path | BinaryIO | Image.Image,
         return Preprocessed(original=img, image=to_dataset_form(img, config), dataset_form=True,
                             warnings=[])
     layout = analyse(img, config)
-    if config.foreground == "grabcut" and not is_plain(img, layout):
+    if cuts_out(img, config, layout):
         image, separation = cut_out(img, config)
         warnings = [] if separation is None or separation >= MIN_SEPARATION else [UNSEPARATED]
         return Preprocessed(original=img, image=image, dataset_form=False, warnings=warnings)
