@@ -151,8 +151,10 @@ def photos_section(s: dict[str, Any]) -> str:
     rows = "\n".join(f"| {folder} | {v['n']} | {_pct(v['accuracy'])} | {_pct(v['kept'])} | "
                       + ", ".join(f"{name} {100 * share:.0f}%" for name, share in v["predicted"])
                       + " |" for folder, v in p["per_folder"].items())
+    source = (f"the model shipped as `{cfg['init']}` at commit {run['git_commit'][:10]}"
+              if cfg["init"] in ("best", "seed") else f"`{cfg['init']}`")
     return f"""## Real photos
-Fine-tuned from `{cfg['init']}` for {cfg['epochs']} epochs (peak learning rate {cfg['lr']})
+Fine-tuned from {source} for {cfg['epochs']} epochs (peak learning rate {cfg['lr']})
 on Fashion-MNIST's training split plus the {seen['n']:,} phone photos of the
 clothing-dataset-small `train` split (CC0), each {seen['repeat']} times per epoch, converted by
 the same preprocessing as `predict` (the garment cut out of its surroundings). longsleeve

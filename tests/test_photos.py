@@ -248,3 +248,24 @@ def test_real_validation_split(photos_root: Path, tmp_path: Path) -> None:
     assert counts["t-shirt"] == 81 and counts["skirt"] == 12
     for i in (0, 170, 340):  # exactly what `predict` feeds the model
         assert np.array_equal(ps.images[i].numpy(), preprocess(ps.paths[i], config).image)
+
+
+@pytest.mark.slow
+def test_the_shipped_default_is_right_on_real_photos(photos_root: Path) -> None:
+    """The default model through `predict`'s own path (files -> Classifier) on the validation
+    photos: at least 80% strict accuracy, and most out-of-class photos flagged unsure."""
+    from fashion_cnn.predict import Classifier
+
+    listed = photos.list_photos(photos_root, "validation")
+    predictions = Classifier().classify([p for p, _ in listed])
+    probabilities = torch.zeros(len(listed), 10)  # all 0 where no garment was found
+    for row, p in zip(probabilities, predictions, strict=True):
+        if p.probabilities:
+            row[:] = torch.tensor(p.probabilities)
+    codes = torch.tensor([FOLDER_CODES[f] for _, f in listed])
+    scores = photos.score_photos(probabilities, codes)
+    assert scores["strict_accuracy"] >= 0.80, scores
+    assert scores["out_of_class_auroc"] >= 0.85, scores
+    outliers = [p for p, (_, f) in zip(predictions, listed, strict=True)
+                if FOLDER_CODES[f] == photos.OUT_OF_CLASS]
+    assert sum(p.unsure for p in outliers) >= 0.5 * len(outliers)

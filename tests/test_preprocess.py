@@ -239,3 +239,42 @@ def test_blank_picture_is_not_stretched_into_noise() -> None:
     flat = np.full((120, 120, 3), 240.0) + rng.normal(0, 1.5, (120, 120, 3))
     out = to_dataset_form(Image.fromarray(flat.clip(0, 255).astype(np.uint8)))
     assert out.max() < 40
+
+
+def _worn(shirt_colour: tuple[int, int, int], skin_colour: tuple[int, int, int]
+          ) -> tuple[Image.Image, Image.Image]:
+    """A T-shirt worn by a person (hair, face, neck, arms, legs) on a white studio background,
+    and the same T-shirt alone."""
+    from PIL import ImageDraw
+
+    alone = Image.new("RGB", (400, 600), (250, 250, 250))
+    d = ImageDraw.Draw(alone)
+    d.polygon([(140, 170), (260, 170), (260, 380), (140, 380)], fill=shirt_colour)
+    d.polygon([(140, 170), (90, 240), (115, 255), (140, 215)], fill=shirt_colour)
+    d.polygon([(260, 170), (310, 240), (285, 255), (260, 215)], fill=shirt_colour)
+    worn = alone.copy()
+    p = ImageDraw.Draw(worn)
+    p.ellipse([165, 50, 235, 140], fill=skin_colour)  # face
+    p.ellipse([165, 40, 235, 85], fill=(40, 30, 25))  # hair
+    p.rectangle([188, 135, 212, 172], fill=skin_colour)  # neck
+    p.polygon([(92, 243), (113, 254), (100, 380), (82, 378)], fill=skin_colour)  # arms
+    p.polygon([(308, 243), (287, 254), (300, 380), (318, 378)], fill=skin_colour)
+    p.rectangle([150, 380, 195, 590], fill=skin_colour)  # legs
+    p.rectangle([205, 380, 250, 590], fill=skin_colour)
+    return worn, alone
+
+
+@pytest.mark.parametrize("skin_colour", [(224, 172, 140), (141, 85, 60), (240, 200, 170)])
+def test_the_person_wearing_a_product_is_painted_out(skin_colour) -> None:
+    worn, alone = _worn((40, 60, 160), skin_colour)
+    garment = preprocess(alone).image > 60
+    got = preprocess(worn).image > 60
+    assert (got & garment).sum() / (got | garment).sum() > 0.85
+    kept = preprocess(worn, PreprocessConfig(skin=False)).image > 60  # without: a stick figure
+    assert (kept & garment).sum() / (kept | garment).sum() < 0.6
+
+
+def test_a_skin_coloured_garment_is_not_painted_out() -> None:
+    alone = _worn((225, 175, 140), (224, 172, 140))[1]  # a beige shirt, no person
+    assert np.array_equal(preprocess(alone).image,
+                          preprocess(alone, PreprocessConfig(skin=False)).image)

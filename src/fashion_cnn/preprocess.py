@@ -64,6 +64,7 @@ class PreprocessConfig:
     fg_size: int = 96  # GrabCut runs on a copy about this many pixels on its long side
     fg_border: float = 0.04  # the band along the border taken as background, share of the side
     fg_low: int = 90  # the garment's darkest level in the silhouette (0..255; background is 0)
+    skin: bool = True  # product photos: paint out the person wearing the article (skin, hair)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -237,8 +238,13 @@ def is_plain(img: Image.Image, layout: Layout) -> bool:
 
 
 def authors_conversion(img: Image.Image, config: PreprocessConfig, layout: Layout) -> np.ndarray:
-    """The Fashion-MNIST authors' conversion of a product photo on a plain background."""
+    """The Fashion-MNIST authors' conversion of a product photo on a plain background (a
+    person wearing the article is first painted out: `without_person`)."""
     size = config.size
+    if config.skin:
+        worn = without_person(img, config, layout)
+        if worn is not None:
+            img, layout = worn, analyse(worn, config)
     bg = layout.background
     if layout.box is not None:
         img = img.crop(layout.box)
@@ -322,13 +328,13 @@ def foreground(rgb: np.ndarray, border: float) -> np.ndarray | None:
     return None
 
 
-def _main_regions(found: np.ndarray, cv2: Any) -> np.ndarray:
-    """The largest connected region of a 0/1 mask and those at least 15% its size, holes
-    filled (a pattern or a logo inside a garment is still the garment)."""
+def _main_regions(found: np.ndarray, cv2: Any, keep_share: float = 0.15) -> np.ndarray:
+    """The largest connected region of a 0/1 mask and those at least `keep_share` its size,
+    holes filled (a pattern or a logo inside a garment is still the garment)."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
     area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
     area[0] = 0  # label 0: the background
-    keep = area >= 0.15 * area.max()
+    keep = area >= keep_share * area.max()
     mask = keep[labels].astype(np.uint8)
     outside = np.pad(1 - mask, 1, constant_values=1)  # flood the background from the edge
     cv2.floodFill(outside, None, (0, 0), 2)
@@ -391,4 +397,40 @@ def _fit(gray: np.ndarray, size: int) -> np.ndarray:
     top, left = (size - new[1]) // 2, (size - new[0]) // 2
     canvas[top:top + new[1], left:left + new[0]] = resized
     return np.clip(canvas, 0, 255).round().astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shop photos of a person wearing the garment
+
+
+def skin(rgb: np.ndarray) -> np.ndarray:
+    """bool [H, W]: skin-coloured pixels of uint8 RGB [H, W, 3], by the YCrCb box of Chai and
+    Ngan (1999): 133 <= Cr <= 173 and 77 <= Cb <= 127, not too dark."""
+    r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cr, cb = (r - y) * 0.713 + 128, (b - y) * 0.564 + 128
+    return (cr >= 133) & (cr <= 173) & (cb >= 77) & (cb <= 127) & (y > 50)
+
+
+def without_person(img: Image.Image, config: PreprocessConfig,
+                   layout: Layout) -> Image.Image | None:
+    """A product photo with the person wearing the article painted in the background colour:
+    the skin (face, neck, arms, legs), then whatever is left apart from the article (hair);
+    None when there is no person (skin under 3% of the picture's content) or the article itself
+    is skin-coloured (over three quarters of it)."""
+    import cv2  # imported here: only photos need it
+
+    rgb = np.asarray(img.convert("RGB"))
+    bg = layout.background
+    limit = (config.trim_fuzz * np.sqrt(3) * 255) ** 2
+    content = ((rgb.astype(np.int32) - bg.round().astype(np.int32)) ** 2).sum(2) > limit
+    person = skin(rgb) & content
+    share = person.sum() / max(content.sum(), 1)
+    if not 0.03 <= share <= 0.75:
+        return None
+    person = cv2.dilate(person.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    article = _main_regions((content & ~person).astype(np.uint8), cv2, keep_share=0.3)
+    out = rgb.copy()
+    out[~article] = bg.round().astype(np.uint8)
+    return Image.fromarray(out)
 
