@@ -92,6 +92,15 @@ def best_card(s: dict[str, Any], model: Path, weights: str) -> str:
     tta = ("on: each picture is averaged with its mirror image" if s["tta"] else
            "off (it did not help on the validation split)")
     val = s["validation_accuracy"]
+    photo_val = (f"; on the real photos' validation split, lenient accuracy "
+                 f"{100 * val['photos_plain']:.2f}% without, {100 * val['photos_tta']:.2f}% with; "
+                 "the two gains added decide" if "photos_tta" in val else "")
+    command = (f"`{run['command']}` (`python scripts/ship_model.py --model best --photos` "
+               "trains the base runs, fine-tunes them and ships seed 0)" if cfg.get("init") else
+               "`fashion-cnn train --model best --seed N` (`python scripts/ship_model.py "
+               "--model best` trains the seeds and ships seed 0)")
+    tuned = (" of the fine-tuning (the base model: `fashion-cnn train --recipe best`, from "
+             "scratch)" if cfg.get("init") else "")
     return f"""# Model card: `best` (fashion-cnn's default model)
 
 **Test accuracy (official 10,000 test images): {100 * s['shipped_test_accuracy']:.2f}%** as
@@ -105,7 +114,7 @@ shipped ({weights} weights, test-time augmentation {'on' if s['tta'] else 'off'}
 
 Seed {s['shipped_seed']} is shipped; it was chosen before training, not by test score.
 Test-time augmentation: {tta} (validation accuracy {100 * val['plain']:.2f}% without,
-{100 * val['tta']:.2f}% with).
+{100 * val['tta']:.2f}% with{photo_val}).
 
 ## Architecture
 A ResNet-9-style CNN (`fashion_cnn.models.BestCNN`): conv 32 -> conv 64, max-pool, residual
@@ -116,9 +125,8 @@ Input: 28x28 grayscale, white article on black (Fashion-MNIST form), 0..255, sta
 training set's pixel mean and std; photos are converted by `fashion_cnn.preprocess`.
 
 ## Training
-- Command: `fashion-cnn train --model best --seed N` (`python scripts/ship_model.py --model
-  best` trains the seeds and ships seed {s['shipped_seed']}).
-- Recipe: SGD with Nesterov momentum {cfg['momentum']}, batch {cfg['batch_size']},
+- Command: {command}
+- Recipe{tuned}: SGD with Nesterov momentum {cfg['momentum']}, batch {cfg['batch_size']},
   {cfg['epochs']} epochs, one-cycle learning rate peaking at {cfg['lr']}, weight decay
   {cfg['weight_decay']}, label smoothing {cfg['label_smoothing']}; augmentation: mirror
   (p=0.5), whole-pixel shifts up to {augment['translate']} px, random erasing

@@ -56,8 +56,8 @@ from fashion_cnn.training.run import score_on_photos, unsure_rule
 
 SHIPPED_SEED = 0
 # Fine-tuning the best model on real photos too: a few epochs of the best recipe at a lower
-# peak learning rate, chosen on the photos' validation split.
-PHOTO_TUNING = {"photos": True, "epochs": 4, "lr": 0.02}
+# peak learning rate (0.02, 0.01, 0.005 tried: 0.01 kept both validation splits best).
+PHOTO_TUNING = {"photos": True, "epochs": 4, "lr": 0.01}
 
 
 @dataclass
@@ -114,6 +114,12 @@ def accuracy(net: nn.Module, images, labels, tta: bool) -> float:
     return loss_and_accuracy(net, images, labels)[1]
 
 
+def photo_lenient(net: nn.Module, tta: bool) -> float:
+    """Lenient accuracy on the real photos' validation split, with TTA on or off."""
+    net.tta = tta
+    return score_on_photos(net, progress=False)["lenient_accuracy"]
+
+
 def score_seed(net: nn.Module, meta: dict, runs: dict[int, dict], data: FashionMNIST,
                run_dirs: dict[int, Path]) -> Shipped:
     """The seed model: the shipped weights on the test set; every seed's float32 score from
@@ -146,7 +152,12 @@ def score_best(net: nn.Module, meta: dict, runs: dict[int, dict], data: FashionM
     _, val = split_indices(len(data.train_labels), meta["config"]["val_fraction"], SHIPPED_SEED)
     val_set = data.train_images[val], data.train_labels[val]
     validation = {"plain": accuracy(net, *val_set, False), "tta": accuracy(net, *val_set, True)}
-    use_tta = validation["tta"] > validation["plain"]  # decided on validation, not on test
+    gain = validation["tta"] - validation["plain"]
+    if meta["config"].get("photos"):  # the real photos' validation split counts as much
+        photos = {tta: photo_lenient(net, tta) for tta in (False, True)}
+        validation.update(photos_plain=photos[False], photos_tta=photos[True])
+        gain += photos[True] - photos[False]
+    use_tta = gain > 0  # decided on validation, not on test
     test_plain = accuracy(net, *test, False)
     net.tta = use_tta
     net.arch_kwargs = {**net.arch_kwargs, "tta": use_tta}  # the checkpoint loads this way
