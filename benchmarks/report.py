@@ -302,6 +302,18 @@ def render_real_photos(name: str, d: Result) -> str:
     return head + "\n\n" + per_folder
 
 
+def render_photo_finetune(name: str, d: Result) -> str:
+    """One row per peak learning rate: both validation splits (no test figures)."""
+    rows = [[lr, pct(r["fashion_mnist_val_accuracy"]), pct(r["strict_accuracy"]),
+             pct(r["lenient_accuracy"]), f"{r['out_of_class_auroc']:.3f}",
+             pct(r["out_of_class_rejection"]), f"{r['train_seconds'] / 60:.1f} min"]
+            for lr, r in d["runs"].items()]
+    return (f"Fine-tuning `{d['init']}` for {d['epochs']} epochs on Fashion-MNIST plus the "
+            "real train photos; validation splits only.\n\n"
+            + table(["peak lr", "Fashion-MNIST validation", "photos strict", "photos lenient",
+                     "out-of-class AUROC", "out-of-class rejected at 95%", "training"], rows))
+
+
 def render_predict_speed(name: str, d: Result) -> str:
     """Prediction and evaluation speed of one model."""
     png, jpeg = d["png_folder"], d["megapixel_jpeg"]
@@ -360,6 +372,8 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
     ("augment_ablation", "Training augmentation flags", render_augment),
     ("photo_accuracy*", "Accuracy on photo-style pictures", render_photo),
     ("real_photos*", "Real phone photos (clothing-dataset-small)", render_real_photos),
+    ("photo_finetune", "Fine-tuning the default on real photos: the learning rate",
+     render_photo_finetune),
     ("predict_speed*", "Prediction and evaluation speed", render_predict_speed),
     ("app_latency", "Web app latency", render_app_latency),
 ]
