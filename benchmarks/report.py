@@ -323,11 +323,16 @@ def render_predict_speed(name: str, d: Result) -> str:
          f"{num(png['images_per_second'])} images/s"],
         ["the same through `fashion-cnn predict` (process start-up included)",
          f"{num(png['cli_images_per_second'])} images/s"],
-        [f"1-megapixel JPEG ({num(jpeg['n_pictures'])} pictures), median / p90",
+        [f"1-megapixel photo-style JPEG ({num(jpeg['n_pictures'])} pictures), median / p90",
          f"{jpeg['median_ms']:.2f} / {jpeg['p90_ms']:.2f} ms"],
         ["one 28x28 image, `Classifier.classify_one` / model only",
          f"{one['median_ms_classify_one']:.2f} / {one['median_ms_model_only']:.2f} ms"],
     ]
+    real = d.get("real_photo_megapixel_jpeg")
+    if real:
+        rows.insert(3, [f"real phone photo enlarged to 1 megapixel, JPEG ({num(real['n_pictures'])}"
+                        " pictures), median / p90",
+                        f"{real['median_ms']:.2f} / {real['p90_ms']:.2f} ms"])
     rows += [[f"10,000 test images, {k.replace('_seconds', '').replace('_', ' ')}",
               f"{v:.2f} s"] for k, v in ev.items()]
     return f"Model `{d['model']}`.\n\n" + table(["measurement", "result"], rows)

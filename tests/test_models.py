@@ -139,7 +139,7 @@ def test_shipped_best_model_is_the_default_and_self_describing() -> None:
     net, meta = load_checkpoint(None)
     assert meta["arch"] == "best" and meta["weights_dtype"] == "float16"
     assert net.tta == meta["arch_kwargs"]["tta"] == meta["metrics"]["tta"]
-    assert meta["config"]["erase"] > 0 and meta["config"]["bf16"]
+    assert meta["config"]["augment"]["erase"] > 0 and meta["config"]["bf16"]
     assert meta["metrics"]["test_accuracy"] >= 0.95
     folder = shipped_model_dir("best")
     assert (folder / "model.pt").stat().st_size < 10_000_000  # the limit
