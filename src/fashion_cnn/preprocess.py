@@ -192,6 +192,13 @@ MIN_STRETCH_PEAK = 24  # below this the picture is blank: stretching would only 
 ANALYSIS_SIZE = 96  # the trim is measured on a copy about this many pixels across
 
 
+def content_mask(rgb: np.ndarray, background: np.ndarray, fuzz: float) -> np.ndarray:
+    """bool [H, W]: the pixels of RGB [H, W, 3] further from the background colour than `fuzz`
+    of the largest RGB distance (the authors' trim rule: 5%)."""
+    limit = (fuzz * np.sqrt(3) * 255) ** 2
+    return ((rgb.astype(np.int32) - background.round().astype(np.int32)) ** 2).sum(2) > limit
+
+
 def analyse(img: Image.Image, config: PreprocessConfig = PreprocessConfig()) -> Layout:
     """Find the background colour and the article's bounding box (the authors' trim).
 
@@ -202,8 +209,7 @@ def analyse(img: Image.Image, config: PreprocessConfig = PreprocessConfig()) -> 
     small = img.reduce(factor) if factor > 1 else img
     rgb = np.asarray(small.convert("RGB"), dtype=np.int32)
     bg = background_colour(rgb)
-    limit = (config.trim_fuzz * np.sqrt(3) * 255) ** 2  # 5% of the largest RGB distance
-    content = ((rgb - bg.round().astype(np.int32)) ** 2).sum(2) > limit
+    content = content_mask(rgb, bg, config.trim_fuzz)
     border = np.concatenate([content[0], content[-1], content[:, 0], content[:, -1]])
     rows, cols = np.flatnonzero(content.any(1)), np.flatnonzero(content.any(0))
     box = None
@@ -219,10 +225,18 @@ def to_dataset_form(img: Image.Image, config: PreprocessConfig = PreprocessConfi
     """RGB picture -> uint8 [28, 28], white article on black, as the training images are."""
     if is_dataset_form(img):
         return np.asarray(img.convert("L"), dtype=np.uint8).copy()
+    return convert(img, config, layout)[0]
+
+
+def convert(img: Image.Image, config: PreprocessConfig = PreprocessConfig(),
+            layout: Layout | None = None) -> tuple[np.ndarray, list[str]]:
+    """A picture not in dataset form -> (uint8 [28, 28] model input, warnings about it): the
+    garment cut out, or the authors' conversion of a product photo (`cuts_out`)."""
     layout = layout or analyse(img, config)
     if cuts_out(img, config, layout):
-        return cut_out(img, config)[0]
-    return authors_conversion(img, config, layout)
+        image, apart = cut_out(img, config)
+        return image, [] if apart is None or apart >= MIN_SEPARATION else [UNSEPARATED]
+    return authors_conversion(img, config, layout), photo_warnings(img, config, layout)
 
 
 def cuts_out(img: Image.Image, config: PreprocessConfig, layout: Layout) -> bool:
@@ -294,13 +308,8 @@ def preprocess(source: bytes | str | Path | BinaryIO | Image.Image,
     if is_dataset_form(img):
         return Preprocessed(original=img, image=to_dataset_form(img, config), dataset_form=True,
                             warnings=[])
-    layout = analyse(img, config)
-    if cuts_out(img, config, layout):
-        image, separation = cut_out(img, config)
-        warnings = [] if separation is None or separation >= MIN_SEPARATION else [UNSEPARATED]
-        return Preprocessed(original=img, image=image, dataset_form=False, warnings=warnings)
-    return Preprocessed(original=img, image=authors_conversion(img, config, layout),
-                        dataset_form=False, warnings=photo_warnings(img, config, layout))
+    image, warnings = convert(img, config)
+    return Preprocessed(original=img, image=image, dataset_form=False, warnings=warnings)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,8 +431,7 @@ def without_person(img: Image.Image, config: PreprocessConfig,
 
     rgb = np.asarray(img.convert("RGB"))
     bg = layout.background
-    limit = (config.trim_fuzz * np.sqrt(3) * 255) ** 2
-    content = ((rgb.astype(np.int32) - bg.round().astype(np.int32)) ** 2).sum(2) > limit
+    content = content_mask(rgb, bg, config.trim_fuzz)
     person = skin(rgb) & content
     share = person.sum() / max(content.sum(), 1)
     if not 0.03 <= share <= 0.75:
