@@ -114,10 +114,10 @@ def accuracy(net: nn.Module, images, labels, tta: bool) -> float:
     return loss_and_accuracy(net, images, labels)[1]
 
 
-def photo_lenient(net: nn.Module, tta: bool) -> float:
-    """Lenient accuracy on the real photos' validation split, with TTA on or off."""
+def photo_scores(net: nn.Module, tta: bool) -> dict[str, Any]:
+    """The real photos' validation scores (score_on_photos), with TTA on or off."""
     net.tta = tta
-    return score_on_photos(net, progress=False)["lenient_accuracy"]
+    return score_on_photos(net, progress=False)
 
 
 def score_seed(net: nn.Module, meta: dict, runs: dict[int, dict], data: FashionMNIST,
@@ -153,10 +153,12 @@ def score_best(net: nn.Module, meta: dict, runs: dict[int, dict], data: FashionM
     val_set = data.train_images[val], data.train_labels[val]
     validation = {"plain": accuracy(net, *val_set, False), "tta": accuracy(net, *val_set, True)}
     gain = validation["tta"] - validation["plain"]
+    photos = {}
     if meta["config"].get("photos"):  # the real photos' validation split counts as much
-        photos = {tta: photo_lenient(net, tta) for tta in (False, True)}
-        validation.update(photos_plain=photos[False], photos_tta=photos[True])
-        gain += photos[True] - photos[False]
+        photos = {tta: photo_scores(net, tta) for tta in (False, True)}
+        validation.update(photos_plain=photos[False]["lenient_accuracy"],
+                          photos_tta=photos[True]["lenient_accuracy"])
+        gain += validation["photos_tta"] - validation["photos_plain"]
     use_tta = gain > 0  # decided on validation, not on test
     test_plain = accuracy(net, *test, False)
     net.tta = use_tta
@@ -171,7 +173,9 @@ def score_best(net: nn.Module, meta: dict, runs: dict[int, dict], data: FashionM
                  "shipped_test_accuracy_without_tta": test_plain, "seeds": seeds,
                  "mean_test_accuracy": statistics.mean(
                      v["test_accuracy"] for v in seeds.values()),
-                 "parameters": count_parameters(net)})
+                 "parameters": count_parameters(net),
+                 # scored as shipped: compressed weights, TTA as chosen
+                 **({"photos": photos[use_tta]} if photos else {})})
 
 
 SEED = Recipe(options={"recipe": "faithful", "fused": False}, weights="int8",
@@ -194,10 +198,8 @@ def ship(name: str, dest: Path, run_dirs: dict[int, Path], runs: dict[int, dict]
     net, meta = load_checkpoint(run_dirs[SHIPPED_SEED] / "model.pt")
     net.load_state_dict(expand_state(compress_state(net.state_dict(), recipe.weights)))
     shipped = recipe.score(net, meta, runs, data, run_dirs)
-    unsure = None
-    if meta["config"].get("photos"):  # scored as shipped: compressed weights, TTA as set
-        shipped.summary["photos"] = score_on_photos(net)
-        unsure = unsure_rule(shipped.summary["photos"])
+    photos = shipped.summary.get("photos")
+    unsure = unsure_rule(photos) if photos else None
     dest.mkdir(parents=True, exist_ok=True)
     # The checkpoint's own metrics describe the shipped (compressed) weights.
     save_checkpoint(dest / "model.pt", net, config=meta["config"],
