@@ -117,18 +117,24 @@ def timed(fn: Callable[[], object], repeats: int) -> list[float]:
 def cli_training(out: Path, recipe: str, seed: int, data_dir: Path | None = None,
                  **flags: bool) -> dict[str, Any]:
     """metrics.json of `fashion-cnn train --model seed --recipe RECIPE --seed SEED [--FLAG]`
-    run into `out`; a finished run there with that config is reused, any other replaced."""
-    expected = asdict(recipe_config(recipe, seed=seed, **flags))
+    run into `out` (`train_or_reuse`)."""
+    return train_or_reuse(
+        out, recipe_config(recipe, seed=seed, **flags),
+        ["--model", "seed", "--recipe", recipe, "--seed", str(seed),
+         *(["--data-dir", str(data_dir)] if data_dir else []),
+         *(f"--{'' if on else 'no-'}{name.replace('_', '-')}" for name, on in flags.items())])
+
+
+def train_or_reuse(out: Path, expected: Any, args: list[str]) -> dict[str, Any]:
+    """metrics.json of `fashion-cnn train ARGS --out OUT --quiet`; a finished run in `out`
+    whose config equals `expected` (a TrainConfig) is reused, any other replaced."""
     metrics_path = out / "metrics.json"
-    if metrics_path.is_file() and json.loads(metrics_path.read_text())["config"] == expected:
-        print(f"seed {seed}: reusing {out}", file=sys.stderr)
+    if (metrics_path.is_file()
+            and json.loads(metrics_path.read_text())["config"] == asdict(expected)):
+        print(f"reusing {out}", file=sys.stderr)
         return json.loads(metrics_path.read_text())
     shutil.rmtree(out, ignore_errors=True)
-    subprocess.run([FASHION_CNN, "train", "--model", "seed", "--recipe", recipe,
-                    "--seed", str(seed), "--out", str(out), "--quiet",
-                    *(["--data-dir", str(data_dir)] if data_dir else []),
-                    *(f"--{'' if on else 'no-'}{name.replace('_', '-')}"
-                      for name, on in flags.items())], check=True)
+    subprocess.run([FASHION_CNN, "train", *args, "--out", str(out), "--quiet"], check=True)
     return json.loads(metrics_path.read_text())
 
 

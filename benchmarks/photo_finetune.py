@@ -13,13 +13,9 @@ never on a test set; each run's test accuracy is not read.
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-from dataclasses import asdict
 from pathlib import Path
 
-from common import FASHION_CNN, parser, write_result
+from common import parser, train_or_reuse, write_result
 
 from fashion_cnn.training import recipe_config
 
@@ -28,16 +24,10 @@ EPOCHS = 4
 
 def run(lr: float, init: str, out: Path) -> dict:
     """metrics.json of the fine-tuning at peak learning rate `lr` (reused when finished)."""
-    options = dict(model="best", init=init, photos=True, epochs=EPOCHS, lr=lr)
-    expected = asdict(recipe_config(None, **options))
-    metrics = out / "metrics.json"
-    if metrics.is_file() and json.loads(metrics.read_text())["config"] == expected:
-        return json.loads(metrics.read_text())
-    shutil.rmtree(out, ignore_errors=True)
-    subprocess.run([FASHION_CNN, "train", "--recipe", "best", "--init", init, "--photos",
-                    "--epochs", str(EPOCHS), "--lr", str(lr), "--out", str(out), "--quiet"],
-                   check=True)
-    return json.loads(metrics.read_text())
+    return train_or_reuse(
+        out, recipe_config(None, model="best", init=init, photos=True, epochs=EPOCHS, lr=lr),
+        ["--recipe", "best", "--init", init, "--photos", "--epochs", str(EPOCHS),
+         "--lr", str(lr)])
 
 
 def main() -> None:
