@@ -65,12 +65,13 @@ class FusedStep:
 
 def thread_tuner(config: TrainConfig, model: SeedCNN, images: torch.Tensor,
                  labels: torch.Tensor) -> ThreadTuner | None:
-    """A ThreadTuner, where the thread count is automatic and the numba kernels run, over
-    the counts under which three training steps (the first, one adding into the momentum
-    buffer, one of the epoch's last batch size) on a copy give exactly the weights that all
-    cores give: the run's result then cannot depend on the counts it ran on (threads.py)."""
+    """A ThreadTuner where the thread count is automatic (FusedStep asks only when the numba
+    kernels run in one process), over the counts under which three training steps (the
+    first, one adding into the momentum buffer, one of the epoch's last batch size) on a copy
+    give exactly the weights that all cores give: the run's result then cannot depend on the
+    counts it ran on (threads.py)."""
     cores = torch.get_num_threads()
-    if config.threads or not config.numba or cores < 2:
+    if config.threads or cores < 2:
         return None
     bs = config.batch_size
     sizes = [min(bs, len(labels))] * 2 + [len(labels) % bs or bs]
