@@ -25,12 +25,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from fashion_cnn.data import FashionMNIST, load_fashion_mnist
 from fashion_cnn.files import write_json
+from fashion_cnn.preprocess import PreprocessConfig
 from fashion_cnn.provenance import provenance
 from fashion_cnn.training import recipe_config
 
@@ -177,3 +178,20 @@ def keras_run(python: Path, data_dir: Path, epochs: int, seed: int) -> dict[str,
                           "--epochs", str(epochs), "--seed", str(seed)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def preprocess_flag(parser: argparse.ArgumentParser) -> None:
+    """`--set KEY=VALUE` (repeatable): a preprocessing setting to try instead of the model's."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a preprocessing setting, e.g. --set foreground=cutout")
+
+
+def override(config: PreprocessConfig, settings: list[str]) -> PreprocessConfig:
+    """Apply KEY=VALUE overrides (typed like the field they replace)."""
+    changes: dict[str, Any] = {}
+    for item in settings:
+        key, _, value = item.partition("=")
+        current = getattr(config, key)
+        changes[key] = (value.lower() in ("1", "true", "yes") if isinstance(current, bool)
+                        else type(current)(value))
+    return replace(config, **changes)

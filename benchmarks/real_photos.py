@@ -1,7 +1,7 @@
 """Benchmark: a model on real phone photos of clothes (clothing-dataset-small).
 
     python benchmarks/real_photos.py [--model best|seed|CHECKPOINT]
-        [--split validation|train|both] [--out FILE]
+        [--split validation|train|both] [--set KEY=VALUE] [--out FILE]
 
 Writes benchmarks/results/real_photos_<model>_<split>.json unless --out says otherwise.
 
@@ -114,10 +114,12 @@ def main() -> None:
                         help=f"a shipped model ({', '.join(SHIPPED_MODELS)}) or a checkpoint "
                         f"(default: {DEFAULT_MODEL})")
     parser.add_argument("--split", choices=("validation", "train", "both"), default="validation")
+    common.preprocess_flag(parser)
     args = parser.parse_args()
 
     root = find_photos_dir()
     classifier = Classifier(args.model)
+    classifier.config = common.override(classifier.config, args.set)
     name = model_name(args.model)
     splits = ["train", "validation"] if args.split == "both" else [args.split]
     results, checksums = {}, {}
@@ -136,6 +138,7 @@ def main() -> None:
             threshold = results["train"]["at_threshold"]["threshold"]
             results[split]["at_train_threshold"] = classified.score(threshold)["at_threshold"]
     result = {"model": name, "arch": classifier.meta["arch"],
+              "preprocessing": classifier.config.to_dict(),
               "checkpoint": classifier.meta["path"], "photos_dir": str(root),
               "photo_checksums": checksums, **results}
     out = args.out or common.RESULTS / f"real_photos_{name}_{args.split}.json"

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -122,3 +123,19 @@ def modules_loaded_by(code: str, **kwargs) -> set[str]:
     lines = [line for line in result.stdout.splitlines() if line.startswith("MODULES ")]
     assert lines, result.stdout + result.stderr
     return set(lines[-1].split()[1:])
+
+
+def synthetic_article(kind: int) -> np.ndarray:
+    """A synthetic Fashion-MNIST-like image: a shaded white shape on black, uint8 [28, 28]."""
+    x = np.zeros((28, 28), np.float32)
+    ys, xs = np.mgrid[:28, :28]
+    if kind == 0:  # a "shirt": a body and two sleeves
+        x[4:26, 8:20] = 1
+        x[4:12, 2:26] = 1
+    elif kind == 1:  # a "trouser"
+        x[2:27, 8:13] = 1
+        x[2:27, 15:20] = 1
+        x[2:6, 8:20] = 1
+    else:  # a "bag": a disc
+        x[(ys - 15) ** 2 + (xs - 14) ** 2 < 100] = 1
+    return (x * (150 + 100 * ys / 27)).astype(np.uint8)  # shaded, as photos are

@@ -11,6 +11,7 @@ from PIL import Image
 from fashion_cnn.preprocess import (
     ImageError,
     PreprocessConfig,
+    analyse,
     decode_image,
     is_dataset_form,
     preprocess,
@@ -211,6 +212,21 @@ def test_cut_out_is_deterministic_and_product_photos_keep_the_authors_steps() ->
     assert np.array_equal(preprocess(photo).image, preprocess(photo).image)
     studio = preprocess(_article()).image
     assert np.array_equal(studio, preprocess(_article(), PreprocessConfig(foreground="trim")).image)
+
+
+def test_an_unevenly_lit_backdrop_is_no_studio_photo() -> None:
+    """The same article on a backdrop with light falling off by 10% across it: the authors'
+    trim would keep the brighter half of the backdrop; `plain_spread` sends it to the cut-out."""
+    even = _article()
+    rgb = np.asarray(even, np.float32)
+    fall_off = 1 - 0.10 * np.linspace(0, 1, rgb.shape[1])[None, :, None]
+    lit = Image.fromarray((rgb * fall_off).round().astype(np.uint8))
+    layout = analyse(lit)
+    assert layout.border_spread > PreprocessConfig().plain_spread >= analyse(even).border_spread
+    auto, trim = preprocess(lit).image, preprocess(lit, PreprocessConfig(foreground="trim")).image
+    assert np.array_equal(auto, preprocess(lit, PreprocessConfig(foreground="cutout")).image)
+    assert _same_article(auto) > _same_article(trim)
+    assert np.array_equal(preprocess(lit, PreprocessConfig(plain_spread=1e9)).image, trim)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (500, 3), (120, 90)])

@@ -26,6 +26,7 @@ from fashion_cnn.training import (
     torch_threads,
 )
 from fashion_cnn.training.config import Augment
+from fashion_cnn.training.run import training_set
 
 TINY = dict(epochs=3, batch_size=16, lr=0.05, val_fraction=0.25)
 
@@ -381,3 +382,27 @@ def test_training_with_photos_and_from_a_checkpoint(tiny_data, tmp_path: Path,
     with pytest.raises(FashionCNNError, match="--init"):
         run_training(TrainConfig(**TINY, model="best", init=str(tmp_path / "a")), tiny_data,
                      tmp_path / "c", progress=False, log=_quiet)
+
+
+def test_training_with_synthetic_photos_of_training_images_only(tiny_data, tmp_path: Path,
+                                                                monkeypatch) -> None:
+    import fashion_cnn.render
+
+    seen = {}
+
+    def fake_render(images: torch.Tensor, seed: int, **_) -> torch.Tensor:
+        seen["images"], seen["seed"] = images, seed
+        return 255 - images  # any conversion: only the plumbing is tested here
+
+    monkeypatch.setattr(fashion_cnn.render, "synthetic_photos", fake_render)
+    config = TrainConfig(**{**TINY, "epochs": 1}, synthetic=7, seed=2)
+    images, labels, _ = training_set(config, tiny_data, torch.arange(10, 60))
+    assert len(images) == 50 + 7 and seen["seed"] == 2
+    rendered = seen["images"]
+    picked = [int(i) for i in range(len(tiny_data.train_images))
+              if any(torch.equal(tiny_data.train_images[i], r) for r in rendered)]
+    assert picked and all(10 <= i < 60 for i in picked)  # never a validation image
+    assert torch.equal(images[50:], 255 - rendered)
+    run_training(config, tiny_data, tmp_path / "run", progress=False, log=_quiet)
+    with pytest.raises(FashionCNNError, match="--synthetic"):
+        TrainConfig(synthetic=-1)

@@ -65,6 +65,9 @@ class PreprocessConfig:
     fg_border: float = 0.04  # the band along the border taken as background, share of the side
     fg_low: int = 90  # the garment's darkest level in the silhouette (0..255; background is 0)
     skin: bool = True  # product photos: paint out the person wearing the article (skin, hair)
+    plain_spread: float = 4.0  # "auto": a border whose grey levels vary more than this (std,
+    # 0..255) is no studio backdrop and gets the cut-out: the sample product photos have 0, the
+    # hard synthetic set's backdrops (5-20% uneven light, paper, fabric, wood) 5 or more
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -186,6 +189,8 @@ class Layout:
     background: np.ndarray  # float [3], RGB
     box: tuple[int, int, int, int] | None  # (left, top, right, bottom); None: nothing found
     busy_border: bool  # much of the border differs from the background colour
+    border_spread: float = 0.0  # std of the border's grey levels (0..255): a studio backdrop
+    # is even (a few levels of noise), a room, a sheet or unevenly lit paper is not
 
 
 MIN_STRETCH_PEAK = 24  # below this the picture is blank: stretching would only amplify noise
@@ -217,7 +222,10 @@ def analyse(img: Image.Image, config: PreprocessConfig = PreprocessConfig()) -> 
         box = (int(cols[0]) * factor, int(rows[0]) * factor,
                min(img.width, (int(cols[-1]) + 1) * factor),
                min(img.height, (int(rows[-1]) + 1) * factor))
-    return Layout(background=bg, box=box, busy_border=bool(border.mean() > 0.25))
+    grey = np.asarray(small.convert("L"), dtype=np.float32)
+    edge = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    return Layout(background=bg, box=box, busy_border=bool(border.mean() > 0.25),
+                  border_spread=float(edge.std()))
 
 
 def to_dataset_form(img: Image.Image, config: PreprocessConfig = PreprocessConfig(),
@@ -234,6 +242,8 @@ def convert(img: Image.Image, config: PreprocessConfig = PreprocessConfig(),
     garment cut out, or the authors' conversion of a product photo (`cuts_out`)."""
     layout = layout or analyse(img, config)
     if cuts_out(img, config, layout):
+        if config.skin and is_plain(img, layout, config):  # "cutout" on a shop photo: the
+            img = without_person(img, config, layout) or img  # person wearing it goes first
         image, apart = cut_out(img, config)
         return image, [] if apart is None or apart >= MIN_SEPARATION else [UNSEPARATED]
     return authors_conversion(img, config, layout), photo_warnings(img, config, layout)
@@ -242,13 +252,15 @@ def convert(img: Image.Image, config: PreprocessConfig = PreprocessConfig(),
 def cuts_out(img: Image.Image, config: PreprocessConfig, layout: Layout) -> bool:
     """Whether this photo has its garment cut out (else: the authors' conversion)."""
     return config.foreground == "cutout" or (config.foreground == "auto"
-                                             and not is_plain(img, layout))
+                                             and not is_plain(img, layout, config))
 
 
-def is_plain(img: Image.Image, layout: Layout) -> bool:
-    """A product photo: a plain border, and the trim found an article that leaves a margin."""
-    return not layout.busy_border and layout.box is not None and layout.box != (
-        0, 0, img.width, img.height)
+def is_plain(img: Image.Image, layout: Layout,
+             config: PreprocessConfig = PreprocessConfig()) -> bool:
+    """A product photo: an even, plain border, and the trim found an article that leaves a
+    margin."""
+    return (not layout.busy_border and layout.border_spread <= config.plain_spread
+            and layout.box is not None and layout.box != (0, 0, img.width, img.height))
 
 
 def authors_conversion(img: Image.Image, config: PreprocessConfig, layout: Layout) -> np.ndarray:

@@ -90,6 +90,9 @@ class TrainConfig:
     photo_repeat: int = _option(4, "Times each real photo appears per epoch.")
     outlier_weight: float = _option(0.5, "Weight of the outlier photos' loss (cross-entropy "
                                     "to the uniform distribution).")
+    synthetic: int = _option(0, "Also train on this many synthetic hard photos of training "
+                             "images (fashion_cnn.render: textured backdrops, uneven light, "
+                             "shadows, dyed patterns), converted as `predict` converts photos.")
     init: str = _option("", "Start from this checkpoint's weights (a shipped model name or a "
                         "path; same architecture), e.g. to fine-tune.")
     augment: Augment = field(default_factory=Augment)  # all off: the faithful recipe
@@ -112,6 +115,8 @@ class TrainConfig:
             problems.append("Nesterov needs --momentum > 0")
         if self.schedule not in SCHEDULES:
             problems.append(f"--schedule must be one of {', '.join(SCHEDULES)}")
+        if self.synthetic < 0:
+            problems.append("--synthetic must be 0 or more")
         if self.photo_repeat < 1:
             problems.append("--photo-repeat must be at least 1")
         if self.threads < 0:

@@ -154,18 +154,26 @@ def write_run_results(out: Path, model: torch.nn.Module, config: TrainConfig,
 def training_set(config: TrainConfig, data: FashionMNIST, train_idx: torch.Tensor,
                  progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, dict | None]:
     """The training images [N, 28, 28] and labels [N]: Fashion-MNIST's training split, plus
-    (with `photos`) the real photos' train split `photo_repeat` times, labelled with photo
-    codes (photos.py); and a summary of the photos used (None without them)."""
+    (with `synthetic`) hard synthetic photos of that many of its images, plus (with `photos`)
+    the real photos' train split `photo_repeat` times, labelled with photo codes (photos.py);
+    and a summary of the real photos used (None without them)."""
     images, labels = data.train_images[train_idx], data.train_labels[train_idx]
-    if not config.photos:
-        return images, labels, None
-    from ..photos import load_photos
+    parts, summary = [(images, labels)], None
+    if config.synthetic:
+        from ..render import synthetic_photos
 
-    photos = load_photos("train", progress=progress)
-    repeat = config.photo_repeat
-    return (torch.cat([images] + [photos.images] * repeat),
-            torch.cat([labels] + [photos.codes] * repeat),
-            {"n": len(photos.codes), "repeat": repeat, "checksums": photos.checksums})
+        pick = train_idx[torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(
+            config.seed))[:config.synthetic]]  # training images only: validation stays clean
+        rendered = synthetic_photos(data.train_images[pick], config.seed, progress=progress)
+        parts.append((rendered, data.train_labels[pick]))
+    if config.photos:
+        from ..photos import load_photos
+
+        photos = load_photos("train", progress=progress)
+        parts += [(photos.images, photos.codes)] * config.photo_repeat
+        summary = {"n": len(photos.codes), "repeat": config.photo_repeat,
+                   "checksums": photos.checksums}
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), summary
 
 
 def initial_model(config: TrainConfig) -> torch.nn.Module:
