@@ -450,3 +450,12 @@ def test_serve_command_with_two_workers_and_the_default_model(
         proc.terminate()
         output = proc.communicate(timeout=30)[0].decode()
     assert "Traceback" not in output, output
+
+
+def test_forward_passes_run_on_a_few_batch_sizes() -> None:
+    from fashion_cnn.batching import padded_size
+
+    sizes = [padded_size(n) for n in range(1, 65)]
+    assert all(size >= n for n, size in enumerate(sizes, 1))
+    assert sorted(set(sizes)) == [1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64]
+    assert padded_size(65) == 72  # a full request joined by another: still a multiple of 8
