@@ -298,7 +298,9 @@ def test_api_key(keyed_url: str) -> None:
     data = samples(1)[0].read_bytes()
     post = f"{keyed_url}/v1/predict"
     image = {"Content-Type": "image/jpeg"}
-    assert_clean_error(httpx.post(post, content=data, headers=image), 401)
+    refused = httpx.post(post, content=data, headers=image)
+    assert_clean_error(refused, 401)
+    assert refused.headers["www-authenticate"].startswith("Bearer")
     assert_clean_error(httpx.post(post, content=data, headers={**image, "X-API-Key": "wrong"}),
                        401)
     assert_clean_error(httpx.get(f"{keyed_url}/v1/model", headers={"X-API-Key": KEY[:-1]}), 401)

@@ -246,7 +246,8 @@ def too_large() -> ApiError:
 
 def error_response(err: ApiError) -> JSONResponse:
     """{"detail": message}; a refused upload also closes the connection (its unread body)."""
-    headers = {"Connection": "close"} if err.status == 413 else None
+    headers = {413: {"Connection": "close"},
+               401: {"WWW-Authenticate": 'Bearer realm="fashion-cnn"'}}.get(err.status)
     return JSONResponse({"detail": str(err)}, err.status, headers=headers)
 
 
