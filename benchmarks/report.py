@@ -347,6 +347,53 @@ def render_app_latency(name: str, d: Result) -> str:
     return table(["measurement", "seconds"], rows)
 
 
+TARGET_LABELS = {"requests_per_second": "requests/s", "p99_ms": "p99",
+                 "no_5xx": "no 5xx", "no_dropped_connections": "no dropped connection",
+                 "memory_growth_mb_at_most_50": "memory growth <= 50 MB",
+                 "at_least_20000_requests": "20,000 requests run"}
+
+
+def render_api_load(name: str, d: Result) -> str:
+    """The HTTP API under load: one row per server setting and case, then the CLI started
+    per picture, then issue 16's targets."""
+    load = ", ".join(f"{x:.2f}" for x in d["load_average_before"])
+    after = ", ".join(f"{x:.2f}" for x in d["load_average_after"])
+    intro = (f"Client: {d['client']}; {pct(d['malformed_share'], 0)} of requests malformed; "
+             f"load average (1, 5, 15 min) {load} before, {after} after"
+             + ("; a `--quick` smoke run" if d.get("quick") else "") + ".")
+    rows = []
+    for server in d["servers"]:
+        for c in server["cases"]:
+            lat = c["latency_ms"]
+            refused = sum(n for k, n in c["statuses"].items() if k.startswith("4"))
+            rows.append([f"`{server['model']}`", "on" if server["batching"] else "off",
+                         c["pictures"].replace("_", " "), str(c["concurrency"]),
+                         num(c["requests"]), num(c["requests_per_second"]),
+                         num(c["ok_per_second"]),
+                         f"{lat['p50']:.1f} / {lat['p95']:.1f} / {lat['p99']:.1f}",
+                         num(refused), num(c["server_errors_5xx"]),
+                         num(c["dropped_connections"]),
+                         f"{c['rss_mb_before']:.0f} -> {c['rss_mb_after']:.0f}"])
+    cases = table(["model", "batching", "pictures", "concurrency", "requests", "requests/s",
+                   "200s/s", "latency p50 / p95 / p99 (ms)", "4xx", "5xx", "dropped",
+                   "server RSS (MB)"], rows)
+    cli = table(["model", "`fashion-cnn predict one.png`, a process per picture",
+                 "the server, concurrency 1, 28x28 PNG"],
+                [[f"`{m}`", f"{v['pictures_per_second']:.2f} pictures/s",
+                  num(next(c["ok_per_second"] for s in d["servers"] for c in s["cases"]
+                           if s["model"] == m and s["batching"] and c["concurrency"] == 1
+                           and c["pictures"] == "png_28x28")) + " pictures/s"]
+                 for m, v in d["cli_process_per_picture"].items()])
+    goals = "; ".join(f"`{m}`: " + ", ".join(f"{TARGET_LABELS.get(k, k)} "
+                                             f"{'met' if ok else 'NOT met'}"
+                                             for k, ok in met.items())
+                      for m, met in d["targets_met"].items())
+    return (f"{intro}\n\n{cases}\n\n{cli}\n\nTargets (concurrency 64, 28x28 PNGs, batching "
+            f"on: `best` >= {d['targets']['best']['rps']} requests/s with p99 <= "
+            f"{d['targets']['best']['p99_ms']} ms, `seed` >= {d['targets']['seed']['rps']} "
+            f"requests/s): {goals}.")
+
+
 def render_generic(name: str, d: Result) -> str:
     """Any results file: its top-level scalar values."""
     rows = [[f"`{k}`", _scalar(v)] for k, v in d.items()
@@ -381,6 +428,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
      render_photo_finetune),
     ("predict_speed*", "Prediction and evaluation speed", render_predict_speed),
     ("app_latency", "Web app latency", render_app_latency),
+    ("api_load*", "The HTTP API under load", render_api_load),
 ]
 
 

@@ -13,7 +13,7 @@ from fashion_cnn.cli import main
 def test_help_lists_the_commands() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("data", "train", "cv", "evaluate"):
+    for command in ("data", "train", "cv", "evaluate", "predict", "app", "serve"):
         assert command in result.stdout
 
 

@@ -38,6 +38,8 @@ LAYOUT = [
     "src/fashion_cnn/explain.py",
     "src/fashion_cnn/app.py",
     "src/fashion_cnn/serve.py",
+    "src/fashion_cnn/api.py",
+    "src/fashion_cnn/batching.py",
     "src/fashion_cnn/cli.py",
     "src/fashion_cnn/files.py",
     "src/fashion_cnn/provenance.py",

@@ -18,6 +18,7 @@ from typing import Annotated, Optional, get_type_hints
 
 import typer
 
+from .batching import BatchSettings
 from .errors import FashionCNNError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -346,6 +347,50 @@ def app_command(
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(command[0], command, app_env(model))
+
+
+class Backend(str, Enum):
+    auto = "auto"
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(
+        help="Address to listen on; 0.0.0.0 serves your network (set --api-key then).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8000,
+    model: Annotated[Optional[str], typer.Option(
+        help="Checkpoint file or run folder, or a shipped model name.")] = None,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Server processes, each with its own copy of the model.")] = 1,
+    api_key: Annotated[Optional[str], typer.Option(
+        envvar="FASHION_CNN_API_KEY", show_default=False,
+        help="Require this key ('X-API-Key: KEY' or 'Authorization: Bearer KEY') on every "
+        "endpoint but /v1/health and /v1/ready.")] = None,
+    backend: Annotated[Backend, typer.Option(help="What runs the model.")] = Backend.auto,
+    batching: Annotated[bool, typer.Option(
+        "--batching/--no-batching", help="Let concurrent requests share forward passes.")
+    ] = True,
+    max_batch: Annotated[int, typer.Option(
+        min=1, help="Pictures per shared forward pass.")] = BatchSettings.max_batch,
+    max_wait_ms: Annotated[float, typer.Option(
+        min=0, help="How long a forward pass waits for requests still being decoded.")
+    ] = BatchSettings.max_wait_ms,
+) -> None:
+    """Serve the model over HTTP (FastAPI): POST /v1/predict, /docs for the rest."""
+    import importlib.util
+
+    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+        raise FashionCNNError("The HTTP API needs FastAPI: pip install 'fashion-cnn[api]'.")
+    from .api import Settings, serve
+
+    settings = Settings(model=model, backend=backend.value, api_key=api_key or None,
+                        batching=batching, max_batch=max_batch, max_wait_ms=max_wait_ms)
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    typer.echo(f"fashion-cnn serve: http://{shown}:{port}/docs (Ctrl-C stops it)", err=True)
+    serve(settings, host, port, workers)
 
 
 def _without_option(args: list[str], name: str) -> list[str]:

@@ -168,16 +168,21 @@ class Classifier:
         batch: list[Prediction] = []
         for i, source in enumerate(sources):
             name = next(names_it) if names_it is not None else _name(source, i)
-            result = Prediction(path=name)
-            try:
-                result.input = preprocess(source, self.config)
-            except ImageError as err:
-                result.error = " ".join(filter(None, [str(err), missing_note(name)]))
-            batch.append(result)
+            batch.append(self.prepare(source, name))
             if len(batch) == batch_size:
                 yield from self._finish(batch, top_k, keep_inputs)
                 batch = []
         yield from self._finish(batch, top_k, keep_inputs)
+
+    def prepare(self, source: Source, name: str) -> Prediction:
+        """Decode and preprocess one picture: a Prediction holding the model input, awaiting
+        `fill`, or with `error` set when the picture cannot be read."""
+        result = Prediction(path=name)
+        try:
+            result.input = preprocess(source, self.config)
+        except ImageError as err:
+            result.error = " ".join(filter(None, [str(err), missing_note(name)]))
+        return result
 
     def _finish(self, batch: list[Prediction], top_k: int,
                 keep_inputs: bool) -> list[Prediction]:
@@ -185,7 +190,7 @@ class Classifier:
         if ready:
             probs = self.probabilities(np.stack([r.input.image for r in ready]))
             for r, p in zip(ready, probs, strict=True):
-                self._fill(r, p, top_k)
+                self.fill(r, p, top_k)
         if not keep_inputs:
             for r in batch:
                 r.input = None
@@ -194,7 +199,9 @@ class Classifier:
     def classify_one(self, source: Source, name: str | None = None, top_k: int = 3) -> Prediction:
         return self.classify([source], [name or _name(source, 0)], top_k)[0]
 
-    def _fill(self, result: Prediction, probs: torch.Tensor, top_k: int) -> None:
+    def fill(self, result: Prediction, probs: torch.Tensor, top_k: int) -> None:
+        """Set a prepared picture's label, top-k and unsure verdict from its probabilities
+        (float [10], `probabilities` of its model input)."""
         result.warnings = list(result.input.warnings)
         if holds_no_garment(result.input):  # no label at all: any class would be a guess
             result.unsure, result.unsure_reason = True, NO_GARMENT
@@ -276,14 +283,14 @@ def format_predictions(predictions: Iterable[Prediction], fmt: str, names: list[
         for p in tracked():
             if previous is not None:
                 yield f"  {previous},"
-            previous = json.dumps(_record(p))
+            previous = json.dumps(output_record(p))
         if previous is not None:
             yield f"  {previous}"
         yield "]"
     elif fmt == "csv":
         yield _csv_line(RECORD_KEYS)
         for p in tracked():
-            yield _csv_line(_csv_cells(_record(p)))
+            yield _csv_line(_csv_cells(output_record(p)))
     else:
         width = min(max([len(n) for n in names] + [4]), 60)
         yield f"{'path':<{width}}  {'label':<12} {'conf':>6}  top-k"
@@ -291,7 +298,8 @@ def format_predictions(predictions: Iterable[Prediction], fmt: str, names: list[
             yield _table_row(p, width)
 
 
-def _record(p: Prediction) -> dict[str, Any]:
+def output_record(p: Prediction) -> dict[str, Any]:
+    """The record `predict --format json` prints (and the HTTP API answers), keys in order."""
     r = p.record()
     return {k: r[k] for k in RECORD_KEYS}
 

@@ -1,0 +1,429 @@
+"""The HTTP API behind `fashion-cnn serve`: FastAPI on uvicorn, one model per worker process.
+
+    POST /v1/predict   pictures as multipart `files` (up to MAX_FILES) or one picture as the raw
+                       body (image/* content type); ?top_k=N. Answers {"model", "predictions"}
+                       with the records of `fashion-cnn predict --format json`, in order.
+    GET  /v1/health    the process is alive         GET /v1/ready   the model is loaded and warm
+    GET  /v1/model     name, classes, accuracy, preprocessing, model card
+    GET  /metrics      Prometheus text              GET /docs       OpenAPI
+
+Pictures go through the same `Classifier` as `predict` and the app: `Classifier.prepare` in a
+thread pool, then the model in one `batching.Batcher` thread shared by concurrent requests.
+Every error is JSON `{"detail": "..."}` with its status; an unreadable picture is an `error`
+record (200 while any picture of the request was classified, 422 when none was).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import inspect
+import json
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from .batching import Batcher, BatchSettings
+from .errors import FashionCNNError
+from .models import DEFAULT_MODEL, SHIPPED_MODELS, model_files, resolve_checkpoint
+from .predict import Classifier, Prediction, output_record
+
+MAX_FILES = 64  # pictures per request
+MAX_BODY_BYTES = 20 * 1024 * 1024  # 20 MB per request, refused before it is read
+SETTINGS_ENV = "FASHION_CNN_API_SETTINGS"  # JSON Settings for worker processes (--workers)
+API_KEY_ENV = "FASHION_CNN_API_KEY"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client: metrics shared by workers
+PUBLIC_PATHS = {"/v1/health", "/v1/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
+ENDPOINTS = {"/v1/predict", "/v1/health", "/v1/ready", "/v1/model", "/metrics"}  # metric labels
+BACKENDS = ("auto", "torch", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a server worker needs besides its host and port."""
+
+    model: str | None = None  # shipped name or checkpoint path; None: the default model
+    backend: str = "auto"
+    api_key: str | None = field(default=None, repr=False)  # None: no key needed
+    batching: bool = True
+    max_batch: int = BatchSettings.max_batch
+    max_wait_ms: float = BatchSettings.max_wait_ms
+    decode_threads: int = 2  # threads decoding pictures (Pillow and OpenCV release the GIL)
+    torch_threads: int = 1  # the forward pass's threads: the other core serves and decodes
+
+    def batch_settings(self) -> BatchSettings:
+        return BatchSettings(self.batching, self.max_batch, self.max_wait_ms)
+
+    def to_env(self) -> dict[str, str]:
+        """Environment variables that carry these settings to worker processes."""
+        public = {k: v for k, v in asdict(self).items() if k != "api_key"}
+        return {SETTINGS_ENV: json.dumps(public), **({API_KEY_ENV: self.api_key}
+                                                     if self.api_key else {})}
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        known = {f.name for f in fields(cls)}
+        given = json.loads(os.environ.get(SETTINGS_ENV) or "{}")
+        return cls(**{k: v for k, v in given.items() if k in known},
+                   api_key=os.environ.get(API_KEY_ENV) or None)
+
+
+class ApiError(Exception):
+    """A request the API refuses: its status and the one-line message the client gets."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+
+def load_classifier(settings: Settings) -> Classifier:
+    """The model, once per worker. `backend` reaches Classifier only if it takes one."""
+    if settings.backend not in BACKENDS:
+        raise FashionCNNError(f"Unknown backend {settings.backend!r}; use one of "
+                              f"{', '.join(BACKENDS)}.")
+    if "backend" in inspect.signature(Classifier).parameters:
+        return Classifier(settings.model, backend=settings.backend)
+    if settings.backend not in ("auto", "torch"):
+        raise FashionCNNError(f"The {settings.backend} backend is not available in this "
+                              "version of fashion-cnn; use --backend torch.")
+    return Classifier(settings.model)
+
+
+def model_name(model: str | None) -> str:
+    """'best', 'seed', or a checkpoint's folder or file name (never the server's path)."""
+    if model is None or str(model) in SHIPPED_MODELS:
+        return str(model or DEFAULT_MODEL)
+    path = resolve_checkpoint(model)
+    return path.parent.name if path.name == "model.pt" else path.stem
+
+
+def model_info(classifier: Classifier, model: str | None) -> dict[str, Any]:
+    """What GET /v1/model answers."""
+    meta = classifier.meta
+    card = model_files(model).get("card")
+    return {
+        "name": model_name(model),
+        "arch": meta["arch"],
+        "classes": classifier.class_names,
+        "test_accuracy": (meta.get("metrics") or {}).get("test_accuracy"),
+        "preprocessing": {"picture": classifier.config.to_dict(),
+                          "model_input": meta.get("preprocessing")},
+        "unsure_threshold": classifier.policy.threshold,
+        "limits": {"max_files": MAX_FILES, "max_body_bytes": MAX_BODY_BYTES,
+                   "max_pixels": classifier.config.max_pixels},
+        "model_card": card.read_text() if card else None,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+
+
+class Metrics:
+    """The Prometheus series. With $PROMETHEUS_MULTIPROC_DIR set (several workers) the values
+    live in files there and /metrics adds up every worker's."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("fashion_cnn_http_requests", "HTTP requests by endpoint and "
+                                "status", ["endpoint", "status"], registry=self.registry)
+        self.latency = Histogram("fashion_cnn_http_request_seconds", "Time to answer, seconds",
+                                 ["endpoint"], registry=self.registry,
+                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1,
+                                          2.5, 5, 10))
+        self.pictures = Counter("fashion_cnn_pictures", "Pictures received, by outcome "
+                                "(classified or error)", ["outcome"], registry=self.registry)
+        self.batch_size = Histogram("fashion_cnn_batch_pictures", "Pictures per forward pass",
+                                    registry=self.registry,
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format."""
+        from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
+        if not os.environ.get(MULTIPROC_ENV):
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+
+
+# ---------------------------------------------------------------------------------------------
+# The gate: every request passes here first (key, declared size, metrics)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class Gate:
+    """ASGI middleware: refuses a missing or wrong API key (401) and a body declared larger
+    than MAX_BODY_BYTES (413) before anything is read, counts the body while it streams in,
+    and records every request's status and latency."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], api_key: str | None,
+                 metrics: Metrics):
+        self.app = app
+        self.key = api_key.encode() if api_key else None
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), 500
+
+        async def send_status(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                await error_response(refusal)(scope, receive, send_status)
+            else:
+                await self.app(scope, _counted(receive), send_status)
+        finally:
+            endpoint = scope["path"] if scope["path"] in ENDPOINTS else "other"
+            self.metrics.requests.labels(endpoint, str(status)).inc()
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+
+    def _refusal(self, scope: Scope) -> ApiError | None:
+        headers = dict(scope["headers"])
+        if self.key is not None and scope["path"] not in PUBLIC_PATHS:
+            given = headers.get(b"x-api-key") or b""
+            bearer = headers.get(b"authorization", b"")
+            if bearer[:7].lower() == b"bearer ":
+                given = bearer[7:].strip()
+            if not hmac.compare_digest(given, self.key):
+                return ApiError(401, "Missing or wrong API key: send it as 'X-API-Key: KEY' "
+                                "or 'Authorization: Bearer KEY'.")
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return too_large()  # (a malformed length never gets here: uvicorn answers 400)
+        return None
+
+
+def _counted(receive: Receive) -> Receive:
+    """`receive` that raises 413 once the body passes MAX_BODY_BYTES (chunked uploads have no
+    Content-Length to check up front)."""
+    seen = 0
+
+    async def wrapped() -> MutableMapping[str, Any]:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > MAX_BODY_BYTES:
+            raise too_large()
+        return message
+
+    return wrapped
+
+
+def too_large() -> ApiError:
+    return ApiError(413, f"The request is over {MAX_BODY_BYTES // 2**20} MB; send fewer or "
+                    "smaller pictures (the model needs only a few hundred pixels across).")
+
+
+def error_response(err: ApiError) -> JSONResponse:
+    """{"detail": message}; a refused upload also closes the connection (its unread body)."""
+    headers = {413: {"Connection": "close"},
+               401: {"WWW-Authenticate": 'Bearer realm="fashion-cnn"'}}.get(err.status)
+    return JSONResponse({"detail": str(err)}, err.status, headers=headers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading pictures from a request
+
+
+async def read_pictures(request: Request) -> list[tuple[str, bytes]]:
+    """(name, bytes) of every picture in the request, in order. Raises ApiError: 415 for a
+    content type that is neither multipart nor an image, 413 for more than MAX_FILES, 400 for
+    a malformed multipart body."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media.startswith("image/"):
+        body = await request.body()
+        return [("image 1", body)] if body else []
+    if media != "multipart/form-data":
+        raise ApiError(415, f"Unsupported content type {media[:60] or '(none)'!r}: send "
+                       "pictures as multipart/form-data field 'files', or one picture as the "
+                       "body with its image/* content type.")
+    parser = MultiPartParser(request.headers, request.stream(), max_files=MAX_FILES)
+    try:
+        form = await parser.parse()
+    except MultiPartException as err:
+        if err.message.startswith("Too many files"):
+            raise ApiError(413, f"Too many pictures: at most {MAX_FILES} per request.") from None
+        raise ApiError(400, f"Malformed multipart body: {err.message}") from None
+    try:
+        files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+        return [(f.filename or f"image {i + 1}", await f.read()) for i, f in enumerate(files)]
+    finally:
+        await form.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The application
+
+PREDICT_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "properties": {"files": {
+        "type": "array", "maxItems": MAX_FILES,
+        "items": {"type": "string", "format": "binary"}}}}},
+    "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def create_app(classifier: Classifier, settings: Settings = Settings()) -> FastAPI:
+    """The API serving `classifier`; its batching thread and decoding threads live as long as
+    the server (they start and stop with it)."""
+    metrics = Metrics()
+    batcher = Batcher(classifier, settings.batch_settings(), on_batch=metrics.batch_size.observe)
+    pool = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="fashion-cnn-decode")
+    info = model_info(classifier, settings.model)
+    summary = {"name": info["name"], "arch": info["arch"]}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
+        batcher.start()
+        yield
+        batcher.stop()
+        pool.shutdown()
+
+    app = FastAPI(title="fashion-cnn", version="1", lifespan=lifespan,
+                  description="Classify pictures of clothing into the 10 Fashion-MNIST classes.")
+    app.add_middleware(Gate, api_key=settings.api_key, metrics=metrics)
+
+    @app.exception_handler(ApiError)
+    async def refused(request: Request, err: ApiError) -> JSONResponse:
+        return error_response(err)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}"
+                             for e in err.errors())
+        return JSONResponse({"detail": problems}, 422)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, err: Exception) -> JSONResponse:  # logged by uvicorn
+        return JSONResponse({"detail": "Internal error; the server log has the details."}, 500)
+
+    @app.post("/v1/predict", openapi_extra=PREDICT_BODY)
+    async def predict(request: Request, top_k: int = Query(3, ge=1, le=10)) -> Response:
+        """Classify pictures: multipart `files` (up to 64) or one picture as the raw body."""
+        pictures = await read_pictures(request)
+        if not pictures:
+            raise ApiError(422, "No pictures: send them as multipart/form-data field 'files', "
+                           "or one picture as the body with its image/* content type.")
+        predictions = await prepare(pictures)
+        await batcher.classify(predictions, top_k)
+        failed = sum(p.error is not None for p in predictions)
+        metrics.pictures.labels("error").inc(failed)
+        metrics.pictures.labels("classified").inc(len(predictions) - failed)
+        body = {"model": summary, "predictions": [output_record(p) for p in predictions]}
+        return JSONResponse(body, 422 if failed == len(predictions) else 200)
+
+    async def prepare(pictures: list[tuple[str, bytes]]) -> list[Prediction]:
+        loop = asyncio.get_running_loop()
+        batcher.decoding += 1  # the batcher waits a little for requests still decoding
+        try:
+            return await asyncio.gather(*(loop.run_in_executor(
+                pool, classifier.prepare, data, name) for name, data in pictures))
+        finally:
+            batcher.decoding -= 1
+
+    @app.get("/v1/health")
+    async def health() -> dict[str, str]:
+        """The server is up."""
+        return {"status": "ok"}
+
+    @app.get("/v1/ready")
+    async def ready() -> JSONResponse:
+        """200 once the model is loaded and has run once; 503 before."""
+        if batcher.ready.is_set():
+            return JSONResponse({"status": "ready", "model": summary})
+        return JSONResponse({"status": "warming up"}, 503)
+
+    @app.get("/v1/model")
+    async def model() -> dict[str, Any]:
+        """The model: name, classes, test accuracy, preprocessing, limits, model card."""
+        return info
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        """Prometheus metrics: requests by status, latency, pictures, batch sizes."""
+        return Response(metrics.exposition(),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process started by uvicorn (`--workers N`); settings from env."""
+    settings = Settings.from_env()
+    _set_torch_threads(settings)
+    return create_app(load_classifier(settings), settings)
+
+
+def _set_torch_threads(settings: Settings) -> None:
+    import torch
+
+    torch.set_num_threads(settings.torch_threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the server
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; FashionCNNError (one line) when it is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise FashionCNNError(f"Cannot listen on {host}:{port} ({err.strerror}); is another "
+                              "server using it? Pick another with --port.") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000,
+          workers: int = 1) -> None:
+    """Run the API until Ctrl-C: the model loaded once in each of `workers` processes."""
+    import uvicorn
+
+    classifier = load_classifier(settings)  # a wrong model fails here, with its message
+    sock = bind(host, port)
+    options = {"log_level": "info", "access_log": False, "timeout_graceful_shutdown": 10}
+    if workers == 1:
+        _set_torch_threads(settings)
+        config = uvicorn.Config(create_app(classifier, settings), **options)
+        uvicorn.Server(config).run(sockets=[sock])
+        return
+    sock.close()  # uvicorn binds again for its worker processes
+    del classifier
+    with tempfile.TemporaryDirectory(prefix="fashion-cnn-metrics-") as metrics_dir:
+        os.environ.update({**settings.to_env(), MULTIPROC_ENV: metrics_dir})
+        uvicorn.run("fashion_cnn.api:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, **options)
