@@ -12,15 +12,17 @@ Writes benchmarks/results/backend_speed.json. For each model, both backends are 
 2. one 28x28 test image through `Classifier.probabilities`, milliseconds (the median of 100
    calls in each round: what one picture sent to the API or the app costs past decoding).
 
-Medians over the rounds. Also recorded: whether both backends give every test image the same
-top class, and the largest |probability difference|. `faster` names the backend with the
-smaller single-picture median and the smaller 10,000-image median when they agree, else the
-one with the smaller sum of the two ratios (onnxruntime time / torch time); that is the
-choice `auto` makes (fashion_cnn.predict.FASTER_BACKEND, checked by tests/test_export.py).
+Medians over the rounds. Also recorded: the 1-minute load average before and after,
+whether both backends give every test image the same top class, and the largest |probability
+difference|. `faster` names the backend with the smaller single-picture median and the smaller
+10,000-image median when they agree, else the one with the smaller sum of the two ratios
+(onnxruntime time / torch time); that is the choice `auto` makes
+(fashion_cnn.predict.FASTER_BACKEND, checked by tests/test_export.py).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 
@@ -82,9 +84,11 @@ def main() -> None:
                         default=["seed", "best"])
     args = parser.parse_args()
     data = common.load_data(args)
+    load_before = os.getloadavg()[0]  # a busy machine slows torch's threads most: say how busy
     result = {"batch_size": BATCH, "single_calls_per_round": SINGLE_CALLS,
               "torch_threads": torch.get_num_threads(),
               "models": {m: measure(m, data.test_images, args.rounds) for m in args.models}}
+    result["load_average"] = [load_before, os.getloadavg()[0]]
     common.write_result(args.out, result, seed=None, checksums=data.checksums)
     for m, r in result["models"].items():
         t, o = r["runs"]["torch"], r["runs"]["onnxruntime"]

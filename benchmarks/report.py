@@ -338,6 +338,31 @@ def render_predict_speed(name: str, d: Result) -> str:
     return f"Model `{d['model']}`.\n\n" + table(["measurement", "result"], rows)
 
 
+def render_backend_speed(name: str, d: Result) -> str:
+    """torch against onnxruntime per model: 10,000 images and one picture, medians."""
+    rows, rounds = [], set()
+    for model, r in d["models"].items():
+        t, o = r["runs"]["torch"], r["runs"]["onnxruntime"]
+        rounds.add(len(t["rounds"]["test_10k_seconds"]))
+        rows.append([f"`{model}`", f"{t['test_10k_seconds']:.2f} s",
+                     f"{o['test_10k_seconds']:.2f} s", f"{t['single_ms']:.3f} ms",
+                     f"{o['single_ms']:.3f} ms",
+                     f"{num(r['same_argmax'])} of {num(r['n_images'])}", f"`{r['faster']}`"])
+    load_note = ""
+    if "load_average" in d:
+        load_note = (f" Load average (1 min) before and after: "
+                     f"{' / '.join(f'{x:.1f}' for x in d['load_average'])}.")
+    intro = (f"Medians of {' / '.join(map(str, sorted(rounds)))} rounds, the backends taking "
+             "turns, through `Classifier.probabilities`: the 10,000 test images in batches of "
+             f"{d['batch_size']}, and one 28x28 image (median of {d['single_calls_per_round']} "
+             f"calls per round); {d['torch_threads']} torch threads, as many onnxruntime "
+             "intra-op threads. `auto` takes the faster one "
+             f"(`fashion_cnn.predict.FASTER_BACKEND`, checked against this file).{load_note}")
+    return intro + "\n\n" + table(
+        ["model", "10,000 images, torch", "onnxruntime", "one picture, torch", "onnxruntime",
+         "same top class", "faster"], rows)
+
+
 def render_app_latency(name: str, d: Result) -> str:
     """The web app's start-up and upload-to-result times."""
     rows = [["server start-up to healthy", f"{d['server_startup_seconds']:.2f} s"],
@@ -380,6 +405,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
     ("photo_finetune", "Fine-tuning the default on real photos: the learning rate",
      render_photo_finetune),
     ("predict_speed*", "Prediction and evaluation speed", render_predict_speed),
+    ("backend_speed", "torch against onnxruntime (`--backend`)", render_backend_speed),
     ("app_latency", "Web app latency", render_app_latency),
 ]
 
