@@ -26,7 +26,6 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -42,7 +41,10 @@ from .files import atomic_path
 OPSET = 17  # ONNX operator set: onnxruntime >= 1.12 and most other runtimes run it
 INPUT, OUTPUT = "images", "logits"  # the graph's input and output names
 MAX_LOGIT_DIFF = 1e-3  # the check: onnxruntime against PyTorch, largest |logit difference|
-CHECK_IMAGES = 1000  # how many test images the check runs on
+CHECK_IMAGES = 1000  # how many test images `export` checks the file on
+SESSION_CHECK_IMAGES = EVAL_BATCH  # Classifier's in-memory graph: one batch, so the first
+# use of the onnxruntime backend (before the cache) waits seconds less
+ONNX_PACKAGES = ("onnx", "onnxruntime")  # the `[onnx]` extra
 INSTALL_HINT = "pip install 'fashion-cnn[onnx]'"
 ONNX_CACHE_DIR = CACHE_DIR.parent / "onnx"  # ~/.cache/fashion-cnn/onnx
 
@@ -66,21 +68,23 @@ class ExportResult:
 # The optional packages
 
 
+def missing_packages() -> list[str]:
+    """Which of the `[onnx]` extra's packages cannot be imported (found without importing:
+    `import onnx` alone takes a second, so each is imported only where it is used)."""
+    return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+
+
 def onnxruntime_available() -> bool:
-    """True when both onnx and onnxruntime can be imported (the `[onnx]` extra)."""
-    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+    """True when the `[onnx]` extra is installed."""
+    return not missing_packages()
 
 
-def require_onnx() -> tuple[ModuleType, ModuleType]:
-    """(onnx, onnxruntime), or a FashionCNNError saying how to install them."""
-    try:
-        import onnx
-        import onnxruntime
-    except ImportError as err:
+def require_onnx() -> None:
+    """A FashionCNNError saying how to install the `[onnx]` extra when it is missing."""
+    if missing := missing_packages():
         raise FashionCNNError(f"ONNX export and the onnxruntime backend need the onnx and "
-                              f"onnxruntime packages ({err.name} is missing): "
-                              f"{INSTALL_HINT}") from None
-    return onnx, onnxruntime
+                              f"onnxruntime packages ({' and '.join(missing)} missing): "
+                              f"{INSTALL_HINT}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,7 +119,8 @@ def metadata(net: nn.Module, meta: dict[str, Any], checkpoint_sha256: str) -> di
 
 def onnx_bytes(net: nn.Module, meta: dict[str, Any], checkpoint_sha256: str) -> bytes:
     """The eval-mode model as a serialized ONNX model with its metadata (not yet checked)."""
-    onnx, _ = require_onnx()
+    require_onnx()
+    import onnx
     example = torch.zeros(2, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)
     buf = io.BytesIO()
     was_training = net.training
@@ -142,7 +147,8 @@ def onnx_bytes(net: nn.Module, meta: dict[str, Any], checkpoint_sha256: str) -> 
 def new_session(model: bytes | str | Path) -> Any:
     """An onnxruntime CPU session on a model (bytes or file), with the project's thread policy:
     as many intra-op threads as torch uses (its default: one per core), one inter-op thread."""
-    _, ort = require_onnx()
+    require_onnx()
+    import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
@@ -245,12 +251,14 @@ def onnx_session(net: nn.Module, meta: dict[str, Any],
                  cache_dir: Path | None = None) -> Any:
     """A checked onnxruntime session for a loaded checkpoint (`load_checkpoint`'s pair).
 
-    Built in memory and checked on the first CHECK_IMAGES test images (seeded random images
-    where the data is not found offline), then kept in `cache_dir` (None: no cache) under the
+    Built in memory and checked on the first SESSION_CHECK_IMAGES test images (seeded random
+    images where the data is not found offline), then kept in `cache_dir` (None: no cache) under the
     checkpoint's SHA-256 plus what the graph depends on, written atomically. A cache that
     cannot be written or read is skipped.
     """
-    _, ort = require_onnx()
+    require_onnx()
+    import onnxruntime as ort
+
     sha = file_sha256(meta["path"])
     # What else the graph depends on: the exporter, the runtime that checked it, the flip.
     build = hashlib.sha256(json.dumps([OPSET, torch.__version__, ort.__version__, __version__,
@@ -264,9 +272,9 @@ def onnx_session(net: nn.Module, meta: dict[str, Any],
     data = onnx_bytes(net, meta, sha)
     session = new_session(data)
     try:
-        images = load_test_images(offline=True, progress=False)[:CHECK_IMAGES]
+        images = load_test_images(offline=True, progress=False)[:SESSION_CHECK_IMAGES]
     except FashionCNNError:
-        images = seeded_images()
+        images = seeded_images(SESSION_CHECK_IMAGES)
     check(net, session, images, meta["path"])
     try:
         with atomic_path(cached) as tmp:
