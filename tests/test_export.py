@@ -6,6 +6,7 @@ measured faster."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import sys
 from pathlib import Path
@@ -106,6 +107,24 @@ def test_a_failed_check_leaves_no_file(checkpoint: Path, tmp_path: Path,
     with pytest.raises(FashionCNNError):
         export.export_onnx(checkpoint, out, images())
     assert out.read_bytes() == b"an older export" and no_temp_files(tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the exporter's (see export.py)
+def test_a_graph_that_does_not_run_is_a_clear_error(checkpoint: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A graph with its batch size frozen at 2 (what slicing at len(x) did) fails onnxruntime
+    on the check's batches: one FashionCNNError, no file."""
+    def frozen(net: torch.nn.Module, meta: dict, sha: str) -> bytes:
+        buf = io.BytesIO()
+        torch.onnx.export(net, (images(2),), buf, dynamo=False, opset_version=export.OPSET,
+                          input_names=[export.INPUT], output_names=[export.OUTPUT])
+        return buf.getvalue()
+
+    monkeypatch.setattr(export, "onnx_bytes", frozen)
+    out = tmp_path / "model.onnx"
+    with pytest.raises(FashionCNNError, match="does not run in onnxruntime"):
+        export.export_onnx(checkpoint, out, images())
+    assert not out.exists() and no_temp_files(tmp_path)
 
 
 def test_the_check_runs_on_the_temp_file_before_the_rename(checkpoint: Path, tmp_path: Path,

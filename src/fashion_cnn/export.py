@@ -105,7 +105,8 @@ def metadata(net: nn.Module, meta: dict[str, Any], checkpoint_sha256: str) -> di
     return {
         "arch": meta["arch"],
         "class_names": json.dumps(list(meta.get("class_names", CLASS_NAMES))),
-        "image_preprocessing": json.dumps(meta.get("image_preprocessing") or {}),
+        "image_preprocessing": json.dumps(meta.get("image_preprocessing") or {}),  # the
+        # PreprocessConfig: fashion_cnn.preprocess.PreprocessConfig.from_dict(json.loads(...))
         "unsure": json.dumps(meta.get("unsure")),  # {"score", "threshold", ...} or null
         "tta": json.dumps(bool(getattr(net, "tta", False))),
         "checkpoint_sha256": checkpoint_sha256,
@@ -121,14 +122,15 @@ def onnx_bytes(net: nn.Module, meta: dict[str, Any], checkpoint_sha256: str) -> 
     """The eval-mode model as a serialized ONNX model with its metadata (not yet checked)."""
     require_onnx()
     import onnx
+
     example = torch.zeros(2, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)
     buf = io.BytesIO()
     was_training = net.training
     net.eval()
     try:
         with warnings.catch_warnings():
-            # The TorchScript exporter is deprecated in favour of dynamo (module docstring).
-            warnings.simplefilter("ignore")
+            # The TorchScript exporter says it is deprecated (module docstring: why it is used).
+            warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(net, (example,), buf, dynamo=False, opset_version=OPSET,
                               input_names=[INPUT], output_names=[OUTPUT],
                               dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
@@ -184,7 +186,13 @@ def compare(net: nn.Module, session: Any, images: torch.Tensor) -> tuple[float, 
 
 def check(net: nn.Module, session: Any, images: torch.Tensor, what: str) -> tuple[float, int]:
     """`compare`, raising a FashionCNNError when the graph is not the model (nothing is kept)."""
-    diff, same = compare(net, session, images)
+    try:
+        diff, same = compare(net, session, images)
+    except Exception as err:  # noqa: BLE001 - onnxruntime's own errors (e.g. a frozen shape)
+        raise FashionCNNError(f"The ONNX export of {what} does not run in onnxruntime "
+                              f"({str(err).strip().splitlines()[0][:200]}); nothing was "
+                              "written. Please report this with your torch and onnxruntime "
+                              "versions.") from None
     if not diff <= MAX_LOGIT_DIFF:  # also catches NaN
         raise FashionCNNError(
             f"The ONNX export of {what} does not match the PyTorch model: max |logit "
