@@ -335,7 +335,8 @@ def render_predict_speed(name: str, d: Result) -> str:
                         f"{real['median_ms']:.2f} / {real['p90_ms']:.2f} ms"])
     rows += [[f"10,000 test images, {k.replace('_seconds', '').replace('_', ' ')}",
               f"{v:.2f} s"] for k, v in ev.items()]
-    return f"Model `{d['model']}`.\n\n" + table(["measurement", "result"], rows)
+    backend = f", backend `{d['backend']}`" if "backend" in d else ""
+    return f"Model `{d['model']}`{backend}.\n\n" + table(["measurement", "result"], rows)
 
 
 def render_backend_speed(name: str, d: Result) -> str:
