@@ -29,17 +29,9 @@ DataDir = Annotated[Optional[Path], typer.Option(
 Offline = Annotated[bool, typer.Option("--offline", help="Never download the data.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 Out = Annotated[Optional[Path], typer.Option(help="Output folder.", show_default=False)]
-
-
-class Backend(str, Enum):
-    auto = "auto"
-    torch = "torch"
-    onnxruntime = "onnxruntime"
-
-
-BackendOption = Annotated[Backend, typer.Option(
-    help="What runs the model: torch, onnxruntime (its checked ONNX export; pip install "
-    "'fashion-cnn[onnx]') or auto (the one benchmarks/backend_speed.py measured faster for "
+Backend = Annotated[str, typer.Option(  # checked by predict.choose_backend (predict.BACKENDS)
+    help="What runs the model: torch, onnxruntime (its checked ONNX export; needs the onnx "
+    "extra of fashion-cnn) or auto (the one benchmarks/backend_speed.py measured faster for "
     "this model; torch without onnxruntime).")]
 Nproc = Annotated[int, typer.Option(
     min=1, help="Processes to train with (torchrun, gloo backend): the same result as one "
@@ -258,7 +250,7 @@ def evaluate(
     tta: Annotated[Optional[bool], typer.Option(
         "--tta/--no-tta", help="Average each image with its mirror image (test-time "
         "augmentation) [default: as the model ships].", show_default=False)] = None,
-    backend: BackendOption = Backend.auto,
+    backend: Backend = "auto",
     data_dir: DataDir = None, offline: Offline = False,
 ) -> None:
     """Score a model on the official 10,000 test images."""
@@ -268,7 +260,7 @@ def evaluate(
 
     if checkpoint is not None and model is not None:
         raise FashionCNNError("Give the model once: as CHECKPOINT or as --model.")
-    classifier = Classifier(checkpoint or model, backend=backend.value, tta=tta)
+    classifier = Classifier(checkpoint or model, backend=backend, tta=tta)
     net, meta = classifier.net, classifier.meta
     # torch: the model itself (evaluation's fused forward pass where the model has one).
     forward = net if classifier.backend == "torch" else classifier.logits
@@ -311,7 +303,7 @@ def predict(
     output: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
     recursive: Annotated[bool, typer.Option(
         "--recursive", "-r", help="Also look in subfolders.")] = False,
-    backend: BackendOption = Backend.auto,
+    backend: Backend = "auto",
     quiet: Quiet = False,
 ) -> None:
     """Classify pictures of clothing. Exit status 1 if any picture could not be read."""
@@ -320,7 +312,7 @@ def predict(
     from .predict import Classifier, collect_pictures, format_predictions
 
     names, sources = collect_pictures(paths, recursive, stdin=sys.stdin.buffer)
-    classifier = Classifier(model, backend=backend.value)
+    classifier = Classifier(model, backend=backend)
     results = tqdm(classifier.iter_classify(sources, names, top_k=top_k), total=len(names),
                    unit="img", file=sys.stderr, disable=True if quiet or len(names) < 50 else None)
     failed: list[str] = []
@@ -340,7 +332,7 @@ def export(
     out: Annotated[Path, typer.Option(help="The file to write, e.g. best.onnx.",
                                       show_default=False)],
     export_format: Annotated[ExportFormat, typer.Option(
-        "--format", help="File format (ONNX: pip install 'fashion-cnn[onnx]').")
+        "--format", help="File format (ONNX needs the onnx extra of fashion-cnn).")
     ] = ExportFormat.onnx,
     model: Annotated[Optional[str], typer.Option(
         help="Checkpoint file or run folder, or a shipped model name.")] = None,
