@@ -7,17 +7,19 @@ Writes benchmarks/results/backend_speed.json. For each model, both backends are 
 `Classifier(model, backend=...)` (onnxruntime: the checked ONNX export) and, taking turns,
 `rounds` times each:
 
-1. the 10,000 official test images through `Classifier.probabilities` in batches of
-   predict.BATCH (what `predict` does with a folder), seconds;
+1. the 10,000 official test images in batches of EVAL_BATCH as `evaluate` runs them
+   (`predict_logits`: for torch, the seed CNN's fused forward pass, its fastest path;
+   `predict` with a folder runs the plain forward pass, slower), seconds;
 2. one 28x28 test image through `Classifier.probabilities`, milliseconds (the median of 100
    calls in each round: what one picture sent to the API or the app costs past decoding).
 
-Medians over the rounds. Also recorded: the 1-minute load average before and after,
-whether both backends give every test image the same top class, and the largest |probability
-difference|. `faster` names the backend with the smaller single-picture median and the smaller
-10,000-image median when they agree, else the one with the smaller sum of the two ratios
-(onnxruntime time / torch time); that is the choice `auto` makes
-(fashion_cnn.predict.FASTER_BACKEND, checked by tests/test_export.py).
+Medians over the rounds. Also recorded: the 1-minute load average before and after, and
+whether both backends give every test image the same top class and the largest |probability
+difference| (through `Classifier.probabilities`, in batches of predict.BATCH). `faster` names
+the backend with the smaller single-picture median and the smaller 10,000-image median when
+they agree, else the one with the smaller sum of the two ratios (onnxruntime time / torch
+time); that is the choice `auto` makes (fashion_cnn.predict.FASTER_BACKEND, checked by
+tests/test_export.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import common
 import torch
 from common import timed
 
+from fashion_cnn.evaluate import EVAL_BATCH, predict_logits
 from fashion_cnn.models import SHIPPED_MODELS
 from fashion_cnn.predict import BATCH, Classifier
 
@@ -38,9 +41,9 @@ SINGLE_CALLS = 100  # one-picture calls per round
 
 
 def run_all(classifier: Classifier, images: torch.Tensor) -> torch.Tensor:
-    """Probabilities [N, 10] for uint8 images [N, 28, 28], BATCH at a time."""
-    return torch.cat([classifier.probabilities(images[i:i + BATCH])
-                      for i in range(0, len(images), BATCH)])
+    """Logits [N, 10] for uint8 images [N, 28, 28] as `evaluate` computes them."""
+    forward = classifier.net if classifier.backend == "torch" else classifier.logits
+    return predict_logits(forward, images)
 
 
 def faster(medians: dict[str, dict[str, float]]) -> str:
@@ -66,7 +69,9 @@ def measure(model: str, images: torch.Tensor, rounds: int) -> dict:
             times[b]["test_10k_seconds"] += timed(lambda c=c: run_all(c, images), 1)
             single = timed(lambda c=c: c.probabilities(one), SINGLE_CALLS)
             times[b]["single_ms"].append(1000 * statistics.median(single))
-    probs = {b: run_all(c, images) for b, c in classifiers.items()}
+    probs = {b: torch.cat([c.probabilities(images[i:i + BATCH])  # what `predict` computes
+                           for i in range(0, len(images), BATCH)])
+             for b, c in classifiers.items()}
     medians = {b: {k: statistics.median(v) for k, v in t.items()} for b, t in times.items()}
     return {
         "checkpoint": classifiers["torch"].meta["path"],
@@ -85,7 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     data = common.load_data(args)
     load_before = os.getloadavg()[0]  # a busy machine slows torch's threads most: say how busy
-    result = {"batch_size": BATCH, "single_calls_per_round": SINGLE_CALLS,
+    result = {"batch_size": EVAL_BATCH, "single_calls_per_round": SINGLE_CALLS,
               "torch_threads": torch.get_num_threads(),
               "models": {m: measure(m, data.test_images, args.rounds) for m in args.models}}
     result["load_average"] = [load_before, os.getloadavg()[0]]

@@ -354,10 +354,11 @@ def render_backend_speed(name: str, d: Result) -> str:
         load_note = (f" Load average (1 min) before and after: "
                      f"{' / '.join(f'{x:.1f}' for x in d['load_average'])}.")
     intro = (f"Medians of {' / '.join(map(str, sorted(rounds)))} rounds, the backends taking "
-             "turns, through `Classifier.probabilities`: the 10,000 test images in batches of "
-             f"{d['batch_size']}, and one 28x28 image (median of {d['single_calls_per_round']} "
-             f"calls per round); {d['torch_threads']} torch threads, as many onnxruntime "
-             "intra-op threads. `auto` takes the faster one "
+             "turns: the 10,000 test images as `evaluate` runs them, in batches of "
+             f"{d['batch_size']} (torch: the seed CNN's fused forward pass), and one 28x28 "
+             "image through `Classifier.probabilities` (median of "
+             f"{d['single_calls_per_round']} calls per round); {d['torch_threads']} torch "
+             "threads, as many onnxruntime intra-op threads. `auto` takes the faster one "
              f"(`fashion_cnn.predict.FASTER_BACKEND`, checked against this file).{load_note}")
     return intro + "\n\n" + table(
         ["model", "10,000 images, torch", "onnxruntime", "one picture, torch", "onnxruntime",
