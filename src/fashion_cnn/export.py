@@ -151,6 +151,7 @@ def new_session(model: bytes | str | Path) -> Any:
     as many intra-op threads as torch uses (its default: one per core), one inter-op thread."""
     require_onnx()
     import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
@@ -169,30 +170,32 @@ def session_logits(session: Any, images: np.ndarray | torch.Tensor,
 
 
 @torch.inference_mode()
-def compare(net: nn.Module, session: Any, images: torch.Tensor) -> tuple[float, int]:
-    """(max |logit difference|, images with the same top class): the ONNX graph against the
-    PyTorch model's plain forward pass on uint8 images [N, 28, 28]."""
+def torch_logits(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The PyTorch model's plain forward pass (what the graph was traced from), eval mode,
+    EVAL_BATCH images at a time: uint8 [N, 28, 28] -> logits [N, 10]."""
     was_training = net.training
     net.eval()
     try:
-        reference = torch.cat([net(images[i:i + EVAL_BATCH])
-                               for i in range(0, len(images), EVAL_BATCH)])
+        return torch.cat([net(images[i:i + EVAL_BATCH])
+                          for i in range(0, len(images), EVAL_BATCH)])
     finally:
         net.train(was_training)
-    ours = session_logits(session, images)
-    same = int((ours.argmax(1) == reference.argmax(1)).sum())
-    return float((ours - reference).abs().max()), same
 
 
 def check(net: nn.Module, session: Any, images: torch.Tensor, what: str) -> tuple[float, int]:
-    """`compare`, raising a FashionCNNError when the graph is not the model (nothing is kept)."""
+    """(max |logit difference|, images with the same top class) of the ONNX graph against the
+    PyTorch model on uint8 images [N, 28, 28]; a FashionCNNError when the graph does not run
+    or is not the model (the callers then keep nothing)."""
+    reference = torch_logits(net, images)
     try:
-        diff, same = compare(net, session, images)
+        ours = session_logits(session, images)
     except Exception as err:  # noqa: BLE001 - onnxruntime's own errors (e.g. a frozen shape)
         raise FashionCNNError(f"The ONNX export of {what} does not run in onnxruntime "
                               f"({str(err).strip().splitlines()[0][:200]}); nothing was "
                               "written. Please report this with your torch and onnxruntime "
                               "versions.") from None
+    diff = float((ours - reference).abs().max())
+    same = int((ours.argmax(1) == reference.argmax(1)).sum())
     if not diff <= MAX_LOGIT_DIFF:  # also catches NaN
         raise FashionCNNError(
             f"The ONNX export of {what} does not match the PyTorch model: max |logit "
