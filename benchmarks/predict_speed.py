@@ -1,13 +1,13 @@
 """Benchmark: prediction speed, decoding included, with the model already loaded.
 
-    python benchmarks/predict_speed.py [--model seed] [--n 2000] [--repeats 5] [--out FILE]
-        [--data-dir DIR]
+    python benchmarks/predict_speed.py [--model seed] [--backend auto] [--n 2000] [--repeats 5]
+        [--out FILE] [--data-dir DIR]
 
 Writes benchmarks/results/predict_speed.json (the default model) or predict_speed_MODEL.json
 (--model MODEL, a shipped model's name), unless --out says otherwise.
 
 --model: a shipped model's name or a checkpoint (default: the shipped default model), for the
-library and the command alike.
+library and the command alike; --backend: what runs it (torch, onnxruntime, auto; recorded).
 
 1. A folder of n 28x28 PNGs (official test images): images/s through `Classifier`
    (read file, decode, preprocess, model), median of `repeats` passes; and the same folder
@@ -36,7 +36,7 @@ from common import timed
 from PIL import Image
 
 from fashion_cnn.evaluate import EVAL_BATCH, predict_logits
-from fashion_cnn.predict import Classifier
+from fashion_cnn.predict import BACKENDS, Classifier
 
 
 def megapixel_jpeg(x: np.ndarray, rng: np.random.Generator) -> bytes:
@@ -81,14 +81,17 @@ def per_picture_ms(classifier: Classifier, blobs: list[bytes], repeats: int) -> 
 def main() -> None:
     parser = common.parser(__doc__, None)
     parser.add_argument("--model", default=None)
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
+                        help="what runs the model (as `predict --backend`; default auto)")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
     data = common.load_data(args)
-    classifier = Classifier(args.model)
+    classifier = Classifier(args.model, backend=args.backend)
     rng = np.random.default_rng(0)
-    result = {"model": classifier.meta["arch"], "checkpoint": classifier.meta["path"]}
+    result = {"model": classifier.meta["arch"], "checkpoint": classifier.meta["path"],
+              "backend": classifier.backend}
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -103,7 +106,7 @@ def main() -> None:
         folder_times = timed(run_folder, args.repeats)
         cli_times = timed(lambda: subprocess.run(
             [common.FASHION_CNN, "predict", str(folder), "--format", "csv", "--quiet",
-             *(["--model", args.model] if args.model else [])],
+             "--backend", args.backend, *(["--model", args.model] if args.model else [])],
             check=True, capture_output=True), max(1, args.repeats // 2))
     result["png_folder"] = {
         "n_images": args.n, "seconds": folder_times,

@@ -335,7 +335,34 @@ def render_predict_speed(name: str, d: Result) -> str:
                         f"{real['median_ms']:.2f} / {real['p90_ms']:.2f} ms"])
     rows += [[f"10,000 test images, {k.replace('_seconds', '').replace('_', ' ')}",
               f"{v:.2f} s"] for k, v in ev.items()]
-    return f"Model `{d['model']}`.\n\n" + table(["measurement", "result"], rows)
+    backend = f", backend `{d['backend']}`" if "backend" in d else ""
+    return f"Model `{d['model']}`{backend}.\n\n" + table(["measurement", "result"], rows)
+
+
+def render_backend_speed(name: str, d: Result) -> str:
+    """torch against onnxruntime per model: 10,000 images and one picture, medians."""
+    rows, rounds = [], set()
+    for model, r in d["models"].items():
+        t, o = r["runs"]["torch"], r["runs"]["onnxruntime"]
+        rounds.add(len(t["rounds"]["test_10k_seconds"]))
+        rows.append([f"`{model}`", f"{t['test_10k_seconds']:.2f} s",
+                     f"{o['test_10k_seconds']:.2f} s", f"{t['single_ms']:.3f} ms",
+                     f"{o['single_ms']:.3f} ms",
+                     f"{num(r['same_argmax'])} of {num(r['n_images'])}", f"`{r['faster']}`"])
+    load_note = ""
+    if "load_average" in d:
+        load_note = (f" Load average (1 min) before and after: "
+                     f"{' / '.join(f'{x:.1f}' for x in d['load_average'])}.")
+    intro = (f"Medians of {' / '.join(map(str, sorted(rounds)))} rounds, the backends taking "
+             "turns: the 10,000 test images as `evaluate` runs them, in batches of "
+             f"{d['batch_size']} (torch: the seed CNN's fused forward pass), and one 28x28 "
+             "image through `Classifier.probabilities` (median of "
+             f"{d['single_calls_per_round']} calls per round); {d['torch_threads']} torch "
+             "threads, as many onnxruntime intra-op threads. `auto` takes the faster one "
+             f"(`fashion_cnn.predict.FASTER_BACKEND`, checked against this file).{load_note}")
+    return intro + "\n\n" + table(
+        ["model", "10,000 images, torch", "onnxruntime", "one picture, torch", "onnxruntime",
+         "same top class", "faster"], rows)
 
 
 def render_app_latency(name: str, d: Result) -> str:
@@ -427,6 +454,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
     ("photo_finetune", "Fine-tuning the default on real photos: the learning rate",
      render_photo_finetune),
     ("predict_speed*", "Prediction and evaluation speed", render_predict_speed),
+    ("backend_speed", "torch against onnxruntime (`--backend`)", render_backend_speed),
     ("app_latency", "Web app latency", render_app_latency),
     ("api_load*", "The HTTP API under load", render_api_load),
 ]

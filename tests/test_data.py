@@ -13,7 +13,14 @@ import torch
 
 import fashion_cnn.data as data
 from conftest import idx_bytes, run_cli, write_dataset
-from fashion_cnn.data import FILES, class_counts, find_data_dir, load_fashion_mnist, read_idx
+from fashion_cnn.data import (
+    FILES,
+    class_counts,
+    find_data_dir,
+    load_fashion_mnist,
+    load_test_images,
+    read_idx,
+)
 from fashion_cnn.errors import FashionCNNError
 
 TRAIN_IMAGES = FILES["train_images"]
@@ -192,6 +199,16 @@ def test_real_data_is_verified_and_balanced(real_data) -> None:
     assert set(real_data.checksums.values()) == {f.sha256 for f in FILES.values()}
     mean = real_data.train_images.float().div(255).mean().item()
     assert abs(mean - 0.2860) < 1e-3
+
+
+@pytest.mark.slow
+def test_load_test_images_is_the_test_split(real_data, real_data_dir: Path) -> None:
+    assert torch.equal(load_test_images(real_data_dir, offline=True), real_data.test_images)
+
+
+def test_load_test_images_verifies_the_file(synthetic_dir: Path) -> None:
+    with pytest.raises(FashionCNNError, match="checksum"):  # synthetic: not the official file
+        load_test_images(synthetic_dir, offline=True)
 
 
 @pytest.mark.slow

@@ -44,6 +44,7 @@ LAYOUT = [
     "src/fashion_cnn/files.py",
     "src/fashion_cnn/provenance.py",
     "src/fashion_cnn/errors.py",
+    "src/fashion_cnn/export.py",
     "src/fashion_cnn/samples",
     "src/fashion_cnn/weights",
     "benchmarks/common.py",

@@ -30,6 +30,10 @@ DataDir = Annotated[Optional[Path], typer.Option(
 Offline = Annotated[bool, typer.Option("--offline", help="Never download the data.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 Out = Annotated[Optional[Path], typer.Option(help="Output folder.", show_default=False)]
+Backend = Annotated[str, typer.Option(  # checked by predict.choose_backend (predict.BACKENDS)
+    help="What runs the model: torch, onnxruntime (its checked ONNX export; needs the onnx "
+    "extra of fashion-cnn) or auto (the one benchmarks/backend_speed.py measured faster for "
+    "this model; torch without onnxruntime).")]
 Nproc = Annotated[int, typer.Option(
     min=1, help="Processes to train with (torchrun, gloo backend): the same result as one "
     "process, the batches split between them.")]
@@ -247,36 +251,37 @@ def evaluate(
     tta: Annotated[Optional[bool], typer.Option(
         "--tta/--no-tta", help="Average each image with its mirror image (test-time "
         "augmentation) [default: as the model ships].", show_default=False)] = None,
+    backend: Backend = "auto",
     data_dir: DataDir = None, offline: Offline = False,
 ) -> None:
     """Score a model on the official 10,000 test images."""
     from .evaluate import evaluate as run_evaluation
     from .evaluate import format_report, worst_mistakes
-    from .models import load_checkpoint
+    from .predict import Classifier
 
     if checkpoint is not None and model is not None:
         raise FashionCNNError("Give the model once: as CHECKPOINT or as --model.")
-    net, meta = load_checkpoint(checkpoint or model)
-    if tta is not None:
-        if not hasattr(net, "tta"):
-            raise FashionCNNError(f"The {meta['arch']} model has no test-time augmentation.")
-        net.tta = tta
+    classifier = Classifier(checkpoint or model, backend=backend, tta=tta)
+    net, meta = classifier.net, classifier.meta
+    # torch: the model itself (evaluation's fused forward pass where the model has one).
+    forward = net if classifier.backend == "torch" else classifier.logits
     ds = _load_data(data_dir, offline, quiet=as_json)
-    report = run_evaluation(net, ds.test_images, ds.test_labels)
+    report = run_evaluation(forward, ds.test_images, ds.test_labels)
     report["checkpoint"] = meta["path"]
     report["arch"] = meta["arch"]
     report["tta"] = getattr(net, "tta", False)
+    report["backend"] = classifier.backend
     if plots is not None:
         from .plots import confusion_plot, mistakes_grid
 
         confusion_plot(report["confusion_matrix"], plots / "confusion_matrix.png")
-        mistakes_grid(ds.test_images, worst_mistakes(net, ds.test_images, ds.test_labels),
+        mistakes_grid(ds.test_images, worst_mistakes(forward, ds.test_images, ds.test_labels),
                       plots / "worst_mistakes.png")
     if as_json:
         typer.echo(json.dumps(report))
     else:
         flip = ", test-time flip averaging" if report["tta"] else ""
-        typer.echo(f"model: {meta['arch']} ({meta['path']}){flip}")
+        typer.echo(f"model: {meta['arch']} ({meta['path']}){flip}, backend {classifier.backend}")
         typer.echo(format_report(report))
         if plots is not None:
             typer.echo(f"plots -> {plots}")
@@ -299,6 +304,7 @@ def predict(
     output: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
     recursive: Annotated[bool, typer.Option(
         "--recursive", "-r", help="Also look in subfolders.")] = False,
+    backend: Backend = "auto",
     quiet: Quiet = False,
 ) -> None:
     """Classify pictures of clothing. Exit status 1 if any picture could not be read."""
@@ -307,7 +313,7 @@ def predict(
     from .predict import Classifier, collect_pictures, format_predictions
 
     names, sources = collect_pictures(paths, recursive, stdin=sys.stdin.buffer)
-    classifier = Classifier(model)
+    classifier = Classifier(model, backend=backend)
     results = tqdm(classifier.iter_classify(sources, names, top_k=top_k), total=len(names),
                    unit="img", file=sys.stderr, disable=True if quiet or len(names) < 50 else None)
     failed: list[str] = []
@@ -316,6 +322,48 @@ def predict(
     if failed:
         typer.echo(f"{len(failed)} of {len(names)} pictures could not be classified", err=True)
     raise typer.Exit(1 if failed else 0)
+
+
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option(help="The file to write, e.g. best.onnx.",
+                                      show_default=False)],
+    export_format: Annotated[ExportFormat, typer.Option(
+        "--format", help="File format (ONNX needs the onnx extra of fashion-cnn).")
+    ] = ExportFormat.onnx,
+    model: Annotated[Optional[str], typer.Option(
+        help="Checkpoint file or run folder, or a shipped model name.")] = None,
+    data_dir: DataDir = None, offline: Offline = False, quiet: Quiet = False,
+) -> None:
+    """Export a model for other runtimes, checked against PyTorch before the file is written.
+
+    The ONNX graph takes uint8 images [N, 28, 28] (N free) and returns logits [N, 10]; the
+    pixel scaling and test-time flip are inside it; class names, preprocessing settings, the
+    unsure threshold, architecture and checkpoint SHA-256 are in its metadata.
+    """
+    from .data import load_test_images
+    from .export import CHECK_IMAGES, MAX_LOGIT_DIFF, OPSET, check_target, export_onnx, require_onnx
+    from .models import load_checkpoint
+
+    # Mistakes fail before any work: a missing package, a bad --out, a bad checkpoint.
+    require_onnx()
+    check_target(out)
+    checkpoint = load_checkpoint(model)[1]["path"]
+    images = load_test_images(data_dir, offline=offline, progress=not quiet)[:CHECK_IMAGES]
+    if not quiet:
+        typer.echo(f"exporting {checkpoint} to ONNX (opset {OPSET}), then checking it on "
+                   f"{len(images):,} test images...", err=True)
+    result = export_onnx(checkpoint, out, images)
+    if not quiet:
+        typer.echo(f"checked: max |logit difference| {result.max_logit_diff:.2g} (limit "
+                   f"{MAX_LOGIT_DIFF:g}), same top class on {result.same_argmax:,} of "
+                   f"{result.n_checked:,} images", err=True)
+    typer.echo(f"wrote {result.path} ({result.bytes / 1e6:.1f} MB, {result.arch}, checkpoint "
+               f"sha256 {result.checkpoint_sha256[:16]}...)")
 
 
 @app.command("app")

@@ -232,6 +232,18 @@ def load_fashion_mnist(data_dir: str | Path | None = None, offline: bool = False
         directory=directory, checksums=checksums)
 
 
+def load_test_images(data_dir: str | Path | None = None, offline: bool = False,
+                     progress: bool = True) -> torch.Tensor:
+    """Only the 10,000 official test images, verified: uint8 [10000, 28, 28] (the same lookup
+    as `load_fashion_mnist`, without reading the 60,000 training images)."""
+    directory = find_data_dir(data_dir, offline=offline, progress=progress)
+    idx = FILES["test_images"]
+    path = _file_in(directory, idx)
+    if path is None:  # vanished since the lookup
+        raise FashionCNNError(f"{directory / (idx.name + '.gz')} is missing.")
+    return read_idx(path, idx)[0]
+
+
 def class_counts(labels: torch.Tensor) -> list[int]:
     """Number of examples of each of the 10 classes."""
     return torch.bincount(labels, minlength=len(CLASS_NAMES)).tolist()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -14,14 +15,21 @@ EVAL_BATCH = 256  # images per forward pass: the seed CNN's activations (256 x 3
 # 22 MB) stay near cache; benchmarks/predict_speed.py times batch sizes
 
 
+Forward = nn.Module | Callable[[torch.Tensor], torch.Tensor]  # uint8 [B, 28, 28] -> [B, 10]
+
+
 @torch.inference_mode()
-def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = EVAL_BATCH,
+def predict_logits(model: Forward, images: torch.Tensor, batch_size: int = EVAL_BATCH,
                    fused: bool = True) -> torch.Tensor:
     """Logits [N, 10] for uint8 images [N, 28, 28], in eval mode, batch by batch.
 
-    `fused`: use the model's fast inference path where it has one (`fast_forward`: the seed
-    CNN's fused forward pass; the same logits).
+    `model`: a PyTorch model, or any function from images to logits (e.g.
+    `Classifier.logits` on the onnxruntime backend). `fused`: use the model's fast inference
+    path where it has one (`fast_forward`: the seed CNN's fused forward pass; the same logits).
     """
+    if not isinstance(model, nn.Module):
+        return torch.cat([model(images[i:i + batch_size])
+                          for i in range(0, len(images), batch_size)])
     was_training = model.training
     model.eval()
     forward = model.fast_forward() if fused and hasattr(model, "fast_forward") else model
@@ -31,7 +39,7 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = EVA
     return out
 
 
-def loss_and_accuracy(model: nn.Module, images: torch.Tensor,
+def loss_and_accuracy(model: Forward, images: torch.Tensor,
                       labels: torch.Tensor) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (a fraction) of `model` on a labelled set."""
     logits = predict_logits(model, images)
@@ -61,7 +69,7 @@ def per_class_metrics(confusion: torch.Tensor) -> list[dict[str, Any]]:
             for i, name in enumerate(CLASS_NAMES)]
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+def evaluate(model: Forward, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
     """Full report on a labelled set: accuracy (fraction), loss, per-class table, confusion."""
     logits = predict_logits(model, images)
     predictions = logits.argmax(1)
@@ -76,7 +84,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> di
     }
 
 
-def worst_mistakes(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+def worst_mistakes(model: Forward, images: torch.Tensor, labels: torch.Tensor,
                    k: int = 25) -> list[dict[str, Any]]:
     """The k wrong predictions made with the highest confidence."""
     probs = predict_logits(model, images).softmax(1)

@@ -130,7 +130,8 @@ class BestCNN(nn.Module):
         x = self.normalize(x).contiguous(memory_format=torch.channels_last)  # faster on CPU
         if self.tta and not self.training:  # [2N, ...]: the images, then their mirrors
             logits = self.head(self.features(torch.cat([x, x.flip(-1)])))
-            return (logits[:len(x)] + logits[len(x):]) / 2
+            # [2, N, 10] -> the pair's average. No len(x): an ONNX export keeps N symbolic.
+            return logits.unflatten(0, (2, -1)).mean(0)
         return self.head(self.features(x))
 
 

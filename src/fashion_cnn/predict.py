@@ -136,20 +136,70 @@ NO_GARMENT_SENTENCE = ("No garment found in this picture: it is blank, one colou
                        "small. Use a photo of one article on a plain background.")
 
 
-class Classifier:
-    """A loaded model plus its preprocessing; reuse one for many pictures."""
+BACKENDS = ("auto", "torch", "onnxruntime")  # what runs the model; "auto": FASTER_BACKEND
+# The faster backend per architecture, as benchmarks/backend_speed.py measured it on 2 cores
+# (benchmarks/results/backend_speed.json; tests/test_export.py checks the two agree).
+# Architectures not listed, and any machine without onnxruntime, use torch.
+FASTER_BACKEND = {"seed": "onnxruntime", "best": "onnxruntime"}
 
-    def __init__(self, model: str | Path | None = None):
+
+def choose_backend(backend: str, arch: str) -> str:
+    """"torch" or "onnxruntime" for a `backend` option and a model architecture.
+
+    "auto" takes FASTER_BACKEND's choice, falling back to torch silently when onnxruntime is
+    not installed; an explicit "onnxruntime" without it is an error saying what to install.
+    """
+    from .export import onnxruntime_available, require_onnx
+
+    if backend not in BACKENDS:
+        raise FashionCNNError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+    if backend == "auto":
+        faster = FASTER_BACKEND.get(arch, "torch")
+        return faster if faster == "torch" or onnxruntime_available() else "torch"
+    if backend == "onnxruntime":
+        require_onnx()
+    return backend
+
+
+class Classifier:
+    """A loaded model plus its preprocessing; reuse one for many pictures.
+
+    `backend` runs the model: "torch", "onnxruntime" (the checked ONNX export of the same
+    checkpoint, `export.onnx_session`) or "auto" (`choose_backend`). `tta` overrides the test-time
+    flip of models that have one (None: as the model ships). `net` is always the PyTorch
+    model (saliency needs gradients).
+    """
+
+    def __init__(self, model: str | Path | None = None, backend: str = "auto",
+                 tta: bool | None = None):
         self.net, self.meta = load_checkpoint(model)
+        if tta is not None:
+            if not hasattr(self.net, "tta"):
+                raise FashionCNNError(f"The {self.meta['arch']} model has no test-time "
+                                      "augmentation.")
+            self.net.tta = tta
         self.config = PreprocessConfig.from_dict(self.meta.get("image_preprocessing"))
         self.class_names = list(self.meta.get("class_names", CLASS_NAMES))
         self.policy = UnsurePolicy.from_meta(self.meta)
+        self.backend = choose_backend(backend, self.meta["arch"])
+        self.session = None
+        if self.backend == "onnxruntime":
+            from .export import onnx_session
+
+            self.session = onnx_session(self.net, self.meta)
 
     @torch.inference_mode()
+    def logits(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 [N, 28, 28] model inputs -> logits float [N, 10], on the chosen backend."""
+        if self.session is not None:
+            from .export import session_logits
+
+            return session_logits(self.session, images)
+        return self.net(torch.as_tensor(np.asarray(images)))
+
     def probabilities(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 [N, 28, 28] model inputs -> class probabilities float [N, 10]."""
-        x = torch.as_tensor(np.asarray(images))
-        return self.net(x).softmax(1)
+        return self.logits(images).softmax(1)
 
     def classify(self, sources: list[Source], names: list[str] | None = None,
                  top_k: int = 3, keep_inputs: bool = True) -> list[Prediction]:

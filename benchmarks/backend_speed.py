@@ -1,0 +1,108 @@
+"""Benchmark: torch against onnxruntime running each shipped model (`--backend`).
+
+    python benchmarks/backend_speed.py [--models seed,best] [--rounds 3] [--out FILE]
+        [--data-dir DIR]
+
+Writes benchmarks/results/backend_speed.json. For each model, both backends are built through
+`Classifier(model, backend=...)` (onnxruntime: the checked ONNX export) and, taking turns,
+`rounds` times each:
+
+1. the 10,000 official test images in batches of EVAL_BATCH as `evaluate` runs them
+   (`predict_logits`: for torch, the seed CNN's fused forward pass, its fastest path;
+   `predict` with a folder runs the plain forward pass, slower), seconds;
+2. one 28x28 test image through `Classifier.probabilities`, milliseconds (the median of 100
+   calls in each round: what one picture sent to the API or the app costs past decoding).
+
+Medians over the rounds. Also recorded: the 1-minute load average before and after, and
+whether both backends give every test image the same top class and the largest |probability
+difference| (through `Classifier.probabilities`, in batches of predict.BATCH). `faster` names
+the backend with the smaller single-picture median and the smaller 10,000-image median when
+they agree, else the one with the smaller sum of the two ratios (onnxruntime time / torch
+time); that is the choice `auto` makes (fashion_cnn.predict.FASTER_BACKEND, checked by
+tests/test_export.py).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+
+import common
+import torch
+from common import timed
+
+from fashion_cnn.evaluate import EVAL_BATCH, predict_logits
+from fashion_cnn.models import SHIPPED_MODELS
+from fashion_cnn.predict import BATCH, Classifier
+
+BACKENDS = ("torch", "onnxruntime")
+SINGLE_CALLS = 100  # one-picture calls per round
+
+
+def run_all(classifier: Classifier, images: torch.Tensor) -> torch.Tensor:
+    """Logits [N, 10] for uint8 images [N, 28, 28] as `evaluate` computes them."""
+    forward = classifier.net if classifier.backend == "torch" else classifier.logits
+    return predict_logits(forward, images)
+
+
+def faster(medians: dict[str, dict[str, float]]) -> str:
+    """The backend `auto` should pick from {"torch": {...}, "onnxruntime": {...}} medians
+    (keys "test_10k_seconds" and "single_ms"); see the module docstring."""
+    ratios = [medians["onnxruntime"][k] / medians["torch"][k]
+              for k in ("test_10k_seconds", "single_ms")]
+    if all(r < 1 for r in ratios):
+        return "onnxruntime"
+    if all(r >= 1 for r in ratios):
+        return "torch"
+    return "onnxruntime" if sum(ratios) < 2 else "torch"
+
+
+def measure(model: str, images: torch.Tensor, rounds: int) -> dict:
+    """Both backends on one model, taking turns: medians, agreement and the choice."""
+    classifiers = {b: Classifier(model, backend=b) for b in BACKENDS}
+    one = images[:1].numpy()
+    times: dict[str, dict[str, list[float]]] = {
+        b: {"test_10k_seconds": [], "single_ms": []} for b in BACKENDS}
+    for _ in range(rounds):
+        for b, c in classifiers.items():
+            times[b]["test_10k_seconds"] += timed(lambda c=c: run_all(c, images), 1)
+            single = timed(lambda c=c: c.probabilities(one), SINGLE_CALLS)
+            times[b]["single_ms"].append(1000 * statistics.median(single))
+    probs = {b: torch.cat([c.probabilities(images[i:i + BATCH])  # what `predict` computes
+                           for i in range(0, len(images), BATCH)])
+             for b, c in classifiers.items()}
+    medians = {b: {k: statistics.median(v) for k, v in t.items()} for b, t in times.items()}
+    return {
+        "checkpoint": classifiers["torch"].meta["path"],
+        "runs": {b: {**medians[b], "rounds": times[b]} for b in BACKENDS},
+        "same_argmax": int((probs["torch"].argmax(1) == probs["onnxruntime"].argmax(1)).sum()),
+        "n_images": len(images),
+        "max_probability_diff": float((probs["torch"] - probs["onnxruntime"]).abs().max()),
+        "faster": faster(medians),
+    }
+
+
+def main() -> None:
+    parser = common.parser(__doc__, "backend_speed", rounds=3)
+    parser.add_argument("--models", type=common.comma_list(SHIPPED_MODELS),
+                        default=["seed", "best"])
+    args = parser.parse_args()
+    data = common.load_data(args)
+    load_before = os.getloadavg()[0]  # a busy machine slows torch's threads most: say how busy
+    result = {"batch_size": EVAL_BATCH, "single_calls_per_round": SINGLE_CALLS,
+              "torch_threads": torch.get_num_threads(),
+              "models": {m: measure(m, data.test_images, args.rounds) for m in args.models}}
+    result["load_average"] = [load_before, os.getloadavg()[0]]
+    common.write_result(args.out, result, seed=None, checksums=data.checksums)
+    for m, r in result["models"].items():
+        t, o = r["runs"]["torch"], r["runs"]["onnxruntime"]
+        print(f"{m}: 10,000 images torch {t['test_10k_seconds']:.2f} s, onnxruntime "
+              f"{o['test_10k_seconds']:.2f} s; one picture torch {t['single_ms']:.3f} ms, "
+              f"onnxruntime {o['single_ms']:.3f} ms; same top class {r['same_argmax']:,}/"
+              f"{r['n_images']:,}; faster: {r['faster']}", file=sys.stderr)
+    print(f"-> {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

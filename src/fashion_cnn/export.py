@@ -1,0 +1,295 @@
+"""ONNX export (issue 16): a checkpoint -> an .onnx file that has been checked against PyTorch.
+
+The graph takes what the PyTorch model takes, uint8 images [N, 28, 28] with N free, and returns
+logits float32 [N, 10]. The pixel scaling (`Normalize`) and `best`'s test-time flip are inside
+the graph, so a runtime feeds the same 28x28 model inputs `preprocess` makes and redoes nothing.
+The file's metadata_props say what a user of the bare file needs (`metadata`).
+
+Every export is checked before anyone gets it: onnxruntime against the PyTorch model on real
+test images, max |logit difference| <= MAX_LOGIT_DIFF. `export_onnx` writes a temporary file
+next to the target, checks it and only then renames it, so a failed check leaves no file.
+`onnx_session` builds the same checked graph in memory for `Classifier(backend="onnxruntime")`,
+cached on disk by the checkpoint's SHA-256.
+
+The exporter is torch's TorchScript-based one (`dynamo=False`): it needs no onnxscript, exports
+in well under a second and gives the same graph every time; torch.onnx's dynamo exporter also
+works on both models but takes seconds (docs/design.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .data import CACHE_DIR, CLASS_NAMES, IMAGE_SIZE, load_test_images
+from .errors import FashionCNNError
+from .evaluate import EVAL_BATCH
+from .files import atomic_path
+
+OPSET = 17  # ONNX operator set: onnxruntime >= 1.12 and most other runtimes run it
+INPUT, OUTPUT = "images", "logits"  # the graph's input and output names
+MAX_LOGIT_DIFF = 1e-3  # the check: onnxruntime against PyTorch, largest |logit difference|
+CHECK_IMAGES = 1000  # how many test images `export` checks the file on
+SESSION_CHECK_IMAGES = EVAL_BATCH  # Classifier's in-memory graph: one batch, so the first
+# use of the onnxruntime backend (before the cache) waits seconds less
+ONNX_PACKAGES = ("onnx", "onnxruntime")  # the `[onnx]` extra
+INSTALL_HINT = "pip install 'fashion-cnn[onnx]'"
+ONNX_CACHE_DIR = CACHE_DIR.parent / "onnx"  # ~/.cache/fashion-cnn/onnx
+
+
+@dataclass
+class ExportResult:
+    """What `export_onnx` wrote and how well it matched PyTorch."""
+
+    path: Path
+    arch: str
+    checkpoint: str
+    checkpoint_sha256: str
+    opset: int
+    n_checked: int
+    max_logit_diff: float
+    same_argmax: int  # of n_checked images, how many got the same top class
+    bytes: int
+
+
+# ---------------------------------------------------------------------------------------------
+# The optional packages
+
+
+def missing_packages() -> list[str]:
+    """Which of the `[onnx]` extra's packages cannot be imported (found without importing:
+    `import onnx` alone takes a second, so each is imported only where it is used)."""
+    return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+
+
+def onnxruntime_available() -> bool:
+    """True when the `[onnx]` extra is installed."""
+    return not missing_packages()
+
+
+def require_onnx() -> None:
+    """A FashionCNNError saying how to install the `[onnx]` extra when it is missing."""
+    if missing := missing_packages():
+        raise FashionCNNError(f"ONNX export and the onnxruntime backend need the onnx and "
+                              f"onnxruntime packages ({' and '.join(missing)} missing): "
+                              f"{INSTALL_HINT}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the graph
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def metadata(net: nn.Module, meta: dict[str, Any], checkpoint_sha256: str) -> dict[str, str]:
+    """The file's metadata_props (all strings; the structured ones are JSON)."""
+    return {
+        "arch": meta["arch"],
+        "class_names": json.dumps(list(meta.get("class_names", CLASS_NAMES))),
+        "image_preprocessing": json.dumps(meta.get("image_preprocessing") or {}),  # the
+        # PreprocessConfig: fashion_cnn.preprocess.PreprocessConfig.from_dict(json.loads(...))
+        "unsure": json.dumps(meta.get("unsure")),  # {"score", "threshold", ...} or null
+        "tta": json.dumps(bool(getattr(net, "tta", False))),
+        "checkpoint_sha256": checkpoint_sha256,
+        "opset": str(OPSET),
+        "input": f"{INPUT}: uint8 [N, {IMAGE_SIZE}, {IMAGE_SIZE}], 0..255, white article on "
+                 "black (fashion_cnn.preprocess.preprocess makes it from any picture)",
+        "output": f"{OUTPUT}: float32 [N, {len(CLASS_NAMES)}]; softmax gives probabilities",
+        "fashion_cnn_version": __version__,
+    }
+
+
+def onnx_bytes(net: nn.Module, meta: dict[str, Any], checkpoint_sha256: str) -> bytes:
+    """The eval-mode model as a serialized ONNX model with its metadata (not yet checked)."""
+    require_onnx()
+    import onnx
+
+    example = torch.zeros(2, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)
+    buf = io.BytesIO()
+    was_training = net.training
+    net.eval()
+    try:
+        with warnings.catch_warnings():
+            # The TorchScript exporter says it is deprecated (module docstring: why it is used).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(net, (example,), buf, dynamo=False, opset_version=OPSET,
+                              input_names=[INPUT], output_names=[OUTPUT],
+                              dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+    finally:
+        net.train(was_training)
+    model = onnx.load_from_string(buf.getvalue())
+    onnx.helper.set_model_props(model, metadata(net, meta, checkpoint_sha256))
+    model.producer_name, model.producer_version = "fashion-cnn", __version__
+    return model.SerializeToString()
+
+
+# ---------------------------------------------------------------------------------------------
+# Running and checking it
+
+
+def new_session(model: bytes | str | Path) -> Any:
+    """An onnxruntime CPU session on a model (bytes or file), with the project's thread policy:
+    as many intra-op threads as torch uses (its default: one per core), one inter-op thread."""
+    require_onnx()
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def session_logits(session: Any, images: np.ndarray | torch.Tensor,
+                   batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """uint8 [N, 28, 28] -> logits float32 [N, 10] through an onnxruntime session."""
+    x = np.ascontiguousarray(np.asarray(images, dtype=np.uint8))
+    out = [session.run([OUTPUT], {INPUT: x[i:i + batch_size]})[0]
+           for i in range(0, len(x), batch_size)]
+    return torch.from_numpy(np.concatenate(out)) if out else torch.zeros(0, len(CLASS_NAMES))
+
+
+@torch.inference_mode()
+def torch_logits(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The PyTorch model's plain forward pass (what the graph was traced from), eval mode,
+    EVAL_BATCH images at a time: uint8 [N, 28, 28] -> logits [N, 10]."""
+    was_training = net.training
+    net.eval()
+    try:
+        return torch.cat([net(images[i:i + EVAL_BATCH])
+                          for i in range(0, len(images), EVAL_BATCH)])
+    finally:
+        net.train(was_training)
+
+
+def check(net: nn.Module, session: Any, images: torch.Tensor, what: str) -> tuple[float, int]:
+    """(max |logit difference|, images with the same top class) of the ONNX graph against the
+    PyTorch model on uint8 images [N, 28, 28]; a FashionCNNError when the graph does not run
+    or is not the model (the callers then keep nothing)."""
+    reference = torch_logits(net, images)
+    try:
+        ours = session_logits(session, images)
+    except Exception as err:  # noqa: BLE001 - onnxruntime's own errors (e.g. a frozen shape)
+        raise FashionCNNError(f"The ONNX export of {what} does not run in onnxruntime "
+                              f"({str(err).strip().splitlines()[0][:200]}); nothing was "
+                              "written. Please report this with your torch and onnxruntime "
+                              "versions.") from None
+    diff = float((ours - reference).abs().max())
+    same = int((ours.argmax(1) == reference.argmax(1)).sum())
+    if not diff <= MAX_LOGIT_DIFF:  # also catches NaN
+        raise FashionCNNError(
+            f"The ONNX export of {what} does not match the PyTorch model: max |logit "
+            f"difference| {diff:.3g} on {len(images):,} test images (limit {MAX_LOGIT_DIFF:g}); "
+            "nothing was written. Please report this with your torch and onnxruntime versions.")
+    return diff, same
+
+
+def seeded_images(n: int = CHECK_IMAGES) -> torch.Tensor:
+    """n reproducible random uint8 images: the check's inputs where the data is absent."""
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (n, IMAGE_SIZE, IMAGE_SIZE), generator=g, dtype=torch.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# The two uses: a file for anyone, a session for Classifier
+
+
+def check_target(out: str | Path) -> Path:
+    """`out` as a Path, or a FashionCNNError when no file can be written there (its folder
+    is created if missing)."""
+    out = Path(out)
+    if out.is_dir():
+        raise FashionCNNError(f"{out} is a folder; give a file name such as "
+                              f"{out / 'model.onnx'}.")
+    existing = next(p for p in out.absolute().parents if p.exists())
+    if not existing.is_dir():
+        raise FashionCNNError(f"Cannot write {out}: {existing} is a file, not a folder.")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FashionCNNError(f"Cannot write {out}: {err.strerror or err}. Choose a folder "
+                              "you can write to.") from None
+    if not os.access(out.parent, os.W_OK):
+        raise FashionCNNError(f"Cannot write {out}: its folder is not writable. Choose a folder "
+                              "you can write to.")
+    return out
+
+
+def export_onnx(model: str | Path | None, out: str | Path,
+                images: torch.Tensor) -> ExportResult:
+    """Export a checkpoint (path or shipped name) to `out`, checked on `images` (uint8
+    [N, 28, 28], CHECK_IMAGES real test images) before `out` appears: a temp file next to it
+    is written, loaded by onnxruntime, compared with PyTorch, then renamed onto `out`."""
+    from .models import load_checkpoint
+
+    out = check_target(out)
+    net, meta = load_checkpoint(model)
+    sha = file_sha256(meta["path"])
+    data = onnx_bytes(net, meta, sha)
+    try:
+        with atomic_path(out) as tmp:
+            tmp.write_bytes(data)
+            diff, same = check(net, new_session(tmp), images, meta["path"])
+    except OSError as err:
+        raise FashionCNNError(f"Cannot write {out}: {err.strerror or err}. Choose a folder "
+                              "you can write to.") from None
+    return ExportResult(path=out, arch=meta["arch"], checkpoint=meta["path"],
+                        checkpoint_sha256=sha, opset=OPSET, n_checked=len(images),
+                        max_logit_diff=diff, same_argmax=same, bytes=len(data))
+
+
+def onnx_session(net: nn.Module, meta: dict[str, Any],
+                 cache_dir: Path | None = None) -> Any:
+    """A checked onnxruntime session for a loaded checkpoint (`load_checkpoint`'s pair).
+
+    Built in memory and checked on the first SESSION_CHECK_IMAGES test images (seeded random
+    images where the data is not found offline), then kept in `cache_dir` (None: no cache) under the
+    checkpoint's SHA-256 plus what the graph depends on, written atomically. A cache that
+    cannot be written or read is skipped.
+    """
+    require_onnx()
+    import onnxruntime as ort
+
+    sha = file_sha256(meta["path"])
+    # What else the graph depends on: the exporter, the runtime that checked it, the flip.
+    build = hashlib.sha256(json.dumps([OPSET, torch.__version__, ort.__version__, __version__,
+                                       getattr(net, "tta", None)]).encode()).hexdigest()[:12]
+    cached = (cache_dir or ONNX_CACHE_DIR) / f"{sha}-{build}.onnx"
+    if cached.is_file():
+        try:
+            return new_session(cached)
+        except Exception:  # noqa: BLE001 - a damaged cache entry: rebuild it below
+            pass
+    data = onnx_bytes(net, meta, sha)
+    session = new_session(data)
+    try:
+        images = load_test_images(offline=True, progress=False)[:SESSION_CHECK_IMAGES]
+    except FashionCNNError:
+        images = seeded_images(SESSION_CHECK_IMAGES)
+    check(net, session, images, meta["path"])
+    try:
+        with atomic_path(cached) as tmp:
+            tmp.write_bytes(data)
+    except OSError:
+        pass  # a read-only home: run without the cache
+    return session
