@@ -161,11 +161,15 @@ def photos_section(s: dict[str, Any]) -> str:
                       + " |" for folder, v in p["per_folder"].items())
     source = (f"the model shipped as `{cfg['init']}` at commit {run['git_commit'][:10]}"
               if cfg["init"] in ("best", "seed") else f"`{cfg['init']}`")
+    synthetic = (f", {cfg['synthetic']:,} synthetic photos of its images (`fashion_cnn.render`: "
+                 "dyed plain, striped or checked on textured, unevenly lit backdrops with "
+                 "shadows and blur; never of validation images)" if cfg.get("synthetic") else "")
     return f"""## Real photos
 Fine-tuned from {source} for {cfg['epochs']} epochs (peak learning rate {cfg['lr']})
-on Fashion-MNIST's training split plus the {seen['n']:,} phone photos of the
-clothing-dataset-small `train` split (CC0), each {seen['repeat']} times per epoch, converted by
-the same preprocessing as `predict` (the garment cut out of its surroundings). longsleeve
+on Fashion-MNIST's training split{synthetic} and the {seen['n']:,} phone photos of the
+clothing-dataset-small `train` split (CC0), each {seen['repeat']} times per epoch, all photos
+converted by the same preprocessing as `predict` (the garment cut out of its surroundings
+unless it lies on an even studio backdrop). longsleeve
 photos count any of T-shirt/top, Pullover, Shirt as right, shoes any of Sandal, Sneaker, Ankle
 boot; hat, shorts and skirt photos were trained towards the uniform distribution (outlier
 exposure, weight {cfg['outlier_weight']}). Files: SHA-256 of the sorted file list

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import inspect
 import json
 import os
 import socket
@@ -47,7 +46,6 @@ API_KEY_ENV = "FASHION_CNN_API_KEY"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client: metrics shared by workers
 PUBLIC_PATHS = {"/v1/health", "/v1/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
 ENDPOINTS = {"/v1/predict", "/v1/health", "/v1/ready", "/v1/model", "/metrics"}  # metric labels
-BACKENDS = ("auto", "torch", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -93,16 +91,9 @@ class ApiError(Exception):
 
 
 def load_classifier(settings: Settings) -> Classifier:
-    """The model, once per worker. `backend` reaches Classifier only if it takes one."""
-    if settings.backend not in BACKENDS:
-        raise FashionCNNError(f"Unknown backend {settings.backend!r}; use one of "
-                              f"{', '.join(BACKENDS)}.")
-    if "backend" in inspect.signature(Classifier).parameters:
-        return Classifier(settings.model, backend=settings.backend)
-    if settings.backend not in ("auto", "torch"):
-        raise FashionCNNError(f"The {settings.backend} backend is not available in this "
-                              "version of fashion-cnn; use --backend torch.")
-    return Classifier(settings.model)
+    """The model, once per worker, on the settings' backend (`predict.choose_backend`); set the
+    thread count first (`_set_torch_threads`): an onnxruntime session takes torch's."""
+    return Classifier(settings.model, backend=settings.backend)
 
 
 def model_name(model: str | None) -> str:
@@ -291,25 +282,8 @@ PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-def create_app(classifier: Classifier, settings: Settings = Settings()) -> FastAPI:
-    """The API serving `classifier`; its batching thread and decoding threads live as long as
-    the server (they start and stop with it)."""
-    metrics = Metrics()
-    batcher = Batcher(classifier, settings.batch_settings(), on_batch=metrics.batch_size.observe)
-    pool = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="fashion-cnn-decode")
-    info = model_info(classifier, settings.model)
-    summary = {"name": info["name"], "arch": info["arch"]}
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
-        batcher.start()
-        yield
-        batcher.stop()
-        pool.shutdown()
-
-    app = FastAPI(title="fashion-cnn", version="1", lifespan=lifespan,
-                  description="Classify pictures of clothing into the 10 Fashion-MNIST classes.")
-    app.add_middleware(Gate, api_key=settings.api_key, metrics=metrics)
+def add_error_handlers(app: FastAPI) -> None:
+    """Every refusal and failure answers JSON {"detail": ...}: no traceback, no server path."""
 
     @app.exception_handler(ApiError)
     async def refused(request: Request, err: ApiError) -> JSONResponse:
@@ -325,29 +299,11 @@ def create_app(classifier: Classifier, settings: Settings = Settings()) -> FastA
     async def failed(request: Request, err: Exception) -> JSONResponse:  # logged by uvicorn
         return JSONResponse({"detail": "Internal error; the server log has the details."}, 500)
 
-    @app.post("/v1/predict", openapi_extra=PREDICT_BODY)
-    async def predict(request: Request, top_k: int = Query(3, ge=1, le=10)) -> Response:
-        """Classify pictures: multipart `files` (up to 64) or one picture as the raw body."""
-        pictures = await read_pictures(request)
-        if not pictures:
-            raise ApiError(422, "No pictures: send them as multipart/form-data field 'files', "
-                           "or one picture as the body with its image/* content type.")
-        predictions = await prepare(pictures)
-        await batcher.classify(predictions, top_k)
-        failed = sum(p.error is not None for p in predictions)
-        metrics.pictures.labels("error").inc(failed)
-        metrics.pictures.labels("classified").inc(len(predictions) - failed)
-        body = {"model": summary, "predictions": [output_record(p) for p in predictions]}
-        return JSONResponse(body, 422 if failed == len(predictions) else 200)
 
-    async def prepare(pictures: list[tuple[str, bytes]]) -> list[Prediction]:
-        loop = asyncio.get_running_loop()
-        batcher.decoding += 1  # the batcher waits a little for requests still decoding
-        try:
-            return await asyncio.gather(*(loop.run_in_executor(
-                pool, classifier.prepare, data, name) for name, data in pictures))
-        finally:
-            batcher.decoding -= 1
+def add_info_routes(app: FastAPI, batcher: Batcher, info: dict[str, Any],
+                    metrics: Metrics) -> None:
+    """GET /v1/health, /v1/ready, /v1/model and /metrics."""
+    summary = {"name": info["name"], "arch": info["arch"]}
 
     @app.get("/v1/health")
     async def health() -> dict[str, str]:
@@ -372,6 +328,53 @@ def create_app(classifier: Classifier, settings: Settings = Settings()) -> FastA
         return Response(metrics.exposition(),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
+
+def create_app(classifier: Classifier, settings: Settings = Settings()) -> FastAPI:
+    """The API serving `classifier`; its batching thread and decoding threads live as long as
+    the server (they start and stop with it)."""
+    metrics = Metrics()
+    batcher = Batcher(classifier, settings.batch_settings(), on_batch=metrics.batch_size.observe)
+    pool = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="fashion-cnn-decode")
+    info = model_info(classifier, settings.model)
+    summary = {"name": info["name"], "arch": info["arch"]}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
+        batcher.start()
+        yield
+        batcher.stop()
+        pool.shutdown()
+
+    app = FastAPI(title="fashion-cnn", version="1", lifespan=lifespan,
+                  description="Classify pictures of clothing into the 10 Fashion-MNIST classes.")
+    app.add_middleware(Gate, api_key=settings.api_key, metrics=metrics)
+
+    add_error_handlers(app)
+    @app.post("/v1/predict", openapi_extra=PREDICT_BODY)
+    async def predict(request: Request, top_k: int = Query(3, ge=1, le=10)) -> Response:
+        """Classify pictures: multipart `files` (up to 64) or one picture as the raw body."""
+        pictures = await read_pictures(request)
+        if not pictures:
+            raise ApiError(422, "No pictures: send them as multipart/form-data field 'files', "
+                           "or one picture as the body with its image/* content type.")
+        predictions = await prepare(pictures)
+        await batcher.classify(predictions, top_k)
+        failed = sum(p.error is not None for p in predictions)
+        metrics.pictures.labels("error").inc(failed)
+        metrics.pictures.labels("classified").inc(len(predictions) - failed)
+        body = {"model": summary, "predictions": [output_record(p) for p in predictions]}
+        return JSONResponse(body, 422 if failed == len(predictions) else 200)
+
+    async def prepare(pictures: list[tuple[str, bytes]]) -> list[Prediction]:
+        loop = asyncio.get_running_loop()
+        batcher.decoding += 1  # the batcher waits a little for requests still decoding
+        try:
+            return await asyncio.gather(*(loop.run_in_executor(
+                pool, classifier.prepare, data, name) for name, data in pictures))
+        finally:
+            batcher.decoding -= 1
+
+    add_info_routes(app, batcher, info, metrics)
     return app
 
 
@@ -413,11 +416,11 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000,
     """Run the API until Ctrl-C: the model loaded once in each of `workers` processes."""
     import uvicorn
 
+    _set_torch_threads(settings)
     classifier = load_classifier(settings)  # a wrong model fails here, with its message
     sock = bind(host, port)
     options = {"log_level": "info", "access_log": False, "timeout_graceful_shutdown": 10}
     if workers == 1:
-        _set_torch_threads(settings)
         config = uvicorn.Config(create_app(classifier, settings), **options)
         uvicorn.Server(config).run(sockets=[sock])
         return

@@ -397,12 +397,6 @@ def app_command(
     os.execve(command[0], command, app_env(model))
 
 
-class Backend(str, Enum):
-    auto = "auto"
-    torch = "torch"
-    onnxruntime = "onnxruntime"
-
-
 @app.command("serve")
 def serve_command(
     host: Annotated[str, typer.Option(
@@ -417,7 +411,7 @@ def serve_command(
         envvar="FASHION_CNN_API_KEY", show_default=False,
         help="Require this key ('X-API-Key: KEY' or 'Authorization: Bearer KEY') on every "
         "endpoint but /v1/health and /v1/ready.")] = None,
-    backend: Annotated[Backend, typer.Option(help="What runs the model.")] = Backend.auto,
+    backend: Backend = "auto",
     batching: Annotated[bool, typer.Option(
         "--batching/--no-batching", help="Let concurrent requests share forward passes.")
     ] = True,
@@ -434,7 +428,7 @@ def serve_command(
         raise FashionCNNError("The HTTP API needs FastAPI: pip install 'fashion-cnn[api]'.")
     from .api import Settings, serve
 
-    settings = Settings(model=model, backend=backend.value, api_key=api_key or None,
+    settings = Settings(model=model, backend=backend, api_key=api_key or None,
                         batching=batching, max_batch=max_batch, max_wait_ms=max_wait_ms)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     typer.echo(f"fashion-cnn serve: http://{shown}:{port}/docs (Ctrl-C stops it)", err=True)
