@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import torch
 import uvicorn
 from PIL import Image
 
@@ -385,6 +386,7 @@ def test_without_batching_every_request_has_its_own_pass(seed: Classifier) -> No
 
 def test_serve_refuses_a_bad_model_and_a_taken_port(
         capsys: pytest.CaptureFixture[str]) -> None:
+    threads = torch.get_num_threads()
     assert main(["serve", "--model", "no-such-model.pt"]) == 2
     assert "does not exist" in capsys.readouterr().err
     with socket.socket() as taken:
@@ -394,6 +396,7 @@ def test_serve_refuses_a_bad_model_and_a_taken_port(
         assert main(["serve", "--model", "seed", "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert "Cannot listen" in err and "--port" in err and "Traceback" not in err
+    assert torch.get_num_threads() == threads  # the server's thread count does not leak
 
 
 def test_the_backend_setting_reaches_the_classifier() -> None:

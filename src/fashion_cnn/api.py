@@ -416,14 +416,16 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000,
     """Run the API until Ctrl-C: the model loaded once in each of `workers` processes."""
     import uvicorn
 
-    _set_torch_threads(settings)
-    classifier = load_classifier(settings)  # a wrong model fails here, with its message
-    sock = bind(host, port)
+    from .training.run import torch_threads
+
     options = {"log_level": "info", "access_log": False, "timeout_graceful_shutdown": 10}
-    if workers == 1:
-        config = uvicorn.Config(create_app(classifier, settings), **options)
-        uvicorn.Server(config).run(sockets=[sock])
-        return
+    with torch_threads(settings.torch_threads):  # restored after: in-process callers keep theirs
+        classifier = load_classifier(settings)  # a wrong model or backend fails here
+        sock = bind(host, port)  # so does a taken port
+        if workers == 1:
+            config = uvicorn.Config(create_app(classifier, settings), **options)
+            uvicorn.Server(config).run(sockets=[sock])
+            return
     sock.close()  # uvicorn binds again for its worker processes
     del classifier
     with tempfile.TemporaryDirectory(prefix="fashion-cnn-metrics-") as metrics_dir:
