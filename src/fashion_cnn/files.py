@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +46,17 @@ def save_figure(fig: Any, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def cached_tensor(path: Path | None, make: Callable[[], Any]) -> Any:
+    """The tensor saved at `path` if it is there, else `make()`, saved there atomically for next
+    time; `path=None` never caches."""
+    import torch
+
+    if path is not None and path.is_file():
+        return torch.load(path, weights_only=True)
+    tensor = make()
+    if path is not None:
+        with atomic_path(path) as tmp:
+            torch.save(tensor, tmp)
+    return tensor

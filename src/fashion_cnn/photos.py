@@ -36,7 +36,7 @@ import torch
 from . import preprocess as preprocess_module
 from .data import CLASS_NAMES
 from .errors import FashionCNNError
-from .files import atomic_path
+from .files import cached_tensor
 from .preprocess import PreprocessConfig, preprocess
 
 # ---------------------------------------------------------------------------------------------
@@ -213,13 +213,8 @@ def load_photos(split: str, config: PreprocessConfig | None = None,
     if cache_dir is not None:
         key = cache_key(split, config, checksums["files_sha256"])
         cache = Path(cache_dir) / f"{split}-{key}.pt"
-    if cache is not None and cache.is_file():
-        images = torch.load(cache, weights_only=True)
-    else:
-        images = _preprocess_all([p for p, _ in photos], config, split, progress)
-        if cache is not None:
-            with atomic_path(cache) as tmp:
-                torch.save(images, tmp)
+    images = cached_tensor(cache, lambda: _preprocess_all([p for p, _ in photos], config, split,
+                                                          progress))
     codes = torch.tensor([FOLDER_CODES[f] for _, f in photos], dtype=torch.int64)
     return PhotoSet(images=images, codes=codes, folders=[f for _, f in photos],
                     paths=[p for p, _ in photos], checksums=checksums)

@@ -28,7 +28,7 @@ from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from . import preprocess as preprocess_module
-from .files import atomic_path
+from .files import cached_tensor
 from .preprocess import PreprocessConfig, preprocess
 
 HARD_FORMATS = ["JPEG"] * 6 + ["PNG"] * 2 + ["WEBP"] * 2
@@ -246,11 +246,13 @@ def synthetic_photos(images: torch.Tensor, seed: int, config: PreprocessConfig |
     preprocess.py); `cache_dir=None` never caches."""
     config = config or PreprocessConfig()
     x = np.ascontiguousarray(images.numpy())
-    cache = None
-    if cache_dir is not None:
-        cache = Path(cache_dir) / f"{_cache_key(x, seed, config)}.pt"
-        if cache.is_file():
-            return torch.load(cache, weights_only=True)
+    cache = None if cache_dir is None else Path(cache_dir) / f"{_cache_key(x, seed, config)}.pt"
+    return cached_tensor(cache, lambda: _render_all(x, seed, config, workers, progress))
+
+
+def _render_all(x: np.ndarray, seed: int, config: PreprocessConfig, workers: int,
+                progress: bool) -> torch.Tensor:
+    """uint8 [N, 28, 28] images -> their synthetic photos as model inputs, in worker processes."""
     chunks = [(x[i:i + CHUNK], seed, i, config) for i in range(0, len(x), CHUNK)]
     # Linux forks the workers (no re-import of the caller's script); they use numpy, Pillow
     # and OpenCV only, never torch's thread pool
@@ -261,11 +263,7 @@ def synthetic_photos(images: torch.Tensor, seed: int, config: PreprocessConfig |
         for part in pool.map(_render_chunk, chunks):
             parts.append(part)
             bar.update(len(part))
-    out = torch.from_numpy(np.concatenate(parts)) if parts else torch.zeros_like(images)
-    if cache is not None:
-        with atomic_path(cache) as tmp:
-            torch.save(out, tmp)
-    return out
+    return torch.from_numpy(np.concatenate(parts) if parts else x.copy())
 
 
 def _render_chunk(task: tuple[np.ndarray, int, int, PreprocessConfig]) -> np.ndarray:
