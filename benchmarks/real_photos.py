@@ -25,7 +25,7 @@ from typing import Any
 import common
 import torch
 
-from fashion_cnn.models import DEFAULT_MODEL, SHIPPED_MODELS
+from fashion_cnn.models import DEFAULT_MODEL, SHIPPED_MODELS, model_name
 from fashion_cnn.photos import (
     FOLDER_CODES,
     checksums_summary,
@@ -34,15 +34,6 @@ from fashion_cnn.photos import (
     score_photos,
 )
 from fashion_cnn.predict import Classifier, Prediction
-
-
-def model_name(model: str | None) -> str:
-    """'best' / 'seed' for a shipped model, else the checkpoint's file stem (or its folder's
-    name for a run's model.pt)."""
-    if model is None or model in SHIPPED_MODELS:
-        return model or DEFAULT_MODEL
-    path = Path(model)
-    return path.parent.name if path.stem == "model" else path.stem
 
 
 def in_class_score(p: Prediction) -> float:

@@ -36,7 +36,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from .batching import Batcher, BatchSettings
 from .errors import FashionCNNError
-from .models import DEFAULT_MODEL, SHIPPED_MODELS, model_files, resolve_checkpoint
+from .models import model_files, model_name
 from .predict import Classifier, Prediction, output_record
 
 MAX_FILES = 64  # pictures per request
@@ -94,14 +94,6 @@ def load_classifier(settings: Settings) -> Classifier:
     """The model, once per worker, on the settings' backend (`predict.choose_backend`); set the
     thread count first (`_set_torch_threads`): an onnxruntime session takes torch's."""
     return Classifier(settings.model, backend=settings.backend)
-
-
-def model_name(model: str | None) -> str:
-    """'best', 'seed', or a checkpoint's folder or file name (never the server's path)."""
-    if model is None or str(model) in SHIPPED_MODELS:
-        return str(model or DEFAULT_MODEL)
-    path = resolve_checkpoint(model)
-    return path.parent.name if path.name == "model.pt" else path.stem
 
 
 def model_info(classifier: Classifier, model: str | None) -> dict[str, Any]:

@@ -245,6 +245,15 @@ def resolve_checkpoint(model: str | Path | None) -> Path:
     return path
 
 
+def model_name(model: str | Path | None) -> str:
+    """'best', 'seed', or a checkpoint's run folder or file name (never a full path): how
+    results files and the API name a model."""
+    if model is None or str(model) in SHIPPED_MODELS:
+        return str(model or DEFAULT_MODEL)
+    path = resolve_checkpoint(model)
+    return path.parent.name if path.name == "model.pt" else path.stem
+
+
 def load_checkpoint(model: str | Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Load a checkpoint (path or shipped name) -> (eval-mode model, metadata minus weights)."""
     path = resolve_checkpoint(model)
