@@ -294,3 +294,16 @@ def test_a_skin_coloured_garment_is_not_painted_out() -> None:
     alone = _worn((225, 175, 140), (224, 172, 140))[1]  # a beige shirt, no person
     assert np.array_equal(preprocess(alone).image,
                           preprocess(alone, PreprocessConfig(skin=False)).image)
+
+
+@pytest.mark.parametrize("colour", [(200, 40, 40), (230, 120, 90), (235, 190, 180)])
+def test_a_red_pink_or_pale_article_is_no_person(colour) -> None:
+    """Its pale parts and its edges blended into a white backdrop are skin-coloured, but lie
+    within the article: nothing may be painted out."""
+    from PIL import ImageDraw, ImageFilter
+
+    alone = _worn(colour, (224, 172, 140))[1].filter(ImageFilter.GaussianBlur(8))
+    ImageDraw.Draw(alone).line([(140, 170), (140, 380), (260, 380), (260, 170)],
+                               fill=(90, 30, 30), width=6)  # darker seams
+    assert np.array_equal(preprocess(alone).image,
+                          preprocess(alone, PreprocessConfig(skin=False)).image)

@@ -437,20 +437,35 @@ def without_person(img: Image.Image, config: PreprocessConfig,
                    layout: Layout) -> Image.Image | None:
     """A product photo with the person wearing the article painted in the background colour:
     the skin (face, neck, arms, legs), then whatever is left apart from the article (hair);
-    None when there is no person (skin under 3% of the picture's content) or the article itself
-    is skin-coloured (over three quarters of it)."""
+    None when there is no person (skin outside the article under 3% of the picture's content)
+    or the article itself is skin-coloured (over three quarters of it).
+
+    Only skin beyond the article's bounding box counts (a head above it, legs below, arms
+    beside): a red, pink or orange article's pale parts, and its edges blended with a white
+    backdrop, are skin-coloured too, but they lie within the box."""
     import cv2  # imported here: only photos need it
 
     rgb = np.asarray(img.convert("RGB"))
     bg = layout.background
     content = content_mask(rgb, bg, config.trim_fuzz)
-    person = skin(rgb) & content
-    share = person.sum() / max(content.sum(), 1)
-    if not 0.03 <= share <= 0.75:
+    skinned = skin(rgb) & content
+    if skinned.sum() > 0.75 * max(content.sum(), 1):
         return None
-    person = cv2.dilate(person.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    article = _main_regions((content & ~person).astype(np.uint8), cv2, keep_share=0.3)
+    near = cv2.dilate(skinned.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    article = _main_regions((content & ~near).astype(np.uint8), cv2, keep_share=0.3)
+    if article.sum() < 0.25 * content.sum():  # the article is what the photo shows, not
+        return None  # its darker seams or outline: a pale article, no person
+    rows, cols = np.flatnonzero(article.any(1)), np.flatnonzero(article.any(0))
+    reach = max(2, round(0.03 * max(rgb.shape[:2])))  # blended edges: a few pixels wide
+    beyond = np.ones_like(article)
+    beyond[max(0, rows[0] - reach):rows[-1] + reach + 1,
+           max(0, cols[0] - reach):cols[-1] + reach + 1] = False
+    body = max(3, round(0.04 * max(rgb.shape[:2])))  # a face, neck, arm or leg is thicker
+    # than this; a bag's handle or a sandal's strap is not
+    limbs = cv2.morphologyEx((skinned & beyond).astype(np.uint8), cv2.MORPH_OPEN,
+                             np.ones((body, body), np.uint8))
+    if limbs.sum() < 0.03 * max(content.sum(), 1):
+        return None
     out = rgb.copy()
     out[~article] = bg.round().astype(np.uint8)
     return Image.fromarray(out)
-
