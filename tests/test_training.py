@@ -103,6 +103,46 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_data, tmp_path: Path) 
         run_training(None, tiny_data, tmp_path / "cut", resume=True, log=_quiet)
 
 
+
+def test_after_epoch_hook_adds_to_the_saved_history(tiny_data, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hook sees each epoch's trained, validated model; what it adds is saved with the
+    epoch (across a resume), and its time stays out of epoch_seconds."""
+    from types import SimpleNamespace
+
+    from fashion_cnn.evaluate import loss_and_accuracy
+    from fashion_cnn.training import loop
+
+    offset = [0.0]  # seconds the hook "spends": loop.py's clock jumps by them
+    monkeypatch.setattr(loop, "time", SimpleNamespace(
+        perf_counter=lambda: time.perf_counter() + offset[0]))
+    calls: list[int] = []
+
+    def score(model: torch.nn.Module, record: dict) -> None:
+        assert record["val_accuracy"] is not None  # validated first
+        calls.append(record["epoch"])
+        record["hook_test_accuracy"] = loss_and_accuracy(
+            model, tiny_data.test_images, tiny_data.test_labels)[1]
+        offset[0] += 3600.0
+
+    def interrupt_after_epoch_2(message: str) -> None:
+        if message.startswith("epoch 2/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(TrainConfig(**TINY), tiny_data, tmp_path, progress=False,
+                     log=interrupt_after_epoch_2, after_epoch=score)
+    metrics = run_training(None, tiny_data, tmp_path, resume=True, progress=False,
+                           log=_quiet, after_epoch=score)
+    assert calls == [1, 2, 3]  # epochs 1-2 before the interruption, 3 after resuming
+    saved = json.loads((tmp_path / "metrics.json").read_text())["epochs"]
+    assert [e["epoch"] for e in saved] == [1, 2, 3]
+    assert all(isinstance(e["hook_test_accuracy"], float) for e in saved)
+    # the last epoch's model is the one tested at the end
+    assert saved[-1]["hook_test_accuracy"] == metrics["test_accuracy"]
+    assert all(e["epoch_seconds"] < 3600 for e in saved)
+    assert metrics["train_seconds"] < 3600
+
 def test_torch_sgd_equals_keras_momentum() -> None:
     """Keras: v = m*v - lr*g; w += v.  The run uses torch.optim.SGD; they must agree."""
     torch.manual_seed(0)

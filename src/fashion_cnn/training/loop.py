@@ -43,12 +43,16 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: torch.Tensor,
         val_images: torch.Tensor | None = None, val_labels: torch.Tensor | None = None, *,
         state_path: Path | None = None, progress: bool = True,
-        log: Callable[[str], None] = _log) -> list[dict[str, Any]]:
+        log: Callable[[str], None] = _log,
+        after_epoch: Callable[[nn.Module, dict[str, Any]], None] | None = None,
+        ) -> list[dict[str, Any]]:
     """Train `model` in place on uint8 images [N, 28, 28]; return the per-epoch history.
 
     If `state_path` holds a saved state, training continues from it; after every epoch the
     state is saved there. Several processes (torchrun) each take a share of every batch;
-    the first one validates, saves and reports.
+    the first one validates, saves and reports. `after_epoch(model, record)`, if given, runs
+    there after validation and before the save: what it adds to the epoch's record (JSON
+    values) stays in the history, across a resume; its time is not in `epoch_seconds`.
     """
     rank, processes = world()
     if processes > 1:
@@ -66,6 +70,8 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
             if val_images is not None and len(val_images) and rank == 0:
                 record["val_loss"], record["val_accuracy"] = loss_and_accuracy(
                     model, val_images, val_labels)
+            if after_epoch is not None and rank == 0:
+                after_epoch(model, record)  # e.g. extra scores (benchmarks/time_to_accuracy.py)
             history.append(record)
             if rank == 0:
                 save_state(state_path, model, step, history, config)

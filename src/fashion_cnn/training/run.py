@@ -83,10 +83,13 @@ def saved_config(path: Path) -> TrainConfig:
 
 def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | Path, *,
                  resume: bool = False, progress: bool = True,
-                 log: Callable[[str], None] = _log) -> dict[str, Any]:
+                 log: Callable[[str], None] = _log,
+                 after_epoch: Callable[[torch.nn.Module, dict[str, Any]], None] | None = None,
+                 ) -> dict[str, Any]:
     """Train, test once on the official test set, and write checkpoint + metrics + plot.
 
     With `resume=True`, `config` may be None: the one saved in `out_dir` is used.
+    `after_epoch(model, record)`: called after each epoch's validation (loop.fit).
     """
     out = Path(out_dir)
     config = resolve_run_config(config, out, resume)
@@ -102,7 +105,8 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
         model = initial_model(config)
         history = fit(model, config, images, labels,
                       data.train_images[val_idx], data.train_labels[val_idx],
-                      state_path=out / "state.pt", progress=progress, log=log)
+                      state_path=out / "state.pt", progress=progress, log=log,
+                      after_epoch=after_epoch)
         if rank != 0:  # the first process tests the model and writes the results
             return {"rank": rank}
         start = time.perf_counter()
