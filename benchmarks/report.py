@@ -212,6 +212,47 @@ def render_bf16(name: str, d: Result) -> str:
                   "float32 train time", "bf16 train time"], rows) + "\n\n" + footer
 
 
+def render_time_to_accuracy(name: str, d: Result) -> str:
+    """One recipe's runs: training minutes, final and validation-selected test accuracy, and
+    the minutes to 95% (flip-averaged in brackets where the model has it); the curve."""
+    rows = []
+    for seed, s in sorted(d["seeds"].items(), key=lambda item: int(item[0])):
+        selected = f"{pct(s['selected_test_accuracy'])} (epoch {s['selected_epoch']})"
+        to_95 = _minutes(s["minutes_to_95"])
+        if "selected_test_accuracy_tta" in s:
+            selected += f" [{pct(s['selected_test_accuracy_tta'])}]"
+            to_95 += f" [{_minutes(s.get('minutes_to_95_tta'))}]"
+        rows.append([d["recipe"], seed, str(len(s["epochs"])), f"{s['train_minutes']:.2f}",
+                     pct(s["final_test_accuracy"]), selected, to_95])
+    refs = "; ".join(f"{r['label']}: {pct(r['test_accuracy'])} after "
+                     f"{r['train_minutes']:.2f} min (`{r['source']}`)"
+                     for r in d.get("references", []))
+    reach = _reach(d, "")
+    if "all_seeds_reach_95_tta" in d:  # [in brackets]: with test-time flip averaging
+        reach += (f" (flip-averaged: {_reach(d, '_tta')}; in brackets above: with test-time "
+                  "flip averaging)")
+    footer = (f"Every seed reaches {pct(d['target_test_accuracy'], 0)}: {reach}. "
+              "Minutes: cumulative `epoch_seconds` "
+              "(no validation, no test scoring); selected: the test accuracy of the epoch with "
+              "the best validation accuracy so far (the test set selects nothing). Reference "
+              f"points: {refs or 'none'}.\n\n"
+              "![time to accuracy](../docs/time_to_accuracy.png)")
+    return table(["recipe", "seed", "epochs", "train minutes", "final test accuracy",
+                  "selected test accuracy", "minutes to 95%"], rows) + "\n\n" + footer
+
+
+def _reach(d: Result, suffix: str) -> str:
+    """'yes, the slowest after X min' or 'no' (suffix '' or '_tta')."""
+    if not d[f"all_seeds_reach_95{suffix}"]:
+        return "no"
+    return f"yes, the slowest after {_minutes(d[f'worst_minutes_to_95{suffix}'])} min"
+
+
+def _minutes(x: float | None) -> str:
+    """Minutes to 2 decimals, or 'never' (None: the mark was not reached)."""
+    return "never" if x is None else f"{x:.2f}"
+
+
 def render_cv(name: str, d: Result) -> str:
     """k-fold cross-validation of the faithful recipe."""
     rows = [[str(i + 1), pct(a)] for i, a in enumerate(d["fold_accuracies"])]
@@ -447,6 +488,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
     ("bf16_accuracy", "bfloat16 fc1 products: accuracy", render_bf16),
     ("fast_recipe", "The fast recipe", render_fast_recipe),
     ("fast_recipe_search", "How the fast recipe was chosen", render_fast_search),
+    ("time_to_accuracy_*", "Time to accuracy", render_time_to_accuracy),
     ("cv_seed", "Cross-validation of the seed model", render_cv),
     ("augment_ablation", "Training augmentation flags", render_augment),
     ("photo_accuracy*", "Accuracy on photo-style pictures", render_photo),

@@ -165,6 +165,34 @@ def test_unknown_and_broken_files_get_a_generic_section(results_copy: Path) -> N
     assert "could not read this file (KeyError" in text
 
 
+
+def test_time_to_accuracy_section(results_copy: Path) -> None:
+    def seed(minutes_to_95: float | None, **extra) -> dict:
+        points = [{"minutes": 0.5 * k} for k in (1, 2, 3)]
+        return {"epochs": points, "train_minutes": 1.5, "final_test_accuracy": 0.9512,
+                "selected_epoch": 2, "selected_test_accuracy": 0.9534,
+                "minutes_to_95": minutes_to_95, **extra}
+
+    (results_copy / "time_to_accuracy_best.json").write_text(json.dumps(
+        {"command": "time_to_accuracy.py --recipe best", "date": "2030-01-01",
+         "git_commit": "e" * 40, "recipe": "best", "target_test_accuracy": 0.95,
+         "seeds": {"10": seed(None, selected_test_accuracy_tta=0.9551, minutes_to_95_tta=1.0),
+                   "2": seed(1.0, selected_test_accuracy_tta=0.9561, minutes_to_95_tta=0.5)},
+         "all_seeds_reach_95": False, "worst_minutes_to_95": None,
+         "all_seeds_reach_95_tta": True, "worst_minutes_to_95_tta": 1.0,
+         "references": [{"label": "Keras", "test_accuracy": 0.8794, "train_minutes": 1.3156,
+                         "source": "train_seed.json: keras"}]}))
+    text = report.render_benchmarks(results_copy)
+    part = text[text.index("## Time to accuracy: `time_to_accuracy_best.json`"):]
+    part = part[:part.index("\n## ")]
+    assert "could not read" not in part
+    rows = [line for line in part.splitlines() if line.startswith("| best |")]
+    assert rows == ["| best | 2 | 3 | 1.50 | 95.12% | 95.34% (epoch 2) [95.61%] | 1.00 [0.50] |",
+                    "| best | 10 | 3 | 1.50 | 95.12% | 95.34% (epoch 2) [95.51%] | never [1.00] |"]
+    assert "Every seed reaches 95%: no (flip-averaged: yes, the slowest after 1.00 min;" in part
+    assert "Keras: 87.94% after 1.32 min" in part
+    assert "](../docs/time_to_accuracy.png)" in part
+
 def test_output_is_deterministic(results_copy: Path) -> None:
     assert report.render_benchmarks(results_copy) == report.render_benchmarks(results_copy)
 
