@@ -235,10 +235,18 @@ def render_time_to_accuracy(name: str, d: Result) -> str:
               "Minutes: cumulative `epoch_seconds` "
               "(no validation, no test scoring); selected: the test accuracy of the epoch with "
               "the best validation accuracy so far (the test set selects nothing). Reference "
-              f"points: {refs or 'none'}.\n\n"
+              f"points: {refs or 'none'}.{_load_note(d)}\n\n"
               "![time to accuracy](../docs/time_to_accuracy.png)")
     return table(["recipe", "seed", "epochs", "train minutes", "final test accuracy",
                   "selected test accuracy", "minutes to 95%"], rows) + "\n\n" + footer
+
+
+def _load_note(d: Result) -> str:
+    """' Load average (1 min) before and after: a / b.' if the file has it, else ''."""
+    if "load_average" not in d:
+        return ""
+    return (" Load average (1 min) before and after: "
+            f"{' / '.join(f'{x:.1f}' for x in d['load_average'])}.")
 
 
 def _reach(d: Result, suffix: str) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -279,12 +280,14 @@ def main(argv: list[str] | None = None) -> None:
 def measure(args: argparse.Namespace) -> None:
     """Train (or reuse) every seed's run, write the result JSON and print a summary."""
     data = common.load_data(args)
+    load_before = os.getloadavg()[0]  # 1-minute load: the minutes are only as quiet as this
     runs = {}
     for seed in args.seeds:
         out = args.runs / f"{args.recipe}-seed{seed}"
         config = recipe_config(args.recipe, seed=seed, epochs=args.epochs)
         runs[seed] = (train_or_load(config, data, out), out)
-    result = result_for(args.recipe, runs)
+    result = {**result_for(args.recipe, runs),
+              "load_average": [load_before, os.getloadavg()[0]]}  # before and after
     common.write_result(args.out, result, seed=args.seeds[0], checksums=data.checksums)
     for seed, s in result["seeds"].items():
         to_95 = s["minutes_to_95"]

@@ -180,6 +180,7 @@ def test_time_to_accuracy_section(results_copy: Path) -> None:
                    "2": seed(1.0, selected_test_accuracy_tta=0.9561, minutes_to_95_tta=0.5)},
          "all_seeds_reach_95": False, "worst_minutes_to_95": None,
          "all_seeds_reach_95_tta": True, "worst_minutes_to_95_tta": 1.0,
+         "load_average": [0.93, 1.24],
          "references": [{"label": "Keras", "test_accuracy": 0.8794, "train_minutes": 1.3156,
                          "source": "train_seed.json: keras"}]}))
     text = report.render_benchmarks(results_copy)
@@ -191,6 +192,7 @@ def test_time_to_accuracy_section(results_copy: Path) -> None:
                     "| best | 10 | 3 | 1.50 | 95.12% | 95.34% (epoch 2) [95.51%] | never [1.00] |"]
     assert "Every seed reaches 95%: no (flip-averaged: yes, the slowest after 1.00 min;" in part
     assert "Keras: 87.94% after 1.32 min" in part
+    assert "Load average (1 min) before and after: 0.9 / 1.2." in part
     assert "](../docs/time_to_accuracy.png)" in part
 
 def test_output_is_deterministic(results_copy: Path) -> None:

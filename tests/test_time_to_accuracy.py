@@ -107,7 +107,7 @@ def test_the_script_on_tiny_data(tiny_data, tmp_path: Path,
     out = results / "time_to_accuracy_fast.json"
     d = json.loads(out.read_text())
     assert d["recipe"] == "fast" and d["config"]["epochs"] == 3 and "seed" not in d["config"]
-    assert set(d["seeds"]) == {"0", "1"} and d["references"]
+    assert set(d["seeds"]) == {"0", "1"} and d["references"] and len(d["load_average"]) == 2
     for seed, s in d["seeds"].items():
         metrics = json.loads((runs / f"fast-seed{seed}" / "metrics.json").read_text())
         seconds = [e["epoch_seconds"] for e in metrics["epochs"]]
