@@ -242,11 +242,12 @@ def render_time_to_accuracy(name: str, d: Result) -> str:
 
 
 def _load_note(d: Result) -> str:
-    """' Load average (1 min) before and after: a / b.' if the file has it, else ''."""
+    """The 1-minute load average at the epochs' ends, lowest to highest (if recorded)."""
     if "load_average" not in d:
         return ""
-    return (" Load average (1 min) before and after: "
-            f"{' / '.join(f'{x:.1f}' for x in d['load_average'])}.")
+    low, high = d["load_average"]
+    return (f" Load average (1 min) at the epochs' ends, this training included: {low:.1f} to "
+            f"{high:.1f}.")
 
 
 def _reach(d: Result, suffix: str) -> str:

@@ -192,7 +192,7 @@ def test_time_to_accuracy_section(results_copy: Path) -> None:
                     "| best | 10 | 3 | 1.50 | 95.12% | 95.34% (epoch 2) [95.51%] | never [1.00] |"]
     assert "Every seed reaches 95%: no (flip-averaged: yes, the slowest after 1.00 min;" in part
     assert "Keras: 87.94% after 1.32 min" in part
-    assert "Load average (1 min) before and after: 0.9 / 1.2." in part
+    assert "this training included: 0.9 to 1.2." in part
     assert "](../docs/time_to_accuracy.png)" in part
 
 def test_output_is_deterministic(results_copy: Path) -> None:

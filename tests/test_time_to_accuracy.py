@@ -80,11 +80,11 @@ def test_hook_scores_the_best_model_with_and_without_flips(tiny_data) -> None:
     net.tta = True  # as shipped: the hook must put it back
     record: dict = {}
     tta.score_test_set(tiny_data)(net, record)
-    assert set(record) == {"test_accuracy", "test_accuracy_tta"}
+    assert set(record) == {"test_accuracy", "test_accuracy_tta", "load_average"}
     assert net.tta is True
     seed_record: dict = {}
     tta.score_test_set(tiny_data)(build_model("seed"), seed_record)
-    assert set(seed_record) == {"test_accuracy"}
+    assert set(seed_record) == {"test_accuracy", "load_average"}
 
 
 def test_references_are_read_from_the_recorded_results() -> None:
@@ -107,7 +107,9 @@ def test_the_script_on_tiny_data(tiny_data, tmp_path: Path,
     out = results / "time_to_accuracy_fast.json"
     d = json.loads(out.read_text())
     assert d["recipe"] == "fast" and d["config"]["epochs"] == 3 and "seed" not in d["config"]
-    assert set(d["seeds"]) == {"0", "1"} and d["references"] and len(d["load_average"]) == 2
+    assert set(d["seeds"]) == {"0", "1"} and d["references"]
+    low, high = d["load_average"]
+    assert 0 <= low <= high
     for seed, s in d["seeds"].items():
         metrics = json.loads((runs / f"fast-seed{seed}" / "metrics.json").read_text())
         seconds = [e["epoch_seconds"] for e in metrics["epochs"]]
