@@ -446,3 +446,17 @@ def test_training_with_synthetic_photos_of_training_images_only(tiny_data, tmp_p
     run_training(config, tiny_data, tmp_path / "run", progress=False, log=_quiet)
     with pytest.raises(FashionCNNError, match="--synthetic"):
         TrainConfig(synthetic=-1)
+
+
+def test_the_best_model_at_another_width(tiny_data, tmp_path: Path) -> None:
+    narrow = dict(TINY, epochs=1, model="best", width=4)
+    run_training(TrainConfig(**narrow), tiny_data, tmp_path / "a", progress=False, log=_quiet)
+    net, meta = load_checkpoint(tmp_path / "a")
+    assert meta["arch_kwargs"]["width"] == 4 and net.head.in_features == 8 * 4
+    tuned = TrainConfig(**narrow, init=str(tmp_path / "a"))  # same width: fine-tunes
+    run_training(tuned, tiny_data, tmp_path / "b", progress=False, log=_quiet)
+    with pytest.raises(FashionCNNError, match="--width"):
+        run_training(TrainConfig(**{**narrow, "width": 8}, init=str(tmp_path / "a")), tiny_data,
+                     tmp_path / "c", progress=False, log=_quiet)
+    with pytest.raises(FashionCNNError, match="--width"):
+        TrainConfig(width=8)  # the seed CNN has no width

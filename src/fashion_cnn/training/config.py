@@ -58,6 +58,8 @@ class TrainConfig:
     """Everything that defines one training run; saved with its results."""
 
     model: str = _option("seed", "Architecture: " + ", ".join(ARCHITECTURES) + ".")
+    width: int = _option(0, "Best model: channels of its first layer (the others are 2, 4 "
+                         "and 8 times that); 0: the architecture's own (32).")
     epochs: int = _option(10, "Passes over the training data.")
     batch_size: int = _option(32, "Images per SGD step.")
     lr: float = _option(0.01, "SGD learning rate (the peak, with --schedule onecycle).")
@@ -103,6 +105,8 @@ class TrainConfig:
         problems = []
         if self.model not in ARCHITECTURES:
             problems.append(f"--model must be one of {', '.join(ARCHITECTURES)}")
+        if self.width < 0 or (self.width and self.model != "best"):
+            problems.append("--width is for the best model only, and at least 1")
         if self.epochs < 1:
             problems.append("--epochs must be at least 1")
         if self.batch_size < 1:
@@ -123,6 +127,10 @@ class TrainConfig:
             problems.append("--threads must be 0 (automatic) or more")
         if problems:
             raise FashionCNNError("; ".join(problems) + ".")
+
+    def arch_kwargs(self) -> dict[str, Any]:
+        """The architecture's constructor arguments this config sets (models.build_model)."""
+        return {"width": self.width} if self.width else {}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:

@@ -183,7 +183,7 @@ def training_set(config: TrainConfig, data: FashionMNIST, train_idx: torch.Tenso
 def initial_model(config: TrainConfig) -> torch.nn.Module:
     """A new model of the configured architecture; with `init`, holding that checkpoint's
     weights (which must be of the same architecture)."""
-    model = build_model(config.model)
+    model = build_model(config.model, **config.arch_kwargs())
     if config.init:
         from ..models import load_checkpoint
 
@@ -191,7 +191,11 @@ def initial_model(config: TrainConfig) -> torch.nn.Module:
         if meta["arch"] != config.model:
             raise FashionCNNError(f"--init {config.init} is a {meta['arch']!r} model, not "
                                   f"{config.model!r}; pass --model {meta['arch']}.")
-        model.load_state_dict(source.state_dict())
+        try:
+            model.load_state_dict(source.state_dict())
+        except RuntimeError:  # the same architecture at another size
+            raise FashionCNNError(f"--init {config.init} is a {meta['arch']!r} model of another "
+                                  f"size ({meta['arch_kwargs']}); pass its --width.") from None
     return model
 
 
@@ -268,7 +272,7 @@ def _fold(config: TrainConfig, data: FashionMNIST, out: Path, parts: tuple[torch
     held_out = parts[k]
     train_idx = torch.cat([p for j, p in enumerate(parts) if j != k])
     torch.manual_seed(config.seed + k)
-    model = build_model(config.model)
+    model = build_model(config.model, **config.arch_kwargs())
     history = fit(model, config, data.train_images[train_idx], data.train_labels[train_idx],
                   data.train_images[held_out], data.train_labels[held_out],
                   state_path=fold_dir / "state.pt", progress=progress, log=log)
