@@ -1,0 +1,104 @@
+"""Ablation of the speed-run recipe: one line per trick, its effect on validation accuracy and
+on training time. The test set is never looked at here.
+
+    python benchmarks/speedrun_ablation.py [--only NAME ...] [--seed 0]
+        [--runs runs/speedrun_ablation] [--out benchmarks/results/speedrun_ablation.json]
+        [--data-dir DIR]
+
+Line "speedrun (the recipe)" trains RECIPES["speedrun"] as it is; every other line changes one
+setting of it (VARIANTS). Each trains on the training split in RUNS/<line>-seedN (resumable:
+an interrupted line continues from its last epoch) and reports the validation accuracy after
+the last epoch, plain and with test-time flip averaging (the recipe's own evaluation), its
+training seconds (shuffling, augmentation and steps, as `train_seconds` everywhere) and the
+1-minute load average while it trained (times are only comparable on a quiet machine, ~2).
+
+Lines are slow (minutes each): the result file is merged, so lines can be run a few at a time
+(`--only`); a line whose recorded config is the one asked for is not trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import common
+import torch
+
+from fashion_cnn.data import FashionMNIST
+from fashion_cnn.evaluate import loss_and_accuracy
+from fashion_cnn.models import build_model
+from fashion_cnn.provenance import provenance
+from fashion_cnn.training import TrainConfig, fit, recipe_config, split_indices
+
+BASE = "speedrun (the recipe)"
+# line -> the one setting it changes in the speedrun recipe
+VARIANTS: dict[str, dict[str, Any]] = {
+    BASE: {},
+    "no flip augmentation": {"flip": False},
+    "no 2-pixel translation": {"translate": 0},
+    "no label smoothing": {"label_smoothing": 0.0},
+    "no weight decay": {"weight_decay": 0.0},
+    "plain momentum (no Nesterov)": {"nesterov": False},
+    "constant learning rate 0.01 (no one-cycle)": {"schedule": "constant", "lr": 0.01},
+    "no random erasing": {"erase": 0.0},
+    "random erasing 0.5 (the best recipe's)": {"erase": 0.5},
+    "width 32 (the best recipe's)": {"width": 32},
+    "float32 products (no bf16)": {"bf16": False},
+    "channels-first activations": {"channels_last": False},
+}
+
+
+def train_line(config: TrainConfig, data: FashionMNIST, out: Path) -> dict[str, Any]:
+    """Train `config` on the training split (resumable in `out`); validation accuracy plain
+    and with flip averaging, training seconds and the load average."""
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, **config.arch_kwargs())
+    train, val = split_indices(len(data.train_labels), config.val_fraction, config.seed)
+    loads: list[float] = []
+    history = fit(model, config, data.train_images[train], data.train_labels[train],
+                  data.train_images[val], data.train_labels[val], state_path=out / "state.pt",
+                  log=lambda line: print(line, file=sys.stderr),
+                  after_epoch=lambda _m, record: loads.append(os.getloadavg()[0]))
+    result = {"val_accuracy": history[-1]["val_accuracy"],
+              "train_seconds": sum(h["epoch_seconds"] for h in history),
+              "load_average": [min(loads, default=None), max(loads, default=None)]}
+    if hasattr(model, "tta"):  # the recipe's evaluation: the image and its mirror averaged
+        model.tta = True
+        result["val_accuracy_tta"] = loss_and_accuracy(model, data.train_images[val],
+                                                       data.train_labels[val])[1]
+    (out / "state.pt").unlink(missing_ok=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = common.parser(__doc__, "speedrun_ablation")
+    parser.add_argument("--only", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", type=Path, default=Path("runs/speedrun_ablation"))
+    args = parser.parse_args(argv)
+    data = common.load_data(args)
+    out = Path(args.out)
+    lines = json.loads(out.read_text())["lines"] if out.is_file() else {}
+    for name in args.only:
+        config = recipe_config("speedrun", seed=args.seed, **VARIANTS[name])
+        if lines.get(name, {}).get("config") == asdict(config):
+            print(f"{name}: recorded", file=sys.stderr)
+            continue
+        folder = args.runs / f"{name.split(' (')[0].replace(' ', '-')}-seed{args.seed}"
+        result = train_line(config, data, folder)
+        made = provenance(args.seed)  # each line keeps when and from which commit it came
+        lines[name] = {"changes": VARIANTS[name], "config": asdict(config), **result,
+                       "git_commit": made["git_commit"], "date": made["date"]}
+        print(f"{name}: validation {100 * result['val_accuracy']:.2f}% in "
+              f"{result['train_seconds']:.0f} s", file=sys.stderr)
+        common.write_result(out, {"base": BASE, "lines": lines}, seed=args.seed,
+                            checksums=data.checksums)
+    print(f"-> {out}")
+
+
+if __name__ == "__main__":
+    main()

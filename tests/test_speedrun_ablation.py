@@ -1,0 +1,38 @@
+"""The speed-run ablation (benchmarks/speedrun_ablation.py) on tiny synthetic data: one line per
+change, validation scores only, lines merged into the result file and not trained twice."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from fashion_cnn.training import RECIPES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import speedrun_ablation as ablation  # noqa: E402 - benchmarks/ is not a package
+
+TINY = dict(RECIPES["speedrun"], epochs=1, batch_size=32, width=4)
+
+
+def test_lines_change_one_setting_and_are_merged(tiny_data, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(RECIPES, "speedrun", TINY)
+    monkeypatch.setattr(ablation.common, "load_data", lambda args: tiny_data)
+    out, runs = tmp_path / "ablation.json", tmp_path / "runs"
+    argv = ["--out", str(out), "--runs", str(runs), "--only"]
+    ablation.main([*argv, ablation.BASE])
+    ablation.main([*argv, "no label smoothing", ablation.BASE])  # the base line is kept
+    lines = json.loads(out.read_text())["lines"]
+    assert set(lines) == {ablation.BASE, "no label smoothing"}
+    base, changed = lines[ablation.BASE], lines["no label smoothing"]
+    differ = {k for k in base["config"] if base["config"][k] != changed["config"][k]}
+    assert differ == {"label_smoothing"} and changed["config"]["label_smoothing"] == 0.0
+    for line in lines.values():
+        assert 0 <= line["val_accuracy"] <= 1 and 0 <= line["val_accuracy_tta"] <= 1
+        assert line["train_seconds"] > 0 and line["git_commit"]
+    assert not list(runs.rglob("state.pt"))  # finished lines leave no resumable state
+    monkeypatch.setattr(ablation, "train_line", lambda *a: pytest.fail("trained again"))
+    ablation.main([*argv, ablation.BASE, "no label smoothing"])
