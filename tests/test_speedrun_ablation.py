@@ -36,3 +36,8 @@ def test_lines_change_one_setting_and_are_merged(tiny_data, tmp_path: Path,
     assert not list(runs.rglob("state.pt"))  # finished lines leave no resumable state
     monkeypatch.setattr(ablation, "train_line", lambda *a: pytest.fail("trained again"))
     ablation.main([*argv, ablation.BASE, "no label smoothing"])
+    import report
+
+    text = report.render_speedrun_ablation("speedrun_ablation", json.loads(out.read_text()))
+    assert text.count("\n| ") == 1 + len(lines)  # the separator row, then one row per line
+    assert "(+" in text or "(-" in text  # the changed line against the recipe
