@@ -460,3 +460,15 @@ def test_the_best_model_at_another_width(tiny_data, tmp_path: Path) -> None:
                      tmp_path / "c", progress=False, log=_quiet)
     with pytest.raises(FashionCNNError, match="--width"):
         TrainConfig(width=8)  # the seed CNN has no width
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_the_first_process_converts_photos_before_the_others(rank, monkeypatch) -> None:
+    import fashion_cnn.training.run as run
+
+    order = []
+    monkeypatch.setattr(run, "world", lambda: (rank, 2))
+    monkeypatch.setattr(run.torch.distributed, "barrier", lambda: order.append("barrier"))
+    assert run.first_process_first(lambda: order.append("make") or 7) == 7
+    # the first process makes (and caches), then releases the others, who then read the cache
+    assert order == (["make", "barrier"] if rank == 0 else ["barrier", "make"])

@@ -168,16 +168,29 @@ def training_set(config: TrainConfig, data: FashionMNIST, train_idx: torch.Tenso
 
         pick = train_idx[torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(
             config.seed))[:config.synthetic]]  # training images only: validation stays clean
-        rendered = synthetic_photos(data.train_images[pick], config.seed, progress=progress)
+        rendered = first_process_first(lambda: synthetic_photos(
+            data.train_images[pick], config.seed, progress=progress))
         parts.append((rendered, data.train_labels[pick]))
     if config.photos:
         from ..photos import load_photos
 
-        photos = load_photos("train", progress=progress)
+        photos = first_process_first(lambda: load_photos("train", progress=progress))
         parts += [(photos.images, photos.codes)] * config.photo_repeat
         summary = {"n": len(photos.codes), "repeat": config.photo_repeat,
                    "checksums": photos.checksums}
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), summary
+
+
+def first_process_first(make: Callable[[], Any]) -> Any:
+    """make() in the first process, then in the others (with --nproc): they find its result
+    in the disk cache instead of each converting the same photos again."""
+    rank, processes = world()
+    if processes > 1 and rank > 0:
+        torch.distributed.barrier()  # wait for the first process to fill the cache
+    made = make()
+    if processes > 1 and rank == 0:
+        torch.distributed.barrier()
+    return made
 
 
 def initial_model(config: TrainConfig) -> torch.nn.Module:
