@@ -8,12 +8,14 @@ the run instead of skipping it.
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 import shutil
 import struct
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -21,6 +23,20 @@ import torch
 
 from fashion_cnn.data import FILES, FashionMNIST, load_fashion_mnist
 from fashion_cnn.errors import FashionCNNError
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """benchmarks/NAME.py as a module (benchmarks/ is not a package; its scripts import their
+    sibling `common`)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def idx_bytes(tensor: torch.Tensor, magic: int) -> bytes:

@@ -3,15 +3,14 @@ layout and links point at files that exist. Fast; needs no data."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -56,16 +55,7 @@ LAYOUT = [
 ]
 
 
-def load_report() -> ModuleType:
-    """benchmarks/report.py as a module (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("report", ROOT / "benchmarks" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["report"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-report = load_report()
+report = load_benchmark("report")
 
 
 @pytest.fixture

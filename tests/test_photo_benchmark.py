@@ -3,34 +3,15 @@ data needed. Its hard renderer is fashion_cnn.render (tests/test_render.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 from PIL import Image
 
+from conftest import load_benchmark
 from conftest import synthetic_article as article
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def load_benchmark() -> ModuleType:
-    """benchmarks/photo_accuracy.py as a module (benchmarks/ is not a package; it imports
-    its sibling `common`)."""
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location("photo_accuracy",
-                                                  BENCHMARKS / "photo_accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["photo_accuracy"] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-photo_accuracy = load_benchmark()
+photo_accuracy = load_benchmark("photo_accuracy")
 
 
 def test_easy_photo_style_keeps_its_conditions() -> None:

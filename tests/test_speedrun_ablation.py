@@ -4,15 +4,14 @@ change, validation scores only, lines merged into the result file and not traine
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import load_benchmark
 from fashion_cnn.training import RECIPES
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import speedrun_ablation as ablation  # noqa: E402 - benchmarks/ is not a package
+ablation = load_benchmark("speedrun_ablation")
 
 TINY = dict(RECIPES["speedrun"], epochs=1, batch_size=32, width=4)
 
@@ -36,8 +35,7 @@ def test_lines_change_one_setting_and_are_merged(tiny_data, tmp_path: Path,
     assert not list(runs.rglob("state.pt"))  # finished lines leave no resumable state
     monkeypatch.setattr(ablation, "train_line", lambda *a: pytest.fail("trained again"))
     ablation.main([*argv, ablation.BASE, "no label smoothing"])
-    import report
-
+    report = load_benchmark("report")
     text = report.render_speedrun_ablation("speedrun_ablation", json.loads(out.read_text()))
     assert text.count("\n| ") == 1 + len(lines)  # the separator row, then one row per line
     assert "(+" in text or "(-" in text  # the changed line against the recipe

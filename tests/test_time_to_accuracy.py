@@ -3,35 +3,17 @@ from a hand-made history, the test-set hook, and the whole script on tiny synthe
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from conftest import load_benchmark
 from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.models import build_model
 from fashion_cnn.training import recipe_config
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def load_benchmark() -> ModuleType:
-    """benchmarks/time_to_accuracy.py as a module (benchmarks/ is not a package; it imports
-    its sibling `common`)."""
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location("time_to_accuracy",
-                                                  BENCHMARKS / "time_to_accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["time_to_accuracy"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tta = load_benchmark()
+tta = load_benchmark("time_to_accuracy")
 
 
 def _epoch(epoch: int, seconds: float, val: float | None, test: float, **extra) -> dict:
