@@ -30,9 +30,9 @@ import torch
 
 from fashion_cnn.data import FashionMNIST
 from fashion_cnn.evaluate import loss_and_accuracy
-from fashion_cnn.models import build_model
 from fashion_cnn.provenance import provenance
 from fashion_cnn.training import TrainConfig, fit, recipe_config, split_indices
+from fashion_cnn.training.run import initial_model
 
 BASE = "speedrun (the recipe)"
 # line -> the one setting it changes in the speedrun recipe
@@ -52,20 +52,25 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+def record_load(_model: torch.nn.Module, record: dict[str, Any]) -> None:
+    """The after_epoch hook: the 1-minute load average as the epoch ends."""
+    record["load_average"] = os.getloadavg()[0]
+
+
 def train_line(config: TrainConfig, data: FashionMNIST, out: Path) -> dict[str, Any]:
     """Train `config` on the training split (resumable in `out`); validation accuracy plain
     and with flip averaging, training seconds and the load average."""
     torch.manual_seed(config.seed)
-    model = build_model(config.model, **config.arch_kwargs())
+    model = initial_model(config)
     train, val = split_indices(len(data.train_labels), config.val_fraction, config.seed)
-    loads: list[float] = []
     history = fit(model, config, data.train_images[train], data.train_labels[train],
                   data.train_images[val], data.train_labels[val], state_path=out / "state.pt",
                   log=lambda line: print(line, file=sys.stderr),
-                  after_epoch=lambda _m, record: loads.append(os.getloadavg()[0]))
+                  after_epoch=record_load)  # kept in the saved history: survives a resume
+    loads = [h["load_average"] for h in history]
     result = {"val_accuracy": history[-1]["val_accuracy"],
               "train_seconds": sum(h["epoch_seconds"] for h in history),
-              "load_average": [min(loads, default=None), max(loads, default=None)]}
+              "load_average": [min(loads), max(loads)]}
     if hasattr(model, "tta"):  # the recipe's evaluation: the image and its mirror averaged
         model.tta = True
         result["val_accuracy_tta"] = loss_and_accuracy(model, data.train_images[val],

@@ -449,11 +449,12 @@ def without_person(img: Image.Image, config: PreprocessConfig,
     bg = layout.background
     content = content_mask(rgb, bg, config.trim_fuzz)
     skinned = skin(rgb) & content
-    if skinned.sum() > 0.75 * max(content.sum(), 1):
+    area = max(content.sum(), 1)
+    if skinned.sum() > 0.75 * area:
         return None
     near = cv2.dilate(skinned.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     article = _main_regions((content & ~near).astype(np.uint8), cv2, keep_share=0.3)
-    if article.sum() < 0.25 * content.sum():  # the article is what the photo shows, not
+    if article.sum() < 0.25 * area:  # the article is what the photo shows, not
         return None  # its darker seams or outline: a pale article, no person
     rows, cols = np.flatnonzero(article.any(1)), np.flatnonzero(article.any(0))
     reach = max(2, round(0.03 * max(rgb.shape[:2])))  # blended edges: a few pixels wide
@@ -464,7 +465,7 @@ def without_person(img: Image.Image, config: PreprocessConfig,
     # than this; a bag's handle or a sandal's strap is not
     limbs = cv2.morphologyEx((skinned & beyond).astype(np.uint8), cv2.MORPH_OPEN,
                              np.ones((body, body), np.uint8))
-    if limbs.sum() < 0.03 * max(content.sum(), 1):
+    if limbs.sum() < 0.03 * area:
         return None
     out = rgb.copy()
     out[~article] = bg.round().astype(np.uint8)
