@@ -209,8 +209,9 @@ def test_without_onnxruntime_auto_is_torch_and_onnxruntime_says_what_to_install(
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now fails
     assert choose_backend("auto", "best") == "torch"
     assert Classifier(checkpoint).backend == "torch"
-    with pytest.raises(FashionCNNError, match=r"pip install 'fashion-cnn\[onnx\]'"):
-        Classifier(checkpoint, backend="onnxruntime")
+    for backend in ("onnxruntime", "onnxruntime-int8"):
+        with pytest.raises(FashionCNNError, match=r"pip install 'fashion-cnn\[onnx\]'"):
+            Classifier(checkpoint, backend=backend)
     sample = str(sorted(SAMPLES.glob("*.jpg"))[0])
     assert main(["predict", sample, "--model", str(checkpoint), "--backend", "onnxruntime"]) == 2
     err = capsys.readouterr().err
@@ -255,6 +256,86 @@ def test_auto_choice_is_the_benchmarks() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# int8 (export --int8, backend onnxruntime-int8)
+
+
+@pytest.fixture
+def wider_checkpoint(tmp_path: Path) -> Path:
+    """An untrained `best` of width 8 with flips: enough weights that int8 shows in the size."""
+    torch.manual_seed(0)
+    net = build_model("best", width=8, tta=True).eval()
+    path = tmp_path / "wider.pt"
+    save_checkpoint(path, net, config={}, metrics={}, data_checksums=None, unsure=UNSURE)
+    return path
+
+
+def calibration(n: int = 200) -> torch.Tensor:
+    """Stand-in calibration images (seeded, not the check images)."""
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
+
+
+def test_int8_export_is_quantized_smaller_and_gives_the_same_top_class(
+        wider_checkpoint: Path, tmp_path: Path) -> None:
+    x = images(256)
+    int8 = export.export_onnx(wider_checkpoint, tmp_path / "int8.onnx", x, calibration())
+    plain = export.export_onnx(wider_checkpoint, tmp_path / "plain.onnx", x)
+    assert int8.int8 and not plain.int8
+    assert int8.bytes == (tmp_path / "int8.onnx").stat().st_size < 0.4 * plain.bytes
+    model = onnx.load(tmp_path / "int8.onnx")
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops, ops
+    int8_weights = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(int8_weights) >= 9  # the 8 convolutions and the linear layer
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["weights"] == "int8" and props["calibration_images"] == "200"
+    assert props["arch"] == "best" and json.loads(props["unsure"]) == UNSURE
+    # Its own run, apart from the check: PyTorch's top class on >= 99% of the images.
+    net, _ = load_checkpoint(wider_checkpoint)
+    ours = export.session_logits(export.new_session(tmp_path / "int8.onnx"), x)
+    same = int((ours.argmax(1) == export.torch_logits(net, x).argmax(1)).sum())
+    assert same == int8.same_argmax >= export.INT8_MIN_AGREEMENT * len(x)
+    assert no_temp_files(tmp_path)
+
+
+def test_a_failed_int8_check_leaves_no_file(wider_checkpoint: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The int8 check counts top classes: a threshold no graph meets keeps no file."""
+    monkeypatch.setattr(export, "INT8_MIN_AGREEMENT", 1.01)
+    out = tmp_path / "int8.onnx"
+    with pytest.raises(FashionCNNError, match="int8 ONNX export .* only .* test images"):
+        export.export_onnx(wider_checkpoint, out, images(), calibration())
+    assert not out.exists() and no_temp_files(tmp_path)
+
+
+def no_data(*args: object, **kwargs: object) -> torch.Tensor:
+    raise FashionCNNError("no data here")
+
+
+def test_int8_backend_is_cached_apart_and_needs_the_training_images(
+        wider_checkpoint: Path, cache_in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calibrated and checked on seeded images (the untrained model's answers on real
+    pictures would hang on its calibration images' resemblance to them)."""
+    checkpoint = wider_checkpoint
+    monkeypatch.setattr(export, "load_test_images", no_data)
+    monkeypatch.setattr(export, "calibration_images", lambda meta, **kw: calibration())
+    torch_clf = Classifier(checkpoint, backend="torch")
+    int8_clf = Classifier(checkpoint, backend="onnxruntime-int8")
+    assert int8_clf.backend == "onnxruntime-int8" and int8_clf.session is not None
+    x = images(256).numpy()
+    same = (int8_clf.probabilities(x).argmax(1) == torch_clf.probabilities(x).argmax(1)).sum()
+    assert int(same) >= export.INT8_MIN_AGREEMENT * len(x)
+    Classifier(checkpoint, backend="onnxruntime")
+    assert sorted(p.name.endswith("-int8.onnx") for p in cache_in_tmp.iterdir()) == [False, True]
+
+    monkeypatch.setattr(export, "calibration_images", no_data)
+    for p in cache_in_tmp.iterdir():
+        p.unlink()
+    with pytest.raises(FashionCNNError, match="fashion-cnn data"):
+        Classifier(checkpoint, backend="onnxruntime-int8")
+
+
+# ---------------------------------------------------------------------------------------------
 # The shipped models, on the real data
 
 
@@ -279,3 +360,23 @@ def test_shipped_model_exports_with_the_same_answers(name: str, real_data, real_
     reference = predict_logits(net, real_data.test_images, fused=False)
     assert torch.equal(ours.argmax(1), reference.argmax(1))
     assert float((ours - reference).abs().max()) <= export.MAX_LOGIT_DIFF
+
+
+@pytest.mark.slow
+def test_shipped_best_exports_to_int8_with_its_accuracy(real_data, real_data_dir: Path,
+                                                        tmp_path: Path) -> None:
+    """`export --int8` of the default model: under a third of the float32 file, PyTorch's top
+    class on >= 99.5% of the 10,000 test images, test accuracy within 0.2 points."""
+    out = tmp_path / "best-int8.onnx"
+    result = run_cli("export", "--format", "onnx", "--model", "best", "--int8", "--out",
+                     str(out), "--data-dir", str(real_data_dir), "--offline")
+    assert result.returncode == 0, result.stderr
+    assert "int8 calibrated on 1,000 training images" in result.stderr
+    net, _ = load_checkpoint("best")
+    assert out.stat().st_size < len(export.onnx_bytes(net, {"arch": "best"}, "")) / 3
+    ours = export.session_logits(export.new_session(out), real_data.test_images).argmax(1)
+    reference = predict_logits(net, real_data.test_images, fused=False).argmax(1)
+    assert int((ours == reference).sum()) >= 9950
+    labels = real_data.test_labels
+    accuracy = float((ours == labels).float().mean())
+    assert accuracy >= float((reference == labels).float().mean()) - 0.002

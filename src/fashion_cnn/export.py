@@ -11,6 +11,13 @@ next to the target, checks it and only then renames it, so a failed check leaves
 `onnx_session` builds the same checked graph in memory for `Classifier(backend="onnxruntime")`,
 cached on disk by the checkpoint's SHA-256.
 
+Both can also give an int8 graph (`export --int8`, `Classifier(backend="onnxruntime-int8")`):
+onnxruntime's static quantization (`quantize`) of the same graph, its activation ranges
+calibrated on CALIBRATION_IMAGES training images of the checkpoint's own training part (never
+its validation split or the test set). Its logits differ from PyTorch's by up to about 1, so
+its check counts top classes instead: at least INT8_MIN_AGREEMENT of the check images must get
+PyTorch's, else nothing is kept.
+
 The exporter is torch's TorchScript-based one (`dynamo=False`): it needs no onnxscript, exports
 in well under a second and gives the same graph every time; torch.onnx's dynamo exporter also
 works on both models but takes seconds (docs/design.md).
@@ -22,7 +29,9 @@ import hashlib
 import importlib.util
 import io
 import json
+import logging
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +51,9 @@ OPSET = 17  # ONNX operator set: onnxruntime >= 1.12 and most other runtimes run
 INPUT, OUTPUT = "images", "logits"  # the graph's input and output names
 MAX_LOGIT_DIFF = 1e-3  # the check: onnxruntime against PyTorch, largest |logit difference|
 CHECK_IMAGES = 1000  # how many test images `export` checks the file on
+INT8_MIN_AGREEMENT = 0.99  # the int8 graph's check: share of images with PyTorch's top class
+CALIBRATION_IMAGES = 1000  # training images the int8 graph's activation ranges come from
+CALIBRATION_BATCH = 100  # images per calibration run (bounds the calibrator's memory)
 SESSION_CHECK_IMAGES = EVAL_BATCH  # Classifier's in-memory graph: one batch, so the first
 # use of the onnxruntime backend (before the cache) waits seconds less
 ONNX_PACKAGES = ("onnx", "onnxruntime")  # the `[onnx]` extra
@@ -62,6 +74,7 @@ class ExportResult:
     max_logit_diff: float
     same_argmax: int  # of n_checked images, how many got the same top class
     bytes: int
+    int8: bool = False  # quantized (`quantize`), checked by top-class agreement
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,6 +155,73 @@ def onnx_bytes(net: nn.Module, meta: dict[str, Any], checkpoint_sha256: str) -> 
     return model.SerializeToString()
 
 
+def calibration_images(meta: dict[str, Any], data_dir: str | Path | None = None,
+                       offline: bool = False, progress: bool = False) -> torch.Tensor:
+    """CALIBRATION_IMAGES training images for `quantize`, uint8 [N, 28, 28]: a seeded sample
+    of the checkpoint's training part (its config's validation split left out, as
+    training.run.split_indices made it; a FashionCNNError when the data is not found)."""
+    from .data import load_fashion_mnist
+    from .training.run import split_indices
+
+    config = meta.get("config") or {}
+    data = load_fashion_mnist(data_dir, offline=offline, progress=progress)
+    train_idx, _ = split_indices(len(data.train_images), config.get("val_fraction", 0.1),
+                                 config.get("seed", 0))
+    g = torch.Generator().manual_seed(0)
+    chosen = train_idx[torch.randperm(len(train_idx), generator=g)[:CALIBRATION_IMAGES]]
+    return data.train_images[chosen.sort().values]
+
+
+def quantize(data: bytes, calibration: np.ndarray | torch.Tensor) -> bytes:
+    """A float32 graph (`onnx_bytes`) as int8, metadata kept plus "weights": "int8".
+
+    onnxruntime's static quantization in QDQ form: int8 weights with one scale per output
+    channel, uint8 activations whose ranges are the min/max seen on `calibration` (uint8 images
+    [N, 28, 28], training images: `calibration_images`). onnxruntime then runs the convolutions
+    and the linear layer on 8-bit integers (VNNI where the CPU has it).
+    """
+    require_onnx()
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    images = np.ascontiguousarray(np.asarray(calibration, dtype=np.uint8))
+    if not len(images):
+        raise FashionCNNError("int8 quantization needs calibration images; none were given.")
+
+    class Batches(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.left = iter(range(0, len(images), CALIBRATION_BATCH))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            i = next(self.left, None)
+            return None if i is None else {INPUT: images[i:i + CALIBRATION_BATCH]}
+
+    # Its advice to pre-process the graph first goes to the root logger: silenced (the same
+    # answers and speed here, and its symbolic shape inference fails on the flip average).
+    before = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with tempfile.TemporaryDirectory(prefix="fashion-cnn-int8-") as tmp:
+            source, target = Path(tmp) / "float32.onnx", Path(tmp) / "int8.onnx"
+            source.write_bytes(data)
+            quantize_static(source, target, Batches(), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8)
+            model = onnx.load(target)
+    finally:
+        logging.disable(before)
+    props = {p.key: p.value for p in model.metadata_props}
+    onnx.helper.set_model_props(model, {**props, "weights": "int8",
+                                        "calibration_images": str(len(images))})
+    model.producer_name, model.producer_version = "fashion-cnn", __version__
+    return model.SerializeToString()
+
+
 # ---------------------------------------------------------------------------------------------
 # Running and checking it
 
@@ -182,26 +262,34 @@ def torch_logits(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
         net.train(was_training)
 
 
-def check(net: nn.Module, session: Any, images: torch.Tensor, what: str) -> tuple[float, int]:
+def check(net: nn.Module, session: Any, images: torch.Tensor, what: str,
+          int8: bool = False) -> tuple[float, int]:
     """(max |logit difference|, images with the same top class) of the ONNX graph against the
     PyTorch model on uint8 images [N, 28, 28]; a FashionCNNError when the graph does not run
-    or is not the model (the callers then keep nothing)."""
+    or is not the model (the callers then keep nothing). The limit: MAX_LOGIT_DIFF, or for an
+    int8 graph (`quantize`) the same top class on INT8_MIN_AGREEMENT of the images."""
     reference = torch_logits(net, images)
+    kind = "int8 ONNX export" if int8 else "ONNX export"
     try:
         ours = session_logits(session, images)
     except Exception as err:  # noqa: BLE001 - onnxruntime's own errors (e.g. a frozen shape)
-        raise FashionCNNError(f"The ONNX export of {what} does not run in onnxruntime "
+        raise FashionCNNError(f"The {kind} of {what} does not run in onnxruntime "
                               f"({str(err).strip().splitlines()[0][:200]}); nothing was "
                               "written. Please report this with your torch and onnxruntime "
                               "versions.") from None
     diff = float((ours - reference).abs().max())
     same = int((ours.argmax(1) == reference.argmax(1)).sum())
-    if not diff <= MAX_LOGIT_DIFF:  # also catches NaN
-        raise FashionCNNError(
-            f"The ONNX export of {what} does not match the PyTorch model: max |logit "
-            f"difference| {diff:.3g} on {len(images):,} test images (limit {MAX_LOGIT_DIFF:g}); "
-            "nothing was written. Please report this with your torch and onnxruntime versions.")
-    return diff, same
+    if int8 and not (same >= INT8_MIN_AGREEMENT * len(images) and np.isfinite(diff)):
+        problem = (f"PyTorch's top class on only {same:,} of {len(images):,} test images "
+                   f"(at least {INT8_MIN_AGREEMENT:.0%} needed)")
+    elif not int8 and not diff <= MAX_LOGIT_DIFF:  # also catches NaN
+        problem = (f"max |logit difference| {diff:.3g} on {len(images):,} test images "
+                   f"(limit {MAX_LOGIT_DIFF:g})")
+    else:
+        return diff, same
+    raise FashionCNNError(f"The {kind} of {what} does not match the PyTorch model: {problem}; "
+                          "nothing was written. Please report this with your torch and "
+                          "onnxruntime versions.")
 
 
 def seeded_images(n: int = CHECK_IMAGES) -> torch.Tensor:
@@ -235,61 +323,81 @@ def check_target(out: str | Path) -> Path:
     return out
 
 
-def export_onnx(model: str | Path | None, out: str | Path,
-                images: torch.Tensor) -> ExportResult:
+def export_onnx(model: str | Path | None, out: str | Path, images: torch.Tensor,
+                calibration: np.ndarray | torch.Tensor | None = None) -> ExportResult:
     """Export a checkpoint (path or shipped name) to `out`, checked on `images` (uint8
     [N, 28, 28], CHECK_IMAGES real test images) before `out` appears: a temp file next to it
-    is written, loaded by onnxruntime, compared with PyTorch, then renamed onto `out`."""
+    is written, loaded by onnxruntime, compared with PyTorch, then renamed onto `out`.
+    With `calibration` (training images, `calibration_images`) the file is int8 (`quantize`)."""
     from .models import load_checkpoint
 
     out = check_target(out)
     net, meta = load_checkpoint(model)
     sha = file_sha256(meta["path"])
     data = onnx_bytes(net, meta, sha)
+    int8 = calibration is not None
+    if int8:
+        data = quantize(data, calibration)
     try:
         with atomic_path(out) as tmp:
             tmp.write_bytes(data)
-            diff, same = check(net, new_session(tmp), images, meta["path"])
+            diff, same = check(net, new_session(tmp), images, meta["path"], int8=int8)
     except OSError as err:
         raise FashionCNNError(f"Cannot write {out}: {err.strerror or err}. Choose a folder "
                               "you can write to.") from None
     return ExportResult(path=out, arch=meta["arch"], checkpoint=meta["path"],
                         checkpoint_sha256=sha, opset=OPSET, n_checked=len(images),
-                        max_logit_diff=diff, same_argmax=same, bytes=len(data))
+                        max_logit_diff=diff, same_argmax=same, bytes=len(data), int8=int8)
 
 
-def onnx_session(net: nn.Module, meta: dict[str, Any],
-                 cache_dir: Path | None = None) -> Any:
+def onnx_session(net: nn.Module, meta: dict[str, Any], cache_dir: Path | None = None,
+                 int8: bool = False) -> Any:
     """A checked onnxruntime session for a loaded checkpoint (`load_checkpoint`'s pair).
 
     Built in memory and checked on the first SESSION_CHECK_IMAGES test images (seeded random
     images where the data is not found offline), then kept in `cache_dir` (None: no cache) under the
     checkpoint's SHA-256 plus what the graph depends on, written atomically. A cache that
-    cannot be written or read is skipped.
+    cannot be written or read is skipped. `int8`: the quantized graph (`quantize`), calibrated
+    on training images found offline (a FashionCNNError saying how to get them otherwise).
     """
     require_onnx()
     import onnxruntime as ort
 
     sha = file_sha256(meta["path"])
-    # What else the graph depends on: the exporter, the runtime that checked it, the flip.
-    build = hashlib.sha256(json.dumps([OPSET, torch.__version__, ort.__version__, __version__,
-                                       getattr(net, "tta", None)]).encode()).hexdigest()[:12]
-    cached = (cache_dir or ONNX_CACHE_DIR) / f"{sha}-{build}.onnx"
+    # What else the graph depends on: the exporter, the runtime that checked it, the flip,
+    # the quantization.
+    build = hashlib.sha256(json.dumps(
+        [OPSET, torch.__version__, ort.__version__, __version__, getattr(net, "tta", None)]
+        + ([CALIBRATION_IMAGES, INT8_MIN_AGREEMENT] if int8 else [])).encode()).hexdigest()[:12]
+    cached = (cache_dir or ONNX_CACHE_DIR) / f"{sha}-{build}{'-int8' if int8 else ''}.onnx"
     if cached.is_file():
         try:
             return new_session(cached)
         except Exception:  # noqa: BLE001 - a damaged cache entry: rebuild it below
             pass
     data = onnx_bytes(net, meta, sha)
+    if int8:
+        data = quantize(data, session_calibration(meta))
     session = new_session(data)
     try:
         images = load_test_images(offline=True, progress=False)[:SESSION_CHECK_IMAGES]
     except FashionCNNError:
         images = seeded_images(SESSION_CHECK_IMAGES)
-    check(net, session, images, meta["path"])
+    check(net, session, images, meta["path"], int8=int8)
     try:
         with atomic_path(cached) as tmp:
             tmp.write_bytes(data)
     except OSError:
         pass  # a read-only home: run without the cache
     return session
+
+
+def session_calibration(meta: dict[str, Any]) -> torch.Tensor:
+    """`calibration_images` found offline, or a FashionCNNError saying how to get them."""
+    try:
+        return calibration_images(meta, offline=True)
+    except FashionCNNError as err:
+        raise FashionCNNError(f"The onnxruntime-int8 backend calibrates on Fashion-MNIST "
+                              f"training images, which were not found ({err}). Run "
+                              "`fashion-cnn data` once to download them, or use the "
+                              "onnxruntime backend.") from None

@@ -136,7 +136,8 @@ NO_GARMENT_SENTENCE = ("No garment found in this picture: it is blank, one colou
                        "small. Use a photo of one article on a plain background.")
 
 
-BACKENDS = ("auto", "torch", "onnxruntime")  # what runs the model; "auto": FASTER_BACKEND
+BACKENDS = ("auto", "torch", "onnxruntime", "onnxruntime-int8")  # what runs the model;
+# "auto": FASTER_BACKEND; "onnxruntime-int8": the int8 graph (export.quantize), never automatic
 # The faster backend per architecture, as benchmarks/backend_speed.py measured it on 2 cores
 # (benchmarks/results/backend_speed.json; tests/test_export.py checks the two agree).
 # Architectures not listed, and any machine without onnxruntime, use torch.
@@ -144,10 +145,12 @@ FASTER_BACKEND = {"seed": "onnxruntime", "best": "onnxruntime"}
 
 
 def choose_backend(backend: str, arch: str) -> str:
-    """"torch" or "onnxruntime" for a `backend` option and a model architecture.
+    """"torch", "onnxruntime" or "onnxruntime-int8" for a `backend` option and a model
+    architecture.
 
     "auto" takes FASTER_BACKEND's choice, falling back to torch silently when onnxruntime is
-    not installed; an explicit "onnxruntime" without it is an error saying what to install.
+    not installed; an explicit onnxruntime backend without it is an error saying what to
+    install.
     """
     from .export import onnxruntime_available, require_onnx
 
@@ -156,7 +159,7 @@ def choose_backend(backend: str, arch: str) -> str:
     if backend == "auto":
         faster = FASTER_BACKEND.get(arch, "torch")
         return faster if faster == "torch" or onnxruntime_available() else "torch"
-    if backend == "onnxruntime":
+    if backend.startswith("onnxruntime"):
         require_onnx()
     return backend
 
@@ -165,9 +168,10 @@ class Classifier:
     """A loaded model plus its preprocessing; reuse one for many pictures.
 
     `backend` runs the model: "torch", "onnxruntime" (the checked ONNX export of the same
-    checkpoint, `export.onnx_session`) or "auto" (`choose_backend`). `tta` overrides the test-time
-    flip of models that have one (None: as the model ships). `net` is always the PyTorch
-    model (saliency needs gradients).
+    checkpoint, `export.onnx_session`), "onnxruntime-int8" (that graph quantized to int8,
+    calibrated on training images; its top class checked against PyTorch's) or "auto"
+    (`choose_backend`). `tta` overrides the test-time flip of models that have one (None: as
+    the model ships). `net` is always the PyTorch model (saliency needs gradients).
     """
 
     def __init__(self, model: str | Path | None = None, backend: str = "auto",
@@ -183,10 +187,11 @@ class Classifier:
         self.policy = UnsurePolicy.from_meta(self.meta)
         self.backend = choose_backend(backend, self.meta["arch"])
         self.session = None
-        if self.backend == "onnxruntime":
+        if self.backend.startswith("onnxruntime"):
             from .export import onnx_session
 
-            self.session = onnx_session(self.net, self.meta)
+            self.session = onnx_session(self.net, self.meta,
+                                        int8=self.backend == "onnxruntime-int8")
 
     @torch.inference_mode()
     def logits(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
