@@ -1,10 +1,12 @@
-"""Benchmark: torch against onnxruntime running each shipped model (`--backend`).
+"""Benchmark: torch against onnxruntime (float32 and int8) running each shipped model
+(`--backend`).
 
     python benchmarks/backend_speed.py [--models seed,best] [--rounds 3] [--out FILE]
         [--data-dir DIR]
 
-Writes benchmarks/results/backend_speed.json. For each model, both backends are built through
-`Classifier(model, backend=...)` (onnxruntime: the checked ONNX export) and, taking turns,
+Writes benchmarks/results/backend_speed.json. For each model, every backend is built through
+`Classifier(model, backend=...)` (onnxruntime: the checked ONNX export; onnxruntime-int8: that
+graph quantized, calibrated on training images) and, taking turns,
 `rounds` times each:
 
 1. the 10,000 official test images in batches of EVAL_BATCH as `evaluate` runs them
@@ -13,9 +15,11 @@ Writes benchmarks/results/backend_speed.json. For each model, both backends are 
 2. one 28x28 test image through `Classifier.probabilities`, milliseconds (the median of 100
    calls in each round: what one picture sent to the API or the app costs past decoding).
 
-Medians over the rounds. Also recorded: the 1-minute load average before and after, and
-whether both backends give every test image the same top class and the largest |probability
-difference| (through `Classifier.probabilities`, in batches of predict.BATCH). `faster` names
+Medians over the rounds. Also recorded: the 1-minute load average before and after, each
+backend's test accuracy, how many test images onnxruntime and onnxruntime-int8 give torch's top
+class and onnxruntime's largest |probability difference| (through `Classifier.probabilities`,
+in batches of predict.BATCH). `faster` chooses between the exact backends (EXACT; int8 changes
+a few answers, so it is only ever chosen by name) and names
 the backend with the smaller single-picture median and the smaller 10,000-image median when
 they agree, else the one with the smaller sum of the two ratios (onnxruntime time / torch
 time); that is the choice `auto` makes (fashion_cnn.predict.FASTER_BACKEND, checked by
@@ -36,7 +40,8 @@ from fashion_cnn.evaluate import EVAL_BATCH, predict_logits
 from fashion_cnn.models import SHIPPED_MODELS
 from fashion_cnn.predict import BATCH, Classifier
 
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8")
+EXACT = BACKENDS[:2]  # the same answers (auto chooses between these); int8 is opt-in
 SINGLE_CALLS = 100  # one-picture calls per round
 
 
@@ -58,8 +63,9 @@ def faster(medians: dict[str, dict[str, float]]) -> str:
     return "onnxruntime" if sum(ratios) < 2 else "torch"
 
 
-def measure(model: str, images: torch.Tensor, rounds: int) -> dict:
-    """Both backends on one model, taking turns: medians, agreement and the choice."""
+def measure(model: str, images: torch.Tensor, labels: torch.Tensor, rounds: int) -> dict:
+    """Every backend on one model, taking turns: medians, test accuracy, agreement with torch
+    and `auto`'s choice (between the exact backends)."""
     classifiers = {b: Classifier(model, backend=b) for b in BACKENDS}
     one = images[:1].numpy()
     times: dict[str, dict[str, list[float]]] = {
@@ -73,10 +79,14 @@ def measure(model: str, images: torch.Tensor, rounds: int) -> dict:
                            for i in range(0, len(images), BATCH)])
              for b, c in classifiers.items()}
     medians = {b: {k: statistics.median(v) for k, v in t.items()} for b, t in times.items()}
+    top = {b: p.argmax(1) for b, p in probs.items()}
     return {
         "checkpoint": classifiers["torch"].meta["path"],
-        "runs": {b: {**medians[b], "rounds": times[b]} for b in BACKENDS},
-        "same_argmax": int((probs["torch"].argmax(1) == probs["onnxruntime"].argmax(1)).sum()),
+        "runs": {b: {**medians[b], "rounds": times[b],
+                     "test_accuracy": float((top[b] == labels).float().mean())}
+                 for b in BACKENDS},
+        "same_argmax": int((top["torch"] == top["onnxruntime"]).sum()),
+        "same_argmax_int8": int((top["torch"] == top["onnxruntime-int8"]).sum()),
         "n_images": len(images),
         "max_probability_diff": float((probs["torch"] - probs["onnxruntime"]).abs().max()),
         "faster": faster(medians),
@@ -92,15 +102,16 @@ def main() -> None:
     load_before = os.getloadavg()[0]  # a busy machine slows torch's threads most: say how busy
     result = {"batch_size": EVAL_BATCH, "single_calls_per_round": SINGLE_CALLS,
               "torch_threads": torch.get_num_threads(),
-              "models": {m: measure(m, data.test_images, args.rounds) for m in args.models}}
+              "models": {m: measure(m, data.test_images, data.test_labels, args.rounds)
+                         for m in args.models}}
     result["load_average"] = [load_before, os.getloadavg()[0]]
     common.write_result(args.out, result, seed=None, checksums=data.checksums)
     for m, r in result["models"].items():
-        t, o = r["runs"]["torch"], r["runs"]["onnxruntime"]
-        print(f"{m}: 10,000 images torch {t['test_10k_seconds']:.2f} s, onnxruntime "
-              f"{o['test_10k_seconds']:.2f} s; one picture torch {t['single_ms']:.3f} ms, "
-              f"onnxruntime {o['single_ms']:.3f} ms; same top class {r['same_argmax']:,}/"
-              f"{r['n_images']:,}; faster: {r['faster']}", file=sys.stderr)
+        times = ", ".join(f"{b} {v['test_10k_seconds']:.2f} s / {v['single_ms']:.3f} ms"
+                          for b, v in r["runs"].items())
+        print(f"{m}: 10,000 images / one picture: {times}; same top class as torch "
+              f"{r['same_argmax']:,} (int8 {r['same_argmax_int8']:,}) of {r['n_images']:,}; "
+              f"faster: {r['faster']}", file=sys.stderr)
     print(f"-> {args.out}", file=sys.stderr)
 
 

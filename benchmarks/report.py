@@ -411,15 +411,18 @@ def render_predict_speed(name: str, d: Result) -> str:
 
 
 def render_backend_speed(name: str, d: Result) -> str:
-    """torch against onnxruntime per model: 10,000 images and one picture, medians."""
+    """torch against onnxruntime (and its int8 graph, where measured) per model: 10,000 images
+    and one picture, medians; agreement with torch and test accuracy."""
     rows, rounds = [], set()
     for model, r in d["models"].items():
-        t, o = r["runs"]["torch"], r["runs"]["onnxruntime"]
-        rounds.add(len(t["rounds"]["test_10k_seconds"]))
-        rows.append([f"`{model}`", f"{t['test_10k_seconds']:.2f} s",
-                     f"{o['test_10k_seconds']:.2f} s", f"{t['single_ms']:.3f} ms",
-                     f"{o['single_ms']:.3f} ms",
-                     f"{num(r['same_argmax'])} of {num(r['n_images'])}", f"`{r['faster']}`"])
+        for backend, v in r["runs"].items():
+            rounds.add(len(v["rounds"]["test_10k_seconds"]))
+            same = {"onnxruntime": r["same_argmax"],
+                    "onnxruntime-int8": r.get("same_argmax_int8")}.get(backend)
+            rows.append([f"`{model}`", f"`{backend}`" + (" (auto)" * (backend == r["faster"])),
+                         f"{v['test_10k_seconds']:.2f} s", f"{v['single_ms']:.3f} ms",
+                         pct(v.get("test_accuracy")),
+                         "-" if same is None else f"{num(same)} of {num(r['n_images'])}"])
     load_note = ""
     if "load_average" in d:
         load_note = (f" Load average (1 min) before and after: "
@@ -429,11 +432,12 @@ def render_backend_speed(name: str, d: Result) -> str:
              f"{d['batch_size']} (torch: the seed CNN's fused forward pass), and one 28x28 "
              "image through `Classifier.probabilities` (median of "
              f"{d['single_calls_per_round']} calls per round); {d['torch_threads']} torch "
-             "threads, as many onnxruntime intra-op threads. `auto` takes the faster one "
-             f"(`fashion_cnn.predict.FASTER_BACKEND`, checked against this file).{load_note}")
+             "threads, as many onnxruntime intra-op threads. `auto` takes the faster exact "
+             "backend (`fashion_cnn.predict.FASTER_BACKEND`, checked against this file); "
+             f"int8 is used only when named (`--backend onnxruntime-int8`).{load_note}")
     return intro + "\n\n" + table(
-        ["model", "10,000 images, torch", "onnxruntime", "one picture, torch", "onnxruntime",
-         "same top class", "faster"], rows)
+        ["model", "backend", "10,000 test images", "one picture", "test accuracy",
+         "same top class as torch"], rows)
 
 
 def render_app_latency(name: str, d: Result) -> str:
