@@ -18,8 +18,8 @@ graph quantized, calibrated on training images) and, taking turns,
 Medians over the rounds. Also recorded: the 1-minute load average before and after, each
 backend's test accuracy, how many test images onnxruntime and onnxruntime-int8 give torch's top
 class and onnxruntime's largest |probability difference| (through `Classifier.probabilities`,
-in batches of predict.BATCH). `faster` chooses between the exact backends (EXACT; int8 changes
-a few answers, so it is only ever chosen by name) and names
+in batches of predict.BATCH). `faster` chooses between torch and onnxruntime (int8 changes a
+few answers, so it is only ever chosen by name) and names
 the backend with the smaller single-picture median and the smaller 10,000-image median when
 they agree, else the one with the smaller sum of the two ratios (onnxruntime time / torch
 time); that is the choice `auto` makes (fashion_cnn.predict.FASTER_BACKEND, checked by
@@ -40,8 +40,7 @@ from fashion_cnn.evaluate import EVAL_BATCH, predict_logits
 from fashion_cnn.models import SHIPPED_MODELS
 from fashion_cnn.predict import BATCH, Classifier
 
-BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8")
-EXACT = BACKENDS[:2]  # the same answers (auto chooses between these); int8 is opt-in
+BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8")  # `faster` compares the first two
 SINGLE_CALLS = 100  # one-picture calls per round
 
 
