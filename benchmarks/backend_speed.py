@@ -18,12 +18,13 @@ graph quantized, calibrated on training images) and, taking turns,
 Medians over the rounds. Also recorded: the 1-minute load average before and after, each
 backend's test accuracy, how many test images onnxruntime and onnxruntime-int8 give torch's top
 class and onnxruntime's largest |probability difference| (through `Classifier.probabilities`,
-in batches of predict.BATCH). `faster` chooses between torch and onnxruntime (int8 changes a
-few answers, so it is only ever chosen by name) and names
-the backend with the smaller single-picture median and the smaller 10,000-image median when
-they agree, else the one with the smaller sum of the two ratios (onnxruntime time / torch
-time); that is the choice `auto` makes (fashion_cnn.predict.FASTER_BACKEND, checked by
-tests/test_export.py).
+in batches of predict.BATCH). `faster` first chooses between the exact backends, torch and
+onnxruntime: the one with the smaller single-picture median and the smaller 10,000-image
+median when they agree, else the one with the smaller sum of the two ratios (onnxruntime time
+/ torch time); then int8 instead if it is faster than that on both and its test accuracy is at
+most INT8_MAX_DROP below torch's (int8 changes a few answers). That is the choice `auto`
+makes (fashion_cnn.predict.FASTER_BACKEND, checked by tests/test_export.py; a checkpoint
+without calibration images gets float32 onnxruntime instead of int8).
 """
 
 from __future__ import annotations
@@ -50,11 +51,27 @@ def run_all(classifier: Classifier, images: torch.Tensor) -> torch.Tensor:
     return predict_logits(forward, images)
 
 
-def faster(medians: dict[str, dict[str, float]]) -> str:
-    """The backend `auto` should pick from {"torch": {...}, "onnxruntime": {...}} medians
-    (keys "test_10k_seconds" and "single_ms"); see the module docstring."""
-    ratios = [medians["onnxruntime"][k] / medians["torch"][k]
-              for k in ("test_10k_seconds", "single_ms")]
+KEYS = ("test_10k_seconds", "single_ms")
+INT8_MAX_DROP = 0.001  # int8 is chosen only if it costs at most 0.1 points of test accuracy
+
+
+def faster(medians: dict[str, dict[str, float]],
+           accuracy: dict[str, float] | None = None) -> str:
+    """The backend `auto` should pick from {"torch": {...}, "onnxruntime": {...},
+    "onnxruntime-int8": {...}} medians (KEYS) and each backend's test `accuracy`; see the
+    module docstring."""
+    exact = faster_exact(medians)
+    int8 = medians.get("onnxruntime-int8")
+    if (int8 and accuracy and accuracy["torch"] - accuracy["onnxruntime-int8"] <= INT8_MAX_DROP
+            and all(int8[k] < medians[exact][k] for k in KEYS)):
+        return "onnxruntime-int8"
+    return exact
+
+
+def faster_exact(medians: dict[str, dict[str, float]]) -> str:
+    """torch or onnxruntime (the same answers): the one faster on both KEYS, else the one with
+    the smaller sum of the two time ratios."""
+    ratios = [medians["onnxruntime"][k] / medians["torch"][k] for k in KEYS]
     if all(r < 1 for r in ratios):
         return "onnxruntime"
     if all(r >= 1 for r in ratios):
@@ -64,7 +81,7 @@ def faster(medians: dict[str, dict[str, float]]) -> str:
 
 def measure(model: str, images: torch.Tensor, labels: torch.Tensor, rounds: int) -> dict:
     """Every backend on one model, taking turns: medians, test accuracy, agreement with torch
-    and `auto`'s choice (between the exact backends)."""
+    and `auto`'s choice."""
     classifiers = {b: Classifier(model, backend=b) for b in BACKENDS}
     one = images[:1].numpy()
     times: dict[str, dict[str, list[float]]] = {
@@ -79,16 +96,16 @@ def measure(model: str, images: torch.Tensor, labels: torch.Tensor, rounds: int)
              for b, c in classifiers.items()}
     medians = {b: {k: statistics.median(v) for k, v in t.items()} for b, t in times.items()}
     top = {b: p.argmax(1) for b, p in probs.items()}
+    accuracy = {b: float((top[b] == labels).float().mean()) for b in BACKENDS}
     return {
         "checkpoint": classifiers["torch"].meta["path"],
-        "runs": {b: {**medians[b], "rounds": times[b],
-                     "test_accuracy": float((top[b] == labels).float().mean())}
+        "runs": {b: {**medians[b], "rounds": times[b], "test_accuracy": accuracy[b]}
                  for b in BACKENDS},
         "same_argmax": int((top["torch"] == top["onnxruntime"]).sum()),
         "same_argmax_int8": int((top["torch"] == top["onnxruntime-int8"]).sum()),
         "n_images": len(images),
         "max_probability_diff": float((probs["torch"] - probs["onnxruntime"]).abs().max()),
-        "faster": faster(medians),
+        "faster": faster(medians, accuracy),
     }
 
 

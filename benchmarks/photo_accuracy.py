@@ -188,7 +188,8 @@ def main() -> None:
     classifier.config = common.override(classifier.config, args.set)
     images, labels = evaluation_set(data, classifier, args.split, args.n)
     name = args.model or classifier.meta["arch"]
-    clean = (predict_logits(classifier.net, images).argmax(1) == labels).float().mean().item()
+    # on the same backend as the photos: the gap is the photos' alone
+    clean = (predict_logits(classifier.logits, images).argmax(1) == labels).float().mean().item()
 
     stream = PhotoStream(hard_photo if args.hard else photo_style,
                          np.random.default_rng(args.seed), args.write)
@@ -202,7 +203,8 @@ def main() -> None:
     groups = by_condition(right, stream.conditions)
     photo = statistics.mean(right)
     result = {
-        "model": name, "checkpoint": classifier.meta["path"], "split": args.split,
+        "model": name, "checkpoint": classifier.meta["path"], "backend": classifier.backend,
+        "split": args.split,
         "preprocessing": classifier.config.to_dict(),
         "n_images": len(right),
         "clean_accuracy": clean, "photo_accuracy": photo, "gap_points": 100 * (clean - photo),

@@ -1,7 +1,8 @@
 """Benchmark: a model on real phone photos of clothes (clothing-dataset-small).
 
     python benchmarks/real_photos.py [--model best|seed|CHECKPOINT]
-        [--split validation|train|both] [--set KEY=VALUE] [--out FILE]
+        [--split validation|train|both] [--backend auto|torch|...] [--set KEY=VALUE]
+        [--out FILE]
 
 Writes benchmarks/results/real_photos_<model>_<split>.json unless --out says otherwise.
 
@@ -33,7 +34,7 @@ from fashion_cnn.photos import (
     list_photos,
     score_photos,
 )
-from fashion_cnn.predict import Classifier, Prediction
+from fashion_cnn.predict import BACKENDS, Classifier, Prediction
 
 
 def in_class_score(p: Prediction) -> float:
@@ -105,11 +106,13 @@ def main() -> None:
                         help=f"a shipped model ({', '.join(SHIPPED_MODELS)}) or a checkpoint "
                         f"(default: {DEFAULT_MODEL})")
     parser.add_argument("--split", choices=("validation", "train", "both"), default="validation")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="what runs the model (default: what `predict` runs)")
     common.preprocess_flag(parser)
     args = parser.parse_args()
 
     root = find_photos_dir()
-    classifier = Classifier(args.model)
+    classifier = Classifier(args.model, backend=args.backend)
     classifier.config = common.override(classifier.config, args.set)
     name = model_name(args.model)
     splits = ["train", "validation"] if args.split == "both" else [args.split]
@@ -128,7 +131,7 @@ def main() -> None:
         if split == "validation" and "train" in results:
             threshold = results["train"]["at_threshold"]["threshold"]
             results[split]["at_train_threshold"] = classified.score(threshold)["at_threshold"]
-    result = {"model": name, "arch": classifier.meta["arch"],
+    result = {"model": name, "arch": classifier.meta["arch"], "backend": classifier.backend,
               "preprocessing": classifier.config.to_dict(),
               "checkpoint": classifier.meta["path"], "photos_dir": str(root),
               "photo_checksums": checksums, **results}

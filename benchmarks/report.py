@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fashion_cnn.models import tta_views
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 WEIGHTS_DIR = ROOT / "src" / "fashion_cnn" / "weights"
@@ -214,7 +216,8 @@ def render_bf16(name: str, d: Result) -> str:
 
 def render_time_to_accuracy(name: str, d: Result) -> str:
     """One recipe's runs: training minutes, final and validation-selected test accuracy, and
-    the minutes to 95% (flip-averaged in brackets where the model has it); the curve."""
+    the minutes to 95% (with test-time augmentation in brackets where the model has it); the
+    curve."""
     rows = []
     for seed, s in sorted(d["seeds"].items(), key=lambda item: int(item[0])):
         selected = f"{pct(s['selected_test_accuracy'])} (epoch {s['selected_epoch']})"
@@ -228,9 +231,10 @@ def render_time_to_accuracy(name: str, d: Result) -> str:
                      f"{r['train_minutes']:.2f} min (`{r['source']}`)"
                      for r in d.get("references", []))
     reach = _reach(d, "")
-    if "all_seeds_reach_95_tta" in d:  # [in brackets]: with test-time flip averaging
-        reach += (f" (flip-averaged: {_reach(d, '_tta')}; in brackets above: with test-time "
-                  "flip averaging)")
+    if "all_seeds_reach_95_tta" in d:  # [in brackets]: with test-time augmentation
+        views = tta_views(d.get("config", {}).get("tta_shift", 0))
+        reach += (f" (with test-time augmentation: {_reach(d, '_tta')}; in brackets above: "
+                  f"with test-time augmentation, each image averaged with {views})")
     footer = (f"Every seed reaches {pct(d['target_test_accuracy'], 0)}: {reach}. "
               "Minutes: cumulative `epoch_seconds` "
               "(no validation, no test scoring); selected: the test accuracy of the epoch with "
@@ -336,7 +340,8 @@ def render_augment(name: str, d: Result) -> str:
 def render_photo(name: str, d: Result) -> str:
     """Clean against photo-style accuracy, by format and enlargement."""
     head = table(["model", "split", "images", "clean", "as photos", "gap (points)"],
-                 [[f"`{d['model']}`", d["split"], num(d["n_images"]), pct(d["clean_accuracy"]),
+                 [[f"`{d['model']}`" + (f" ({d['backend']})" if "backend" in d else ""),
+                   d["split"], num(d["n_images"]), pct(d["clean_accuracy"]),
                    pct(d["photo_accuracy"]), f"{d['gap_points']:.2f}"]])
     by_format = d.get("photo_accuracy_by_format", {})
     by_size = d.get("photo_accuracy_by_enlargement", {})
@@ -357,7 +362,8 @@ def render_real_photos(name: str, d: Result) -> str:
     rows = []
     for split in splits:
         r, at = d[split], d[split]["at_threshold"]
-        rows.append([f"`{d['model']}`", split, num(r["n"]), pct(r["strict_accuracy"]),
+        backend = f" ({d['backend']})" if "backend" in d else ""
+        rows.append([f"`{d['model']}`{backend}", split, num(r["n"]), pct(r["strict_accuracy"]),
                      pct(r["lenient_accuracy"]), f"{r['out_of_class_auroc']:.3f}",
                      f"{at['threshold']:.3f}", pct(at["in_class_coverage"]),
                      pct(at["out_of_class_rejection"]), pct(at["strict_accuracy_kept"])])
@@ -433,8 +439,10 @@ def render_backend_speed(name: str, d: Result) -> str:
              "image through `Classifier.probabilities` (median of "
              f"{d['single_calls_per_round']} calls per round); {d['torch_threads']} torch "
              "threads, as many onnxruntime intra-op threads. `auto` takes the faster exact "
-             "backend (`fashion_cnn.predict.FASTER_BACKEND`, checked against this file); "
-             f"int8 is used only when named (`--backend onnxruntime-int8`).{load_note}")
+             "backend, or the int8 graph where it is faster still and costs at most "
+             "0.1 points of test accuracy (`fashion_cnn.predict.FASTER_BACKEND`, checked "
+             "against this file; a checkpoint without calibration images gets float32 "
+             f"onnxruntime instead).{load_note}")
     return intro + "\n\n" + table(
         ["model", "backend", "10,000 test images", "one picture", "test accuracy",
          "same top class as torch"], rows)
@@ -511,6 +519,22 @@ def _scalar(v: Any) -> str:
     return str(v)
 
 
+def render_tta_views(name: str, d: Result) -> str:
+    """Validation accuracy of each checkpoint under each set of test-time views, and each
+    set's mean gain over the mirror image alone."""
+    runs = d["checkpoints"]
+    settings = list(d["mean_gain_over_flip"])
+    rows = [[f"`{path}`", str(r["arch_kwargs"].get("width", 32)), str(r["epochs"]),
+             str(r["seed"]), *(pct(r["val_accuracy"][s]) for s in settings)]
+            for path, r in runs.items()]
+    rows.append(["mean gain over the mirror alone", "", "", "",
+                 *(f"{100 * g:+.2f}" for g in d["mean_gain_over_flip"].values())])
+    return (table(["checkpoint", "width", "epochs", "seed", *settings], rows)
+            + "\n\nValidation split of each checkpoint's own training run (the test set is "
+            "not looked at). Views are averaged as logits inside the model "
+            "(`BestCNN.tta`, `tta_shift`); shifted pixels are filled with black.")
+
+
 Renderer = Callable[[str, Result], str]
 
 # (file-name pattern, section title, renderer), in the order the sections appear.
@@ -524,6 +548,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
     ("fast_recipe_search", "How the fast recipe was chosen", render_fast_search),
     ("time_to_accuracy_*", "Time to accuracy", render_time_to_accuracy),
     ("speedrun_ablation", "The speed-run recipe, one trick at a time", render_speedrun_ablation),
+    ("tta_views", "Test-time views, chosen on validation", render_tta_views),
     ("cv_seed", "Cross-validation of the seed model", render_cv),
     ("augment_ablation", "Training augmentation flags", render_augment),
     ("photo_accuracy*", "Accuracy on photo-style pictures", render_photo),

@@ -9,7 +9,8 @@ recipe on several seeds, and the curve of every recipe measured so far.
 Each seed trains `recipe_config(NAME, seed=N, epochs=...)` in this process into
 RUNS/NAME-seedN (a finished run there is reused, an interrupted one resumed). After every
 epoch's validation a hook scores the official test set (for the `best` architecture also with
-test-time flip averaging) into the epoch's record; that time is not training time. The test set
+its test-time augmentation: the mirror image, and shifts where the recipe sets `tta_shift`)
+into the epoch's record; that time is not training time. The test set
 selects nothing: the curve follows the validation-selected checkpoint, i.e. at each epoch the
 test accuracy of the epoch with the best validation accuracy so far. `minutes` is cumulative
 `epoch_seconds` (shuffling, augmentation and steps; no validation, no test scoring) / 60.
@@ -66,8 +67,8 @@ REFERENCES = [
 
 
 @contextlib.contextmanager
-def flip_averaging(model: nn.Module, on: bool) -> Iterator[None]:
-    """The model's test-time flip averaging (BestCNN.tta) set to `on` inside, restored after."""
+def test_time_augmentation(model: nn.Module, on: bool) -> Iterator[None]:
+    """The model's test-time augmentation (BestCNN.tta) set to `on` inside, restored after."""
     before = model.tta
     model.tta = on
     try:
@@ -78,7 +79,7 @@ def flip_averaging(model: nn.Module, on: bool) -> Iterator[None]:
 
 def score_test_set(data: FashionMNIST) -> Callable[[nn.Module, Record], None]:
     """The after_epoch hook: the epoch's official test accuracy into its record (and, for a
-    model with test-time flip averaging, `test_accuracy_tta` with it on), and the 1-minute
+    model with test-time augmentation, `test_accuracy_tta` with it on), and the 1-minute
     load average as the epoch ends (this training included: a quiet machine shows ~1-2)."""
     def score(model: nn.Module, record: Record) -> None:
         record["load_average"] = os.getloadavg()[0]
@@ -87,7 +88,7 @@ def score_test_set(data: FashionMNIST) -> Callable[[nn.Module, Record], None]:
                 model, data.test_images, data.test_labels)[1]
             return
         for key, on in (("test_accuracy", False), ("test_accuracy_tta", True)):
-            with flip_averaging(model, on):
+            with test_time_augmentation(model, on):
                 record[key] = loss_and_accuracy(model, data.test_images, data.test_labels)[1]
     return score
 
@@ -217,8 +218,8 @@ def result_for(recipe: str, runs: dict[int, tuple[Record, Path]]) -> Record:
 
 def plot_curves(results_dir: Path = common.RESULTS, path: Path = PLOT) -> None:
     """Validation-selected test accuracy against training minutes, one line per recipe and
-    seed of every time_to_accuracy_*.json in `results_dir` (dotted: with flip averaging), the
-    reference points and 95%, written atomically to `path`."""
+    seed of every time_to_accuracy_*.json in `results_dir` (dotted: with test-time
+    augmentation), the reference points and 95%, written atomically to `path`."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -243,7 +244,8 @@ def plot_curves(results_dir: Path = common.RESULTS, path: Path = PLOT) -> None:
 
 
 def _plot_recipe(ax: Any, result: Record, colour: str) -> None:
-    """One line per seed of one recipe's result (solid, and dotted with flip averaging)."""
+    """One line per seed of one recipe's result (solid, and dotted with test-time
+    augmentation)."""
     for k, (seed, s) in enumerate(sorted(result["seeds"].items())):
         minutes = [p["minutes"] for p in s["epochs"]]
         style = ("-", "-.", ":", "--")[k % 4] if "selected_test_accuracy_tta" not in s else "-"
@@ -253,7 +255,12 @@ def _plot_recipe(ax: Any, result: Record, colour: str) -> None:
         if "selected_test_accuracy_tta" in s:
             ax.plot(minutes, [100 * p["selected_test_accuracy_tta"] for p in s["epochs"]],
                     color=colour, linestyle=":", alpha=1 - 0.25 * (k % 3),
-                    label=f"{result['recipe']} recipe, seed {seed}, flip-averaged")
+                    label=f"{result['recipe']} recipe, seed {seed}, {tta_short(result)}")
+
+
+def tta_short(result: Record) -> str:
+    """The legend's name for a recipe's test-time augmentation."""
+    return "mirror + shifts" if result["config"].get("tta_shift") else "flip-averaged"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -81,6 +81,27 @@ classes.
 """
 
 
+def int8_section(s: dict[str, Any]) -> str:
+    """The '## Inference' part: what `auto` runs (the int8 graph), where it was measured."""
+    q = s.get("int8")
+    if not q:
+        return ""
+    if "error" in q:
+        return f"""
+## Inference
+Runs as a float32 ONNX graph by default: its int8 graph failed the check ({q['error']})
+"""
+    return f"""
+## Inference
+`predict`, `evaluate`, the app and the API run this model as an int8 ONNX graph by default
+(`--backend auto`; `--backend torch` or `onnxruntime` give the float32 model): int8 weights,
+activation ranges calibrated on {q['calibration_images']:,} training images of the training
+part that the checkpoint carries (`export.calibration_images`). Test accuracy
+{100 * q['test_accuracy']:.2f}% (float32 {100 * s['shipped_test_accuracy']:.2f}%); the same top
+class as PyTorch on {q['same_top_class']:,} of {q['n_images']:,} test images.
+"""
+
+
 def best_card(s: dict[str, Any], model: Path, weights: str) -> str:
     """The best model's card, from its metrics.json `s` and shipped checkpoint `model`."""
     run, cfg = s["training_run"], s["training_run"]["config"]
@@ -123,7 +144,7 @@ block -> conv 128, max-pool -> conv 256, max-pool, residual block -> global max-
 {model.stat().st_size / 1e6:.2f} MB on disk.
 Input: 28x28 grayscale, white article on black (Fashion-MNIST form), 0..255, standardised by the
 training set's pixel mean and std; photos are converted by `fashion_cnn.preprocess`.
-
+{int8_section(s)}
 ## Training
 - Command: {command}
 - Recipe{tuned}: SGD with Nesterov momentum {cfg['momentum']}, batch {cfg['batch_size']},

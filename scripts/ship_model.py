@@ -3,6 +3,7 @@
     python scripts/ship_model.py --model seed [--runs runs/ship-seed] [--seeds 0 1 2]
     python scripts/ship_model.py --model best [--runs runs] [--seeds 0 1] [--photos [--init F]]
         [--dest DIR] [--data-dir DIR] [--epochs N]
+    python scripts/ship_model.py --model best --add-calibration [--dest DIR]
 
 seed: the classic Keras CNN with the faithful recipe, plain PyTorch autograd (`fused=False`),
 shipped with int8 weights (one float32 scale per output row). Runs go to RUNS/seedN.
@@ -18,7 +19,10 @@ A finished run in RUNS is reused; an interrupted one resumes. Seed 0 is shipped 
 scores (declared before training, so the test set picks nothing); what is scored is what is
 shipped: the weights go through the compression round trip first. Writes DEST/MODEL/: model.pt,
 metrics.json, learning_curves.png, confusion_matrix.png and MODEL_CARD.md (model_card.py).
-DEST defaults to the package's weights folder (src/fashion_cnn/weights).
+DEST defaults to the package's weights folder (src/fashion_cnn/weights). The best model's
+checkpoint also carries the int8 graph's calibration images (1,000 of its training part), so
+`--backend auto` runs it as int8 anywhere; metrics.json and the card record that graph's test
+accuracy. `--add-calibration` does only that, for a best model shipped before it existed.
 
 --epochs overrides the recipe's epoch count, and --no-verify accepts data that is not the
 official files: both for quick tests only, never for a shipped model.
@@ -35,11 +39,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from model_card import best_card, seed_card
 from torch import nn
 
 from fashion_cnn.data import FashionMNIST, load_fashion_mnist
-from fashion_cnn.evaluate import evaluate, loss_and_accuracy
+from fashion_cnn.errors import FashionCNNError
+from fashion_cnn.evaluate import evaluate, loss_and_accuracy, predict_logits
+from fashion_cnn.export import calibration_sample
 from fashion_cnn.files import atomic_path, write_json
 from fashion_cnn.models import (
     compress_state,
@@ -50,6 +57,7 @@ from fashion_cnn.models import (
     shipped_model_dir,
 )
 from fashion_cnn.plots import confusion_plot
+from fashion_cnn.predict import Classifier
 from fashion_cnn.provenance import provenance
 from fashion_cnn.training import recipe_config, run_training, split_indices
 from fashion_cnn.training.run import score_on_photos, unsure_rule
@@ -202,10 +210,20 @@ def ship(name: str, dest: Path, run_dirs: dict[int, Path], runs: dict[int, dict]
     unsure = unsure_rule(photos) if photos else None
     dest.mkdir(parents=True, exist_ok=True)
     # The checkpoint's own metrics describe the shipped (compressed) weights.
+    calibration = calibration_sample(meta, data.train_images) if name == "best" else None
     save_checkpoint(dest / "model.pt", net, config=meta["config"],
                     metrics={**meta["metrics"], **shipped.checkpoint_metrics},
                     data_checksums=meta["data_checksums"], weights=recipe.weights,
-                    unsure=unsure)
+                    unsure=unsure, calibration=calibration)
+    if calibration is not None:
+        try:
+            shipped.summary["int8"] = int8_scores(dest / "model.pt", data)
+        except FashionCNNError as err:  # e.g. an undertrained model's near ties: no int8
+            save_checkpoint(dest / "model.pt", net, config=meta["config"],
+                            metrics={**meta["metrics"], **shipped.checkpoint_metrics},
+                            data_checksums=meta["data_checksums"], weights=recipe.weights,
+                            unsure=unsure)
+            shipped.summary["int8"] = {"error": str(err)}
     confusion_plot(shipped.report["confusion_matrix"], dest / "confusion_matrix.png")
     shutil.copyfile(run_dirs[SHIPPED_SEED] / "learning_curves.png",
                     dest / "learning_curves.png")
@@ -216,6 +234,33 @@ def ship(name: str, dest: Path, run_dirs: dict[int, Path], runs: dict[int, dict]
     with atomic_path(dest / "MODEL_CARD.md") as tmp:
         tmp.write_text(recipe.card(summary, dest / "model.pt", recipe.weights))
     return summary
+
+
+def int8_scores(model: Path, data: FashionMNIST) -> dict[str, Any]:
+    """The int8 graph `auto` runs for a checkpoint with calibration images: its test accuracy
+    and how many test images get the PyTorch model's top class."""
+    int8 = Classifier(model, backend="onnxruntime-int8")
+    top = predict_logits(int8.logits, data.test_images).argmax(1)
+    exact = predict_logits(int8.net, data.test_images).argmax(1)
+    return {"calibration_images": len(int8.meta["calibration"]),
+            "test_accuracy": float((top == data.test_labels).float().mean()),
+            "same_top_class": int((top == exact).sum()), "n_images": len(top)}
+
+
+def add_calibration(dest: Path, data: FashionMNIST) -> None:
+    """Give an already shipped best model (DEST/best) its calibration images, so `auto` runs
+    it as int8: the checkpoint gains them (nothing else in it changes), metrics.json gains the
+    int8 scores and the card is written again."""
+    path = dest / "model.pt"
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload["calibration"] = calibration_sample(payload, data.train_images)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    summary = json.loads((dest / "metrics.json").read_text())
+    summary["int8"] = int8_scores(path, data)
+    write_json(dest / "metrics.json", summary)
+    with atomic_path(dest / "MODEL_CARD.md") as tmp:
+        tmp.write_text(BEST.card(summary, path, payload["weights_dtype"]))
 
 
 def parse_args() -> argparse.Namespace:
@@ -235,6 +280,8 @@ def parse_args() -> argparse.Namespace:
                         help="best: fine-tune each run on the real photos too, and ship that")
     parser.add_argument("--init", type=Path,
                         help="with --photos: fine-tune seed 0 from this checkpoint instead")
+    parser.add_argument("--add-calibration", action="store_true",
+                        help="best: train nothing; give DEST/best its int8 calibration images")
     args = parser.parse_args()
     recipe = RECIPES[args.model]
     args.runs = args.runs or Path(recipe.runs)
@@ -248,6 +295,9 @@ def main() -> None:
     args = parse_args()
     recipe = RECIPES[args.model]
     data = load_fashion_mnist(args.data_dir, offline=True, verify=not args.no_verify)
+    if args.add_calibration:
+        add_calibration(args.dest / args.model, data)
+        return
     run_dirs = {s: args.runs / recipe.run_name.format(s) for s in args.seeds}
     if args.photos:
         bases = dict(run_dirs)

@@ -180,7 +180,9 @@ def test_time_to_accuracy_section(results_copy: Path) -> None:
     rows = [line for line in part.splitlines() if line.startswith("| best |")]
     assert rows == ["| best | 2 | 3 | 1.50 | 95.12% | 95.34% (epoch 2) [95.61%] | 1.00 [0.50] |",
                     "| best | 10 | 3 | 1.50 | 95.12% | 95.34% (epoch 2) [95.51%] | never [1.00] |"]
-    assert "Every seed reaches 95%: no (flip-averaged: yes, the slowest after 1.00 min;" in part
+    assert ("Every seed reaches 95%: no (with test-time augmentation: yes, the slowest after "
+            "1.00 min;") in part
+    assert "each image averaged with the mirror image)" in part
     assert "Keras: 87.94% after 1.32 min" in part
     assert "this training included: 0.9 to 1.2." in part
     assert "](../docs/time_to_accuracy.png)" in part

@@ -91,6 +91,19 @@ def test_export_matches_pytorch_and_metadata_round_trips(checkpoint: Path,
     assert no_temp_files(out.parent)
 
 
+def test_shift_views_export_and_match(tmp_path: Path) -> None:
+    """A model averaging 10 views (mirror and shifts) exports to a graph that gives its logits,
+    and says so in the metadata."""
+    torch.manual_seed(0)
+    path = tmp_path / "shifts.pt"
+    save_checkpoint(path, build_model("best", width=4, tta=True, tta_shift=1).eval(),
+                    config={}, metrics={}, data_checksums=None, unsure=UNSURE)
+    result = export.export_onnx(path, tmp_path / "shifts.onnx", images())
+    assert result.max_logit_diff <= export.MAX_LOGIT_DIFF and result.same_argmax == 64
+    props = {p.key: p.value for p in onnx.load(tmp_path / "shifts.onnx").metadata_props}
+    assert json.loads(props["tta_shift"]) == 1 and json.loads(props["tta"]) is True
+
+
 def test_a_failed_check_leaves_no_file(checkpoint: Path, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The graph of another model (different weights) fails the check: no file appears, an
@@ -249,7 +262,8 @@ def test_auto_choice_is_the_benchmarks() -> None:
     for name, result in bench["models"].items():
         medians = {b: {k: r[k] for k in ("test_10k_seconds", "single_ms")}
                    for b, r in result["runs"].items()}
-        assert faster(medians) == result["faster"], name  # the file is self-consistent
+        accuracy = {b: r["test_accuracy"] for b, r in result["runs"].items()}
+        assert faster(medians, accuracy) == result["faster"], name  # self-consistent
         assert load_checkpoint(name)[1]["arch"] == name
         assert FASTER_BACKEND[name] == result["faster"], name
         assert result["same_argmax"] == result["n_images"] == 10_000, name
@@ -333,6 +347,34 @@ def test_int8_backend_is_cached_apart_and_needs_the_training_images(
         p.unlink()
     with pytest.raises(FashionCNNError, match="fashion-cnn data"):
         Classifier(checkpoint, backend="onnxruntime-int8")
+
+
+def test_calibration_images_in_the_checkpoint_make_int8_the_default_without_the_dataset(
+        wider_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`auto` runs a best model as int8 only when its checkpoint carries calibration images;
+    then neither calibrating nor the session's check needs Fashion-MNIST."""
+    import fashion_cnn.data
+
+    monkeypatch.setattr(fashion_cnn.data, "load_fashion_mnist", no_data)
+    monkeypatch.setattr(export, "load_test_images", no_data)
+    net, _ = load_checkpoint(wider_checkpoint)
+    calibrated = tmp_path / "calibrated.pt"
+    save_checkpoint(calibrated, net, config={}, metrics={}, data_checksums=None, unsure=UNSURE,
+                    calibration=calibration())
+    assert torch.equal(load_checkpoint(calibrated)[1]["calibration"], calibration())
+    assert Classifier(wider_checkpoint).backend == "onnxruntime"  # none: the float32 graph
+    clf = Classifier(calibrated)
+    assert clf.backend == "onnxruntime-int8" and clf.session is not None
+    x = images(256).numpy()
+    same = (clf.probabilities(x).argmax(1) == export.torch_logits(net, torch.from_numpy(x))
+            .argmax(1)).sum()
+    assert int(same) >= export.INT8_MIN_AGREEMENT * len(x)
+    assert choose_backend("auto", "seed", int8_ready=True) == FASTER_BACKEND["seed"]
+    monkeypatch.setattr(export, "ONNX_CACHE_DIR", tmp_path / "another-cache")
+    monkeypatch.setattr(export, "INT8_MIN_AGREEMENT", 1.01)  # no int8 graph passes now
+    assert Classifier(calibrated).backend == "onnxruntime"  # auto falls back to float32
+    with pytest.raises(FashionCNNError, match="int8 ONNX export"):
+        Classifier(calibrated, backend="onnxruntime-int8")  # named: the error
 
 
 # ---------------------------------------------------------------------------------------------

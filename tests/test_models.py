@@ -141,6 +141,9 @@ def test_shipped_best_model_is_the_default_and_self_describing() -> None:
     assert net.tta == meta["arch_kwargs"]["tta"] == meta["metrics"]["tta"]
     assert meta["config"]["augment"]["erase"] > 0 and meta["config"]["bf16"]
     assert meta["metrics"]["test_accuracy"] >= 0.95
+    # int8 by default: the calibration images travel with it (a sample of its training part)
+    assert meta["calibration"].shape == (1000, 28, 28)
+    assert meta["calibration"].dtype == torch.uint8
     folder = shipped_model_dir("best")
     assert (folder / "model.pt").stat().st_size < 10_000_000  # the issue's limit
     for name in ("MODEL_CARD.md", "metrics.json", "learning_curves.png",
@@ -189,3 +192,31 @@ def test_best_architecture_shapes_and_size() -> None:
     small = build_model("best", width=8)
     assert count_parameters(small) < count_parameters(model) / 10
     assert small.arch_kwargs == {"width": 8}
+
+
+def moved(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """uint8 pictures [N, 28, 28] moved dx pixels right and dy down, black filling in."""
+    out = torch.zeros_like(x)
+    h, w = x.shape[-2:]
+    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        x[:, max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    return out
+
+
+def test_shift_views_average_the_moved_pictures_and_their_mirrors() -> None:
+    """tta_shift=2: the logits are the mean over the picture, it moved 2 px left, right, up and
+    down with black filling in, and the mirrors of all five (computed here in pixel space)."""
+    torch.manual_seed(0)
+    net = build_model("best", width=4, tta=True, tta_shift=2).eval()
+    assert net.arch_kwargs == {"width": 4, "tta": True, "tta_shift": 2}
+    x = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
+    views = [x, *(moved(x, dx, dy) for dx, dy in ((2, 0), (-2, 0), (0, 2), (0, -2)))]
+    views += [v.flip(-1) for v in views]
+    with torch.no_grad():
+        net.tta = False
+        expected = torch.stack([net(v) for v in views]).mean(0)
+        assert not torch.allclose(net(x), expected, atol=1e-3)  # the views do change it
+        net.tta = True
+        torch.testing.assert_close(net(x), expected, rtol=1e-4, atol=1e-4)
+    net.train()  # training sees one view
+    assert net(x).shape == (3, 10)

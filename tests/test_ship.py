@@ -44,3 +44,6 @@ def test_ship_model(tmp_path: Path, model: str, seeds: list[str], weights: str) 
     card = (shipped / "MODEL_CARD.md").read_text()
     assert card.startswith(f"# Model card: `{model}`")
     assert f"{100 * metrics['shipped_test_accuracy']:.2f}%" in card
+    if model == "best":  # int8 for `auto` when its graph passes the check, else float32
+        assert ("calibration" in meta) == ("error" not in metrics["int8"])
+        assert "## Inference" in card

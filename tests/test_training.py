@@ -15,6 +15,7 @@ import torch.nn.functional as F
 import same_bits
 from conftest import cli_executable, run_cli
 from fashion_cnn.errors import FashionCNNError
+from fashion_cnn.evaluate import loss_and_accuracy
 from fashion_cnn.models import build_model, load_checkpoint
 from fashion_cnn.training import (
     RECIPES,
@@ -460,6 +461,19 @@ def test_the_best_model_at_another_width(tiny_data, tmp_path: Path) -> None:
                      tmp_path / "c", progress=False, log=_quiet)
     with pytest.raises(FashionCNNError, match="--width"):
         TrainConfig(width=8)  # the seed CNN has no width
+
+
+def test_test_time_shifts_travel_in_the_checkpoint(tiny_data, tmp_path: Path) -> None:
+    config = TrainConfig(**dict(TINY, epochs=1, model="best", width=4, tta_shift=1))
+    assert recipe_config("speedrun").arch_kwargs() == {"width": 16, "tta_shift": 1}
+    metrics = run_training(config, tiny_data, tmp_path / "a", progress=False, log=_quiet)
+    net, meta = load_checkpoint(tmp_path / "a")
+    assert net.tta_shift == meta["arch_kwargs"]["tta_shift"] == 1 and not net.tta
+    net.tta = True  # the run reports its accuracy with the 10 views too
+    assert metrics["test_accuracy_tta"] == pytest.approx(loss_and_accuracy(
+        net, tiny_data.test_images, tiny_data.test_labels)[1], abs=1e-9)
+    with pytest.raises(FashionCNNError, match="--tta-shift"):
+        TrainConfig(tta_shift=1)  # the seed CNN has no test-time views
 
 
 @pytest.mark.parametrize("rank", [0, 1])

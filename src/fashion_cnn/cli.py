@@ -177,6 +177,7 @@ def train(
     data_dir: DataDir = None, offline: Offline = False, quiet: Quiet = False,
 ) -> None:
     """Train a model; writes model.pt, metrics.json and learning_curves.png into --out."""
+    from .models import tta_views
     from .training import resolve_run_config, run_training
 
     first = _start_processes(nproc)
@@ -194,6 +195,10 @@ def train(
         raise typer.Exit(130) from None
     if first:
         typer.echo(f"Accuracy : {100 * metrics['test_accuracy']:.3f}  (official test set)")
+        if "test_accuracy_tta" in metrics:
+            views = tta_views(metrics["config"].get("tta_shift", 0))
+            typer.echo(f"           {100 * metrics['test_accuracy_tta']:.3f}  averaged with "
+                       f"{views} (test-time augmentation; `evaluate --tta`)")
         typer.echo(f"train time {metrics['train_seconds']:.1f}s, "
                    f"{metrics['images_per_second']:,.0f} images/s; results in {out_dir}")
 
@@ -250,14 +255,16 @@ def evaluate(
     plots: Annotated[Optional[Path], typer.Option(
         help="Write confusion_matrix.png and worst_mistakes.png into this folder.")] = None,
     tta: Annotated[Optional[bool], typer.Option(
-        "--tta/--no-tta", help="Average each image with its mirror image (test-time "
-        "augmentation) [default: as the model ships].", show_default=False)] = None,
+        "--tta/--no-tta", help="Average each image with its mirror image, and its shifts for a "
+        "model trained with --tta-shift (test-time augmentation) [default: as the model "
+        "ships].", show_default=False)] = None,
     backend: Backend = "auto",
     data_dir: DataDir = None, offline: Offline = False,
 ) -> None:
     """Score a model on the official 10,000 test images."""
     from .evaluate import evaluate as run_evaluation
     from .evaluate import format_report, worst_mistakes
+    from .models import tta_views
     from .predict import Classifier
 
     if checkpoint is not None and model is not None:
@@ -281,7 +288,8 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(report))
     else:
-        flip = ", test-time flip averaging" if report["tta"] else ""
+        flip = (f", test-time augmentation ({tta_views(getattr(net, 'tta_shift', 0))})"
+                if report["tta"] else "")
         typer.echo(f"model: {meta['arch']} ({meta['path']}){flip}, backend {classifier.backend}")
         typer.echo(format_report(report))
         if plots is not None:
@@ -347,7 +355,7 @@ def export(
     """Export a model for other runtimes, checked against PyTorch before the file is written.
 
     The ONNX graph takes uint8 images [N, 28, 28] (N free) and returns logits [N, 10]; the
-    pixel scaling and test-time flip are inside it; class names, preprocessing settings, the
+    pixel scaling and test-time views are inside it; class names, preprocessing settings, the
     unsure threshold, architecture and checkpoint SHA-256 are in its metadata.
     """
     from .data import load_test_images

@@ -1,7 +1,7 @@
 """ONNX export (issue 16): a checkpoint -> an .onnx file that has been checked against PyTorch.
 
 The graph takes what the PyTorch model takes, uint8 images [N, 28, 28] with N free, and returns
-logits float32 [N, 10]. The pixel scaling (`Normalize`) and `best`'s test-time flip are inside
+logits float32 [N, 10]. The pixel scaling (`Normalize`) and `best`'s test-time views are inside
 the graph, so a runtime feeds the same 28x28 model inputs `preprocess` makes and redoes nothing.
 The file's metadata_props say what a user of the bare file needs (`metadata`).
 
@@ -122,6 +122,7 @@ def metadata(net: nn.Module, meta: dict[str, Any], checkpoint_sha256: str) -> di
         # PreprocessConfig: fashion_cnn.preprocess.PreprocessConfig.from_dict(json.loads(...))
         "unsure": json.dumps(meta.get("unsure")),  # {"score", "threshold", ...} or null
         "tta": json.dumps(bool(getattr(net, "tta", False))),
+        "tta_shift": json.dumps(getattr(net, "tta_shift", 0)),  # pixels; 0: the mirror only
         "checkpoint_sha256": checkpoint_sha256,
         "opset": str(OPSET),
         "input": f"{INPUT}: uint8 [N, {IMAGE_SIZE}, {IMAGE_SIZE}], 0..255, white article on "
@@ -157,19 +158,29 @@ def onnx_bytes(net: nn.Module, meta: dict[str, Any], checkpoint_sha256: str) -> 
 
 def calibration_images(meta: dict[str, Any], data_dir: str | Path | None = None,
                        offline: bool = False, progress: bool = False) -> torch.Tensor:
-    """CALIBRATION_IMAGES training images for `quantize`, uint8 [N, 28, 28]: a seeded sample
-    of the checkpoint's training part (its config's validation split left out, as
-    training.run.split_indices made it; a FashionCNNError when the data is not found)."""
+    """CALIBRATION_IMAGES training images for `quantize`, uint8 [N, 28, 28]: the checkpoint's
+    own (`save_checkpoint(calibration=...)`) if it carries them, else `calibration_sample` of
+    the dataset (a FashionCNNError when it is not found)."""
     from .data import load_fashion_mnist
+
+    if meta.get("calibration") is not None:
+        return meta["calibration"]
+    data = load_fashion_mnist(data_dir, offline=offline, progress=progress)
+    return calibration_sample(meta, data.train_images)
+
+
+def calibration_sample(meta: dict[str, Any], train_images: torch.Tensor) -> torch.Tensor:
+    """A seeded sample of CALIBRATION_IMAGES from the checkpoint's training part of the
+    training images uint8 [60000, 28, 28] (its config's validation split left out, as
+    training.run.split_indices made it)."""
     from .training.run import split_indices
 
     config = meta.get("config") or {}
-    data = load_fashion_mnist(data_dir, offline=offline, progress=progress)
-    train_idx, _ = split_indices(len(data.train_images), config.get("val_fraction", 0.1),
+    train_idx, _ = split_indices(len(train_images), config.get("val_fraction", 0.1),
                                  config.get("seed", 0))
     g = torch.Generator().manual_seed(0)
     chosen = train_idx[torch.randperm(len(train_idx), generator=g)[:CALIBRATION_IMAGES]]
-    return data.train_images[chosen.sort().values]
+    return train_images[chosen.sort().values]
 
 
 def quantize(data: bytes, calibration: np.ndarray | torch.Tensor) -> bytes:
@@ -379,17 +390,25 @@ def onnx_session(net: nn.Module, meta: dict[str, Any], cache_dir: Path | None = 
     if int8:
         data = quantize(data, session_calibration(meta))
     session = new_session(data)
-    try:
-        images = load_test_images(offline=True, progress=False)[:SESSION_CHECK_IMAGES]
-    except FashionCNNError:
-        images = seeded_images(SESSION_CHECK_IMAGES)
-    check(net, session, images, meta["path"], int8=int8)
+    check(net, session, session_check_images(meta), meta["path"], int8=int8)
     try:
         with atomic_path(cached) as tmp:
             tmp.write_bytes(data)
     except OSError:
         pass  # a read-only home: run without the cache
     return session
+
+
+def session_check_images(meta: dict[str, Any]) -> torch.Tensor:
+    """What a new session is checked on: the first SESSION_CHECK_IMAGES test images, or where
+    the data is not found offline the checkpoint's calibration images (real garments: an int8
+    graph is only meant to agree on pictures like these), else seeded random images."""
+    try:
+        return load_test_images(offline=True, progress=False)[:SESSION_CHECK_IMAGES]
+    except FashionCNNError:
+        if meta.get("calibration") is not None:
+            return meta["calibration"][:SESSION_CHECK_IMAGES]
+        return seeded_images(SESSION_CHECK_IMAGES)
 
 
 def session_calibration(meta: dict[str, Any]) -> torch.Tensor:

@@ -113,9 +113,11 @@ class BestCNN(nn.Module):
     """
 
     def __init__(self, width: int = 32, tta: bool = False, mean: float = PIXEL_MEAN,
-                 std: float = PIXEL_STD):
+                 std: float = PIXEL_STD, tta_shift: int = 0):
         super().__init__()
         self.tta = tta  # test-time augmentation: in eval mode, average with the mirror image
+        self.tta_shift = tta_shift  # pixels; > 0: with tta, also the picture moved this far
+        # left, right, up and down (and their mirrors): 10 views instead of 2
         self.normalize = Normalize(mean, std)
         w = width
         self.features = nn.Sequential(
@@ -128,14 +130,35 @@ class BestCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.normalize(x).contiguous(memory_format=torch.channels_last)  # faster on CPU
-        if self.tta and not self.training:  # [2N, ...]: the images, then their mirrors
-            logits = self.head(self.features(torch.cat([x, x.flip(-1)])))
-            # [2, N, 10] -> the pair's average. No len(x): an ONNX export keeps N symbolic.
-            return logits.unflatten(0, (2, -1)).mean(0)
+        if self.tta and not self.training:  # [V*N, ...]: V views of the N images, view-major
+            views = self.views(x)
+            logits = self.head(self.features(torch.cat(views)))
+            # [V, N, 10] -> the views' average. No len(x): an ONNX export keeps N symbolic.
+            return logits.unflatten(0, (len(views), -1)).mean(0)
         return self.head(self.features(x))
+
+    def views(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Test-time views of normalised images [N, 1, 28, 28]: the images, moved by
+        `tta_shift` pixels each way if set (uncovered pixels black, as in training's
+        translation), then the mirrors of all of these."""
+        out = [x]
+        if s := self.tta_shift:
+            black = -self.normalize.mean / self.normalize.std
+            padded = nn.functional.pad(x, (s, s, s, s), value=black)
+            h, w = x.shape[-2:]
+            out += [padded[..., s + dy:s + dy + h, s + dx:s + dx + w]
+                    for dx, dy in ((s, 0), (-s, 0), (0, s), (0, -s))]
+        return out + [v.flip(-1) for v in out]
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"seed": SeedCNN, "best": BestCNN}
+
+
+def tta_views(tta_shift: int = 0) -> str:
+    """In words, what BestCNN's test-time augmentation averages for a given `tta_shift`."""
+    if tta_shift:
+        return f"the mirror image and {tta_shift}-pixel shifts each way (10 views)"
+    return "the mirror image"
 
 
 def build_model(arch: str, **kwargs: Any) -> nn.Module:
@@ -191,12 +214,15 @@ def expand_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(path: str | Path, model: nn.Module, *, config: dict[str, Any],
                     metrics: dict[str, Any], data_checksums: dict[str, str] | None,
-                    weights: str = "float32", unsure: dict[str, Any] | None = None) -> None:
+                    weights: str = "float32", unsure: dict[str, Any] | None = None,
+                    calibration: torch.Tensor | None = None) -> None:
     """Write a self-describing checkpoint (atomically).
 
     `weights` = "float16" halves the file, "int8" quarters it (for shipping; the model card
     records the accuracy of what is shipped); loading always restores float32. `unsure`: the
-    rule `predict` flags unsure pictures by (training/run.py's `unsure_rule`).
+    rule `predict` flags unsure pictures by (training/run.py's `unsure_rule`). `calibration`:
+    uint8 training images [N, 28, 28] (`export.calibration_images`) that its int8 graph is
+    quantized with, so the int8 backend needs no dataset.
     """
     if weights not in WEIGHT_DTYPES:
         raise ValueError(f"weights must be one of {WEIGHT_DTYPES}, not {weights!r}")
@@ -214,6 +240,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, config: dict[str, Any
         "data_checksums": data_checksums or {},
         "weights_dtype": weights,
         **({"unsure": unsure} if unsure else {}),
+        **({"calibration": calibration.to(torch.uint8)} if calibration is not None else {}),
         "state_dict": state,
     }
     with atomic_path(path) as tmp:

@@ -137,19 +137,22 @@ NO_GARMENT_SENTENCE = ("No garment found in this picture: it is blank, one colou
 
 
 BACKENDS = ("auto", "torch", "onnxruntime", "onnxruntime-int8")  # what runs the model;
-# "auto": FASTER_BACKEND; "onnxruntime-int8": the int8 graph (export.quantize), never automatic
-# The faster backend per architecture, as benchmarks/backend_speed.py measured it on 2 cores
-# (benchmarks/results/backend_speed.json; tests/test_export.py checks the two agree).
-# Architectures not listed, and any machine without onnxruntime, use torch.
-FASTER_BACKEND = {"seed": "onnxruntime", "best": "onnxruntime"}
+# "auto": FASTER_BACKEND; "onnxruntime-int8": the int8 graph (export.quantize)
+# The fastest backend per architecture, as benchmarks/backend_speed.py measured it on 2 cores
+# (benchmarks/results/backend_speed.json; tests/test_export.py checks the two agree); int8
+# only where it keeps the test accuracy (backend_speed.INT8_MAX_DROP). Architectures not
+# listed, and any machine without onnxruntime, use torch.
+FASTER_BACKEND = {"seed": "onnxruntime", "best": "onnxruntime-int8"}
 
 
-def choose_backend(backend: str, arch: str) -> str:
+def choose_backend(backend: str, arch: str, int8_ready: bool = False) -> str:
     """"torch", "onnxruntime" or "onnxruntime-int8" for a `backend` option and a model
     architecture.
 
     "auto" takes FASTER_BACKEND's choice, falling back to torch silently when onnxruntime is
-    not installed; an explicit onnxruntime backend without it is an error saying what to
+    not installed, and from int8 to float32 onnxruntime for a checkpoint that carries no
+    calibration images (`int8_ready` False: one you trained; the int8 graph would need the
+    dataset). An explicit onnxruntime backend without onnxruntime is an error saying what to
     install.
     """
     from .export import onnxruntime_available, require_onnx
@@ -158,6 +161,8 @@ def choose_backend(backend: str, arch: str) -> str:
         raise FashionCNNError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
     if backend == "auto":
         faster = FASTER_BACKEND.get(arch, "torch")
+        if faster == "onnxruntime-int8" and not int8_ready:
+            faster = "onnxruntime"
         return faster if faster == "torch" or onnxruntime_available() else "torch"
     if backend.startswith("onnxruntime"):
         require_onnx()
@@ -169,9 +174,10 @@ class Classifier:
 
     `backend` runs the model: "torch", "onnxruntime" (the checked ONNX export of the same
     checkpoint, `export.onnx_session`), "onnxruntime-int8" (that graph quantized to int8,
-    calibrated on training images; its top class checked against PyTorch's) or "auto"
-    (`choose_backend`). `tta` overrides the test-time flip of models that have one (None: as
-    the model ships). `net` is always the PyTorch model (saliency needs gradients).
+    calibrated on training images the shipped checkpoints carry; its top class checked against
+    PyTorch's) or "auto" (`choose_backend`). `tta` overrides the test-time augmentation of
+    models that have one (None: as the model ships). `net` is always the PyTorch model
+    (saliency needs gradients).
     """
 
     def __init__(self, model: str | Path | None = None, backend: str = "auto",
@@ -185,13 +191,21 @@ class Classifier:
         self.config = PreprocessConfig.from_dict(self.meta.get("image_preprocessing"))
         self.class_names = list(self.meta.get("class_names", CLASS_NAMES))
         self.policy = UnsurePolicy.from_meta(self.meta)
-        self.backend = choose_backend(backend, self.meta["arch"])
+        self.backend = choose_backend(backend, self.meta["arch"],
+                                      int8_ready=self.meta.get("calibration") is not None)
         self.session = None
         if self.backend.startswith("onnxruntime"):
             from .export import onnx_session
 
-            self.session = onnx_session(self.net, self.meta,
-                                        int8=self.backend == "onnxruntime-int8")
+            try:
+                self.session = onnx_session(self.net, self.meta,
+                                            int8=self.backend == "onnxruntime-int8")
+            except FashionCNNError:
+                if backend != "auto" or self.backend != "onnxruntime-int8":
+                    raise
+                # auto's int8 graph failed its check: run the exact float32 graph instead
+                self.backend = "onnxruntime"
+                self.session = onnx_session(self.net, self.meta)
 
     @torch.inference_mode()
     def logits(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
