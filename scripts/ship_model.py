@@ -210,19 +210,18 @@ def ship(name: str, dest: Path, run_dirs: dict[int, Path], runs: dict[int, dict]
     unsure = unsure_rule(photos) if photos else None
     dest.mkdir(parents=True, exist_ok=True)
     # The checkpoint's own metrics describe the shipped (compressed) weights.
-    calibration = calibration_sample(meta, data.train_images) if name == "best" else None
-    save_checkpoint(dest / "model.pt", net, config=meta["config"],
-                    metrics={**meta["metrics"], **shipped.checkpoint_metrics},
-                    data_checksums=meta["data_checksums"], weights=recipe.weights,
-                    unsure=unsure, calibration=calibration)
-    if calibration is not None:
+    def write(calibration: torch.Tensor | None) -> None:
+        save_checkpoint(dest / "model.pt", net, config=meta["config"],
+                        metrics={**meta["metrics"], **shipped.checkpoint_metrics},
+                        data_checksums=meta["data_checksums"], weights=recipe.weights,
+                        unsure=unsure, calibration=calibration)
+
+    write(calibration_sample(meta, data.train_images) if name == "best" else None)
+    if name == "best":
         try:
             shipped.summary["int8"] = int8_scores(dest / "model.pt", data)
         except FashionCNNError as err:  # e.g. an undertrained model's near ties: no int8
-            save_checkpoint(dest / "model.pt", net, config=meta["config"],
-                            metrics={**meta["metrics"], **shipped.checkpoint_metrics},
-                            data_checksums=meta["data_checksums"], weights=recipe.weights,
-                            unsure=unsure)
+            write(None)
             shipped.summary["int8"] = {"error": str(err)}
     confusion_plot(shipped.report["confusion_matrix"], dest / "confusion_matrix.png")
     shutil.copyfile(run_dirs[SHIPPED_SEED] / "learning_curves.png",
