@@ -87,3 +87,18 @@ def test_random_erasing_fills_one_rectangle_in_about_p_of_the_images() -> None:
         # noise can equal 100 by chance at a few pixels; everything changed is inside the box
         assert not (mask & ~box).any() and mask.sum() >= 0.9 * box.sum()
         assert 0.01 * 784 <= box.sum() <= 0.3 * 784
+
+
+def test_dye_patterns_the_article_in_about_p_of_the_images() -> None:
+    x = torch.zeros(400, 28, 28, dtype=torch.uint8)
+    x[:, 4:24, 6:22] = 180  # a plain article on black
+    out = augment(x, Augment(dye=0.5), _gen())
+    dyed = (out != x).flatten(1).any(1)
+    assert 150 < int(dyed.sum()) < 250
+    assert torch.all(out[:, :4] == 0) and torch.all(out[:, :, :6] == 0)  # the backdrop stays
+    inside = out[dyed][:, 4:24, 6:22].float()
+    assert torch.all(inside.amax((1, 2)) >= 178)  # scaled back to the article's peak
+    spread = inside.flatten(1).std(1)
+    # bands of two shades, not a uniform dimming (the finest average out on the 28 px grid)
+    assert (spread > 5).float().mean() > 0.8 and spread.median() > 10
+    assert torch.equal(out, augment(x, Augment(dye=0.5), _gen()))  # seeded

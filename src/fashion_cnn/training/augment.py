@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .config import PRESETS, Augment
 
-__all__ = ["PRESETS", "Augment", "augment", "augment_all", "random_erase"]
+__all__ = ["PRESETS", "Augment", "augment", "augment_all", "dye", "random_erase"]
 
 CHUNK = 8192  # images augmented per call inside `augment_all` (bounds float memory: ~26 MB)
 
@@ -28,6 +28,8 @@ def augment(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.
         return low + (high - low) * torch.rand(n, generator=generator)
 
     out = x.float().unsqueeze(1)  # [N, 1, 28, 28], 0..255
+    if aug.dye:  # first: the cloth is dyed before it is photographed
+        out = dye(out, aug.dye, generator)
     if aug.flip:
         mirror = torch.rand(n, generator=generator) < 0.5
         out = torch.where(mirror[:, None, None, None], out.flip(-1), out)
@@ -80,6 +82,41 @@ def random_erase(x: torch.Tensor, p: float, generator: torch.Generator,
     inside &= (rand() < p).view(n, 1, 1)
     noise = 255 * torch.rand(x.shape, generator=generator)
     return torch.where(inside.unsqueeze(1), noise, x)
+
+
+def dye(x: torch.Tensor, p: float, generator: torch.Generator, periods: tuple[float, float]
+        = (0.8, 4.0), supersample: int = 3) -> torch.Tensor:
+    """With probability p per image, dye the article in x [N, 1, H, W] (0..255) with stripes
+    (horizontal, vertical or diagonal) or checks: its brightness is multiplied by the pattern's
+    shade, one band 10-90% as bright as the other, then scaled back to its old peak (as
+    `preprocess` stretches a photo). The pattern is drawn `supersample` times finer and
+    area-averaged, as a photo's shrink averages it; periods (output pixels) are log-uniform."""
+    chosen = (torch.rand(len(x), generator=generator) < p).nonzero().squeeze(1)
+    n, (h, w) = len(chosen), x.shape[-2:]
+    if n == 0:
+        return x
+    rand = lambda: torch.rand(n, 1, 1, generator=generator)  # noqa: E731 - [n, 1, 1] uniforms
+    period = periods[0] * (periods[1] / periods[0]) ** rand()
+    angle = torch.pi / 4 * torch.randint(4, (n, 1, 1), generator=generator)
+    rows = ((torch.arange(h * supersample) + 0.5) / supersample).view(1, -1, 1)
+    cols = ((torch.arange(w * supersample) + 0.5) / supersample).view(1, 1, -1)
+    along = cols * angle.cos() + rows * angle.sin()
+    across = rows * angle.cos() - cols * angle.sin()
+
+    def bands(position: torch.Tensor) -> torch.Tensor:  # 0/1 bands with soft edges
+        return (torch.sin(2 * torch.pi * (position / period + rand())) * 4 + 0.5).clamp(0, 1)
+
+    checks = rand() < 0.5
+    mask = torch.where(checks, (bands(along) + bands(across)) / 2, bands(along))
+    mask = F.avg_pool2d(mask.unsqueeze(1), supersample)  # [n, 1, H, W]
+    low = 0.1 + 0.8 * rand().unsqueeze(1)  # the darker shade's brightness, relative
+    swap = rand().unsqueeze(1) < 0.5
+    shade = torch.where(swap, low + (1 - low) * mask, 1 - (1 - low) * mask)
+    article = x[chosen]
+    dyed = article * shade
+    peak = article.amax((1, 2, 3), keepdim=True)
+    dyed = dyed * peak / dyed.amax((1, 2, 3), keepdim=True).clamp_min(1e-3)
+    return x.index_copy(0, chosen, dyed)
 
 
 def augment_all(images: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.Tensor:
