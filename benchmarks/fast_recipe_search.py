@@ -38,7 +38,7 @@ def score(config: TrainConfig, data) -> dict:
     """Train on the training split; the last epoch's validation accuracy and training time."""
     torch.manual_seed(config.seed)
     model = build_model(config.model)
-    train, val = split_indices(len(data.train_labels), config.val_fraction, config.seed)
+    train, val = split_indices(len(data.train_labels), config.val_fraction, config.validation_seed)
     history = fit(model, config, data.train_images[train], data.train_labels[train],
                   data.train_images[val], data.train_labels[val], progress=False,
                   log=lambda _: None)

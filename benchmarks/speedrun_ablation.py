@@ -66,7 +66,7 @@ def train_line(config: TrainConfig, data: FashionMNIST, out: Path) -> dict[str, 
     and with flip averaging, training seconds and the load average."""
     torch.manual_seed(config.seed)
     model = initial_model(config)
-    train, val = split_indices(len(data.train_labels), config.val_fraction, config.seed)
+    train, val = split_indices(len(data.train_labels), config.val_fraction, config.validation_seed)
     history = fit(model, config, data.train_images[train], data.train_labels[train],
                   data.train_images[val], data.train_labels[val], state_path=out / "state.pt",
                   log=lambda line: print(line, file=sys.stderr),

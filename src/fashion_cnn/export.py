@@ -173,11 +173,12 @@ def calibration_sample(meta: dict[str, Any], train_images: torch.Tensor) -> torc
     """A seeded sample of CALIBRATION_IMAGES from the checkpoint's training part of the
     training images uint8 [60000, 28, 28] (its config's validation split left out, as
     training.run.split_indices made it)."""
+    from .training.config import validation_seed
     from .training.run import split_indices
 
     config = meta.get("config") or {}
     train_idx, _ = split_indices(len(train_images), config.get("val_fraction", 0.1),
-                                 config.get("seed", 0))
+                                 validation_seed(config))
     g = torch.Generator().manual_seed(0)
     chosen = train_idx[torch.randperm(len(train_idx), generator=g)[:CALIBRATION_IMAGES]]
     return train_images[chosen.sort().values]

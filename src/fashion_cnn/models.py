@@ -151,7 +151,45 @@ class BestCNN(nn.Module):
         return out + [v.flip(-1) for v in out]
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"seed": SeedCNN, "best": BestCNN}
+class Ensemble(nn.Module):
+    """Members of one architecture trained apart (their own seeds, one validation split) that
+    answer together: the average of their logits, each with its own test-time views.
+
+    [N, 1, 28, 28] -> each member -> [K, N, 10] -> mean -> [N, 10]. `tta` and `tta_shift`
+    read the first member and set all of them, so code written for one BestCNN works here."""
+
+    def __init__(self, members: int = 2, arch: str = "best", **member_kwargs: Any):
+        super().__init__()
+        self.members = nn.ModuleList(build_model(arch, **member_kwargs) for _ in range(members))
+
+    @property
+    def normalize(self) -> Normalize:  # the members' shared input scaling (checkpoints)
+        return self.members[0].normalize
+
+    @property
+    def tta(self) -> bool:
+        return getattr(self.members[0], "tta", False)
+
+    @tta.setter
+    def tta(self, on: bool) -> None:
+        for member in self.members:
+            member.tta = on
+
+    @property
+    def tta_shift(self) -> int:
+        return getattr(self.members[0], "tta_shift", 0)
+
+    @tta_shift.setter
+    def tta_shift(self, pixels: int) -> None:
+        for member in self.members:
+            member.tta_shift = pixels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x) for member in self.members]).mean(0)
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"seed": SeedCNN, "best": BestCNN,
+                                             "ensemble": Ensemble}
 
 
 def tta_views(tta_shift: int = 0) -> str:
@@ -161,7 +199,7 @@ def tta_views(tta_shift: int = 0) -> str:
     return "the mirror image"
 
 
-def build_model(arch: str, **kwargs: Any) -> nn.Module:
+def build_model(arch: str, /, **kwargs: Any) -> nn.Module:
     """Instantiate an architecture by name; kwargs are its constructor arguments."""
     if arch not in ARCHITECTURES:
         raise FashionCNNError(f"Unknown model {arch!r}; choose one of {', '.join(ARCHITECTURES)}.")

@@ -66,11 +66,15 @@ class TrainConfig:
                          "and 8 times that); 0: the architecture's own (32).")
     tta_shift: int = _option(0, "Best model: with test-time augmentation, also average over "
                              "the picture moved this many pixels each way (10 views, not 2).")
+    members: int = _option(1, "Best model: train this many members (seeds seed*members+k, on "
+                           "seed's validation split) and answer with their averaged logits.")
     epochs: int = _option(10, "Passes over the training data.")
     batch_size: int = _option(32, "Images per SGD step.")
     lr: float = _option(0.01, "SGD learning rate (the peak, with --schedule onecycle).")
     momentum: float = _option(0.9, "SGD momentum (Keras-style).")
     seed: int = _option(0, "Random seed (initialisation, validation split or folds, shuffling).")
+    split_seed: int = _option(-1, "Seed of the validation split; -1: --seed (an ensemble's "
+                              "members share their ensemble's split).")
     val_fraction: float = _option(0.1, "Share of the training set held out for validation "
                                   "(train; cv holds out each fold instead).")
     threads: int = _option(0, "Torch threads; 0: automatic (the seed CNN's fused step times "
@@ -115,6 +119,8 @@ class TrainConfig:
             problems.append("--width is for the best model only, and at least 1")
         if self.tta_shift < 0 or (self.tta_shift and self.model != "best"):
             problems.append("--tta-shift is for the best model only, and 0 or more")
+        if self.members < 1 or (self.members > 1 and self.model != "best"):
+            problems.append("--members is for the best model only, and at least 1")
         if self.epochs < 1:
             problems.append("--epochs must be at least 1")
         if self.batch_size < 1:
@@ -137,9 +143,23 @@ class TrainConfig:
             raise FashionCNNError("; ".join(problems) + ".")
 
     def arch_kwargs(self) -> dict[str, Any]:
-        """The architecture's constructor arguments this config sets (models.build_model)."""
+        """The architecture's constructor arguments this config sets (models.build_model):
+        of the model, or of each member of an ensemble."""
         kwargs = {"width": self.width, "tta_shift": self.tta_shift}
         return {k: v for k, v in kwargs.items() if v}
+
+    def architecture(self) -> tuple[str, dict[str, Any]]:
+        """(name, constructor arguments) of what this config trains: the model, or the
+        ensemble (models.Ensemble) of `members` such models."""
+        if self.members > 1:
+            return "ensemble", {"members": self.members, "arch": self.model,
+                                **self.arch_kwargs()}
+        return self.model, self.arch_kwargs()
+
+    @property
+    def validation_seed(self) -> int:
+        """The seed of the validation split (training.run.split_indices)."""
+        return validation_seed(asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -147,6 +167,12 @@ class TrainConfig:
         those written before the fused step (or its compiled kernels) existed ran the plain
         path (or the fused step's torch operations)."""
         return with_options(cls(fused=False, numba=False), d)
+
+
+def validation_seed(config: dict[str, Any]) -> int:
+    """The validation split's seed of a saved config: its `split_seed`, else its `seed`."""
+    split = config.get("split_seed", -1)
+    return config.get("seed", 0) if split is None or split < 0 else split
 
 
 def with_options(config: TrainConfig, options: dict[str, Any]) -> TrainConfig:

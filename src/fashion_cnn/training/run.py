@@ -90,6 +90,7 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
 
     With `resume=True`, `config` may be None: the one saved in `out_dir` is used.
     `after_epoch(model, record)`: called after each epoch's validation (loop.fit).
+    An ensemble (`members` > 1) trains its members in sub-folders first (ensemble.py).
     """
     out = Path(out_dir)
     config = resolve_run_config(config, out, resume)
@@ -98,43 +99,63 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
         torch.distributed.barrier()  # every process has checked the folder before it fills
     if not resume and rank == 0:
         write_json(out / "config.json", asdict(config))
-    train_idx, val_idx = split_indices(len(data.train_labels), config.val_fraction, config.seed)
-    images, labels, photos = training_set(config, data, train_idx, progress)
+    train_idx, val_idx = split_indices(len(data.train_labels), config.val_fraction,
+                                       config.validation_seed)
     with torch_threads(config.threads):
-        torch.manual_seed(config.seed)
-        model = initial_model(config)
-        history = fit(model, config, images, labels,
-                      data.train_images[val_idx], data.train_labels[val_idx],
-                      state_path=out / "state.pt", progress=progress, log=log,
-                      after_epoch=after_epoch)
+        if config.members > 1:
+            from .ensemble import train_members
+
+            model, histories, photos = train_members(config, data, out, progress=progress,
+                                                     log=log)
+        else:
+            images, labels, photos = training_set(config, data, train_idx, progress)
+            torch.manual_seed(config.seed)
+            model = initial_model(config)
+            histories = [fit(model, config, images, labels,
+                             data.train_images[val_idx], data.train_labels[val_idx],
+                             state_path=out / "state.pt", progress=progress, log=log,
+                             after_epoch=after_epoch)]
         if rank != 0:  # the first process tests the model and writes the results
             return {"rank": rank}
-        start = time.perf_counter()
-        test_loss, test_accuracy = loss_and_accuracy(model, data.test_images, data.test_labels)
-        eval_seconds = time.perf_counter() - start
-        tta_accuracy = accuracy_with_tta(model, data.test_images, data.test_labels)
+        model.eval()
+        val_accuracy = (histories[0][-1]["val_accuracy"] if len(histories) == 1 else
+                        loss_and_accuracy(model, data.train_images[val_idx],
+                                          data.train_labels[val_idx])[1])
+        tested = test_scores(model, data)
         photo_scores = score_on_photos(model, progress) if config.photos else None
-    train_seconds = sum(h["epoch_seconds"] for h in history)
+    train_seconds = sum(h["epoch_seconds"] for history in histories for h in history)
+    epochs = sum(len(history) for history in histories)
     metrics = {
         **provenance(config.seed, data.checksums),
         "config": asdict(config),
-        "model": {"arch": config.model, "parameters": count_parameters(model)},
+        "model": {"arch": config.architecture()[0], "parameters": count_parameters(model)},
         "n_train": len(train_idx),
         "n_val": len(val_idx),
         **({"photos": {"train": photos, "validation": photo_scores}} if photos else {}),
-        "epochs": history,
+        # one list of epochs per member of an ensemble
+        "epochs": histories[0] if len(histories) == 1 else histories,
         "train_seconds": train_seconds,  # shuffling, augmentation and steps; no validation
-        "images_per_second": len(train_idx) * len(history) / train_seconds,
-        "val_accuracy": history[-1]["val_accuracy"],
-        "test_loss": test_loss,
-        "test_accuracy": test_accuracy,
-        **({"test_accuracy_tta": tta_accuracy} if tta_accuracy is not None else {}),
-        "test_eval_seconds": eval_seconds,
+        "images_per_second": len(train_idx) * epochs / train_seconds,
+        "val_accuracy": val_accuracy,
+        **tested,
     }
-    write_run_results(out, model, config, metrics, data.checksums)
-    tta = "" if tta_accuracy is None else f" ({100 * tta_accuracy:.2f}% with test-time views)"
-    log(f"test accuracy {100 * test_accuracy:.2f}%{tta} -> {out / 'model.pt'}")
+    write_run_results(out, model, config, metrics, data.checksums, histories)
+    tta = ("" if "test_accuracy_tta" not in tested
+           else f" ({100 * tested['test_accuracy_tta']:.2f}% with test-time views)")
+    log(f"test accuracy {100 * tested['test_accuracy']:.2f}%{tta} -> {out / 'model.pt'}")
     return metrics
+
+
+def test_scores(model: torch.nn.Module, data: FashionMNIST) -> dict[str, float]:
+    """The official test set's loss and accuracy (and with test-time views, where the model
+    has them), scored once, at the end of a run."""
+    start = time.perf_counter()
+    test_loss, test_accuracy = loss_and_accuracy(model, data.test_images, data.test_labels)
+    seconds = time.perf_counter() - start
+    tta_accuracy = accuracy_with_tta(model, data.test_images, data.test_labels)
+    return {"test_loss": test_loss, "test_accuracy": test_accuracy,
+            **({"test_accuracy_tta": tta_accuracy} if tta_accuracy is not None else {}),
+            "test_eval_seconds": seconds}
 
 
 def accuracy_with_tta(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor
@@ -152,7 +173,8 @@ def accuracy_with_tta(model: torch.nn.Module, images: torch.Tensor, labels: torc
 
 
 def write_run_results(out: Path, model: torch.nn.Module, config: TrainConfig,
-                      metrics: dict[str, Any], checksums: dict[str, str] | None) -> None:
+                      metrics: dict[str, Any], checksums: dict[str, str] | None,
+                      histories: list[list[dict[str, Any]]]) -> None:
     """model.pt (self-describing), metrics.json and learning_curves.png; state.pt goes."""
     from ..plots import learning_curves
 
@@ -164,7 +186,7 @@ def write_run_results(out: Path, model: torch.nn.Module, config: TrainConfig,
                     data_checksums=checksums,
                     unsure=unsure_rule(photos["validation"]) if photos else None)
     write_json(out / "metrics.json", metrics)
-    learning_curves([metrics["epochs"]], out / "learning_curves.png",
+    learning_curves(histories, out / "learning_curves.png",
                     title=f"{config.model} model, seed {config.seed}")
     (out / "state.pt").unlink(missing_ok=True)
 
@@ -214,7 +236,8 @@ def first_process_first(make: Callable[[], Any]) -> Any:
 def initial_model(config: TrainConfig) -> torch.nn.Module:
     """A new model of the configured architecture; with `init`, holding that checkpoint's
     weights (which must be of the same architecture)."""
-    model = build_model(config.model, **config.arch_kwargs())
+    arch, kwargs = config.architecture()
+    model = build_model(arch, **kwargs)
     if config.init:
         from ..models import load_checkpoint
 
@@ -303,7 +326,8 @@ def _fold(config: TrainConfig, data: FashionMNIST, out: Path, parts: tuple[torch
     held_out = parts[k]
     train_idx = torch.cat([p for j, p in enumerate(parts) if j != k])
     torch.manual_seed(config.seed + k)
-    model = build_model(config.model, **config.arch_kwargs())
+    arch, kwargs = config.architecture()
+    model = build_model(arch, **kwargs)
     history = fit(model, config, data.train_images[train_idx], data.train_labels[train_idx],
                   data.train_images[held_out], data.train_labels[held_out],
                   state_path=fold_dir / "state.pt", progress=progress, log=log)
