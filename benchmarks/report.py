@@ -535,6 +535,21 @@ def render_tta_views(name: str, d: Result) -> str:
             "(`BestCNN.tta`, `tta_shift`); shifted pixels are filled with black.")
 
 
+def render_ensemble_size(name: str, d: Result) -> str:
+    """Validation accuracy of the ensembles of the first k members, with their training time."""
+    settings = list(d["ensembles"][0]["val_accuracy"])
+    rows = [[str(e["members"]), f"{e['train_minutes']:.1f}",
+             *(pct(e["val_accuracy"][s]) for s in settings)] for e in d["ensembles"]]
+    members = ", ".join(f"{100 * m['val_accuracy'][settings[-1]]:.2f}%" for m in d["members"])
+    return (table(["members", "training minutes", *(f"validation, {s}" for s in settings)],
+                  rows)
+            + f"\n\nRecipe `{d['recipe']}`, one run per member (seeds "
+            f"{', '.join(str(m['seed']) for m in d['members'])}), all on one validation split of "
+            f"{d['n_val']:,} images (the test set is not looked at); the ensemble averages its "
+            f"members' logits (`models.Ensemble`). The members alone, last column's views: "
+            f"{members}.")
+
+
 Renderer = Callable[[str, Result], str]
 
 # (file-name pattern, section title, renderer), in the order the sections appear.
@@ -549,6 +564,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
     ("time_to_accuracy_*", "Time to accuracy", render_time_to_accuracy),
     ("speedrun_ablation", "The speed-run recipe, one trick at a time", render_speedrun_ablation),
     ("tta_views", "Test-time views, chosen on validation", render_tta_views),
+    ("ensemble_size", "Ensembles of speed-run models, by size", render_ensemble_size),
     ("cv_seed", "Cross-validation of the seed model", render_cv),
     ("augment_ablation", "Training augmentation flags", render_augment),
     ("photo_accuracy*", "Accuracy on photo-style pictures", render_photo),

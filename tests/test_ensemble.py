@@ -82,3 +82,25 @@ def test_ensemble_test_time_views_reach_every_member() -> None:
     net.tta = True
     assert all(m.tta and m.tta_shift == 1 for m in net.members) and net.tta_shift == 1
     assert net.normalize is net.members[0].normalize
+
+
+def test_the_ensemble_size_benchmark_scores_first_k_members(tiny_data, tmp_path) -> None:
+    from conftest import load_benchmark
+
+    bench, report = load_benchmark("ensemble_size"), load_benchmark("report")
+    config = TrainConfig(**{**PAIR, "tta_shift": 1})
+    run_training(config, tiny_data, tmp_path, progress=False, log=_quiet)
+    result = bench.score(tmp_path, tiny_data)
+    _, val = split_indices(len(tiny_data.train_labels), 0.25, 3)
+    ensemble, _ = load_checkpoint(tmp_path)
+    first = load_checkpoint(tmp_path / "member0")[0]
+    for net, row in ((first, result["ensembles"][0]), (ensemble, result["ensembles"][1])):
+        for name, (net.tta, net.tta_shift) in bench.view_settings(1).items():
+            with torch.no_grad():
+                right = net(tiny_data.train_images[val]).argmax(1) == tiny_data.train_labels[val]
+            assert row["val_accuracy"][name] == pytest.approx(right.float().mean().item())
+    assert [m["seed"] for m in result["members"]] == [6, 7]
+    assert result["ensembles"][1]["train_minutes"] == pytest.approx(
+        sum(m["train_minutes"] for m in result["members"]))
+    text = report.render_ensemble_size("ensemble_size", {"recipe": "speedrun", **result})
+    assert text.count("\n| ") == 1 + 2  # the separator row, then one row per ensemble size
