@@ -24,6 +24,7 @@ from ..data import FashionMNIST
 from ..errors import FashionCNNError
 from ..models import build_model, load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .distributed import world
 
 
 def member_config(config: TrainConfig, k: int, init: str = "") -> TrainConfig:
@@ -70,6 +71,8 @@ def train_members(config: TrainConfig, data: FashionMNIST, out: Path, *, progres
                                  log=log))
     arch, kwargs = config.architecture()
     model = build_model(arch, **kwargs)
+    if world()[0] != 0:  # with --nproc only the first process scores and saves the ensemble
+        return model, [], None
     for k, member in enumerate(model.members):
         net, _ = load_checkpoint(out / f"member{k}" / "model.pt")
         member.load_state_dict(net.state_dict())
