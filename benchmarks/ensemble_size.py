@@ -8,8 +8,9 @@ Trains `fashion-cnn train --recipe RECIPE --members K --seed 0 --out RUNS` (memb
 of its own in RUNS/member{k}, seed k, all on seed 0's validation split; finished members are
 reused, an unfinished one resumes), then scores the ensembles of the first k members, k = 1..K,
 on that validation split (the test set is not looked at): their logits averaged without
-test-time views, with the mirror image, and with the recipe's views. Training time grows
-with k: the ensemble of k members costs the sum of their training minutes.
+test-time views, with the mirror image, and with the recipe's shifts too (the settings of
+benchmarks/tta_views.py). Training time grows with k: the ensemble of k members costs the
+sum of their training minutes.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from typing import Any
 
 import common
 import torch
+from tta_views import view_settings
 
 from fashion_cnn.evaluate import predict_logits
-from fashion_cnn.models import load_checkpoint, tta_views
-from fashion_cnn.training import recipe_config, split_indices, validation_seed
+from fashion_cnn.models import load_checkpoint
+from fashion_cnn.training import recipe_config, run_split
 
 
 def train(recipe: str, members: int, runs: Path) -> None:
@@ -38,22 +40,15 @@ def train(recipe: str, members: int, runs: Path) -> None:
     subprocess.run([common.FASHION_CNN, "train", *args], check=True)
 
 
-def view_settings(tta_shift: int) -> dict[str, tuple[bool, int]]:
-    """Setting name -> (tta, tta_shift) of each member."""
-    views = {"none": (False, 0), "mirror": (True, 0)}
-    if tta_shift:
-        views[tta_views(tta_shift)] = (True, tta_shift)
-    return views
-
-
 def score(runs: Path, data: Any) -> dict[str, Any]:
     """Each member's and each first-k ensemble's validation accuracy under every view setting;
     members' training minutes."""
     ensemble, meta = load_checkpoint(runs)
     config = meta["config"]
-    _, val = split_indices(len(data.train_labels), config["val_fraction"], validation_seed(config))
+    _, val = run_split(len(data.train_labels), config)
     images, labels = data.train_images[val], data.train_labels[val]
-    settings = view_settings(config.get("tta_shift", 0))
+    shift = config.get("tta_shift", 0)
+    settings = view_settings([shift] if shift else [])  # none, flip, and the recipe's shifts
     logits = {name: [] for name in settings}  # setting -> per member [N, 10]
     for member in ensemble.members:
         for name, (member.tta, member.tta_shift) in settings.items():

@@ -17,7 +17,7 @@ import common
 import torch
 
 from fashion_cnn.models import build_model
-from fashion_cnn.training import TrainConfig, fit, recipe_config, split_indices
+from fashion_cnn.training import TrainConfig, fit, recipe_config, run_split
 
 # name -> (overrides of the fast recipe, seeds)
 CANDIDATES: dict[str, tuple[dict, tuple[int, ...]]] = {
@@ -38,7 +38,7 @@ def score(config: TrainConfig, data) -> dict:
     """Train on the training split; the last epoch's validation accuracy and training time."""
     torch.manual_seed(config.seed)
     model = build_model(config.model)
-    train, val = split_indices(len(data.train_labels), config.val_fraction, config.validation_seed)
+    train, val = run_split(len(data.train_labels), config)
     history = fit(model, config, data.train_images[train], data.train_labels[train],
                   data.train_images[val], data.train_labels[val], progress=False,
                   log=lambda _: None)

@@ -42,7 +42,7 @@ from fashion_cnn.data import FashionMNIST
 from fashion_cnn.evaluate import predict_logits
 from fashion_cnn.predict import Classifier
 from fashion_cnn.render import hard_photo
-from fashion_cnn.training import split_indices, validation_seed
+from fashion_cnn.training import run_split
 
 FORMATS = ["JPEG"] * 10 + ["PNG"] * 3 + ["PNG-alpha", "WEBP", "WEBP", "BMP", "GIF", "TIFF"]
 FILTERS = [Image.Resampling.BICUBIC, Image.Resampling.BILINEAR, Image.Resampling.LANCZOS]
@@ -158,9 +158,7 @@ def evaluation_set(data: FashionMNIST, classifier: Classifier, split: str, n: in
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """The first n images and labels of the test set or of the model's own validation split."""
     if split == "val":
-        config = classifier.meta["config"]
-        _, val = split_indices(len(data.train_labels), config["val_fraction"],
-                                 validation_seed(config))
+        _, val = run_split(len(data.train_labels), classifier.meta["config"])
         return data.train_images[val][:n], data.train_labels[val][:n]
     return data.test_images[:n], data.test_labels[:n]
 

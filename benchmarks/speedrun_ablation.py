@@ -33,7 +33,7 @@ import torch
 from fashion_cnn.data import FashionMNIST
 from fashion_cnn.evaluate import loss_and_accuracy
 from fashion_cnn.provenance import provenance
-from fashion_cnn.training import TrainConfig, fit, recipe_config, split_indices
+from fashion_cnn.training import TrainConfig, fit, recipe_config, run_split
 from fashion_cnn.training.run import initial_model
 
 BASE = "speedrun (the recipe)"
@@ -66,7 +66,7 @@ def train_line(config: TrainConfig, data: FashionMNIST, out: Path) -> dict[str, 
     and with flip averaging, training seconds and the load average."""
     torch.manual_seed(config.seed)
     model = initial_model(config)
-    train, val = split_indices(len(data.train_labels), config.val_fraction, config.validation_seed)
+    train, val = run_split(len(data.train_labels), config)
     history = fit(model, config, data.train_images[train], data.train_labels[train],
                   data.train_images[val], data.train_labels[val], state_path=out / "state.pt",
                   log=lambda line: print(line, file=sys.stderr),

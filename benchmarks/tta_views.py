@@ -22,7 +22,7 @@ import common
 
 from fashion_cnn.evaluate import loss_and_accuracy
 from fashion_cnn.models import load_checkpoint
-from fashion_cnn.training import split_indices, validation_seed
+from fashion_cnn.training import run_split
 
 
 def view_settings(shifts: list[int]) -> dict[str, tuple[bool, int]]:
@@ -37,7 +37,7 @@ def score(path: Path, data: Any, shifts: list[int]) -> dict[str, Any]:
     if not hasattr(net, "tta_shift"):
         raise SystemExit(f"{path}: test-time views are for the best model, not {meta['arch']}")
     config = meta["config"]
-    _, val = split_indices(len(data.train_labels), config["val_fraction"], validation_seed(config))
+    _, val = run_split(len(data.train_labels), config)
     images, labels = data.train_images[val], data.train_labels[val]
     accuracy = {}
     for name, (net.tta, net.tta_shift) in view_settings(shifts).items():

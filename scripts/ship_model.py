@@ -59,7 +59,7 @@ from fashion_cnn.models import (
 from fashion_cnn.plots import confusion_plot
 from fashion_cnn.predict import Classifier
 from fashion_cnn.provenance import provenance
-from fashion_cnn.training import recipe_config, run_training, split_indices, validation_seed
+from fashion_cnn.training import recipe_config, run_split, run_training
 from fashion_cnn.training.run import score_on_photos, unsure_rule
 
 SHIPPED_SEED = 0
@@ -157,8 +157,7 @@ def score_best(net: nn.Module, meta: dict, runs: dict[int, dict], data: FashionM
                          "test_accuracy_tta": accuracy(trained, *test, True),
                          "train_seconds": runs[s]["train_seconds"],
                          "images_per_second": runs[s]["images_per_second"]}
-    _, val = split_indices(len(data.train_labels), meta["config"]["val_fraction"],
-                           validation_seed(meta["config"]))
+    _, val = run_split(len(data.train_labels), meta["config"])
     val_set = data.train_images[val], data.train_labels[val]
     validation = {"plain": accuracy(net, *val_set, False), "tta": accuracy(net, *val_set, True)}
     gain = validation["tta"] - validation["plain"]

@@ -95,7 +95,7 @@ def test_the_ensemble_size_benchmark_scores_first_k_members(tiny_data, tmp_path)
     ensemble, _ = load_checkpoint(tmp_path)
     first = load_checkpoint(tmp_path / "member0")[0]
     for net, row in ((first, result["ensembles"][0]), (ensemble, result["ensembles"][1])):
-        for name, (net.tta, net.tta_shift) in bench.view_settings(1).items():
+        for name, (net.tta, net.tta_shift) in bench.view_settings([1]).items():
             with torch.no_grad():
                 right = net(tiny_data.train_images[val]).argmax(1) == tiny_data.train_labels[val]
             assert row["val_accuracy"][name] == pytest.approx(right.float().mean().item())

@@ -172,13 +172,10 @@ def calibration_images(meta: dict[str, Any], data_dir: str | Path | None = None,
 def calibration_sample(meta: dict[str, Any], train_images: torch.Tensor) -> torch.Tensor:
     """A seeded sample of CALIBRATION_IMAGES from the checkpoint's training part of the
     training images uint8 [60000, 28, 28] (its config's validation split left out, as
-    training.run.split_indices made it)."""
-    from .training.config import validation_seed
-    from .training.run import split_indices
+    training.run.run_split made it)."""
+    from .training.run import run_split
 
-    config = meta.get("config") or {}
-    train_idx, _ = split_indices(len(train_images), config.get("val_fraction", 0.1),
-                                 validation_seed(config))
+    train_idx, _ = run_split(len(train_images), meta.get("config") or {})
     g = torch.Generator().manual_seed(0)
     chosen = train_idx[torch.randperm(len(train_idx), generator=g)[:CALIBRATION_IMAGES]]
     return train_images[chosen.sort().values]

@@ -13,8 +13,8 @@ from typing import Any
 
 _HOMES = {"RECIPES": "config", "TrainConfig": "config", "recipe_config": "config",
           "epoch_generator": "loop", "fit": "loop", "cross_validate": "run",
-          "resolve_run_config": "run", "run_training": "run", "split_indices": "run",
-          "torch_threads": "run", "validation_seed": "config"}
+          "resolve_run_config": "run", "run_split": "run", "run_training": "run",
+          "split_indices": "run", "torch_threads": "run"}
 __all__ = sorted(_HOMES)
 
 

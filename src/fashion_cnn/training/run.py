@@ -23,7 +23,7 @@ from ..evaluate import loss_and_accuracy, predict_logits
 from ..files import write_json
 from ..models import build_model, count_parameters, save_checkpoint
 from ..provenance import provenance
-from .config import TrainConfig
+from .config import TrainConfig, validation_seed
 from .distributed import world
 from .loop import _log, fit
 
@@ -33,6 +33,13 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor,
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val = round(n * val_fraction)
     return perm[n_val:], perm[:n_val]
+
+
+def run_split(n: int, config: TrainConfig | dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (train, validation) split of n items that a run's config (a TrainConfig, or one
+    saved with a run or checkpoint) trains on: its val_fraction, its split_seed or else seed."""
+    saved = asdict(config) if isinstance(config, TrainConfig) else config
+    return split_indices(n, saved.get("val_fraction", 0.1), validation_seed(saved))
 
 
 @contextlib.contextmanager
@@ -99,8 +106,7 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
         torch.distributed.barrier()  # every process has checked the folder before it fills
     if not resume and rank == 0:
         write_json(out / "config.json", asdict(config))
-    train_idx, val_idx = split_indices(len(data.train_labels), config.val_fraction,
-                                       config.validation_seed)
+    train_idx, val_idx = run_split(len(data.train_labels), config)
     with torch_threads(config.threads):
         if config.members > 1:
             from .ensemble import train_members
