@@ -550,6 +550,36 @@ def render_ensemble_size(name: str, d: Result) -> str:
             f"{members}.")
 
 
+def render_distillation(name: str, d: Result) -> str:
+    """The teacher ensemble and speed-run models trained with and without it: validation
+    accuracy and minutes (a model's own, and with the teacher's)."""
+    teacher = d["teacher"]
+    settings = list(teacher["val_accuracy"])
+
+    def row(label: str, own: float, total: float, accuracy: dict[str, float]) -> list[str]:
+        return [label, f"{own:.1f}", f"{total:.1f}", *(pct(accuracy[s]) for s in settings)]
+
+    rows = [row(f"teacher: ensemble of {teacher['members']}", teacher["train_minutes"],
+                teacher["train_minutes"], teacher["val_accuracy"])]
+    for s in d["students"]:
+        distilled = "teacher_minutes" in s
+        label = (f"distilled, teacher's share {s['distill']:g}" if distilled
+                 else "no teacher") + f", {s['epochs']} epochs"
+        total = s["train_minutes"] + (s["teacher_minutes"] + teacher["train_minutes"]
+                                      if distilled else 0)
+        rows.append(row(label, s["train_minutes"], total, s["val_accuracy"]))
+    answers = ", ".join(f"{s['teacher_minutes']:.1f}" for s in d["students"]
+                        if "teacher_minutes" in s)
+    return (table(["model", "own training minutes", "minutes with the teacher's",
+                   *(f"validation, {s}" for s in settings)], rows)
+            + f"\n\nRecipe `{d['recipe']}`, seed 0, on one validation split (the test set is "
+            "not looked at); a distilled model and the one without a teacher differ only in "
+            "their targets: the label mixed with the teacher's probabilities (`--teacher`, "
+            "`--distill`: the teacher's share). \"Minutes with the teacher's\" adds the "
+            f"teacher's training and its answers on the training images ({answers} minutes). "
+            "The machine's speed drifts between runs, so compare minutes loosely.")
+
+
 Renderer = Callable[[str, Result], str]
 
 # (file-name pattern, section title, renderer), in the order the sections appear.
@@ -565,6 +595,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
     ("speedrun_ablation", "The speed-run recipe, one trick at a time", render_speedrun_ablation),
     ("tta_views", "Test-time views, chosen on validation", render_tta_views),
     ("ensemble_size", "Ensembles of speed-run models, by size", render_ensemble_size),
+    ("distillation", "Distilling the ensemble into one speed-run model", render_distillation),
     ("cv_seed", "Cross-validation of the seed model", render_cv),
     ("augment_ablation", "Training augmentation flags", render_augment),
     ("photo_accuracy*", "Accuracy on photo-style pictures", render_photo),

@@ -107,6 +107,12 @@ class TrainConfig:
                              "shadows, dyed patterns), converted as `predict` converts photos.")
     init: str = _option("", "Start from this checkpoint's weights (a shipped model name or a "
                         "path; same architecture), e.g. to fine-tune.")
+    # Distillation (distill.py): the teacher answers once on the training images
+    teacher: str = _option("", "Distil from this checkpoint (e.g. an ensemble): its "
+                           "probabilities on each training image join the label as the target. "
+                           "It must hold out this run's validation split.")
+    distill: float = _option(0.5, "With --teacher: the teacher's share of the target (0-1); "
+                             "the label's is the rest.")
     augment: Augment = field(default_factory=Augment)  # all off: the faithful recipe
 
     def __post_init__(self) -> None:
@@ -137,6 +143,10 @@ class TrainConfig:
             problems.append("--synthetic must be 0 or more")
         if self.photo_repeat < 1:
             problems.append("--photo-repeat must be at least 1")
+        if not 0 <= self.distill <= 1:
+            problems.append("--distill must be in [0, 1]")
+        if self.teacher and (self.model != "best" or self.photos):
+            problems.append("--teacher is for the best model on Fashion-MNIST (without --photos)")
         if self.threads < 0:
             problems.append("--threads must be 0 (automatic) or more")
         if problems:

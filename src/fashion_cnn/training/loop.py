@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -45,7 +44,7 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
         state_path: Path | None = None, progress: bool = True,
         log: Callable[[str], None] = _log,
         after_epoch: Callable[[nn.Module, dict[str, Any]], None] | None = None,
-        ) -> list[dict[str, Any]]:
+        targets: torch.Tensor | None = None) -> list[dict[str, Any]]:
     """Train `model` in place on uint8 images [N, 28, 28]; return the per-epoch history.
 
     If `state_path` holds a saved state, training continues from it; after every epoch the
@@ -53,6 +52,8 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
     the first one validates, saves and reports. `after_epoch(model, record)`, if given, runs
     there after validation and before the save: what it adds to the epoch's record (JSON
     values) stays in the history, across a resume; its time is not in `epoch_seconds`.
+    `targets` [N, 10], if given, are what the images train towards instead of their labels
+    (distill.py); the labels still score the training accuracy.
     """
     rank, processes = world()
     if processes > 1:
@@ -66,7 +67,7 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
     try:
         for epoch in range(len(history) + 1, config.epochs + 1):
             record = train_epoch(step, model, config, images, labels, epoch,
-                                 progress=progress and rank == 0)
+                                 progress=progress and rank == 0, targets=targets)
             if val_images is not None and len(val_images) and rank == 0:
                 record["val_loss"], record["val_accuracy"] = loss_and_accuracy(
                     model, val_images, val_labels)
@@ -82,7 +83,8 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
 
 
 def train_epoch(step: Step, model: nn.Module, config: TrainConfig, images: torch.Tensor,
-                labels: torch.Tensor, epoch: int, progress: bool = True) -> dict[str, Any]:
+                labels: torch.Tensor, epoch: int, progress: bool = True,
+                targets: torch.Tensor | None = None) -> dict[str, Any]:
     """One pass over the data in this epoch's order; its record (loss and accuracy over the
     epoch, as Keras reports them; time including shuffling and augmentation)."""
     start = time.perf_counter()
@@ -90,10 +92,11 @@ def train_epoch(step: Step, model: nn.Module, config: TrainConfig, images: torch
     rng = epoch_generator(config.seed, epoch)
     perm = torch.randperm(n, generator=rng)
     xs, ys = images[perm], labels[perm]  # this epoch's order; batches are slices
+    ts = ys if targets is None else targets[perm]  # what the step trains towards
     if config.augment.active:  # the whole epoch at once, batched, before the step loop
         xs = augment_all(xs, config.augment, rng)
     model.train()
-    step.start_epoch(xs, ys)
+    step.start_epoch(xs, ts)
     logits = torch.zeros(n, 10)  # [N, 10]: the epoch's loss and accuracy come from it
     bar = tqdm(range(0, n, bs), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
                disable=not progress, leave=False, mininterval=0.5, file=sys.stderr)
@@ -102,24 +105,25 @@ def train_epoch(step: Step, model: nn.Module, config: TrainConfig, images: torch
         rows = share(i, min(i + bs, n))  # this process's rows of the batch
         logits[rows] = step(rows, min(i + bs, n) - i).detach()
         if postfix and k % 200 == 0:
-            bar.set_postfix(_loss_and_accuracy(logits[:i + bs], ys[:i + bs], config),
-                            refresh=False)
+            bar.set_postfix(_loss_and_accuracy(logits[:i + bs], ys[:i + bs], config,
+                                               ts[:i + bs]), refresh=False)
     all_reduce_sum([logits])  # every process's rows
     seconds = time.perf_counter() - start
     bar.close()
     extra = step.end_epoch(model)
     return {"epoch": epoch, "epoch_seconds": seconds, "images_per_second": n / seconds,
-            **_loss_and_accuracy(logits, ys, config), "val_loss": None, "val_accuracy": None,
+            **_loss_and_accuracy(logits, ys, config, ts), "val_loss": None, "val_accuracy": None,
             **extra}
 
 
-def _loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor,
-                       config: TrainConfig) -> dict[str, float]:
-    """Training loss (as trained) and accuracy of logits [N, 10]; with real photos, a set's
-    any class counts as right and outliers are left out of the accuracy."""
+def _loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
+                       targets: torch.Tensor) -> dict[str, float]:
+    """Training loss (as trained: towards `targets`, the labels or target distributions)
+    and accuracy of logits [N, 10]; with real photos, a set's any class counts as right and
+    outliers are left out of the accuracy."""
     with torch.no_grad():
         if not config.photos:
-            loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+            loss = summed_loss(logits, targets, config) / len(labels)
             return {"train_loss": loss.item(),
                     "train_accuracy": (logits.argmax(1) == labels).float().mean().item()}
         from ..photos import LABEL_SETS

@@ -107,6 +107,7 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
     if not resume and rank == 0:
         write_json(out / "config.json", asdict(config))
     train_idx, val_idx = run_split(len(data.train_labels), config)
+    teacher = None  # what distill.py records about a teacher
     with torch_threads(config.threads):
         if config.members > 1:
             from .ensemble import train_members
@@ -115,12 +116,17 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
                                                      log=log)
         else:
             images, labels, photos = training_set(config, data, train_idx, progress)
+            targets = None
+            if config.teacher:
+                from .distill import teacher_targets
+
+                targets, teacher = teacher_targets(config, images, labels, progress)
             torch.manual_seed(config.seed)
             model = initial_model(config)
             histories = [fit(model, config, images, labels,
                              data.train_images[val_idx], data.train_labels[val_idx],
                              state_path=out / "state.pt", progress=progress, log=log,
-                             after_epoch=after_epoch)]
+                             after_epoch=after_epoch, targets=targets)]
         if rank != 0:  # the first process tests the model and writes the results
             return {"rank": rank}
         model.eval()
@@ -138,6 +144,7 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
         "n_train": len(train_idx),
         "n_val": len(val_idx),
         **({"photos": {"train": photos, "validation": photo_scores}} if photos else {}),
+        **({"teacher": teacher} if teacher else {}),
         # one list of epochs per member of an ensemble
         "epochs": histories[0] if len(histories) == 1 else histories,
         "train_seconds": train_seconds,  # shuffling, augmentation and steps; no validation

@@ -70,7 +70,8 @@ class PlainStep:
         self.scheduler = make_scheduler(config, self.optimizer, steps_per_epoch)
 
     def start_epoch(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        self.images, self.labels = images, labels  # [N, 28, 28] uint8, [N] int64
+        # [N, 28, 28] uint8; [N] int64, or [N, 10] float target distributions (distilling)
+        self.images, self.labels = images, labels
 
     def __call__(self, rows: slice, whole: int) -> torch.Tensor:
         x, y = self.images[rows], self.labels[rows]
@@ -98,7 +99,10 @@ def summed_loss(logits: torch.Tensor, labels: torch.Tensor,
     """The batch's summed cross-entropy (label smoothing as configured). With real photos,
     labels are photo codes (photos.py): 0-9 a class, 10-11 a set of classes (any counts as
     right: -log of the set's total probability), 12 an outlier (cross-entropy to the uniform
-    distribution, weighted by `outlier_weight`)."""
+    distribution, weighted by `outlier_weight`). Float labels [N, 10] are target
+    distributions (distill.py: label smoothing is already in them)."""
+    if labels.is_floating_point():
+        return F.cross_entropy(logits, labels, reduction="sum")
     if not config.photos:
         return F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing,
                                reduction="sum")
