@@ -24,11 +24,9 @@ from typing import Any
 
 import common
 from ensemble_size import train as train_teacher
-from tta_views import view_settings
+from tta_views import score as views_score
 
-from fashion_cnn.evaluate import loss_and_accuracy
-from fashion_cnn.models import load_checkpoint
-from fashion_cnn.training import recipe_config, run_split
+from fashion_cnn.training import recipe_config
 
 RECIPE = "speedrun"
 
@@ -50,17 +48,9 @@ def student(spec: str, teacher: Path, runs: Path) -> tuple[Path, dict[str, Any]]
 
 
 def validation_accuracy(path: Path, data: Any) -> dict[str, float]:
-    """A checkpoint's accuracy on its run's validation split, under every view setting."""
-    net, meta = load_checkpoint(path)
-    _, val = run_split(len(data.train_labels), meta["config"])
-    images, labels = data.train_images[val], data.train_labels[val]
-    shift = meta["config"].get("tta_shift", 0)
-    accuracy = {}
-    for name, (net.tta, net.tta_shift) in view_settings([shift] if shift else []).items():
-        accuracy[name] = loss_and_accuracy(net, images, labels)[1]
-    print(f"{path}: " + ", ".join(f"{k} {100 * v:.2f}%" for k, v in accuracy.items()),
-          file=sys.stderr)
-    return accuracy
+    """A checkpoint's accuracy on its run's validation split: no views, the mirror, and the
+    mirror with the recipe's shifts (benchmarks/tta_views.py)."""
+    return views_score(path, data, [recipe_config(RECIPE).tta_shift])["val_accuracy"]
 
 
 def main(argv: list[str] | None = None) -> None:
