@@ -20,21 +20,27 @@ Forward = nn.Module | Callable[[torch.Tensor], torch.Tensor]  # uint8 [B, 28, 28
 
 @torch.inference_mode()
 def predict_logits(model: Forward, images: torch.Tensor, batch_size: int = EVAL_BATCH,
-                   fused: bool = True) -> torch.Tensor:
+                   fused: bool = True, progress: str = "") -> torch.Tensor:
     """Logits [N, 10] for uint8 images [N, 28, 28], in eval mode, batch by batch.
 
     `model`: a PyTorch model, or any function from images to logits (e.g.
     `Classifier.logits` on the onnxruntime backend). `fused`: use the model's fast inference
     path where it has one (`fast_forward`: the seed CNN's fused forward pass; the same logits).
+    `progress`: if given, a progress bar with this label on stderr (long passes).
     """
+    starts = range(0, len(images), batch_size)
+    if progress:
+        import sys
+
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc=progress, unit="batch", leave=False, file=sys.stderr)
     if not isinstance(model, nn.Module):
-        return torch.cat([model(images[i:i + batch_size])
-                          for i in range(0, len(images), batch_size)])
+        return torch.cat([model(images[i:i + batch_size]) for i in starts])
     was_training = model.training
     model.eval()
     forward = model.fast_forward() if fused and hasattr(model, "fast_forward") else model
-    out = torch.cat([forward(images[i:i + batch_size])
-                     for i in range(0, len(images), batch_size)])
+    out = torch.cat([forward(images[i:i + batch_size]) for i in starts])
     model.train(was_training)
     return out
 

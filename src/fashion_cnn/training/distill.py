@@ -20,15 +20,14 @@ name the same validation split.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from ..errors import FashionCNNError
+from ..evaluate import predict_logits
 from .config import TrainConfig, validation_seed
 
 TEACHER_BATCH = 64  # images per forward pass (x2 with the mirror); larger was slower on 2 cores
@@ -47,7 +46,8 @@ def teacher_targets(config: TrainConfig, images: torch.Tensor, labels: torch.Ten
     if hasattr(teacher, "tta"):
         teacher.tta, teacher.tta_shift = True, 0  # the image and its mirror
     start = time.perf_counter()
-    probabilities = teacher_probabilities(teacher, images, progress)
+    probabilities = predict_logits(teacher, images, TEACHER_BATCH,
+                                   progress="teacher" if progress else "").float().softmax(1)
     seconds = time.perf_counter() - start
     n_classes = probabilities.shape[1]
     hard = F.one_hot(labels, n_classes).float()
@@ -57,17 +57,6 @@ def teacher_targets(config: TrainConfig, images: torch.Tensor, labels: torch.Ten
             "weight": config.distill, "seconds": seconds,
             "agreement": (probabilities.argmax(1) == labels).float().mean().item()}
     return targets, info
-
-
-def teacher_probabilities(teacher: torch.nn.Module, images: torch.Tensor,
-                          progress: bool = True) -> torch.Tensor:
-    """The teacher's softmax [N, 10] on uint8 images [N, 28, 28], batch by batch."""
-    out = []
-    with torch.no_grad():
-        for i in tqdm(range(0, len(images), TEACHER_BATCH), desc="teacher", unit="batch",
-                      disable=not progress, leave=False, file=sys.stderr):
-            out.append(teacher(images[i:i + TEACHER_BATCH]).float().softmax(1))
-    return torch.cat(out)
 
 
 def check_split(config: TrainConfig, meta: dict[str, Any]) -> None:
