@@ -87,3 +87,26 @@ def test_bad_distillation_options_are_clear_errors() -> None:
         TrainConfig(model="best", teacher="x.pt", photos=True)
     with pytest.raises(FashionCNNError, match=r"--distill must be in \[0, 1\]"):
         TrainConfig(model="best", distill=1.5)
+
+
+def test_a_resumed_run_reads_the_teachers_answers(tiny_data, teacher, tmp_path: Path,
+                                                  monkeypatch) -> None:
+    from fashion_cnn.training import distill
+
+    images, labels = tiny_data.train_images[:40], tiny_data.train_labels[:40]
+    config = TrainConfig(**TINY, teacher=str(teacher), distill=0.5)
+    first, info = teacher_targets(config, images, labels, progress=False, cache_dir=tmp_path)
+
+    def asked_again(*args, **kwargs):
+        raise AssertionError("the teacher was asked again")
+
+    monkeypatch.setattr(distill, "predict_logits", asked_again)
+    again, info_again = teacher_targets(config, images, labels, progress=False,
+                                        cache_dir=tmp_path)
+    assert torch.equal(first, again) and info_again == info
+    payload = torch.load(teacher, weights_only=True)  # another teacher: other bytes
+    payload["metrics"] = {**payload.get("metrics", {}), "copied": 1.0}
+    torch.save(payload, tmp_path / "other.pt")
+    other = TrainConfig(**TINY, teacher=str(tmp_path / "other.pt"), distill=0.5)
+    with pytest.raises(AssertionError, match="asked again"):
+        teacher_targets(other, images, labels, progress=False, cache_dir=tmp_path)

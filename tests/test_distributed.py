@@ -36,18 +36,29 @@ def test_one_step_in_two_processes_has_the_whole_batch_gradient() -> None:
     assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-1000:]
 
 
-@pytest.mark.parametrize(("model", "tol"), [("seed", 1e-5), ("best", 3e-2), ("ensemble", 3e-2)])
+@pytest.mark.parametrize(("model", "tol"), [("seed", 1e-5), ("best", 3e-2), ("ensemble", 3e-2),
+                                            ("distilled", 3e-2)])
 def test_two_processes_train_like_one(tmp_path: Path, model: str, tol: float) -> None:
     """Two epochs (12 steps) on tiny data. The seed CNN matches to float precision. The batch
     norm network amplifies float rounding on this tiny task (near-tied max-pool choices flip):
     one process with 1 thread vs 2 threads already differs by ~1% (measured), two processes vs
-    one by ~0.5%; the one-step test above pins the arithmetic down exactly."""
-    for command in ([sys.executable, str(WORKER), str(tmp_path / "one"), model],
-                    torchrun_command(2, [])[:-2] + [str(WORKER), str(tmp_path / "two"), model]):
+    one by ~0.5%; the one-step test above pins the arithmetic down exactly. A distilled run's
+    teacher answers once, in the first process, and the second reads its answers."""
+    extra = []
+    if model == "distilled":
+        teacher = subprocess.run([sys.executable, str(WORKER), str(tmp_path / "teacher"), "best"],
+                                 timeout=600, capture_output=True, text=True)
+        assert teacher.returncode == 0, teacher.stderr[-2000:]
+        extra = [str(tmp_path / "teacher" / "model.pt")]
+    for command in ([sys.executable, str(WORKER), str(tmp_path / "one"), model, *extra],
+                    torchrun_command(2, [])[:-2] + [str(WORKER), str(tmp_path / "two"), model,
+                                                    *extra]):
         result = subprocess.run(command, timeout=600, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     _assert_same(_weights(tmp_path / "one"), _weights(tmp_path / "two"), tol)
     assert not list((tmp_path / "two").rglob("state.pt"))  # every run (or member) finished
+    if model == "distilled":
+        assert len(list((tmp_path / "two").glob("teacher-*.pt"))) == 1
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ from fashion_cnn import export
 from fashion_cnn.cli import main
 from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.evaluate import predict_logits
+from fashion_cnn.files import file_sha256
 from fashion_cnn.models import build_model, load_checkpoint, save_checkpoint
 from fashion_cnn.predict import FASTER_BACKEND, Classifier, choose_backend
 
@@ -197,7 +198,7 @@ def test_onnxruntime_backend_gives_the_torch_probabilities(checkpoint: Path,
                                atol=1e-4, rtol=0)
     # Kept in the cache (atomically), and the next Classifier starts from it.
     [cached] = cache_in_tmp.iterdir()
-    assert cached.name.startswith(export.file_sha256(checkpoint)) and cached.suffix == ".onnx"
+    assert cached.name.startswith(file_sha256(checkpoint)) and cached.suffix == ".onnx"
     options = onnx_clf.session.get_session_options()
     assert options.intra_op_num_threads == torch.get_num_threads()
     before = cached.stat().st_mtime_ns
@@ -395,7 +396,7 @@ def test_shipped_model_exports_with_the_same_answers(name: str, real_data, real_
     net, meta = load_checkpoint(name)
     session = export.new_session(out)
     props = session.get_modelmeta().custom_metadata_map
-    assert props["arch"] == name and props["checkpoint_sha256"] == export.file_sha256(
+    assert props["arch"] == name and props["checkpoint_sha256"] == file_sha256(
         meta["path"])
     assert json.loads(props["unsure"]) == meta.get("unsure")
     ours = export.session_logits(session, real_data.test_images)

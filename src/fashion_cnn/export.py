@@ -45,7 +45,7 @@ from . import __version__
 from .data import CACHE_DIR, CLASS_NAMES, IMAGE_SIZE, load_test_images
 from .errors import FashionCNNError
 from .evaluate import EVAL_BATCH
-from .files import atomic_path
+from .files import atomic_path, file_sha256
 
 OPSET = 17  # ONNX operator set: onnxruntime >= 1.12 and most other runtimes run it
 INPUT, OUTPUT = "images", "logits"  # the graph's input and output names
@@ -102,15 +102,6 @@ def require_onnx() -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Building the graph
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 (hex) of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def metadata(net: nn.Module, meta: dict[str, Any], checkpoint_sha256: str) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Train on the tiny learnable dataset; run alone or under torchrun (tests/test_distributed.py).
 
-    python tests/helpers/ddp_worker.py OUT MODEL    (MODEL: seed, best, or ensemble: two
-                                                    narrow best models)
+    python tests/helpers/ddp_worker.py OUT MODEL [TEACHER]    (MODEL: seed, best, ensemble:
+        two narrow best models, or distilled: best taught by the checkpoint TEACHER)
 """
 
 import sys
@@ -22,8 +22,10 @@ train_labels, test_labels = torch.randint(0, 10, (256,), generator=g), torch.ran
 data = FashionMNIST(learnable_images(train_labels, 1), train_labels,
                     learnable_images(test_labels, 2), test_labels)
 init_from_env()
-ensemble = dict(model="best", members=2, width=8) if model == "ensemble" else dict(model=model)
-config = TrainConfig(**ensemble, epochs=2, batch_size=32, lr=0.01, val_fraction=0.25,
+options = {"ensemble": dict(model="best", members=2, width=8),
+           "distilled": dict(model="best", teacher=sys.argv[-1], distill=0.5)}
+config = TrainConfig(**options.get(model, dict(model=model)), epochs=2, batch_size=32, lr=0.01,
+                     val_fraction=0.25,
                      augment=Augment(flip=True, translate=1,
                                      erase=0.0 if model == "seed" else 0.5))
 run_training(config, data, out, progress=False, log=lambda _: None)

@@ -120,7 +120,7 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
             if config.teacher:
                 from .distill import teacher_targets
 
-                targets, teacher = teacher_targets(config, images, labels, progress)
+                targets, teacher = teacher_targets(config, images, labels, progress, out)
             torch.manual_seed(config.seed)
             model = initial_model(config)
             histories = [fit(model, config, images, labels,
