@@ -17,8 +17,10 @@ all but invert. `--hard` renders `fashion_cnn.render.hard_photo` instead: the sc
 large (the article dyed plain, striped or checked on a textured, tinted 80-100% grey backdrop,
 a soft drop shadow, 5-20% uneven light), shrunk by area averaging to a 300-1200 px photo,
 blurred, given sensor noise and saved as JPEG, PNG or WebP. Its result adds the accuracy per
-background, pattern, light gradient, blur, backdrop grey and photo size, and how many photos
-each of those has.
+background, pattern, light gradient, blur, backdrop grey and photo size, how many photos each
+of those has, and the accuracy on the articles alone (`render.article_alone`: drawn as the
+photos draw them, then cropped and shrunk to 28 px with no dye, room, camera or cut-out), which
+splits the gap into the article's rendering (clean -> alone) and the rest (alone -> photos).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from PIL import Image
 from fashion_cnn.data import FashionMNIST
 from fashion_cnn.evaluate import predict_logits
 from fashion_cnn.predict import Classifier
-from fashion_cnn.render import hard_photo
+from fashion_cnn.render import article_alone, hard_photo
 from fashion_cnn.training import run_split
 
 FORMATS = ["JPEG"] * 10 + ["PNG"] * 3 + ["PNG-alpha", "WEBP", "WEBP", "BMP", "GIF", "TIFF"]
@@ -163,6 +165,15 @@ def evaluation_set(data: FashionMNIST, classifier: Classifier, split: str, n: in
     return data.test_images[:n], data.test_labels[:n]
 
 
+def alone_accuracy(classifier: Classifier, images: torch.Tensor, labels: torch.Tensor,
+                   seed: int) -> float:
+    """Accuracy on the articles alone (`render.article_alone`), with their own random stream
+    so the photos stay the same."""
+    rng = np.random.default_rng([seed, 1])
+    alone = torch.from_numpy(np.stack([article_alone(x.numpy(), rng) for x in images]))
+    return (predict_logits(classifier.logits, alone).argmax(1) == labels).float().mean().item()
+
+
 def parse_args() -> argparse.Namespace:
     parser = common.parser(__doc__, None)
     parser.add_argument("--model", default=None, help="checkpoint or shipped name")
@@ -214,6 +225,7 @@ def main() -> None:
     }
     if args.hard:
         result = {"set": "hard", **result,
+                  "article_alone_accuracy": alone_accuracy(classifier, images, labels, args.seed),
                   "photos_by_condition": {key: {k: len(v) for k, v in values.items()}
                                           for key, values in groups.items()}}
     if args.examples:

@@ -337,21 +337,33 @@ def render_augment(name: str, d: Result) -> str:
                      "train time"], rows))
 
 
+HARD_CONDITIONS = ("pattern", "background", "gradient", "blur", "grey", "size")
+
+
 def render_photo(name: str, d: Result) -> str:
-    """Clean against photo-style accuracy, by format and enlargement."""
+    """Clean against photo-style accuracy, by format and enlargement; for the hard set, by each
+    condition and on the articles alone."""
     head = table(["model", "split", "images", "clean", "as photos", "gap (points)"],
                  [[f"`{d['model']}`" + (f" ({d['backend']})" if "backend" in d else ""),
                    d["split"], num(d["n_images"]), pct(d["clean_accuracy"]),
                    pct(d["photo_accuracy"]), f"{d['gap_points']:.2f}"]])
-    by_format = d.get("photo_accuracy_by_format", {})
-    by_size = d.get("photo_accuracy_by_enlargement", {})
     parts = [head]
-    if by_format:
-        parts.append("By format: " + ", ".join(f"{k} {pct(v, 1)}" for k, v in by_format.items())
-                     + ".")
-    if by_size:
-        parts.append("By enlargement: " + ", ".join(f"{k} {pct(v, 1)}"
-                                                    for k, v in by_size.items()) + ".")
+    for key, title in [("format", "format"), ("enlargement", "enlargement"),
+                       *[(c, c) for c in HARD_CONDITIONS]]:
+        accuracy = d.get(f"photo_accuracy_by_{key}", {})
+        counts = d.get("photos_by_condition", {}).get(key, {})
+        if accuracy:
+            parts.append(f"By {title}: " + ", ".join(
+                f"{k} {pct(v, 1)}" + (f" ({num(counts[k])})" if k in counts else "")
+                for k, v in accuracy.items()) + ".")
+    if "article_alone_accuracy" in d:
+        alone = d["article_alone_accuracy"]
+        parts.append(
+            f"The articles alone, drawn as the photos draw them and shrunk back to 28 px (no "
+            f"dye, room, camera or cut-out): {pct(alone)}. Of the gap, "
+            f"{100 * (d['clean_accuracy'] - alone):.2f} points are the article's rendering "
+            f"(enlarged, softened, tone curve) and {100 * (alone - d['photo_accuracy']):.2f} "
+            "the rest (dye, room, camera, cut-out).")
     return "\n\n".join(parts)
 
 

@@ -191,9 +191,9 @@ def _silhouette_iou(image: np.ndarray, mask: np.ndarray) -> float:
     """IoU of the model input's lit pixels with the garment mask fitted as preprocess fits."""
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     crop = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float32) * 255
-    from fashion_cnn.preprocess import _fit
+    from fashion_cnn.preprocess import fit_centred
 
-    expected = _fit(crop, 28) > 127
+    expected = fit_centred(crop, 28) > 127
     lit = image > 60
     return float((lit & expected).sum() / (lit | expected).sum())
 

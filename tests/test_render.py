@@ -60,6 +60,20 @@ def test_training_photos_are_smaller_and_still_not_invertible(seed: int) -> None
     assert not np.array_equal(preprocess(blob).image, article(seed))
 
 
+@pytest.mark.parametrize("kind", [0, 1, 2])
+def test_the_article_alone_fills_the_frame_as_a_cut_out_garment_does(kind: int) -> None:
+    """Seeded, 28x28 uint8, the silhouette fitted to 28 px on its longest side (as the cut-out
+    fits a garment), and not the dataset image itself (it was enlarged, softened and shrunk)."""
+    x = article(kind)
+    alone = renderer.article_alone(x, np.random.default_rng(kind))
+    assert np.array_equal(alone, renderer.article_alone(x, np.random.default_rng(kind)))
+    assert alone.shape == (28, 28) and alone.dtype == np.uint8
+    lit = alone > 20
+    rows, cols = np.flatnonzero(lit.any(1)), np.flatnonzero(lit.any(0))
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 >= 27
+    assert not np.array_equal(alone, x)
+
+
 def test_bin_label() -> None:
     assert renderer.bin_label(0.12, [0.05, 0.1, 0.15, 0.2], "%") == "10-15%"
     assert renderer.bin_label(0.2, [0.05, 0.1, 0.15, 0.2], "%") == "15-20%"

@@ -404,10 +404,10 @@ def cut_out(img: Image.Image, config: PreprocessConfig) -> tuple[np.ndarray, flo
     low, high = np.percentile(value[mask[box]], [2, 98])
     value = config.fg_low + (255 - config.fg_low) * np.clip(
         (value - low) / max(high - low, 1.0), 0, 1)
-    return _fit(value * inside, config.size), apart
+    return fit_centred(value * inside, config.size), apart
 
 
-def _fit(gray: np.ndarray, size: int) -> np.ndarray:
+def fit_centred(gray: np.ndarray, size: int) -> np.ndarray:
     """float [H, W] -> uint8 [size, size]: longest side to `size` by area averaging, centred
     on black."""
     h, w = gray.shape

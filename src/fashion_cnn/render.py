@@ -8,9 +8,11 @@ PNG or WebP. Nothing in it can be inverted by the preprocessing: the article's o
 survive only as how much of the dye covers the backdrop.
 
 Two users: `benchmarks/photo_accuracy.py --hard` scores a model on such photos of the test set
-(or the validation split), and training (`--synthetic N`, `training.run.training_set`) adds
-photos of N training images, rendered smaller (`TRAINING_SIZES`: the preprocessing works on a
-copy a few hundred pixels across anyway) and converted by the model's preprocessing.
+(or the validation split), and on their articles alone (`article_alone`: how much of the gap
+is the article's rendering rather than the room), and training (`--synthetic N`,
+`training.run.training_set`) adds photos of N training images, rendered smaller
+(`TRAINING_SIZES`: the preprocessing works on a copy a few hundred pixels across anyway) and
+converted by the model's preprocessing.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from tqdm import tqdm
 
 from . import preprocess as preprocess_module
 from .files import cached_tensor
-from .preprocess import PreprocessConfig, preprocess
+from .preprocess import PreprocessConfig, fit_centred, preprocess
 
 HARD_FORMATS = ["JPEG"] * 6 + ["PNG"] * 2 + ["WEBP"] * 2
 BACKGROUNDS = ["plain", "paper", "fabric", "wood"]
@@ -145,6 +147,21 @@ def article_layers(x: np.ndarray, size: int, rng: np.random.Generator
     coverage = ink ** rng.uniform(0.8, 1.25)
     silhouette = ((ink > 0.08) * 255).astype(np.uint8)
     return coverage, silhouette
+
+
+ARTICLE_ALONE_SIZES = (150, 600)  # px: the article's side in `article_alone`'s scene
+
+
+def article_alone(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """28x28 dataset image -> uint8 [28, 28]: the article as `hard_photo` draws it (enlarged,
+    softened, tone curve bent: `article_layers`), cropped to its silhouette and area-shrunk to
+    28 px with nothing else of a photo: no dye, backdrop, light, shadow, camera or cut-out.
+    A model's loss on these is the article rendering's share of the hard set's gap."""
+    coverage, silhouette = article_layers(x, int(rng.integers(*ARTICLE_ALONE_SIZES)), rng)
+    rows, cols = np.flatnonzero(silhouette.any(1)), np.flatnonzero(silhouette.any(0))
+    if len(rows) == 0:
+        return np.zeros_like(x)
+    return fit_centred(255 * coverage[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], x.shape[0])
 
 
 def drop_shadow(silhouette: np.ndarray, shape: tuple[int, int], corner: tuple[int, int],
