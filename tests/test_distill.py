@@ -110,3 +110,5 @@ def test_a_resumed_run_reads_the_teachers_answers(tiny_data, teacher, tmp_path: 
     other = TrainConfig(**TINY, teacher=str(tmp_path / "other.pt"), distill=0.5)
     with pytest.raises(AssertionError, match="asked again"):
         teacher_targets(other, images, labels, progress=False, cache_dir=tmp_path)
+    with pytest.raises(AssertionError, match="asked again"):  # other training images
+        teacher_targets(config, images.flip(-1), labels, progress=False, cache_dir=tmp_path)

@@ -13,9 +13,9 @@ copies too. The 1-pixel shift views are left out: they cost 5x the mirror's infe
 gave the 5-member speed-run ensemble nothing on validation
 (benchmarks/results/ensemble_size.json).
 
-Its answers are saved in the run's folder (keyed by the teacher file's SHA-256): a resumed
-run reads them instead of asking again, and under `--nproc` the first process asks while the
-others wait and read.
+Its answers are saved in the run's folder, keyed by the teacher file and the training images:
+a resumed run reads them instead of asking again, and under `--nproc` the first process asks
+while the others wait and read.
 
 The teacher must not have trained on this run's validation images, or the student's
 validation accuracy would carry what the teacher learned from them: its saved config must
@@ -24,6 +24,7 @@ name the same validation split.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,8 @@ def teacher_targets(config: TrainConfig, images: torch.Tensor, labels: torch.Ten
     teacher, meta = load_checkpoint(config.teacher)
     check_split(config, meta)
     sha256 = file_sha256(meta["path"])
-    cache = None if cache_dir is None else Path(cache_dir) / f"teacher-{sha256[:16]}.pt"
+    key = hashlib.sha256(sha256.encode() + images.numpy().tobytes()).hexdigest()[:16]
+    cache = None if cache_dir is None else Path(cache_dir) / f"teacher-{key}.pt"
     answers = teacher_answers(teacher, images, cache, progress)
     probabilities = answers["probabilities"]
     n_classes = probabilities.shape[1]
