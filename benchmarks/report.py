@@ -348,12 +348,11 @@ def render_photo(name: str, d: Result) -> str:
                    d["split"], num(d["n_images"]), pct(d["clean_accuracy"]),
                    pct(d["photo_accuracy"]), f"{d['gap_points']:.2f}"]])
     parts = [head]
-    for key, title in [("format", "format"), ("enlargement", "enlargement"),
-                       *[(c, c) for c in HARD_CONDITIONS]]:
+    for key in ("format", "enlargement", *HARD_CONDITIONS):
         accuracy = d.get(f"photo_accuracy_by_{key}", {})
         counts = d.get("photos_by_condition", {}).get(key, {})
         if accuracy:
-            parts.append(f"By {title}: " + ", ".join(
+            parts.append(f"By {key}: " + ", ".join(
                 f"{k} {pct(v, 1)}" + (f" ({num(counts[k])})" if k in counts else "")
                 for k, v in accuracy.items()) + ".")
     if "article_alone_accuracy" in d:
