@@ -53,8 +53,10 @@ def teacher_targets(config: TrainConfig, images: torch.Tensor, labels: torch.Ten
     teacher, meta = load_checkpoint(config.teacher)
     check_split(config, meta)
     sha256 = file_sha256(meta["path"])
-    key = hashlib.sha256(sha256.encode() + images.numpy().tobytes()).hexdigest()[:16]
-    cache = None if cache_dir is None else Path(cache_dir) / f"teacher-{key}.pt"
+    cache = None
+    if cache_dir is not None:  # keyed by the teacher and the images it answers on
+        key = hashlib.sha256(sha256.encode() + images.numpy().tobytes()).hexdigest()[:16]
+        cache = Path(cache_dir) / f"teacher-{key}.pt"
     answers = teacher_answers(teacher, images, cache, progress)
     probabilities = answers["probabilities"]
     n_classes = probabilities.shape[1]

@@ -122,16 +122,15 @@ def _loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor, config: Train
     and accuracy of logits [N, 10]; with real photos, a set's any class counts as right and
     outliers are left out of the accuracy."""
     with torch.no_grad():
+        loss = (summed_loss(logits, targets, config) / len(labels)).item()
         if not config.photos:
-            loss = summed_loss(logits, targets, config) / len(labels)
-            return {"train_loss": loss.item(),
+            return {"train_loss": loss,
                     "train_accuracy": (logits.argmax(1) == labels).float().mean().item()}
         from ..photos import LABEL_SETS
 
         right = LABEL_SETS[labels, logits.argmax(1)]  # [N]: the answer is in the label's set
         in_class = LABEL_SETS[labels].any(1)  # outliers have an empty set
-        return {"train_loss": (summed_loss(logits, labels, config) / len(labels)).item(),
-                "train_accuracy": right[in_class].float().mean().item()}
+        return {"train_loss": loss, "train_accuracy": right[in_class].float().mean().item()}
 
 
 def describe_epoch(record: dict[str, Any], config: TrainConfig) -> str:
