@@ -397,14 +397,19 @@ def cut_out(img: Image.Image, config: PreprocessConfig) -> tuple[np.ndarray, flo
         mask, apart = np.ones(rgb.shape[:2], bool), 0.0
     else:
         apart = separation(rgb, mask)
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    box = bounding_box(mask)
     inside = mask[box].astype(np.float32)
     value = 255.0 - lum[box]
     low, high = np.percentile(value[mask[box]], [2, 98])
     value = config.fg_low + (255 - config.fg_low) * np.clip(
         (value - low) / max(high - low, 1.0), 0, 1)
     return fit_centred(value * inside, config.size), apart
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, slice]:
+    """The rows and columns of a bool mask [H, W] that hold any of it (it must hold some)."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
 def fit_centred(gray: np.ndarray, size: int) -> np.ndarray:

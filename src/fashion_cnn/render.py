@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from . import preprocess as preprocess_module
 from .files import cached_tensor
-from .preprocess import PreprocessConfig, fit_centred, preprocess
+from .preprocess import PreprocessConfig, bounding_box, fit_centred, preprocess
 
 HARD_FORMATS = ["JPEG"] * 6 + ["PNG"] * 2 + ["WEBP"] * 2
 BACKGROUNDS = ["plain", "paper", "fabric", "wood"]
@@ -158,10 +158,9 @@ def article_alone(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     28 px with nothing else of a photo: no dye, backdrop, light, shadow, camera or cut-out.
     A model's loss on these is the article rendering's share of the hard set's gap."""
     coverage, silhouette = article_layers(x, int(rng.integers(*ARTICLE_ALONE_SIZES)), rng)
-    rows, cols = np.flatnonzero(silhouette.any(1)), np.flatnonzero(silhouette.any(0))
-    if len(rows) == 0:
+    if not silhouette.any():
         return np.zeros_like(x)
-    return fit_centred(255 * coverage[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], x.shape[0])
+    return fit_centred(255 * coverage[bounding_box(silhouette > 0)], x.shape[0])
 
 
 def drop_shadow(silhouette: np.ndarray, shape: tuple[int, int], corner: tuple[int, int],
