@@ -29,6 +29,7 @@ from fashion_cnn.predict import (
     UnsurePolicy,
     collect_pictures,
 )
+from fashion_cnn.preprocess import ImageError, decode_image
 
 SAMPLES = Path(__file__).resolve().parents[1] / "src" / "fashion_cnn" / "samples"
 
@@ -379,3 +380,13 @@ def test_phone_formats_register_once_and_explain_a_missing_plugin(monkeypatch) -
     assert "pip install pillow-heif" in formats.missing_note("photo.HEIC")
     assert "AVIF" in formats.missing_note("photo.avif")
     assert formats.missing_note("a.jpg") == ""
+
+
+def test_the_unreadable_message_names_the_phone_formats_only_when_they_can_be_read(
+        monkeypatch) -> None:
+    assert formats.readable_names().endswith("TIFF, HEIC or AVIF")
+    monkeypatch.setattr(formats, "register_phone_formats", lambda: frozenset({"AVIF"}))
+    assert formats.readable_names() == "JPEG, PNG, WebP, GIF, BMP, TIFF or AVIF"
+    monkeypatch.setattr(formats, "register_phone_formats", lambda: frozenset())
+    with pytest.raises(ImageError, match="use a JPEG, PNG, WebP, GIF, BMP or TIFF file"):
+        decode_image(b"just some text")

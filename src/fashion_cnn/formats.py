@@ -62,6 +62,14 @@ def _pillow_reads_avif() -> bool:
         return False
 
 
+def readable_names() -> str:
+    """The picture formats this environment reads, for messages: "JPEG, ..., HEIC or AVIF"."""
+    names = ["JPEG", "PNG", "WebP", "GIF", "BMP", "TIFF"]
+    names += [{"HEIF": "HEIC", "AVIF": "AVIF"}[f] for f in sorted(register_phone_formats(),
+                                                                 reverse=True)]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
 def missing_note(name: str) -> str:
     """What to install when `name` is a phone picture whose format cannot be read; else ''."""
     fmt = PHONE_SUFFIXES.get(Path(name).suffix.lower())

@@ -30,10 +30,9 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .data import IMAGE_SIZE
 from .errors import FashionCNNError
-from .formats import register_phone_formats
+from .formats import readable_names, register_phone_formats
 
 MAX_PIXELS = 40_000_000  # 40 megapixels: larger pictures are refused before decoding
-READABLE = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 
 
 class ImageError(FashionCNNError):
@@ -123,7 +122,7 @@ def decode_image(source: bytes | str | Path | BinaryIO, max_pixels: int = MAX_PI
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"not an image this tool can read; use a {READABLE} file."
+        raise ImageError(f"not an image this tool can read; use a {readable_names()} file."
                          ) from None
     except Image.DecompressionBombError as err:  # Pillow's own cap fired while opening
         pixels = re.search(r"\((\d+) pixels\)", str(err))
