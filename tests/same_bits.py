@@ -1,10 +1,12 @@
 """Reference training runs whose final weights are hashed, to prove a refactor changed no bits.
 
-    python tests/same_bits.py --record   # writes tests/data/same_bits.json (done once, before
-                                         # the training loop was restructured: issue 14)
+    python tests/same_bits.py --record   # adds this kind of machine to tests/data/same_bits.json
 
-`tests/test_train.py` re-runs each and compares with the recorded hashes. Each run is a few
-hundred steps on the first images of the real training set.
+`tests/test_training.py` re-runs each and compares with the hashes recorded on the same kind of
+machine (torch build and the vector instructions its kernels use: other CPUs round
+differently). The first record was made before the training loop was restructured (issue 14),
+later ones on the code of their commit, to guard later changes. Each run is a few hundred steps
+on the first images of the real training set.
 """
 
 from __future__ import annotations
@@ -42,8 +44,19 @@ def state_hash(model: torch.nn.Module) -> str:
 
 
 def machine() -> str:
-    """What the bits may depend on: the torch build and the CPU's vector instructions."""
-    return f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}"
+    """What the bits may depend on: the torch build and the CPU's vector instructions (the
+    capability torch dispatches on, and the extensions oneDNN and MKL pick kernels by)."""
+    extensions = [name for name, probe in (("VNNI", torch.cpu._is_vnni_supported),
+                                           ("AVX512-BF16", torch.cpu._is_avx512_bf16_supported),
+                                           ("AMX", torch.cpu._is_amx_tile_supported))
+                  if probe()]
+    return ", ".join([f"torch {torch.__version__}", torch.backends.cpu.get_cpu_capability(),
+                      *extensions])
+
+
+def recorded_hashes() -> dict[str, str] | None:
+    """The hashes recorded on this kind of machine, or None."""
+    return json.loads(RECORD.read_text()).get(machine(), {}).get("hashes")
 
 
 def train_and_hash(name: str, images: torch.Tensor, labels: torch.Tensor) -> str:
@@ -66,6 +79,7 @@ def train_and_hash(name: str, images: torch.Tensor, labels: torch.Tensor) -> str
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--record", action="store_true")
+    parser.add_argument("--code", default="", help="what code the record was made on")
     args = parser.parse_args()
     from fashion_cnn.data import load_fashion_mnist
 
@@ -73,4 +87,6 @@ if __name__ == "__main__":
     hashes = {name: train_and_hash(name, data.train_images, data.train_labels) for name in RUNS}
     print(json.dumps(hashes, indent=1))
     if args.record:
-        RECORD.write_text(json.dumps({"machine": machine(), "hashes": hashes}, indent=1) + "\n")
+        records = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+        records[machine()] = {"code": args.code, "hashes": hashes}
+        RECORD.write_text(json.dumps(records, indent=1) + "\n")

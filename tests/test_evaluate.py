@@ -94,9 +94,11 @@ def test_shipped_models_on_the_official_test_set(real_data_dir: Path, tmp_path: 
     for name in ("confusion_matrix.png", "worst_mistakes.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     shipped = json.loads((Path(report["checkpoint"]).parent / "metrics.json").read_text())
-    recorded = (shipped["int8"]["test_accuracy"] if report["backend"] == "onnxruntime-int8"
-                else shipped["shipped_test_accuracy"])  # the figure of what evaluate ran
-    assert recorded == pytest.approx(report["accuracy"])
+    if report["backend"] == "onnxruntime-int8":  # the figure of what evaluate ran; int8
+        # kernels differ by CPU (with or without VNNI), a few of 10,000 answers with them
+        assert report["accuracy"] == pytest.approx(shipped["int8"]["test_accuracy"], abs=1e-3)
+    else:
+        assert report["accuracy"] == pytest.approx(shipped["shipped_test_accuracy"])
 
     text = run_cli("evaluate", *chosen, "--data-dir", str(real_data_dir), "--offline")
     assert text.returncode == 0, text.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -158,6 +159,38 @@ def test_train_step_equals_backward_and_optimizer_step(hyper: dict, numba: bool)
     torch.testing.assert_close(thetas[1], thetas[0], rtol=1e-5, atol=1e-6)
     folded = [torch.equal(g, fc1_grads[1][0]) for g in fc1_grads[1][1:]]
     assert all(folded) if not hyper.get("nesterov") else not any(folded)
+
+
+@pytest.mark.parametrize("hyper", [dict(momentum=0.9), dict(momentum=0.9, nesterov=True)],
+                         ids=["folded", "nesterov"])
+def test_a_rebuilt_step_continues_bit_for_bit(hyper: dict) -> None:
+    """Resuming: a FusedSeed made afresh from the written-back weights and the optimizer's and
+    scheduler's saved states takes the same steps as the one that never stopped (the first
+    step after a resume folds fc1's gradient into the loaded momentum buffer too)."""
+    def step(fused: FusedSeed, optimizer: torch.optim.SGD, scheduler, k: int) -> None:
+        fused.train_step(_images(8, seed=k), soft_targets(torch.arange(8) % 10), optimizer)
+        scheduler.step()
+
+    def make(model: torch.nn.Module) -> tuple:
+        fused = FusedSeed(model)
+        optimizer = torch.optim.SGD([fused.theta], lr=0.05, fused=True, **hyper)
+        return fused, optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, 0.05,
+                                                                      total_steps=8)
+
+    model = _model()
+    running = make(model)
+    for k in range(3):
+        step(*running, k)
+    running[0].write_back(model)
+    resumed = make(model)
+    resumed[1].load_state_dict(copy.deepcopy(running[1].state_dict()))  # as saved to disk
+    resumed[2].load_state_dict(copy.deepcopy(running[2].state_dict()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no scheduler warning after the resume
+        for k in range(3, 6):
+            step(*running, k)
+            step(*resumed, k)
+    assert torch.equal(running[0].theta, resumed[0].theta)
 
 
 def test_fused_rejects_other_architectures() -> None:

@@ -151,12 +151,20 @@ class FusedSeed:
         else None. `backward(..., fc1_into=views["fc1_w"])` + `sgd_step(folded=views)` then
         add fc1's weight gradient straight into the buffer (see `train_step`)."""
         group, state = optimizer.param_groups[0], optimizer.state[self.theta]
-        if not (self.stepped and group["fused"] and group["momentum"] > 0
+        if not (self.bypasses_step(optimizer) and group["momentum"] > 0
                 and not group["nesterov"] and not group["maximize"]
-                and group["weight_decay"] == 0 and group["dampening"] == 0
-                and "momentum_buffer" in state):
+                and group["weight_decay"] == 0 and group["dampening"] == 0):
             return None
         return _views(state["momentum_buffer"])
+
+    def bypasses_step(self, optimizer: torch.optim.SGD) -> bool:
+        """Whether `sgd_step` may skip `optimizer.step()`: only for the fused SGD, and only
+        once its first call has created the momentum buffer and told schedulers that the
+        optimizer stepped, in this process or (buffer and scheduler loaded) the run resumed;
+        a resumed run then steps exactly as the uninterrupted one."""
+        group, state = optimizer.param_groups[0], optimizer.state[self.theta]
+        has_buffer = "momentum_buffer" in state
+        return group["fused"] and (has_buffer if group["momentum"] else self.stepped)
 
     @torch.no_grad()
     def sgd_step(self, optimizer: torch.optim.SGD,
@@ -166,12 +174,11 @@ class FusedSeed:
         unchanged), without the Python that `step()` spends around it per call, a large
         share of a batch-32 step here. `folded`: the
         buffer's views (`momentum_views`), fc1's slice already holding its gradient."""
-        group, state = optimizer.param_groups[0], optimizer.state[self.theta]
-        if (not group["fused"] or not self.stepped
-                or group["momentum"] and "momentum_buffer" not in state):
+        if not self.bypasses_step(optimizer):
             optimizer.step()  # the first creates the buffer and tells schedulers it stepped
             self.stepped = True
             return
+        group, state = optimizer.param_groups[0], optimizer.state[self.theta]
         params, grads, buffers = [self.theta], [self.theta.grad], [state["momentum_buffer"]]
         if folded is not None:  # the kernel updates the rest; fc1 takes its buffer's step
             params, grads = [self.p[k] for k in NOT_FC1], [self.g[k] for k in NOT_FC1]
