@@ -275,7 +275,7 @@ def test_recipe_presets_and_explicit_options() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(same_bits.RUNS))
-def test_same_weights_as_before_the_training_loop_was_restructured(real_data, name) -> None:
+def test_same_weights_as_recorded_on_this_kind_of_machine(real_data, name) -> None:
     """Hashes recorded by `tests/same_bits.py --record` on this kind of machine (the first
     on the code before issue 14)."""
     recorded = same_bits.recorded_hashes()
