@@ -677,8 +677,12 @@ def render_models(weights_dir: Path = WEIGHTS_DIR, results_dir: Path = RESULTS_D
     rows = []
     for folder in sorted(p.parent for p in weights_dir.glob("*/metrics.json")):
         rows.append(_model_row(folder, speed.get(folder.name, {}), dtypes.get(folder.name)))
-    header = ["model", "test accuracy", "parameters", "file", "training (2-core CPU)",
-              "one 28x28 picture", "folder of PNGs", "made by"]
+        real = results.get(f"real_photos_{folder.name}_validation", {}).get("validation")
+        rows[-1].insert(2, "n/a" if real is None else (
+            f"{pct(real['strict_accuracy'], 1)} / {pct(real['lenient_accuracy'], 1)} / "
+            f"{real['out_of_class_auroc']:.3f}"))
+    header = ["model", "test accuracy", "real photos: strict / lenient / AUROC", "parameters",
+              "file", "training (2-core CPU)", "one 28x28 picture", "folder of PNGs", "made by"]
     return table(header, rows)
 
 
