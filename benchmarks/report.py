@@ -676,17 +676,15 @@ def render_models(weights_dir: Path = WEIGHTS_DIR, results_dir: Path = RESULTS_D
               for m in results.get("accuracy", {}).get("shipped", [])}
     rows = []
     for folder in sorted(p.parent for p in weights_dir.glob("*/metrics.json")):
-        rows.append(_model_row(folder, speed.get(folder.name, {}), dtypes.get(folder.name)))
         real = results.get(f"real_photos_{folder.name}_validation", {}).get("validation")
-        rows[-1].insert(2, "n/a" if real is None else (
-            f"{pct(real['strict_accuracy'], 1)} / {pct(real['lenient_accuracy'], 1)} / "
-            f"{real['out_of_class_auroc']:.3f}"))
+        rows.append(_model_row(folder, speed.get(folder.name, {}), dtypes.get(folder.name), real))
     header = ["model", "test accuracy", "real photos: strict / lenient / AUROC", "parameters",
               "file", "training (2-core CPU)", "one 28x28 picture", "folder of PNGs", "made by"]
     return table(header, rows)
 
 
-def _model_row(folder: Path, speed: Result, dtype: str | None) -> list[str]:
+def _model_row(folder: Path, speed: Result, dtype: str | None,
+               real: Result | None) -> list[str]:
     m = json.loads((folder / "metrics.json").read_text())
     run = m.get("training_run", {})
     params = m.get("parameters") or run.get("model", {}).get("parameters")
@@ -697,7 +695,10 @@ def _model_row(folder: Path, speed: Result, dtype: str | None) -> list[str]:
     folder_rate = speed.get("png_folder", {}).get("images_per_second")
     name = folder.name
     card = f"[`{name}`](src/fashion_cnn/weights/{name}/MODEL_CARD.md)"
-    return [card, pct(m.get("shipped_test_accuracy")), num(params),
+    real_photos = "n/a" if real is None else (
+        f"{pct(real['strict_accuracy'], 1)} / {pct(real['lenient_accuracy'], 1)} / "
+        f"{real['out_of_class_auroc']:.3f}")  # the validation split
+    return [card, pct(m.get("shipped_test_accuracy")), real_photos, num(params),
             size + (f" ({dtype})" if dtype else ""), secs(run.get("train_seconds")),
             "n/a" if one is None else f"{one:.2f} ms",
             "n/a" if folder_rate is None else f"{num(folder_rate)} images/s",

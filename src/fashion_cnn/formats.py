@@ -64,9 +64,9 @@ def _pillow_reads_avif() -> bool:
 
 def readable_names() -> str:
     """The picture formats this environment reads, for messages: "JPEG, ..., HEIC or AVIF"."""
+    readable = register_phone_formats()
     names = ["JPEG", "PNG", "WebP", "GIF", "BMP", "TIFF"]
-    names += [{"HEIF": "HEIC", "AVIF": "AVIF"}[f] for f in sorted(register_phone_formats(),
-                                                                 reverse=True)]
+    names += [name for fmt, name in (("HEIF", "HEIC"), ("AVIF", "AVIF")) if fmt in readable]
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 
