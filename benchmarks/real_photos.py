@@ -1,8 +1,8 @@
 """Benchmark: a model on real phone photos of clothes (clothing-dataset-small).
 
     python benchmarks/real_photos.py [--model best|seed|CHECKPOINT]
-        [--split validation|train|both] [--backend auto|torch|...] [--set KEY=VALUE]
-        [--out FILE]
+        [--split validation|train|both] [--backend auto|torch|...] [--retaken V]
+        [--set KEY=VALUE] [--out FILE]
 
 Writes benchmarks/results/real_photos_<model>_<split>.json unless --out says otherwise.
 
@@ -13,6 +13,11 @@ accuracy, the out-of-class AUROC of the in-class score (the Prediction's own `in
 it has one, else the top probability), a per-folder table, and the operating point keeping
 95% of in-class pictures. With --split both, validation is also scored at the threshold
 chosen on train (`at_train_threshold`), an honest estimate of that operating point.
+
+With --retaken V (default 4), each photo is also "retaken" V times (`photos.photo_view`: the
+phone turned by up to 10 degrees, up to 10% of the width and height cut off, light and colour
+changed; seeded, so every model meets the same pictures) and the V * N pictures are scored
+together under `retaken`: what the same garments get when photographed a little differently.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import common
+import numpy as np
 import torch
 
 from fashion_cnn.models import DEFAULT_MODEL, SHIPPED_MODELS, model_name
@@ -32,9 +38,13 @@ from fashion_cnn.photos import (
     checksums_summary,
     find_photos_dir,
     list_photos,
+    photo_view,
     score_photos,
 )
 from fashion_cnn.predict import BACKENDS, Classifier, Prediction
+from fashion_cnn.preprocess import decode_image
+
+RETAKE_SEED = 2026  # the retaken views' seed: the same pictures for every model
 
 
 def in_class_score(p: Prediction) -> float:
@@ -62,8 +72,27 @@ class Classified:
 
 def classify_split(classifier: Classifier, photos: list[tuple[Path, str]]) -> Classified:
     """Classify photo files by path, as `fashion-cnn predict FOLDER` does."""
+    return _classified(classifier, [path for path, _ in photos], photos)
+
+
+def retaken(classifier: Classifier, photos: list[tuple[Path, str]], views: int) -> Classified:
+    """Classify `views` retaken pictures of each photo (photo_view, seeded by RETAKE_SEED,
+    the photo's index and the view), decoded as `predict` decodes the file."""
+    config = classifier.config
+    pictures, labelled = [], []
+    for i, (path, folder) in enumerate(photos):
+        img = decode_image(path, config.max_pixels, config.work_size)
+        pictures += [photo_view(img, np.random.default_rng([RETAKE_SEED, i, v]))
+                     for v in range(views)]
+        labelled += [(path, folder)] * views
+    return _classified(classifier, pictures, labelled)
+
+
+def _classified(classifier: Classifier, pictures: list[Any],
+                photos: list[tuple[Path, str]]) -> Classified:
+    """Classify pictures (paths or images), photos[i] naming picture i's file and folder."""
     start = time.perf_counter()
-    predictions = list(classifier.iter_classify([path for path, _ in photos]))
+    predictions = list(classifier.iter_classify(pictures))
     seconds = time.perf_counter() - start
     ok = [(p, folder) for p, (_, folder) in zip(predictions, photos, strict=True)
           if not p.error]
@@ -73,7 +102,8 @@ def classify_split(classifier: Classifier, photos: list[tuple[Path, str]]) -> Cl
         in_class=torch.tensor([in_class_score(p) for p, _ in ok]),
         folders=[f for _, f in ok],
         own_in_class=any(getattr(p, "in_class", None) is not None for p, _ in ok),
-        errors={p.path: p.error for p in predictions if p.error}, seconds=seconds)
+        errors={str(path): p.error for p, (path, _) in zip(predictions, photos, strict=True)
+                if p.error}, seconds=seconds)
 
 
 def summary_line(name: str, split: str, s: dict[str, Any]) -> str:
@@ -90,6 +120,9 @@ def print_table(name: str, results: dict[str, dict[str, Any]]) -> None:
           f"{'reject@95':>10} {'lenient@95':>11}", file=sys.stderr)
     for split, s in results.items():
         print(summary_line(name, split, s), file=sys.stderr)
+        if "retaken" in s:
+            print(summary_line(name, f"{split} x{s['retaken']['views']}", s["retaken"]),
+                  file=sys.stderr)
     for split, s in results.items():
         print(f"\n{split}: folder       n  accuracy  kept@95  most common answers",
               file=sys.stderr)
@@ -108,6 +141,8 @@ def main() -> None:
     parser.add_argument("--split", choices=("validation", "train", "both"), default="validation")
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="what runs the model (default: what `predict` runs)")
+    parser.add_argument("--retaken", type=int, default=4, metavar="V",
+                        help="also score V retaken pictures of each photo (0: none)")
     common.preprocess_flag(parser)
     args = parser.parse_args()
 
@@ -128,6 +163,10 @@ def main() -> None:
                           "in_class_score": ("Prediction.in_class" if classified.own_in_class
                                              else "top probability")}
         checksums[split] = checksums_summary(root, split, photos)
+        if args.retaken:
+            again = retaken(classifier, photos, args.retaken)
+            results[split]["retaken"] = {**again.score(), "views": args.retaken,
+                                         "seed": RETAKE_SEED, "errors": again.errors}
         if split == "validation" and "train" in results:
             threshold = results["train"]["at_threshold"]["threshold"]
             results[split]["at_train_threshold"] = classified.score(threshold)["at_threshold"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fashion_cnn.data import FILES
+from fashion_cnn.photos import CROP, TURN_DEGREES
 
 
 def provenance_line(run: dict[str, Any]) -> str:
@@ -185,10 +186,14 @@ def photos_section(s: dict[str, Any]) -> str:
     synthetic = (f", {cfg['synthetic']:,} synthetic photos of its images (`fashion_cnn.render`: "
                  "dyed plain, striped or checked on textured, unevenly lit backdrops with "
                  "shadows and blur; never of validation images)" if cfg.get("synthetic") else "")
+    views = (f" (as taken, and in turn {cfg['photo_views']} times retaken: "
+             f"`photos.photo_view`, the phone turned by up to {TURN_DEGREES:.0f} degrees, up to "
+             f"{100 * CROP:.0f}% of the width and height cut off, light and colour changed)"
+             if cfg.get("photo_views") else "")
     return f"""## Real photos
 Fine-tuned from {source} for {cfg['epochs']} epochs (peak learning rate {cfg['lr']})
 on Fashion-MNIST's training split{synthetic} and the {seen['n']:,} phone photos of the
-clothing-dataset-small `train` split (CC0), each {seen['repeat']} times per epoch, all photos
+clothing-dataset-small `train` split (CC0), each {seen['repeat']} times per epoch{views}, all
 converted by the same preprocessing as `predict` (the garment cut out of its surroundings
 unless it lies on an even studio backdrop). longsleeve
 photos count any of T-shirt/top, Pullover, Shirt as right, shoes any of Sandal, Sneaker, Ankle

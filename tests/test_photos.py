@@ -233,6 +233,40 @@ def test_cache_key_follows_the_preprocess_source(monkeypatch: pytest.MonkeyPatch
     assert photos.cache_key("validation", PreprocessConfig(), "abc") != before
 
 
+def test_a_retaken_photo_is_turned_cropped_and_relit_without_fill() -> None:
+    """photo_view keeps most of the picture, never shows the turn's black corners, and
+    changes the light; the same generator state gives the same picture."""
+    grey = Image.new("RGB", (200, 150), (180, 170, 160))
+    views = [photos.photo_view(grey, np.random.default_rng([0, v])) for v in range(20)]
+    for view in views:
+        w, h = view.size
+        assert 0.7 * 200 <= w <= 200 and 0.7 * 150 <= h <= 150
+        pixels = np.asarray(view)
+        assert pixels.min() > 60  # no corner fill from the turn, whatever the light
+    levels = {int(np.asarray(v).mean()) for v in views}
+    assert len(levels) > 5  # light and contrast changed
+    again = photos.photo_view(grey, np.random.default_rng([0, 3]))
+    assert np.array_equal(np.asarray(again), np.asarray(views[3]))
+
+
+def test_photo_views_are_the_retaken_pictures_converted_and_cached(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root, cache = fake_dataset(tmp_path / "photos"), tmp_path / "cache"
+    ps = photos.load_photos("validation", cache_dir=None, root=root, progress=False)
+    views = photos.load_photo_views(ps, 2, seed=5, cache_dir=cache, workers=1, progress=False)
+    assert views.shape == (2, 4, 28, 28) and views.dtype == torch.uint8
+    img = photos.decode_image(ps.paths[2], PreprocessConfig().max_pixels,
+                              PreprocessConfig().work_size)
+    expected = preprocess(photos.photo_view(img, np.random.default_rng([5, 2, 1]))).image
+    assert np.array_equal(views[1, 2].numpy(), expected)  # view 1 of photo 2
+    assert not torch.equal(views[0], views[1])
+
+    monkeypatch.setattr(photos, "_convert_views", lambda *a: pytest.fail("not cached"))
+    assert torch.equal(photos.load_photo_views(ps, 2, seed=5, cache_dir=cache), views)
+    with pytest.raises(pytest.fail.Exception):  # another seed is another set of pictures
+        photos.load_photo_views(ps, 2, seed=6, cache_dir=cache)
+
+
 # ---------------------------------------------------------------------------------------------
 # The real validation split
 

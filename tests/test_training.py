@@ -426,6 +426,34 @@ def test_training_with_photos_and_from_a_checkpoint(tiny_data, tmp_path: Path,
                      tmp_path / "c", progress=False, log=_quiet)
 
 
+def test_retaken_photo_views_take_turns_with_the_photos(tiny_data, monkeypatch) -> None:
+    """With --photo-views 2 and --photo-repeat 5, the photos part is the photos, view 0,
+    view 1, the photos, view 0: each appearance a different picture of the same garment."""
+    import fashion_cnn.photos
+
+    monkeypatch.setattr(fashion_cnn.photos, "load_photos", _fake_photos)
+    seen = {}
+
+    def fake_views(ps, views: int, seed: int, **_) -> torch.Tensor:
+        seen.update(views=views, seed=seed)
+        return torch.stack([ps.images // (v + 2) for v in range(views)])
+
+    monkeypatch.setattr(fashion_cnn.photos, "load_photo_views", fake_views)
+    config = TrainConfig(**TINY, photos=True, photo_repeat=5, photo_views=2, seed=3)
+    train_idx = torch.arange(100)
+    images, labels, summary = training_set(config, tiny_data, train_idx, progress=False)
+    ps = _fake_photos("train")
+    n = len(ps.codes)
+    parts = images[100:].unflatten(0, (5, n))
+    for r, expected in enumerate([ps.images, ps.images // 2, ps.images // 3, ps.images,
+                                  ps.images // 2]):
+        assert torch.equal(parts[r], expected)
+    assert torch.equal(labels[100:], ps.codes.repeat(5))
+    assert seen == {"views": 2, "seed": 3} and summary["views"] == 2
+    with pytest.raises(FashionCNNError, match="--photo-views"):
+        TrainConfig(photos=True, photo_repeat=4, photo_views=4)
+
+
 def test_training_with_synthetic_photos_of_training_images_only(tiny_data, tmp_path: Path,
                                                                 monkeypatch) -> None:
     import fashion_cnn.render

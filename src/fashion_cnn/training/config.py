@@ -100,6 +100,9 @@ class TrainConfig:
     photos: bool = _option(False, "Also train on the real phone photos' train split "
                            "(clothing-dataset-small; $CLOTHING_PHOTOS_DIR).")
     photo_repeat: int = _option(4, "Times each real photo appears per epoch.")
+    photo_views: int = _option(0, "Retaken views of each real photo (turned, cropped, relit: "
+                               "photos.photo_view) that take turns with the photo itself "
+                               "in its --photo-repeat appearances; fewer than those.")
     outlier_weight: float = _option(0.5, "Weight of the outlier photos' loss (cross-entropy "
                                     "to the uniform distribution).")
     synthetic: int = _option(0, "Also train on this many synthetic hard photos of training "
@@ -143,6 +146,8 @@ class TrainConfig:
             problems.append("--synthetic must be 0 or more")
         if self.photo_repeat < 1:
             problems.append("--photo-repeat must be at least 1")
+        if not 0 <= self.photo_views < self.photo_repeat:
+            problems.append("--photo-views must be 0 or more and less than --photo-repeat")
         if not 0 <= self.distill <= 1:
             problems.append("--distill must be in [0, 1]")
         if self.teacher and (self.model != "best" or self.photos):

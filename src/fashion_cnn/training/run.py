@@ -212,7 +212,8 @@ def training_set(config: TrainConfig, data: FashionMNIST, train_idx: torch.Tenso
                  progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, dict | None]:
     """The training images [N, 28, 28] and labels [N]: Fashion-MNIST's training split, plus
     (with `synthetic`) hard synthetic photos of that many of its images, plus (with `photos`)
-    the real photos' train split `photo_repeat` times, labelled with photo codes (photos.py);
+    the real photos' train split `photo_repeat` times (the photos and `photo_views` retaken
+    views of them in turn), labelled with photo codes (photos.py);
     and a summary of the real photos used (None without them)."""
     images, labels = data.train_images[train_idx], data.train_labels[train_idx]
     parts, summary = [(images, labels)], None
@@ -225,12 +226,16 @@ def training_set(config: TrainConfig, data: FashionMNIST, train_idx: torch.Tenso
             data.train_images[pick], config.seed, progress=progress))
         parts.append((rendered, data.train_labels[pick]))
     if config.photos:
-        from ..photos import load_photos
+        from ..photos import load_photo_views, load_photos
 
         photos = first_process_first(lambda: load_photos("train", progress=progress))
-        parts += [(photos.images, photos.codes)] * config.photo_repeat
+        takes = [photos.images]  # the photo itself, then its retaken views, in turn
+        if config.photo_views:
+            takes += first_process_first(lambda: load_photo_views(
+                photos, config.photo_views, config.seed, progress=progress)).unbind()
+        parts += [(takes[r % len(takes)], photos.codes) for r in range(config.photo_repeat)]
         summary = {"n": len(photos.codes), "repeat": config.photo_repeat,
-                   "checksums": photos.checksums}
+                   "views": config.photo_views, "checksums": photos.checksums}
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), summary
 
 
