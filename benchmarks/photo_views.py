@@ -1,13 +1,14 @@
 """Benchmark: retaken views of the real train photos in the default's photo fine-tuning.
 
-    python benchmarks/photo_views.py [--views 0 3 7] [--seeds 0 1] [--runs runs]
+    python benchmarks/photo_views.py [--views 0 7] [--crops 0 0.1] [--seeds 0 1] [--runs runs]
         [--init best] [--retaken 4] [--out benchmarks/results/photo_views.json]
 
-Each (views V, seed S) fine-tunes INIT as scripts/ship_model.py does (`PHOTO_TUNING`) with
-`--photo-views V --photo-repeat max(4, V + 1) --seed S` into RUNS/photo-views{V}-seed{S} (a
-finished run with that config is reused). Every seed holds out the shipped default's own
-Fashion-MNIST validation split (seed 0's; other seeds pass `--split-seed 0`). V = 0 is the
-fine-tuning without views: each photo shown 4 times per epoch as converted once.
+Each (views V, crop C, seed S) fine-tunes INIT as scripts/ship_model.py does (its
+`PHOTO_TUNING` without the views) with `--photo-views V --photo-crop C --photo-repeat
+max(4, V + 1) --seed S` into RUNS/photo-views{V}-crop{C}-seed{S} (a finished run with that
+config is reused). Every seed holds out the shipped default's own Fashion-MNIST validation
+split (seed 0's; other seeds pass `--split-seed 0`). V = 0 is the fine-tuning without views:
+each photo shown 4 times per epoch as converted once (run once, whatever the crops).
 
 Scored on validation splits only: Fashion-MNIST's; the real validation photos as they are
 (the run's own scores, no test-time views); and the same photos retaken RETAKEN times each
@@ -31,17 +32,19 @@ from fashion_cnn.training import recipe_config
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from ship_model import PHOTO_TUNING  # noqa: E402  (the shipping script's fine-tuning)
 
+TUNING = {k: v for k, v in PHOTO_TUNING.items() if not k.startswith("photo_")}
 
-def run(views: int, seed: int, init: str, out: Path) -> dict[str, Any]:
-    """metrics.json of the fine-tuning with `views` retaken views per photo (reused when
-    finished)."""
+
+def run(views: int, crop: float, seed: int, init: str, out: Path) -> dict[str, Any]:
+    """metrics.json of the fine-tuning with `views` retaken views per photo, each cutting off
+    up to `crop` (reused when finished)."""
     repeat = max(4, views + 1)
     split = -1 if seed == 0 else 0  # -1: the seed's own, which for seed 0 is split 0
-    options = {**PHOTO_TUNING, "init": init, "photo_views": views, "photo_repeat": repeat,
-               "seed": seed, "split_seed": split}
+    options = {**TUNING, "init": init, "photo_views": views, "photo_crop": crop,
+               "photo_repeat": repeat, "seed": seed, "split_seed": split}
     args = ["--recipe", "best", "--init", init, "--photos", "--synthetic",
-            str(PHOTO_TUNING["synthetic"]), "--epochs", str(PHOTO_TUNING["epochs"]),
-            "--lr", str(PHOTO_TUNING["lr"]), "--photo-views", str(views),
+            str(TUNING["synthetic"]), "--epochs", str(TUNING["epochs"]),
+            "--lr", str(TUNING["lr"]), "--photo-views", str(views), "--photo-crop", f"{crop:g}",
             "--photo-repeat", str(repeat), "--seed", str(seed), "--split-seed", str(split)]
     return train_or_reuse(out, recipe_config("best", **options), args)
 
@@ -55,32 +58,36 @@ def photo_figures(scores: dict[str, Any]) -> dict[str, float]:
 
 def main() -> None:
     p = parser(__doc__, "photo_views", data=False, runs="runs")
-    p.add_argument("--views", type=int, nargs="+", default=[0, 3, 7])
+    p.add_argument("--views", type=int, nargs="+", default=[0, 7])
+    p.add_argument("--crops", type=float, nargs="+", default=[0.0, 0.1])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--init", default="best")
     p.add_argument("--retaken", type=int, default=4)
     args = p.parse_args()
     photos = list_photos(find_photos_dir(), "validation")
     runs = {}
-    for views in args.views:
+    variants = [(v, c) for v in args.views for c in ([0.0] if v == 0 else args.crops)]
+    for views, crop in variants:
         for seed in args.seeds:
-            out = args.runs / f"photo-views{views}-seed{seed}"
-            m = run(views, seed, args.init, out)
+            out = args.runs / f"photo-views{views}-crop{crop:g}-seed{seed}"
+            m = run(views, crop, seed, args.init, out)
             again = retaken(Classifier(out / "model.pt", backend="torch"), photos,
                             args.retaken).score()
-            runs[f"{views}/{seed}"] = {
-                "views": views, "seed": seed, "command": m["command"],
+            key = f"{views}/{crop:g}/{seed}"
+            runs[key] = {
+                "views": views, "crop": crop, "seed": seed, "command": m["command"],
                 "git_commit": m["git_commit"], "train_seconds": m["train_seconds"],
                 "fashion_mnist_val_accuracy": m["val_accuracy"],
                 "photos": photo_figures(m["photos"]["validation"]),
                 "retaken": photo_figures(again)}
-            r, a = runs[f"{views}/{seed}"]["photos"], runs[f"{views}/{seed}"]["retaken"]
-            print(f"views {views} seed {seed}: Fashion-MNIST val {100 * m['val_accuracy']:.2f}%; "
+            r, a = runs[key]["photos"], runs[key]["retaken"]
+            print(f"views {views} crop {crop:g} seed {seed}: "
+                  f"Fashion-MNIST val {100 * m['val_accuracy']:.2f}%; "
                   f"photos {100 * r['strict_accuracy']:.1f}% / {100 * r['lenient_accuracy']:.1f}%"
                   f" / {r['out_of_class_auroc']:.3f}; retaken {100 * a['strict_accuracy']:.1f}% "
                   f"/ {100 * a['lenient_accuracy']:.1f}% / {a['out_of_class_auroc']:.3f}",
                   file=sys.stderr)
-    write_result(args.out, {"init": args.init, "tuning": PHOTO_TUNING,
+    write_result(args.out, {"init": args.init, "tuning": TUNING,
                             "retaken_views": args.retaken, "runs": runs}, seed=None,
                  checksums=m["data_checksums"])
 

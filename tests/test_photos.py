@@ -4,6 +4,7 @@ hand-made probabilities whose right answers are known by construction."""
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from pathlib import Path
 
@@ -249,6 +250,22 @@ def test_a_retaken_photo_is_turned_cropped_and_relit_without_fill() -> None:
     assert np.array_equal(np.asarray(again), np.asarray(views[3]))
 
 
+def test_a_retaken_photo_without_crop_keeps_the_whole_turned_frame() -> None:
+    """crop=0 keeps all of the turn's fill-free rectangle; the same draws give the same turn
+    and light as the cropped view, which is never larger."""
+    picture = Image.fromarray(np.random.default_rng(1).integers(0, 255, (150, 200, 3), np.uint8))
+    slope = math.tan(math.radians(photos.TURN_DEGREES))
+    margin = (int(150 * slope / 2) + 1, int(200 * slope / 2) + 1)  # the largest turn's (x, y)
+    smaller = 0
+    for v in range(10):
+        whole = photos.photo_view(picture, np.random.default_rng([0, v]), crop=0)
+        cut = photos.photo_view(picture, np.random.default_rng([0, v]), crop=0.3)
+        assert whole.size[0] >= 200 - 2 * margin[0] and whole.size[1] >= 150 - 2 * margin[1]
+        assert whole.size[0] >= cut.size[0] and whole.size[1] >= cut.size[1]
+        smaller += cut.size[0] * cut.size[1] < 0.9 * whole.size[0] * whole.size[1]
+    assert smaller >= 5  # crop 0.3 does cut
+
+
 def test_photo_views_are_the_retaken_pictures_converted_and_cached(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root, cache = fake_dataset(tmp_path / "photos"), tmp_path / "cache"
@@ -265,6 +282,8 @@ def test_photo_views_are_the_retaken_pictures_converted_and_cached(
     assert torch.equal(photos.load_photo_views(ps, 2, seed=5, cache_dir=cache), views)
     with pytest.raises(pytest.fail.Exception):  # another seed is another set of pictures
         photos.load_photo_views(ps, 2, seed=6, cache_dir=cache)
+    with pytest.raises(pytest.fail.Exception):  # and so is another crop
+        photos.load_photo_views(ps, 2, seed=5, crop=0.0, cache_dir=cache)
 
 
 # ---------------------------------------------------------------------------------------------

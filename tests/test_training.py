@@ -434,12 +434,13 @@ def test_retaken_photo_views_take_turns_with_the_photos(tiny_data, monkeypatch) 
     monkeypatch.setattr(fashion_cnn.photos, "load_photos", _fake_photos)
     seen = {}
 
-    def fake_views(ps, views: int, seed: int, **_) -> torch.Tensor:
-        seen.update(views=views, seed=seed)
+    def fake_views(ps, views: int, seed: int, crop: float, **_) -> torch.Tensor:
+        seen.update(views=views, seed=seed, crop=crop)
         return torch.stack([ps.images // (v + 2) for v in range(views)])
 
     monkeypatch.setattr(fashion_cnn.photos, "load_photo_views", fake_views)
-    config = TrainConfig(**TINY, photos=True, photo_repeat=5, photo_views=2, seed=3)
+    config = TrainConfig(**TINY, photos=True, photo_repeat=5, photo_views=2, photo_crop=0.2,
+                         seed=3)
     train_idx = torch.arange(100)
     images, labels, summary = training_set(config, tiny_data, train_idx, progress=False)
     ps = _fake_photos("train")
@@ -449,9 +450,11 @@ def test_retaken_photo_views_take_turns_with_the_photos(tiny_data, monkeypatch) 
                                   ps.images // 2]):
         assert torch.equal(parts[r], expected)
     assert torch.equal(labels[100:], ps.codes.repeat(5))
-    assert seen == {"views": 2, "seed": 3} and summary["views"] == 2
+    assert seen == {"views": 2, "seed": 3, "crop": 0.2} and summary["views"] == 2
     with pytest.raises(FashionCNNError, match="--photo-views"):
         TrainConfig(photos=True, photo_repeat=4, photo_views=4)
+    with pytest.raises(FashionCNNError, match="--photo-crop"):
+        TrainConfig(photos=True, photo_repeat=4, photo_views=2, photo_crop=0.6)
 
 
 def test_training_with_synthetic_photos_of_training_images_only(tiny_data, tmp_path: Path,

@@ -79,7 +79,8 @@ def _label_sets() -> torch.Tensor:
 LABEL_SETS = _label_sets()  # bool [13, 10]: row = code, True where a class counts as right
 KEEP_IN_CLASS = 0.95  # the operating point keeps this share of in-class pictures
 # A photo retaken (`photo_view`): the phone turned by up to this many degrees, up to this share
-# of the width and of the height cut off, light, contrast and colour changed by up to this share
+# of the width and of the height cut off (the benchmark's retaken photos; training views take
+# TrainConfig.photo_crop), light, contrast and colour changed by up to this share
 TURN_DEGREES, CROP, LIGHT = 10.0, 0.1, 0.25
 
 
@@ -224,25 +225,26 @@ def load_photos(split: str, config: PreprocessConfig | None = None,
                     paths=[p for p, _ in photos], checksums=checksums)
 
 
-def load_photo_views(photos: PhotoSet, views: int, seed: int,
+def load_photo_views(photos: PhotoSet, views: int, seed: int, crop: float = CROP,
                      config: PreprocessConfig | None = None, cache_dir: Path | None = CACHE_DIR,
                      workers: int = 2, progress: bool = True) -> torch.Tensor:
-    """uint8 [views, N, 28, 28]: each photo of `photos` retaken `views` times (`photo_view`,
-    view v of photo i seeded by (seed, i, v)) and converted by `preprocess`; cached like
-    `load_photos`, keyed also by the seed, the count and this module's code."""
+    """uint8 [views, N, 28, 28]: each photo of `photos` retaken `views` times (`photo_view`
+    with `crop`, view v of photo i seeded by (seed, i, v)) and converted by `preprocess`;
+    cached like `load_photos`, keyed also by the seed, the count, the crop and this module's
+    code."""
     config = config or PreprocessConfig()
     cache = None
     if cache_dir is not None:
         key = cache_key(photos.checksums["split"], config, photos.checksums["files_sha256"])
-        extra = json.dumps([seed, views]) + Path(__file__).read_text()
+        extra = json.dumps([seed, views, crop]) + Path(__file__).read_text()
         key = hashlib.sha256((key + extra).encode()).hexdigest()[:16]
         cache = Path(cache_dir) / f"{photos.checksums['split']}-views-{key}.pt"
-    tasks = [(path, i, seed, views, config) for i, path in enumerate(photos.paths)]
+    tasks = [(path, i, seed, views, crop, config) for i, path in enumerate(photos.paths)]
     return cached_tensor(cache, lambda: _convert_views(tasks, workers, progress))
 
 
-def _convert_views(tasks: list[tuple[Path, int, int, int, PreprocessConfig]], workers: int,
-                   progress: bool) -> torch.Tensor:
+def _convert_views(tasks: list[tuple[Path, int, int, int, float, PreprocessConfig]],
+                   workers: int, progress: bool) -> torch.Tensor:
     """The views of every photo, in worker processes (forked: Pillow and OpenCV only)."""
     from concurrent.futures import ProcessPoolExecutor
 
@@ -258,24 +260,25 @@ def _convert_views(tasks: list[tuple[Path, int, int, int, PreprocessConfig]], wo
     return torch.from_numpy(np.stack(parts, axis=1))  # [views, N, 28, 28]
 
 
-def _photo_views(task: tuple[Path, int, int, int, PreprocessConfig]) -> np.ndarray:
+def _photo_views(task: tuple[Path, int, int, int, float, PreprocessConfig]) -> np.ndarray:
     """One photo's views as model inputs, uint8 [views, 28, 28]."""
-    path, index, seed, views, config = task
+    path, index, seed, views, crop, config = task
     img = decode_image(path, config.max_pixels, config.work_size)
-    return np.stack([preprocess(photo_view(img, np.random.default_rng([seed, index, v])),
+    return np.stack([preprocess(photo_view(img, np.random.default_rng([seed, index, v]), crop),
                                 config).image for v in range(views)])
 
 
-def photo_view(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+def photo_view(img: Image.Image, rng: np.random.Generator, crop: float = CROP) -> Image.Image:
     """The photo as the phone might have taken it again: turned by up to TURN_DEGREES
-    (cropped to the part that holds no fill), then up to CROP of the width and of the height
-    cut off, brighter or darker, more or less contrast and colour (LIGHT)."""
+    (cropped to the part that holds no fill), then up to `crop` of the width and of the height
+    cut off, brighter or darker, more or less contrast and colour (LIGHT). The random draws
+    do not depend on `crop`: the same rng gives the same turn and light at any crop."""
     angle = rng.uniform(-TURN_DEGREES, TURN_DEGREES)
     slope = abs(math.tan(math.radians(angle)))
     w, h = img.size
     img = img.rotate(angle, resample=Image.Resampling.BILINEAR)
     inner = (int(h * slope / 2) + 1, int(w * slope / 2) + 1)  # fill-free margin: x, y (px)
-    keep = rng.uniform(1 - CROP, 1, size=2)  # share of the width and of the height kept
+    keep = rng.uniform(1 - crop, 1, size=2)  # share of the width and of the height kept
     cw, ch = int((w - 2 * inner[0]) * keep[0]), int((h - 2 * inner[1]) * keep[1])
     x0 = inner[0] + int(rng.uniform(0, w - 2 * inner[0] - cw))
     y0 = inner[1] + int(rng.uniform(0, h - 2 * inner[1] - ch))

@@ -103,6 +103,9 @@ class TrainConfig:
     photo_views: int = _option(0, "Retaken views of each real photo (turned, cropped, relit: "
                                "photos.photo_view) that take turns with the photo itself "
                                "in its --photo-repeat appearances; fewer than those.")
+    photo_crop: float = _option(0.0, "Share of the width and of the height a retaken view may "
+                                "cut off (0-0.5; 0: turned and relit only, which kept the "
+                                "out-of-class AUROC: benchmarks/photo_views.py).")
     outlier_weight: float = _option(0.5, "Weight of the outlier photos' loss (cross-entropy "
                                     "to the uniform distribution).")
     synthetic: int = _option(0, "Also train on this many synthetic hard photos of training "
@@ -148,6 +151,8 @@ class TrainConfig:
             problems.append("--photo-repeat must be at least 1")
         if not 0 <= self.photo_views < self.photo_repeat:
             problems.append("--photo-views must be 0 or more and less than --photo-repeat")
+        if not 0 <= self.photo_crop <= 0.5:
+            problems.append("--photo-crop must be in [0, 0.5]")
         if not 0 <= self.distill <= 1:
             problems.append("--distill must be in [0, 1]")
         if self.teacher and (self.model != "best" or self.photos):

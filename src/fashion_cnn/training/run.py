@@ -232,10 +232,12 @@ def training_set(config: TrainConfig, data: FashionMNIST, train_idx: torch.Tenso
         takes = [photos.images]  # the photo itself, then its retaken views, in turn
         if config.photo_views:
             takes += first_process_first(lambda: load_photo_views(
-                photos, config.photo_views, config.seed, progress=progress)).unbind()
+                photos, config.photo_views, config.seed, config.photo_crop,
+                progress=progress)).unbind()
         parts += [(takes[r % len(takes)], photos.codes) for r in range(config.photo_repeat)]
         summary = {"n": len(photos.codes), "repeat": config.photo_repeat,
-                   "views": config.photo_views, "checksums": photos.checksums}
+                   "views": config.photo_views, "view_crop": config.photo_crop,
+                   "checksums": photos.checksums}
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), summary
 
 
