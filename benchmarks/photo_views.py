@@ -1,6 +1,6 @@
 """Benchmark: retaken views of the real train photos in the default's photo fine-tuning.
 
-    python benchmarks/photo_views.py [--views 0 7] [--crops 0 0.1] [--seeds 0 1] [--runs runs]
+    python benchmarks/photo_views.py [--variants 0 3:0 7:0 7:0.1] [--seeds 0 1] [--runs runs]
         [--init best] [--retaken 4] [--out benchmarks/results/photo_views.json]
 
 Each (views V, crop C, seed S) fine-tunes INIT as scripts/ship_model.py does (its
@@ -8,7 +8,7 @@ Each (views V, crop C, seed S) fine-tunes INIT as scripts/ship_model.py does (it
 max(4, V + 1) --seed S` into RUNS/photo-views{V}-crop{C}-seed{S} (a finished run with that
 config is reused). Every seed holds out the shipped default's own Fashion-MNIST validation
 split (seed 0's; other seeds pass `--split-seed 0`). V = 0 is the fine-tuning without views:
-each photo shown 4 times per epoch as converted once (run once, whatever the crops).
+each photo shown 4 times per epoch as converted once. A variant is V:C (V alone: C = 0).
 
 Scored on validation splits only: Fashion-MNIST's; the real validation photos as they are
 (the run's own scores, no test-time views); and the same photos retaken RETAKEN times each
@@ -58,15 +58,15 @@ def photo_figures(scores: dict[str, Any]) -> dict[str, float]:
 
 def main() -> None:
     p = parser(__doc__, "photo_views", data=False, runs="runs")
-    p.add_argument("--views", type=int, nargs="+", default=[0, 7])
-    p.add_argument("--crops", type=float, nargs="+", default=[0.0, 0.1])
+    p.add_argument("--variants", nargs="+", default=["0", "3:0", "7:0", "7:0.1"],
+                   help="retaken views V and their crop C, as V:C")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--init", default="best")
     p.add_argument("--retaken", type=int, default=4)
     args = p.parse_args()
     photos = list_photos(find_photos_dir(), "validation")
     runs = {}
-    variants = [(v, c) for v in args.views for c in ([0.0] if v == 0 else args.crops)]
+    variants = [(int(v), float(c or 0)) for v, _, c in (x.partition(":") for x in args.variants)]
     for views, crop in variants:
         for seed in args.seeds:
             out = args.runs / f"photo-views{views}-crop{crop:g}-seed{seed}"

@@ -409,28 +409,32 @@ def render_photo_finetune(name: str, d: Result) -> str:
 
 
 def render_photo_views(name: str, d: Result) -> str:
-    """One row per fine-tuning (retaken views, seed), then each view count's mean: the real
-    validation photos as they are and retaken (validation splits only)."""
+    """One row per fine-tuning (retaken views, their crop, seed), then each variant's mean: the
+    real validation photos as they are and retaken (validation splits only)."""
     def cells(r: dict[str, float]) -> list[str]:
         return [pct(r["strict_accuracy"]), pct(r["lenient_accuracy"]),
                 f"{r['out_of_class_auroc']:.3f}", pct(r["out_of_class_rejection"])]
 
-    rows, by_views = [], {}
+    def variant(r: dict[str, Any]) -> str:
+        return f"{r['views']}, crop {r['crop']:g}" if r["views"] else "0"
+
+    rows, groups = [], {}
     for r in d["runs"].values():
-        by_views.setdefault(r["views"], []).append(r)
-        rows.append([num(r["views"]), num(r["seed"]), pct(r["fashion_mnist_val_accuracy"]),
+        groups.setdefault(variant(r), []).append(r)
+        rows.append([variant(r), num(r["seed"]), pct(r["fashion_mnist_val_accuracy"]),
                      *cells(r["photos"]), *cells(r["retaken"]),
                      f"{r['train_seconds'] / 60:.1f} min"])
-    for views, group in by_views.items():
+    for label, group in groups.items():
         mean = {part: {k: sum(r[part][k] for r in group) / len(group) for k in group[0][part]}
                 for part in ("photos", "retaken")}
         fm = sum(r["fashion_mnist_val_accuracy"] for r in group) / len(group)
-        rows.append([f"**{views}**", "mean", pct(fm), *cells(mean["photos"]),
+        rows.append([f"**{label}**", "mean", pct(fm), *cells(mean["photos"]),
                      *cells(mean["retaken"]), ""])
     figures = ["strict", "lenient", "AUROC", "rejected at 95%"]
     return (f"Fine-tuning `{d['init']}` ({d['tuning']}) with each real train photo also "
-            f"retaken V times; the real validation photos as they are, then each retaken "
-            f"{d['retaken_views']} times. Validation splits only.\n\n"
+            "retaken V times (turned, relit, up to `crop` of the width and height cut off); "
+            f"the real validation photos as they are, then each retaken {d['retaken_views']} "
+            "times (crop 0.1). Validation splits only.\n\n"
             + table(["views V", "seed", "Fashion-MNIST validation",
                      *[f"photos: {f}" for f in figures], *[f"retaken: {f}" for f in figures],
                      "training"], rows))

@@ -186,10 +186,12 @@ def photos_section(s: dict[str, Any]) -> str:
     synthetic = (f", {cfg['synthetic']:,} synthetic photos of its images (`fashion_cnn.render`: "
                  "dyed plain, striped or checked on textured, unevenly lit backdrops with "
                  "shadows and blur; never of validation images)" if cfg.get("synthetic") else "")
+    crop = cfg.get("photo_crop", CROP)  # runs from before the setting cut off up to CROP
+    cut = (f"up to {100 * crop:.0f}% of the width and height cut off" if crop
+           else "the frame not cut")
     views = (f" (as taken, and in turn {cfg['photo_views']} times retaken: "
-             f"`photos.photo_view`, the phone turned by up to {TURN_DEGREES:.0f} degrees, up to "
-             f"{100 * CROP:.0f}% of the width and height cut off, light and colour changed)"
-             if cfg.get("photo_views") else "")
+             f"`photos.photo_view`, the phone turned by up to {TURN_DEGREES:.0f} degrees, {cut}, "
+             "light and colour changed)" if cfg.get("photo_views") else "")
     return f"""## Real photos
 Fine-tuned from {source} for {cfg['epochs']} epochs (peak learning rate {cfg['lr']})
 on Fashion-MNIST's training split{synthetic} and the {seen['n']:,} phone photos of the
