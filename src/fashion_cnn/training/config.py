@@ -100,12 +100,13 @@ class TrainConfig:
     photos: bool = _option(False, "Also train on the real phone photos' train split "
                            "(clothing-dataset-small; $CLOTHING_PHOTOS_DIR).")
     photo_repeat: int = _option(4, "Times each real photo appears per epoch.")
-    photo_views: int = _option(0, "Retaken views of each real photo (turned, cropped, relit: "
-                               "photos.photo_view) that take turns with the photo itself "
-                               "in its --photo-repeat appearances; fewer than those.")
+    photo_views: int = _option(0, "Retaken views of each real photo (turned, relit, cut by "
+                               "--photo-crop: photos.photo_view) that take turns with the "
+                               "photo itself in its --photo-repeat appearances; fewer than "
+                               "those.")
     photo_crop: float = _option(0.0, "Share of the width and of the height a retaken view may "
-                                "cut off (0-0.5; 0: turned and relit only, which kept the "
-                                "out-of-class AUROC: benchmarks/photo_views.py).")
+                                "cut off (0-0.5; 0: turned and relit only; cutting cost "
+                                "out-of-class AUROC in benchmarks/photo_views.py).")
     outlier_weight: float = _option(0.5, "Weight of the outlier photos' loss (cross-entropy "
                                     "to the uniform distribution).")
     synthetic: int = _option(0, "Also train on this many synthetic hard photos of training "
