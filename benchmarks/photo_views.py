@@ -3,12 +3,12 @@
     python benchmarks/photo_views.py [--variants 0 3:0 7:0 7:0.1] [--seeds 0 1] [--runs runs]
         [--init best] [--retaken 4] [--out benchmarks/results/photo_views.json]
 
-Each (views V, crop C, seed S) fine-tunes INIT as scripts/ship_model.py does (its
-`PHOTO_TUNING` without the views) with `--photo-views V --photo-crop C --photo-repeat
-max(4, V + 1) --seed S` into RUNS/photo-views{V}-crop{C}-seed{S} (a finished run with that
-config is reused). Every seed holds out the shipped default's own Fashion-MNIST validation
-split (seed 0's; other seeds pass `--split-seed 0`). V = 0 is the fine-tuning without views:
-each photo shown 4 times per epoch as converted once. A variant is V:C (V alone: C = 0).
+Each (views V, crop C, seed S) fine-tunes INIT as scripts/ship_model.py does
+(`PHOTO_TUNING`) with `--photo-views V --photo-crop C --photo-repeat max(4, V + 1) --seed S`
+into RUNS/photo-views{V}-crop{C}-seed{S} (a finished run with that config is reused). Every
+seed holds out the shipped default's own Fashion-MNIST validation split (seed 0's; other
+seeds pass `--split-seed 0`). V = 0 is the fine-tuning without views: each photo shown 4
+times per epoch as converted once. A variant is V:C (V alone: C = 0).
 
 Scored on validation splits only: Fashion-MNIST's; the real validation photos as they are
 (the run's own scores, no test-time views); and the same photos retaken RETAKEN times each
@@ -32,19 +32,18 @@ from fashion_cnn.training import recipe_config
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from ship_model import PHOTO_TUNING  # noqa: E402  (the shipping script's fine-tuning)
 
-TUNING = {k: v for k, v in PHOTO_TUNING.items() if not k.startswith("photo_")}
-
 
 def run(views: int, crop: float, seed: int, init: str, out: Path) -> dict[str, Any]:
     """metrics.json of the fine-tuning with `views` retaken views per photo, each cutting off
     up to `crop` (reused when finished)."""
     repeat = max(4, views + 1)
     split = -1 if seed == 0 else 0  # -1: the seed's own, which for seed 0 is split 0
-    options = {**TUNING, "init": init, "photo_views": views, "photo_crop": crop,
+    options = {**PHOTO_TUNING, "init": init, "photo_views": views, "photo_crop": crop,
                "photo_repeat": repeat, "seed": seed, "split_seed": split}
     args = ["--recipe", "best", "--init", init, "--photos", "--synthetic",
-            str(TUNING["synthetic"]), "--epochs", str(TUNING["epochs"]),
-            "--lr", str(TUNING["lr"]), "--photo-views", str(views), "--photo-crop", f"{crop:g}",
+            str(PHOTO_TUNING["synthetic"]), "--epochs", str(PHOTO_TUNING["epochs"]),
+            "--lr", str(PHOTO_TUNING["lr"]), "--photo-views", str(views),
+            "--photo-crop", f"{crop:g}",
             "--photo-repeat", str(repeat), "--seed", str(seed), "--split-seed", str(split)]
     return train_or_reuse(out, recipe_config("best", **options), args)
 
@@ -87,7 +86,7 @@ def main() -> None:
                   f" / {r['out_of_class_auroc']:.3f}; retaken {100 * a['strict_accuracy']:.1f}% "
                   f"/ {100 * a['lenient_accuracy']:.1f}% / {a['out_of_class_auroc']:.3f}",
                   file=sys.stderr)
-    write_result(args.out, {"init": args.init, "tuning": TUNING,
+    write_result(args.out, {"init": args.init, "tuning": PHOTO_TUNING,
                             "retaken_views": args.retaken, "runs": runs}, seed=None,
                  checksums=m["data_checksums"])
 

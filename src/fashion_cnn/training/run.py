@@ -236,8 +236,7 @@ def training_set(config: TrainConfig, data: FashionMNIST, train_idx: torch.Tenso
                 progress=progress)).unbind()
         parts += [(takes[r % len(takes)], photos.codes) for r in range(config.photo_repeat)]
         summary = {"n": len(photos.codes), "repeat": config.photo_repeat,
-                   "views": config.photo_views, "view_crop": config.photo_crop,
-                   "checksums": photos.checksums}
+                   "views": config.photo_views, "checksums": photos.checksums}
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), summary
 
 
