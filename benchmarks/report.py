@@ -275,16 +275,20 @@ def render_speedrun_ablation(name: str, d: Result) -> str:
         vs = "" if base is None or line is base else (
             f" ({100 * (line['val_accuracy_tta'] - base['val_accuracy_tta']):+.2f})")
         time_vs = "" if base is None or line is base else (
-            f" ({line['train_seconds'] / base['train_seconds']:.2f}x)")
+            f" ({line['train_seconds'] / base['train_seconds']:.2f}x)"
+            if line["date"][:10] == base["date"][:10] else " (another day)")
         low, high = line["load_average"]
         rows.append([label, pct(line["val_accuracy"]), pct(line["val_accuracy_tta"]) + vs,
                      secs(line["train_seconds"]) + time_vs, f"{low:.1f}-{high:.1f}",
-                     short_commit(line["git_commit"])])
+                     line["date"][:10], short_commit(line["git_commit"])])
     return (table(["line (one change from the recipe)", "validation", "validation, flips "
-                   "averaged (vs recipe)", "training time (vs recipe)", "load", "commit"], rows)
+                   "averaged (vs recipe)", "training time (vs recipe)", "load", "date",
+                   "commit"], rows)
             + "\n\nValidation split of the training set only (the test set is not looked at); "
             "one seed per line, so differences of ~0.2 points are within seed noise. Times are "
-            "comparable only between lines trained on an equally quiet machine (load ~2).")
+            "comparable only between lines trained on an equally quiet machine (load ~2) on "
+            "the same day: this shared machine's speed drifts from day to day, so a line "
+            "trained on another day than the recipe's gets no time ratio.")
 
 
 def render_cv(name: str, d: Result) -> str:

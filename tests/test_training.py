@@ -254,6 +254,36 @@ def test_fast_recipe_schedule_resumes_exactly(tiny_data, tmp_path: Path) -> None
     assert full["config"]["schedule"] == "onecycle" and full["test_accuracy"] > 0.5
 
 
+def test_lookahead_averages_the_weights_and_resumes_exactly(tiny_data, tmp_path: Path) -> None:
+    """airbench's lookahead: a run with it differs from one without, survives an interruption
+    bit for bit, and each pull lands the weights between the average and the new weights."""
+    config = recipe_config("fast", epochs=3, batch_size=64, lr=0.1, val_fraction=0.25,
+                           lookahead=True)
+    full = _full_and_resumed_match(config, tiny_data, tmp_path)
+    assert full["config"]["lookahead"] is True and full["test_accuracy"] > 0.5
+    plain = run_training(recipe_config("fast", epochs=3, batch_size=64, lr=0.1,
+                                       val_fraction=0.25), tiny_data, tmp_path / "plain",
+                         progress=False, log=_quiet)
+    assert plain["epochs"][-1]["train_loss"] != full["epochs"][-1]["train_loss"]
+
+    from fashion_cnn.training.steps import Lookahead
+
+    layer = torch.nn.Linear(2, 1)
+    lookahead = Lookahead(layer, total=10, every=2, base=0.5, power=1.0)
+    lookahead.start(done=3)  # the average: the weights now
+    before = layer.weight.detach().clone()
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    lookahead.step()  # step 4: a pull, decay 0.5**2 * 4/10 = 0.1
+    assert torch.allclose(layer.weight, before + 0.9)
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    lookahead.step()  # step 5: no pull
+    assert torch.allclose(layer.weight, before + 1.9)
+    lookahead.finish()  # the epoch ends on the average
+    assert torch.allclose(layer.weight, before + 0.9)
+
+
 def test_recipe_presets_and_explicit_options() -> None:
     assert recipe_config() == TrainConfig()  # faithful: the Keras article
     fast = recipe_config("fast", seed=3, epochs=None)

@@ -35,7 +35,7 @@ class FusedStep:
         self.tuner = (thread_tuner(config, model, images, labels)
                       if reduce is None and self.fused.numba else None)
 
-    def start_epoch(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+    def start_epoch(self, images: torch.Tensor, labels: torch.Tensor, epoch: int) -> None:
         self.images = images  # [N, 28, 28] uint8
         self.targets = soft_targets(labels, self.config.label_smoothing)  # [N, 10]
         if self.tuner:

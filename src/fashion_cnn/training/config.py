@@ -94,6 +94,9 @@ class TrainConfig:
     schedule: str = _option("constant", "Learning-rate schedule: constant, or onecycle (warm "
                             "up to --lr over the first quarter, then anneal to ~0, per step).")
     label_smoothing: float = _option(0.0, "Label smoothing of the cross-entropy targets.")
+    lookahead: bool = _option(False, "airbench's lookahead: every 5 steps the weights are "
+                              "pulled back towards their running average, more strongly as "
+                              "training ends (steps.Lookahead; on the plain autograd path).")
     # Real photos (photos.py): their train split joins the training data, converted by the
     # same preprocessing as `predict`; longsleeve and shoes count any class of their set as
     # right, hat/shorts/skirt are outliers trained towards the uniform distribution

@@ -96,7 +96,7 @@ def train_epoch(step: Step, model: nn.Module, config: TrainConfig, images: torch
     if config.augment.active:  # the whole epoch at once, batched, before the step loop
         xs = augment_all(xs, config.augment, rng)
     model.train()
-    step.start_epoch(xs, ts)
+    step.start_epoch(xs, ts, epoch)
     logits = torch.zeros(n, 10)  # [N, 10]: the epoch's loss and accuracy come from it
     bar = tqdm(range(0, n, bs), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
                disable=not progress, leave=False, mininterval=0.5, file=sys.stderr)

@@ -2,7 +2,7 @@
 
 The training loop (loop.py) treats every step object alike:
 
-    step.start_epoch(images, labels)    # this epoch's shuffled (augmented) data
+    step.start_epoch(images, labels, epoch)  # this epoch's shuffled (augmented) data
     logits = step(rows, whole)          # train on images[rows]; `whole` is the size of the
                                         # batch that rows belong to (several processes: a share)
     extra = step.end_epoch(model)       # weights into `model`; extra fields for the epoch record
@@ -30,7 +30,7 @@ class Step(Protocol):
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
 
-    def start_epoch(self, images: torch.Tensor, labels: torch.Tensor) -> None: ...
+    def start_epoch(self, images: torch.Tensor, labels: torch.Tensor, epoch: int) -> None: ...
 
     def __call__(self, rows: slice, whole: int) -> torch.Tensor: ...
 
@@ -68,10 +68,15 @@ class PlainStep:
         self.model, self.config, self.reduce = model, config, reduce
         self.optimizer = make_optimizer(config, model.parameters())
         self.scheduler = make_scheduler(config, self.optimizer, steps_per_epoch)
+        self.steps_per_epoch = steps_per_epoch
+        self.lookahead = (Lookahead(model, config.epochs * steps_per_epoch)
+                          if config.lookahead else None)
 
-    def start_epoch(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+    def start_epoch(self, images: torch.Tensor, labels: torch.Tensor, epoch: int) -> None:
         # [N, 28, 28] uint8; [N] int64, or [N, 10] float target distributions (distilling)
         self.images, self.labels = images, labels
+        if self.lookahead is not None:
+            self.lookahead.start((epoch - 1) * self.steps_per_epoch)
 
     def __call__(self, rows: slice, whole: int) -> torch.Tensor:
         x, y = self.images[rows], self.labels[rows]
@@ -85,13 +90,54 @@ class PlainStep:
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
+        if self.lookahead is not None:
+            self.lookahead.step()
         return logits
 
     def end_epoch(self, model: nn.Module) -> dict[str, Any]:
+        if self.lookahead is not None:
+            self.lookahead.finish()
         return {}
 
     def close(self) -> None:
         pass
+
+
+class Lookahead:
+    """airbench's lookahead (K. Jordan, airbench, after hlb-cifar10; Zhang et al. 2019's
+    Lookahead optimizer with an averaging weight that grows): every `every` steps the running
+    average moves towards the weights, `average += (1 - decay) * (weights - average)`, and the
+    weights are set to it; decay = 0.95**every * (t / total)**3 at step t, so early training
+    runs free and the last epochs average strongly. Floating-point state (weights and batch-norm
+    statistics) is averaged. An epoch ends on the average, so a resumed run starts where an
+    uninterrupted one would."""
+
+    def __init__(self, model: nn.Module, total: int, every: int = 5, base: float = 0.95,
+                 power: float = 3.0):
+        self.state = [t for t in model.state_dict().values() if t.is_floating_point()]
+        self.total, self.every, self.base, self.power = total, every, base, power
+
+    @torch.no_grad()
+    def start(self, done: int) -> None:
+        """Begin an epoch after `done` steps: the average starts as the current weights."""
+        self.done = done
+        self.average = [t.clone() for t in self.state]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.done += 1
+        if self.done % self.every:
+            return
+        decay = self.base ** self.every * (self.done / self.total) ** self.power
+        for average, current in zip(self.average, self.state, strict=True):
+            average.lerp_(current, 1 - decay)
+        self.finish()
+
+    @torch.no_grad()
+    def finish(self) -> None:
+        """Set the weights to the average (the steps since the last pull are dropped)."""
+        for average, current in zip(self.average, self.state, strict=True):
+            current.copy_(average)
 
 
 def summed_loss(logits: torch.Tensor, labels: torch.Tensor,
@@ -124,7 +170,8 @@ def make_step(model: nn.Module, config: TrainConfig, images: torch.Tensor,
     """The step object for this model and config, over training data images [N, 28, 28]
     (uint8) and labels [N] (the fused step checks its thread counts on a few of them)."""
     steps_per_epoch = -(-len(labels) // config.batch_size)
-    if config.fused and getattr(model, "fused_step", False) and not config.photos:
+    fused = config.fused and not (config.photos or config.lookahead)
+    if fused and getattr(model, "fused_step", False):
         from ..seed_fast.step import FusedStep  # imports numba: only when it runs
 
         return FusedStep(model, config, images, labels, steps_per_epoch, reduce)
