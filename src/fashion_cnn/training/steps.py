@@ -3,13 +3,14 @@
 The training loop (loop.py) treats every step object alike:
 
     step.start_epoch(images, labels, epoch)  # this epoch's shuffled (augmented) data
-    logits = step(rows, whole)          # train on images[rows]; `whole` is the size of the
-                                        # batch that rows belong to (several processes: a share)
-    extra = step.end_epoch(model)       # weights into `model`; extra fields for the epoch record
-    step.close()                        # give back what the step took (e.g. the thread count)
+    logits = step(rows, whole)      # train on images[rows]; `whole` is the size of the batch
+                                    # that rows belong to (several processes: a share)
+    extra = step.end_epoch(model)   # weights into `model`; extra fields for the epoch record
+    step.close()                    # give back what the step took (e.g. the thread count)
 
 `make_step` is the one place that chooses: the seed CNN's hand-fused step (seed_fast/step.py)
-where the config asks for it and the model has one, else plain autograd.
+where the config asks for it and the model has one (and neither real photos nor the lookahead
+are on: the fused step has neither), else plain autograd.
 """
 
 from __future__ import annotations
