@@ -412,13 +412,18 @@ def render_photo_finetune(name: str, d: Result) -> str:
                      "out-of-class AUROC", "out-of-class rejected at 95%", "training"], rows))
 
 
+def photo_cells(r: dict[str, float]) -> list[str]:
+    """A photo score's four figures (photo_views.py's photo_figures) as table cells."""
+    return [pct(r["strict_accuracy"]), pct(r["lenient_accuracy"]),
+            f"{r['out_of_class_auroc']:.3f}", pct(r["out_of_class_rejection"])]
+
+
+PHOTO_FIGURES = ["strict", "lenient", "AUROC", "rejected at 95%"]
+
+
 def render_photo_views(name: str, d: Result) -> str:
     """One row per fine-tuning (retaken views, their crop, seed), then each variant's mean: the
     real validation photos as they are and retaken (validation splits only)."""
-    def cells(r: dict[str, float]) -> list[str]:
-        return [pct(r["strict_accuracy"]), pct(r["lenient_accuracy"]),
-                f"{r['out_of_class_auroc']:.3f}", pct(r["out_of_class_rejection"])]
-
     def variant(r: dict[str, Any]) -> str:
         return f"{r['views']}, crop {r['crop']:g}" if r["views"] else "0"
 
@@ -426,22 +431,37 @@ def render_photo_views(name: str, d: Result) -> str:
     for r in d["runs"].values():
         groups.setdefault(variant(r), []).append(r)
         rows.append([variant(r), num(r["seed"]), pct(r["fashion_mnist_val_accuracy"]),
-                     *cells(r["photos"]), *cells(r["retaken"]),
+                     *photo_cells(r["photos"]), *photo_cells(r["retaken"]),
                      f"{r['train_seconds'] / 60:.1f} min"])
     for label, group in groups.items():
         mean = {part: {k: sum(r[part][k] for r in group) / len(group) for k in group[0][part]}
                 for part in ("photos", "retaken")}
         fm = sum(r["fashion_mnist_val_accuracy"] for r in group) / len(group)
-        rows.append([f"**{label}**", "mean", pct(fm), *cells(mean["photos"]),
-                     *cells(mean["retaken"]), ""])
-    figures = ["strict", "lenient", "AUROC", "rejected at 95%"]
+        rows.append([f"**{label}**", "mean", pct(fm), *photo_cells(mean["photos"]),
+                     *photo_cells(mean["retaken"]), ""])
     return (f"Fine-tuning `{d['init']}` ({d['tuning']}) with each real train photo also "
             "retaken V times (turned, relit, up to `crop` of the width and height cut off); "
             f"the real validation photos as they are, then each retaken {d['retaken_views']} "
             "times (crop 0.1). Validation splits only.\n\n"
             + table(["views V", "seed", "Fashion-MNIST validation",
-                     *[f"photos: {f}" for f in figures], *[f"retaken: {f}" for f in figures],
-                     "training"], rows))
+                     *[f"photos: {f}" for f in PHOTO_FIGURES],
+                     *[f"retaken: {f}" for f in PHOTO_FIGURES], "training"], rows))
+
+
+def render_weight_interpolation(name: str, d: Result) -> str:
+    """One row per alpha: Fashion-MNIST validation with and without the mirror, the real
+    validation photos as they are and retaken (validation splits only)."""
+    rows = [[f"{r['alpha']:g}", pct(r["fashion_mnist_val_accuracy"]),
+             pct(r["fashion_mnist_val_accuracy_without_tta"]), *photo_cells(r["photos"]),
+             *photo_cells(r["retaken"])]
+            for r in sorted(d["rows"], key=lambda r: r["alpha"])]
+    return (f"The weights (1 - alpha) `{d['base']}` + alpha `{d['tuned']}` (batch-norm "
+            "statistics averaged too), scored with the mirror; the real validation photos as "
+            f"they are, then each retaken {d['retaken_views']} times. Validation splits "
+            "only.\n\n"
+            + table(["alpha", "Fashion-MNIST validation", "without the mirror",
+                     *[f"photos: {f}" for f in PHOTO_FIGURES],
+                     *[f"retaken: {f}" for f in PHOTO_FIGURES]], rows))
 
 
 def render_predict_speed(name: str, d: Result) -> str:
@@ -657,6 +677,8 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
      render_photo_finetune),
     ("photo_views", "Fine-tuning the default on real photos: retaken views",
      render_photo_views),
+    ("weight_interpolation", "Averaging the default's weights with its views fine-tune",
+     render_weight_interpolation),
     ("predict_speed*", "Prediction and evaluation speed", render_predict_speed),
     ("backend_speed", "torch against onnxruntime (`--backend`)", render_backend_speed),
     ("app_latency", "Web app latency", render_app_latency),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import torch
 from PIL import Image
 
 from conftest import load_benchmark
@@ -27,3 +28,24 @@ def test_breakdown_by_condition() -> None:
     groups = photo_accuracy.by_condition(right, conditions)
     assert groups == {"format": {"JPEG": [False], "PNG": [True, True]},
                       "blur": {"0-0.5 px": [True, False], "1-1.5 px": [True]}}
+
+
+def test_weight_interpolation_lerps_floating_state_only() -> None:
+    interpolation = load_benchmark("weight_interpolation")
+    from fashion_cnn.models import build_model
+
+    torch.manual_seed(0)
+    base, tuned = build_model("best", width=2), build_model("best", width=2)
+    for module in tuned.modules():  # give the tuned model other batch-norm statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.add_(1.0)
+            module.num_batches_tracked.add_(7)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    interpolation.interpolate(base, tuned, 0.25)
+    after, other = base.state_dict(), tuned.state_dict()
+    for name, value in after.items():
+        if value.is_floating_point():
+            assert torch.allclose(value, 0.75 * before[name] + 0.25 * other[name], atol=1e-6)
+        else:  # counters stay the base's
+            assert torch.equal(value, before[name])
+    assert not torch.equal(after["features.0.1.running_mean"], before["features.0.1.running_mean"])
