@@ -41,6 +41,7 @@ BASE = "speedrun (the recipe)"
 VARIANTS: dict[str, dict[str, Any]] = {
     BASE: {},
     "no flip augmentation": {"flip": False},
+    "alternating flip (airbench's)": {"alternate_flip": True},
     "no 2-pixel translation": {"translate": 0},
     "3-pixel translation": {"translate": 3},
     "no label smoothing": {"label_smoothing": 0.0},

@@ -247,6 +247,45 @@ def test_augmented_training_runs_and_resumes_exactly(tiny_data, tmp_path: Path) 
     assert plain["epochs"][-1]["train_loss"] != augmented["epochs"][-1]["train_loss"]
 
 
+class _SeenImages:
+    """A step that trains nothing and keeps each epoch's (augmented, shuffled) images."""
+
+    def __init__(self) -> None:
+        self.epochs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def start_epoch(self, images: torch.Tensor, labels: torch.Tensor, epoch: int) -> None:
+        self.epochs.append((images, labels))
+
+    def __call__(self, rows: slice, n: int) -> torch.Tensor:
+        return torch.zeros(rows.stop - rows.start, 10)
+
+    def end_epoch(self, model: torch.nn.Module) -> dict:
+        return {}
+
+
+def test_alternating_flip_shows_every_image_both_ways_in_two_epochs() -> None:
+    from fashion_cnn.training.loop import train_epoch
+
+    n = 64
+    images = torch.zeros(n, 28, 28, dtype=torch.uint8)
+    images[:, :, :5] = 255  # a bar on the left: mirrored, it is on the right
+    images[:, 0, 13:15] = torch.arange(n)[:, None]  # each image's identity, mirror-proof
+    labels = torch.arange(n) % 10
+    config = TrainConfig(**{**TINY, "batch_size": n},
+                         augment=Augment(flip=True, alternate_flip=True))
+    seen = _SeenImages()
+    for epoch in (1, 2, 3):
+        train_epoch(seen, build_model("seed"), config, images, labels, epoch, progress=False)
+    mirrored = []  # per epoch, by image (its identity pixel), whatever the epoch's order
+    for xs, _ in seen.epochs:
+        ids = xs[:, 0, 13].long()
+        mirrored.append(torch.zeros(n, dtype=torch.bool).index_put_((ids,), xs[:, 0, -1] == 255))
+    assert 16 < int(mirrored[0].sum()) < 48  # a random half
+    assert torch.equal(mirrored[1], ~mirrored[0]) and torch.equal(mirrored[2], mirrored[0])
+    with pytest.raises(FashionCNNError, match="--flip"):
+        TrainConfig(augment=Augment(alternate_flip=True))
+
+
 def test_fast_recipe_schedule_resumes_exactly(tiny_data, tmp_path: Path) -> None:
     """One-cycle LR, Nesterov, label smoothing: the scheduler state survives an interruption."""
     config = recipe_config("fast", epochs=3, batch_size=64, lr=0.1, val_fraction=0.25)

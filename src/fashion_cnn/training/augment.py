@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from .config import PRESETS, Augment
 
-__all__ = ["PRESETS", "Augment", "augment", "augment_all", "dye", "random_erase"]
+__all__ = ["PRESETS", "Augment", "alternating_mirror", "augment", "augment_all", "dye",
+           "random_erase"]
 
 CHUNK = 8192  # images augmented per call inside `augment_all` (bounds float memory: ~26 MB)
 
@@ -30,7 +31,7 @@ def augment(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.
     out = x.float().unsqueeze(1)  # [N, 1, 28, 28], 0..255
     if aug.dye:  # first: the cloth is dyed before it is photographed
         out = dye(out, aug.dye, generator)
-    if aug.flip:
+    if aug.flip and not aug.alternate_flip:  # alternating flips: the loop's (by image)
         mirror = torch.rand(n, generator=generator) < 0.5
         out = torch.where(mirror[:, None, None, None], out.flip(-1), out)
     if aug.shift or aug.scale or aug.translate:
@@ -117,6 +118,13 @@ def dye(x: torch.Tensor, p: float, generator: torch.Generator, periods: tuple[fl
     peak = article.amax((1, 2, 3), keepdim=True)
     dyed = dyed * peak / dyed.amax((1, 2, 3), keepdim=True).clamp_min(1e-3)
     return x.index_copy(0, chosen, dyed)
+
+
+def alternating_mirror(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """Which of n training images [N] bool are mirrored in `epoch` (1-based) under airbench's
+    alternating flip: a seeded random half in odd epochs, the other half in even ones."""
+    first = torch.rand(n, generator=torch.Generator().manual_seed(seed)) < 0.5
+    return first ^ (epoch % 2 == 0)
 
 
 def augment_all(images: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.Tensor:

@@ -32,6 +32,9 @@ class Augment:
 
     # every class is left-right symmetric in meaning: a shoe facing right is still a shoe
     flip: bool = _option(False, "Mirror left-right with probability 0.5.")
+    # airbench (Jordan 2024): every image is seen both ways in every two epochs, not at random
+    alternate_flip: bool = _option(False, "With --flip: mirror a random half of the images in "
+                                   "odd epochs and the other half in even ones.")
     shift: float = _option(0.0, "Max random shift, pixels (bilinear).")
     scale: float = _option(0.0, "Max relative zoom, e.g. 0.1 = 90%..110%.")
     contrast: float = _option(0.0, "Contrast range c: gain in [1-c, 1], gamma in [1-c, 1+c].")
@@ -161,6 +164,8 @@ class TrainConfig:
             problems.append("--distill must be in [0, 1]")
         if self.teacher and (self.model != "best" or self.photos):
             problems.append("--teacher is for the best model on Fashion-MNIST (without --photos)")
+        if self.augment.alternate_flip and not self.augment.flip:
+            problems.append("--alternate-flip needs --flip")
         if self.threads < 0:
             problems.append("--threads must be 0 (automatic) or more")
         if problems:

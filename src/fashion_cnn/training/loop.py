@@ -24,7 +24,7 @@ from tqdm import tqdm
 from ..errors import FashionCNNError
 from ..evaluate import loss_and_accuracy
 from ..files import atomic_path
-from .augment import augment_all
+from .augment import alternating_mirror, augment_all
 from .config import TrainConfig
 from .distributed import all_reduce_sum, share, sync_batch_norm, world
 from .steps import Step, make_step, summed_loss
@@ -93,6 +93,9 @@ def train_epoch(step: Step, model: nn.Module, config: TrainConfig, images: torch
     perm = torch.randperm(n, generator=rng)
     xs, ys = images[perm], labels[perm]  # this epoch's order; batches are slices
     ts = ys if targets is None else targets[perm]  # what the step trains towards
+    if config.augment.flip and config.augment.alternate_flip:  # by image, not by position
+        mirror = alternating_mirror(n, config.seed, epoch)[perm]
+        xs = torch.where(mirror[:, None, None], xs.flip(-1), xs)
     if config.augment.active:  # the whole epoch at once, batched, before the step loop
         xs = augment_all(xs, config.augment, rng)
     model.train()
