@@ -11,6 +11,7 @@ from PIL import Image
 
 from conftest import load_benchmark
 from conftest import synthetic_article as article
+from fashion_cnn.models import build_model
 
 photo_accuracy = load_benchmark("photo_accuracy")
 
@@ -32,8 +33,6 @@ def test_breakdown_by_condition() -> None:
 
 def test_weight_interpolation_lerps_floating_state_only() -> None:
     interpolation = load_benchmark("weight_interpolation")
-    from fashion_cnn.models import build_model
-
     torch.manual_seed(0)
     base, tuned = build_model("best", width=2), build_model("best", width=2)
     for module in tuned.modules():  # give the tuned model other batch-norm statistics
