@@ -35,22 +35,21 @@ from fashion_cnn.predict import Classifier
 from fashion_cnn.training.run import run_split, score_on_photos, unsure_rule
 
 
-def interpolate(base: torch.nn.Module, tuned: torch.nn.Module, alpha: float) -> None:
+def interpolate(base: torch.nn.Module, tuned_state: dict[str, torch.Tensor],
+                alpha: float) -> None:
     """base's floating-point state <- (1 - alpha) base + alpha tuned (in place; counters
     such as batch norm's num_batches_tracked stay the base's)."""
-    tuned_state = tuned.state_dict()
     with torch.no_grad():
         for name, value in base.state_dict().items():
             if value.is_floating_point():
                 value.lerp_(tuned_state[name], alpha)
 
 
-def scored(alpha: float, args: Any, data: Any, val_idx: torch.Tensor,
-           photos: list[tuple[Path, str]]) -> dict[str, Any]:
+def scored(alpha: float, tuned_state: dict[str, torch.Tensor], args: Any, data: Any,
+           val_idx: torch.Tensor, photos: list[tuple[Path, str]]) -> dict[str, Any]:
     """One alpha's checkpoint (written to RUNS/alpha{alpha}) and its validation figures."""
-    base, meta = load_checkpoint(args.base)
-    tuned, _ = load_checkpoint(args.tuned)
-    interpolate(base, tuned, alpha)
+    base, meta = load_checkpoint(args.base)  # afresh: interpolate works in place
+    interpolate(base, tuned_state, alpha)
     images, labels = data.train_images[val_idx], data.train_labels[val_idx]
     figures = {"fashion_mnist_val_accuracy": loss_and_accuracy(base, images, labels)[1]}
     base.tta = False
@@ -80,9 +79,10 @@ def main() -> None:
     _, meta = load_checkpoint(args.base)
     _, val_idx = run_split(len(data.train_labels), meta["config"])
     photos = list_photos(find_photos_dir(), "validation")
+    tuned_state = load_checkpoint(args.tuned)[0].state_dict()
     rows = []
     for alpha in args.alphas:
-        rows.append(scored(alpha, args, data, val_idx, photos))
+        rows.append(scored(alpha, tuned_state, args, data, val_idx, photos))
         fm, r, a = (rows[-1][k] for k in ("fashion_mnist_val_accuracy", "photos", "retaken"))
         print(f"alpha {alpha:g}: Fashion-MNIST val {100 * fm:.2f}%"
               f"; photos {100 * r['strict_accuracy']:.1f}% / {100 * r['lenient_accuracy']:.1f}%"

@@ -40,7 +40,7 @@ def test_weight_interpolation_lerps_floating_state_only() -> None:
             module.running_mean.add_(1.0)
             module.num_batches_tracked.add_(7)
     before = {k: v.clone() for k, v in base.state_dict().items()}
-    interpolation.interpolate(base, tuned, 0.25)
+    interpolation.interpolate(base, tuned.state_dict(), 0.25)
     after, other = base.state_dict(), tuned.state_dict()
     for name, value in after.items():
         if value.is_floating_point():
