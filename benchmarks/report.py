@@ -464,6 +464,25 @@ def render_weight_interpolation(name: str, d: Result) -> str:
                      *[f"retaken: {f}" for f in PHOTO_FIGURES]], rows))
 
 
+def render_ship_candidate(name: str, d: Result) -> str:
+    """A candidate default scored by scripts/ship_model.py but not shipped: validation (what
+    decides), then the test set as it would ship."""
+    v, run, photos = d["validation_accuracy"], d["training_run"], d["photos"]
+    figures = {**photos, "out_of_class_rejection": photos["at_threshold"]["out_of_class_rejection"]}
+    chosen = "with" if d["tta"] else "without"
+    rows = [["Fashion-MNIST validation", pct(v["plain"]), pct(v["tta"])],
+            ["real photos, lenient (validation)", pct(v.get("photos_plain")),
+             pct(v.get("photos_tta"))],
+            ["official test, as shipped", pct(d["shipped_test_accuracy_without_tta"]),
+             pct(d["shipped_test_accuracy"]) if d["tta"] else ""]]
+    return (f"Fine-tuned from `{run['config']['init']}` (`{run['command']}`), "
+            f"{d['weights']} weights, test-time mirror {chosen} (chosen on validation). "
+            f"int8 graph on test: {pct(d['int8'].get('test_accuracy'))}.\n\n"
+            + table(["", "without the mirror", "with the mirror"], rows) + "\n\n"
+            + "As shipped, on the real validation photos:\n\n"
+            + table(PHOTO_FIGURES, [photo_cells(figures)]))
+
+
 def render_predict_speed(name: str, d: Result) -> str:
     """Prediction and evaluation speed of one model."""
     png, jpeg = d["png_folder"], d["megapixel_jpeg"]
@@ -679,6 +698,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
      render_photo_views),
     ("weight_interpolation", "Averaging the default's weights with its views fine-tune",
      render_weight_interpolation),
+    ("ship_candidate_*", "A candidate default, not shipped", render_ship_candidate),
     ("predict_speed*", "Prediction and evaluation speed", render_predict_speed),
     ("backend_speed", "torch against onnxruntime (`--backend`)", render_backend_speed),
     ("app_latency", "Web app latency", render_app_latency),
