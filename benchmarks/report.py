@@ -419,6 +419,8 @@ def photo_cells(r: dict[str, float]) -> list[str]:
 
 
 PHOTO_FIGURES = ["strict", "lenient", "AUROC", "rejected at 95%"]
+# the columns of photo_cells(photos) + photo_cells(retaken)
+PHOTO_AND_RETAKEN = [f"{part}: {f}" for part in ("photos", "retaken") for f in PHOTO_FIGURES]
 
 
 def render_photo_views(name: str, d: Result) -> str:
@@ -443,9 +445,8 @@ def render_photo_views(name: str, d: Result) -> str:
             "retaken V times (turned, relit, up to `crop` of the width and height cut off); "
             f"the real validation photos as they are, then each retaken {d['retaken_views']} "
             "times (crop 0.1). Validation splits only.\n\n"
-            + table(["views V", "seed", "Fashion-MNIST validation",
-                     *[f"photos: {f}" for f in PHOTO_FIGURES],
-                     *[f"retaken: {f}" for f in PHOTO_FIGURES], "training"], rows))
+            + table(["views V", "seed", "Fashion-MNIST validation", *PHOTO_AND_RETAKEN,
+                     "training"], rows))
 
 
 def render_weight_interpolation(name: str, d: Result) -> str:
@@ -460,8 +461,7 @@ def render_weight_interpolation(name: str, d: Result) -> str:
             f"they are, then each retaken {d['retaken_views']} times. Validation splits "
             "only.\n\n"
             + table(["alpha", "Fashion-MNIST validation", "without the mirror",
-                     *[f"photos: {f}" for f in PHOTO_FIGURES],
-                     *[f"retaken: {f}" for f in PHOTO_FIGURES]], rows))
+                     *PHOTO_AND_RETAKEN], rows))
 
 
 def render_ship_candidate(name: str, d: Result) -> str:
