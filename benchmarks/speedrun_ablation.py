@@ -51,6 +51,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "constant learning rate 0.01 (no one-cycle)": {"schedule": "constant", "lr": 0.01},
     "random erasing 0.5 (the best recipe's)": {"erase": 0.5},
     "random erasing 0.25": {"erase": 0.25},
+    "CutMix 0.5": {"cutmix": 0.5},
+    "last pooling in ceil mode (7 -> 4)": {"ceil_pool": True},
     "width 24": {"width": 24},
     "lookahead (airbench's weight averaging)": {"lookahead": True},
     "float32 products (no bf16)": {"bf16": False},

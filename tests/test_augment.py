@@ -102,3 +102,21 @@ def test_dye_patterns_the_article_in_about_p_of_the_images() -> None:
     # bands of two shades, not a uniform dimming (the finest average out on the 28 px grid)
     assert (spread > 5).float().mean() > 0.8 and spread.median() > 10
     assert torch.equal(out, augment(x, Augment(dye=0.5), _gen()))  # seeded
+
+
+def test_cutmix_pastes_a_box_of_the_neighbour_and_mixes_targets_by_its_area() -> None:
+    from fashion_cnn.training.augment import cutmix
+
+    n = 400
+    x = torch.arange(n).view(n, 1, 1).expand(n, 28, 28).to(torch.uint8)  # image i is all i % 256
+    labels = torch.arange(n) % 10
+    out, targets = cutmix(x, labels, 0.5, 0.1, _gen())
+    pasted = out != x  # the neighbour's value differs everywhere (i - 1 vs i)
+    share = pasted.flatten(1).float().mean(1)
+    assert torch.equal(out[pasted], x.roll(1, 0)[pasted])  # pasted pixels: image i - 1's
+    assert 150 < int((share > 0).sum()) < 250 and share.max() > 0.5  # about half, boxes vary
+    smoothed = torch.nn.functional.one_hot(labels, 10) * 0.9 + 0.01
+    expected = smoothed * (1 - share[:, None]) + smoothed.roll(1, 0) * share[:, None]
+    assert torch.allclose(targets, expected) and torch.allclose(targets.sum(1), torch.ones(n))
+    same, kept = cutmix(x, labels, 0.0, 0.1, _gen())
+    assert torch.equal(same, x) and torch.allclose(kept, smoothed)

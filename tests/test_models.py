@@ -194,6 +194,22 @@ def test_best_architecture_shapes_and_size() -> None:
     assert small.arch_kwargs == {"width": 8}
 
 
+def test_ceil_pool_keeps_the_last_row_and_column_and_travels_in_the_checkpoint(
+        tmp_path: Path) -> None:
+    from fashion_cnn.models import save_checkpoint
+
+    net = build_model("best", width=4, ceil_pool=True).eval()
+    x = torch.rand(2, 1, 7, 7)  # the last pooling alone: its map's row 6 / column 6 count
+    pool = net.features[7]
+    assert pool(x).shape[-2:] == (4, 4) and torch.equal(pool(x)[..., 3, 3], x[..., 6, 6])
+    assert build_model("best", width=4).features[7](x).shape[-2:] == (3, 3)
+    save_checkpoint(tmp_path / "m.pt", net, config={}, metrics={}, data_checksums=None)
+    loaded, meta = load_checkpoint(tmp_path / "m.pt")
+    assert meta["arch_kwargs"] == {"width": 4, "ceil_pool": True}
+    images = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
+    torch.testing.assert_close(loaded(images), net(images))
+
+
 def moved(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     """uint8 pictures [N, 28, 28] moved dx pixels right and dy down, black filling in."""
     out = torch.zeros_like(x)

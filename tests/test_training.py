@@ -286,6 +286,22 @@ def test_alternating_flip_shows_every_image_both_ways_in_two_epochs() -> None:
         TrainConfig(augment=Augment(alternate_flip=True))
 
 
+def test_cutmix_trains_towards_mixed_distributions(tiny_data) -> None:
+    from fashion_cnn.training.loop import train_epoch
+
+    images, labels = tiny_data.train_images[:64], tiny_data.train_labels[:64]
+    config = TrainConfig(**{**TINY, "batch_size": 32}, label_smoothing=0.1,
+                         augment=Augment(cutmix=1.0))
+    seen = _SeenImages()
+    record = train_epoch(seen, build_model("seed"), config, images, labels, 1, progress=False)
+    xs, targets = seen.epochs[0]
+    assert targets.shape == (64, 10) and torch.allclose(targets.sum(1), torch.ones(64))
+    assert (targets.max(1).values < 0.91).float().mean() > 0.5  # most targets are mixed
+    assert record["train_loss"] > 0
+    with pytest.raises(FashionCNNError, match="--cutmix"):
+        TrainConfig(photos=True, augment=Augment(cutmix=0.5))
+
+
 def test_fast_recipe_schedule_resumes_exactly(tiny_data, tmp_path: Path) -> None:
     """One-cycle LR, Nesterov, label smoothing: the scheduler state survives an interruption."""
     config = recipe_config("fast", epochs=3, batch_size=64, lr=0.1, val_fraction=0.25)

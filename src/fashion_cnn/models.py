@@ -108,12 +108,13 @@ class BestCNN(nn.Module):
     speed runs) sized for 28x28 images and a 2-core CPU.
 
     Shapes for width w: [N, 1, 28, 28] -> conv w -> conv 2w, pool -> [2w, 14, 14] + residual
-    -> conv 4w, pool -> [4w, 7, 7] -> conv 8w, pool -> [8w, 3, 3] + residual -> global max
-    -> linear 10. Input standardised by the training set's pixel mean/std.
+    -> conv 4w, pool -> [4w, 7, 7] -> conv 8w, pool -> [8w, 3, 3] ([8w, 4, 4] with ceil_pool)
+    + residual -> global max -> linear 10. Input standardised by the training set's pixel
+    mean/std.
     """
 
     def __init__(self, width: int = 32, tta: bool = False, mean: float = PIXEL_MEAN,
-                 std: float = PIXEL_STD, tta_shift: int = 0):
+                 std: float = PIXEL_STD, tta_shift: int = 0, ceil_pool: bool = False):
         super().__init__()
         self.tta = tta  # test-time augmentation: in eval mode, average with the mirror image
         self.tta_shift = tta_shift  # pixels; > 0: with tta, also the picture moved this far
@@ -124,7 +125,8 @@ class BestCNN(nn.Module):
             conv_bn(1, w),
             conv_bn(w, 2 * w), nn.MaxPool2d(2), Residual(2 * w),  # 28 -> 14
             conv_bn(2 * w, 4 * w), nn.MaxPool2d(2),  # 14 -> 7
-            conv_bn(4 * w, 8 * w), nn.MaxPool2d(2), Residual(8 * w),  # 7 -> 3
+            # 7 -> 3 drops the map's last row and column; ceil_pool: 7 -> 4 keeps them
+            conv_bn(4 * w, 8 * w), nn.MaxPool2d(2, ceil_mode=ceil_pool), Residual(8 * w),
             nn.AdaptiveMaxPool2d(1), nn.Flatten())
         self.head = nn.Linear(8 * w, len(CLASS_NAMES))
 

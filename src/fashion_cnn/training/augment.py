@@ -15,8 +15,8 @@ import torch.nn.functional as F
 
 from .config import PRESETS, Augment
 
-__all__ = ["PRESETS", "Augment", "alternating_mirror", "augment", "augment_all", "dye",
-           "random_erase"]
+__all__ = ["PRESETS", "Augment", "alternating_mirror", "augment", "augment_all", "cutmix",
+           "dye", "random_boxes", "random_erase"]
 
 CHUNK = 8192  # images augmented per call inside `augment_all` (bounds float memory: ~26 MB)
 
@@ -67,8 +67,17 @@ def augment(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.
 def random_erase(x: torch.Tensor, p: float, generator: torch.Generator,
                  area: tuple[float, float] = (0.02, 0.25)) -> torch.Tensor:
     """With probability p per image, fill a random rectangle of x [N, 1, H, W] (0..255) with
-    uniform noise; the rectangles are masks built by broadcasting, no per-image loop."""
-    n, _, h, w = x.shape
+    uniform noise."""
+    inside = random_boxes(len(x), *x.shape[-2:], p, generator, area)
+    noise = 255 * torch.rand(x.shape, generator=generator)
+    return torch.where(inside.unsqueeze(1), noise, x)
+
+
+def random_boxes(n: int, h: int, w: int, p: float, generator: torch.Generator,
+                 area: tuple[float, float]) -> torch.Tensor:
+    """[N, H, W] bool: with probability p per image, a random rectangle inside the image (its
+    share of the area uniform in `area`, aspect 1/3..3 log-uniform), else nothing. Masks are
+    built by broadcasting, no per-image loop."""
     rand = lambda: torch.rand(n, generator=generator)  # noqa: E731 - [N] uniforms
     size = (area[0] + (area[1] - area[0]) * rand()) * h * w  # pixels
     aspect = torch.exp((2 * rand() - 1) * torch.log(torch.tensor(3.0)))  # 1/3..3, log-uniform
@@ -80,9 +89,23 @@ def random_erase(x: torch.Tensor, p: float, generator: torch.Generator,
     cols = torch.arange(w).view(1, 1, w)
     inside = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
               & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)))
-    inside &= (rand() < p).view(n, 1, 1)
-    noise = 255 * torch.rand(x.shape, generator=generator)
-    return torch.where(inside.unsqueeze(1), noise, x)
+    return inside & (rand() < p).view(n, 1, 1)
+
+
+def cutmix(x: torch.Tensor, targets: torch.Tensor, p: float, label_smoothing: float,
+           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """CutMix (Yun et al. 2019) over an epoch in shuffled order: with probability p, image i
+    of x [N, H, W] (uint8) gets a random box (any share of the area) of image i - 1 pasted
+    in, and its target becomes the two targets mixed by the pasted share. Labels [N] become
+    label-smoothed one-hot distributions first; distributions [N, 10] are mixed as they are.
+    Returns (images, targets [N, 10])."""
+    if not targets.is_floating_point():
+        targets = torch.nn.functional.one_hot(targets, 10).float()
+        targets = targets * (1 - label_smoothing) + label_smoothing / 10
+    box = random_boxes(len(x), *x.shape[-2:], p, generator, (0.0, 1.0))
+    share = box.flatten(1).float().mean(1, keepdim=True)  # [N, 1]: the partner's part
+    mixed = torch.where(box, x.roll(1, 0), x)
+    return mixed, targets * (1 - share) + targets.roll(1, 0) * share
 
 
 def dye(x: torch.Tensor, p: float, generator: torch.Generator, periods: tuple[float, float]

@@ -48,6 +48,9 @@ class Augment:
     # the article's own shading (seams, collars, pockets), which is what tells a shirt from a coat
     dye: float = _option(0.0, "Probability of dyeing the article with stripes or checks "
                          "(0.8-4 px periods; one shade 10-90% as bright as the other).")
+    # Yun et al. 2019, arXiv:1905.04899; applied by the loop, after the other settings
+    cutmix: float = _option(0.0, "CutMix probability: a random box of another training image "
+                            "pasted in, the target mixed by the box's share of the area.")
 
     @property
     def active(self) -> bool:
@@ -67,6 +70,8 @@ class TrainConfig:
     model: str = _option("seed", "Architecture: " + ", ".join(ARCHITECTURES) + ".")
     width: int = _option(0, "Best model: channels of its first layer (the others are 2, 4 "
                          "and 8 times that); 0: the architecture's own (32).")
+    ceil_pool: bool = _option(False, "Best model: its last pooling keeps the 7x7 map's last "
+                              "row and column (7 -> 4, ceil mode) instead of dropping them.")
     tta_shift: int = _option(0, "Best model: with test-time augmentation, also average over "
                              "the picture moved this many pixels each way (10 views, not 2).")
     members: int = _option(1, "Best model: train this many members (seeds seed*members+k, on "
@@ -136,6 +141,8 @@ class TrainConfig:
             problems.append(f"--model must be one of {', '.join(ARCHITECTURES)}")
         if self.width < 0 or (self.width and self.model != "best"):
             problems.append("--width is for the best model only, and at least 1")
+        if self.ceil_pool and self.model != "best":
+            problems.append("--ceil-pool is for the best model only")
         if self.tta_shift < 0 or (self.tta_shift and self.model != "best"):
             problems.append("--tta-shift is for the best model only, and 0 or more")
         if self.members < 1 or (self.members > 1 and self.model != "best"):
@@ -164,6 +171,8 @@ class TrainConfig:
             problems.append("--distill must be in [0, 1]")
         if self.teacher and (self.model != "best" or self.photos):
             problems.append("--teacher is for the best model on Fashion-MNIST (without --photos)")
+        if not 0 <= self.augment.cutmix <= 1 or (self.augment.cutmix and self.photos):
+            problems.append("--cutmix is a probability, for Fashion-MNIST alone (no --photos)")
         if self.augment.alternate_flip and not self.augment.flip:
             problems.append("--alternate-flip needs --flip")
         if self.threads < 0:
@@ -174,7 +183,7 @@ class TrainConfig:
     def arch_kwargs(self) -> dict[str, Any]:
         """The architecture's constructor arguments this config sets (models.build_model):
         of the model, or of each member of an ensemble."""
-        kwargs = {"width": self.width, "tta_shift": self.tta_shift}
+        kwargs = {"width": self.width, "tta_shift": self.tta_shift, "ceil_pool": self.ceil_pool}
         return {k: v for k, v in kwargs.items() if v}
 
     def architecture(self) -> tuple[str, dict[str, Any]]:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from ..errors import FashionCNNError
 from ..evaluate import loss_and_accuracy
 from ..files import atomic_path
-from .augment import alternating_mirror, augment_all
+from .augment import alternating_mirror, augment_all, cutmix
 from .config import TrainConfig
 from .distributed import all_reduce_sum, share, sync_batch_norm, world
 from .steps import Step, make_step, summed_loss
@@ -98,6 +98,8 @@ def train_epoch(step: Step, model: nn.Module, config: TrainConfig, images: torch
         xs = torch.where(mirror[:, None, None], xs.flip(-1), xs)
     if config.augment.active:  # the whole epoch at once, batched, before the step loop
         xs = augment_all(xs, config.augment, rng)
+    if config.augment.cutmix:  # mixes targets too: labels become distributions [N, 10]
+        xs, ts = cutmix(xs, ts, config.augment.cutmix, config.label_smoothing, rng)
     model.train()
     step.start_epoch(xs, ts, epoch)
     logits = torch.zeros(n, 10)  # [N, 10]: the epoch's loss and accuracy come from it
