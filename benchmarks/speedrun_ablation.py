@@ -53,6 +53,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "random erasing 0.25": {"erase": 0.25},
     "CutMix 0.5": {"cutmix": 0.5},
     "last pooling in ceil mode (7 -> 4)": {"ceil_pool": True},
+    "whitened first layer, frozen (airbench's)": {"whiten": True},
+    "batch norm without a learned scale (airbench's)": {"bn_scale": False},
     "width 24": {"width": 24},
     "lookahead (airbench's weight averaging)": {"lookahead": True},
     "float32 products (no bf16)": {"bf16": False},

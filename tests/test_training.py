@@ -27,7 +27,8 @@ from fashion_cnn.training import (
     torch_threads,
 )
 from fashion_cnn.training.config import Augment
-from fashion_cnn.training.run import training_set
+from fashion_cnn.training.loop import fit
+from fashion_cnn.training.run import initial_model, training_set
 
 TINY = dict(epochs=3, batch_size=16, lr=0.05, val_fraction=0.25)
 
@@ -300,6 +301,28 @@ def test_cutmix_trains_towards_mixed_distributions(tiny_data) -> None:
     assert record["train_loss"] > 0
     with pytest.raises(FashionCNNError, match="--cutmix"):
         TrainConfig(photos=True, augment=Augment(cutmix=0.5))
+
+
+def test_whitened_first_layer_and_batch_norm_scales_stay_as_set(tiny_data) -> None:
+    from fashion_cnn.training.steps import whitening_filters
+
+    config = recipe_config("best", width=4, epochs=1, batch_size=64, whiten=True,
+                           bn_scale=False, bf16=False, val_fraction=0.25)
+    model = initial_model(config)
+    conv = model.features[0][0]
+    x = model.normalize(tiny_data.train_images)
+    filters = whitening_filters(x)  # [18, 1, 3, 3]: 9 directions and their negatives
+    torch.testing.assert_close(filters[1::2], -filters[::2])
+    out = F.conv2d(x, filters[::2], padding=1).permute(0, 2, 3, 1).reshape(-1, 9)
+    torch.testing.assert_close(out.T @ out / len(out), torch.eye(9), atol=0.02, rtol=0)
+    fit(model, config, tiny_data.train_images, tiny_data.train_labels, progress=False,
+        log=lambda _: None)
+    torch.testing.assert_close(conv.weight.detach(), filters[:4])  # set, then not trained
+    scales = [m.weight for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(torch.equal(s, torch.ones_like(s)) for s in scales)
+    assert model.features[1][0].weight.grad is not None  # the rest did train
+    with pytest.raises(FashionCNNError, match="--whiten"):
+        TrainConfig(whiten=True)
 
 
 def test_fast_recipe_schedule_resumes_exactly(tiny_data, tmp_path: Path) -> None:

@@ -105,6 +105,12 @@ class TrainConfig:
     lookahead: bool = _option(False, "airbench's lookahead: every 5 steps the weights are "
                               "pulled back towards their running average, more strongly as "
                               "training ends (steps.Lookahead; on the plain autograd path).")
+    # airbench (Jordan 2024): a fixed first layer and batch norm without a learned scale
+    whiten: bool = _option(False, "Best model: its first convolution is set to the training "
+                           "images' 3x3 patch-whitening filters (each direction and its "
+                           "negative) and not trained.")
+    bn_scale: bool = _option(True, "Best model: train the batch norms' scales (--no-bn-scale "
+                             "keeps them where they start, 1 in a new model).")
     # Real photos (photos.py): their train split joins the training data, converted by the
     # same preprocessing as `predict`; longsleeve and shoes count any class of their set as
     # right, hat/shorts/skirt are outliers trained towards the uniform distribution
@@ -141,8 +147,10 @@ class TrainConfig:
             problems.append(f"--model must be one of {', '.join(ARCHITECTURES)}")
         if self.width < 0 or (self.width and self.model != "best"):
             problems.append("--width is for the best model only, and at least 1")
-        if self.ceil_pool and self.model != "best":
-            problems.append("--ceil-pool is for the best model only")
+        for name, on in (("--ceil-pool", self.ceil_pool), ("--whiten", self.whiten),
+                         ("--no-bn-scale", not self.bn_scale)):
+            if on and (self.model != "best" or self.members > 1):
+                problems.append(f"{name} is for the best model only (one member)")
         if self.tta_shift < 0 or (self.tta_shift and self.model != "best"):
             problems.append("--tta-shift is for the best model only, and 0 or more")
         if self.members < 1 or (self.members > 1 and self.model != "best"):

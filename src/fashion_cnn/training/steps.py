@@ -171,9 +171,46 @@ def make_step(model: nn.Module, config: TrainConfig, images: torch.Tensor,
     """The step object for this model and config, over training data images [N, 28, 28]
     (uint8) and labels [N] (the fused step checks its thread counts on a few of them)."""
     steps_per_epoch = -(-len(labels) // config.batch_size)
+    freeze_parameters(model, config, images)
     fused = config.fused and not (config.photos or config.lookahead)
     if fused and getattr(model, "fused_step", False):
         from ..seed_fast.step import FusedStep  # imports numba: only when it runs
 
         return FusedStep(model, config, images, labels, steps_per_epoch, reduce)
     return PlainStep(model, config, steps_per_epoch, reduce)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters the step leaves alone (airbench's fixed first layer and batch-norm scales)
+
+WHITEN_IMAGES = 2000  # training images whose 3x3 patches (~1.6M) estimate the covariance
+
+
+def freeze_parameters(model: nn.Module, config: TrainConfig, images: torch.Tensor) -> None:
+    """Before the optimizer is made: with `whiten`, set the best model's first convolution to
+    the whitening filters of the first training images' patches (as many as it has channels;
+    a channel beyond them keeps its weights) and freeze it, recomputed the same on a resume;
+    with `bn_scale` off, freeze every batch norm's scale where it stands."""
+    if config.whiten:
+        conv = model.features[0][0]
+        x = model.normalize(images[:WHITEN_IMAGES])  # [n, 1, 28, 28], as the model sees it
+        filters = whitening_filters(x, conv.kernel_size[0])
+        n = min(len(filters), conv.out_channels)
+        with torch.no_grad():
+            conv.weight[:n] = filters[:n]
+        conv.weight.requires_grad_(False)
+    if not config.bn_scale:
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.weight.requires_grad_(False)
+
+
+def whitening_filters(x: torch.Tensor, k: int = 3, eps: float = 5e-4) -> torch.Tensor:
+    """Convolution weights [2 k^2, 1, k, k] that whiten the k x k patches of x [N, 1, H, W]
+    (zero padding, as the convolution pads): the patch covariance's eigenvectors, largest
+    first, each divided by the square root of its eigenvalue and followed by its negative, so
+    a ReLU keeps both signs (airbench's first layer)."""
+    patches = F.unfold(x, k, padding=k // 2).transpose(1, 2).reshape(-1, k * k)  # [P, k*k]
+    values, vectors = torch.linalg.eigh(patches.T @ patches / len(patches))  # ascending
+    scaled = (vectors / (values + eps).sqrt()).T.flip(0)  # [k*k, k*k]: rows, largest first
+    return torch.stack([scaled, -scaled], 1).reshape(-1, 1, k, k)
