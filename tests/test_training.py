@@ -299,6 +299,10 @@ def test_cutmix_trains_towards_mixed_distributions(tiny_data) -> None:
     assert targets.shape == (64, 10) and torch.allclose(targets.sum(1), torch.ones(64))
     assert (targets.max(1).values < 0.91).float().mean() > 0.5  # most targets are mixed
     assert record["train_loss"] > 0
+    from fashion_cnn.training.steps import PlainStep, make_step
+
+    step = make_step(build_model("seed"), config, images, labels)  # not the fused step:
+    assert isinstance(step, PlainStep)  # it trains towards labels only
     with pytest.raises(FashionCNNError, match="--cutmix"):
         TrainConfig(photos=True, augment=Augment(cutmix=0.5))
 

@@ -9,8 +9,8 @@ The training loop (loop.py) treats every step object alike:
     step.close()                    # give back what the step took (e.g. the thread count)
 
 `make_step` is the one place that chooses: the seed CNN's hand-fused step (seed_fast/step.py)
-where the config asks for it and the model has one (and neither real photos nor the lookahead
-are on: the fused step has neither), else plain autograd.
+where the config asks for it and the model has one (and neither real photos, the lookahead nor
+CutMix's target distributions are on: the fused step has none of them), else plain autograd.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def make_step(model: nn.Module, config: TrainConfig, images: torch.Tensor,
     (uint8) and labels [N] (the fused step checks its thread counts on a few of them)."""
     steps_per_epoch = -(-len(labels) // config.batch_size)
     freeze_parameters(model, config, images)
-    fused = config.fused and not (config.photos or config.lookahead)
+    fused = config.fused and not (config.photos or config.lookahead or config.augment.cutmix)
     if fused and getattr(model, "fused_step", False):
         from ..seed_fast.step import FusedStep  # imports numba: only when it runs
 
