@@ -40,6 +40,9 @@ BASE = "speedrun (the recipe)"
 # line -> the one setting it changes in the speedrun recipe
 VARIANTS: dict[str, dict[str, Any]] = {
     BASE: {},
+    # a control: the recipe again on a later day's code and machine (same seed), so later
+    # lines can be told from drift in the code or in this shared machine's speed
+    "the recipe again (a control)": {},
     "no flip augmentation": {"flip": False},
     "alternating flip (airbench's)": {"alternate_flip": True},
     "no 2-pixel translation": {"translate": 0},
