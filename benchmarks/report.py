@@ -266,17 +266,26 @@ def _minutes(x: float | None) -> str:
     return "never" if x is None else f"{x:.2f}"
 
 
+def hours_apart(a: str, b: str) -> float:
+    """Hours between two ISO dates (results' `date` fields)."""
+    from datetime import datetime
+
+    return abs((datetime.fromisoformat(a) - datetime.fromisoformat(b)).total_seconds()) / 3600
+
+
 def render_speedrun_ablation(name: str, d: Result) -> str:
     """One line per trick changed from the speed-run recipe: validation accuracy (plain and
     flip-averaged) and training time, each against the recipe's own line."""
     lines, base = d["lines"], d["lines"].get(d["base"])
+    recipe_runs = [line for line in lines.values() if not line["changes"]]
     rows = []
     for label, line in lines.items():
         vs = "" if base is None or line is base else (
             f" ({100 * (line['val_accuracy_tta'] - base['val_accuracy_tta']):+.2f})")
-        time_vs = "" if base is None or line is base else (
-            f" ({line['train_seconds'] / base['train_seconds']:.2f}x)"
-            if line["date"][:10] == base["date"][:10] else " (another day)")
+        near = [r for r in recipe_runs if hours_apart(r["date"], line["date"]) <= 3]
+        time_vs = "" if not line["changes"] else (
+            f" ({line['train_seconds'] / near[0]['train_seconds']:.2f}x)" if near
+            else " (no recipe run near it)")
         low, high = line["load_average"]
         rows.append([label, pct(line["val_accuracy"]), pct(line["val_accuracy_tta"]) + vs,
                      secs(line["train_seconds"]) + time_vs, f"{low:.1f}-{high:.1f}",
@@ -286,9 +295,11 @@ def render_speedrun_ablation(name: str, d: Result) -> str:
                    "commit"], rows)
             + "\n\nValidation split of the training set only (the test set is not looked at); "
             "one seed per line, so differences of ~0.2 points are within seed noise. Times are "
-            "comparable only between lines trained on an equally quiet machine (load ~2) on "
-            "the same day: this shared machine's speed drifts from day to day, so a line "
-            "trained on another day than the recipe's gets no time ratio.")
+            "comparable only between lines trained on an equally quiet machine (load ~2) within "
+            "a few hours of each other: this shared machine's speed drifts within a day and "
+            "from day to day, so a line's time ratio is against a run of the recipe itself "
+            "that ended within 3 hours of it (the recipe's line or the control), and a line "
+            "with none gets no ratio.")
 
 
 def render_cv(name: str, d: Result) -> str:
