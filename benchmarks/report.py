@@ -275,7 +275,8 @@ def hours_apart(a: str, b: str) -> float:
 
 def render_speedrun_ablation(name: str, d: Result) -> str:
     """One line per trick changed from the speed-run recipe: validation accuracy (plain and
-    flip-averaged) and training time, each against the recipe's own line."""
+    flip-averaged) against the recipe's own line, and training time against a run of the
+    recipe near it in time (the machine's speed drifts)."""
     lines, base = d["lines"], d["lines"].get(d["base"])
     recipe_runs = [line for line in lines.values() if not line["changes"]]
     rows = []
