@@ -20,6 +20,9 @@ def _gen(seed: int = 0) -> torch.Generator:
 def test_no_augmentation_is_identity() -> None:
     x = _batch()
     assert not Augment().active and PRESETS["photo"].active
+    # the loop's own settings leave augment() nothing to do
+    assert not Augment(flip=True, alternate_flip=True, cutmix=0.5).active
+    assert Augment(flip=True, alternate_flip=True, translate=2).active
     assert torch.equal(augment(x, Augment(), _gen()), x)
 
 

@@ -100,7 +100,7 @@ def cutmix(x: torch.Tensor, targets: torch.Tensor, p: float, label_smoothing: fl
     label-smoothed one-hot distributions first; distributions [N, 10] are mixed as they are.
     Returns (images, targets [N, 10])."""
     if not targets.is_floating_point():
-        targets = torch.nn.functional.one_hot(targets, 10).float()
+        targets = F.one_hot(targets, 10).float()
         targets = targets * (1 - label_smoothing) + label_smoothing / 10
     box = random_boxes(len(x), *x.shape[-2:], p, generator, (0.0, 1.0))
     share = box.flatten(1).float().mean(1, keepdim=True)  # [N, 1]: the partner's part

@@ -54,7 +54,12 @@ class Augment:
 
     @property
     def active(self) -> bool:
-        return any(asdict(self).values())
+        """Whether augment.augment changes anything: the loop applies alternating flips and
+        CutMix itself, so they alone leave it nothing to do."""
+        settings = {**asdict(self), "alternate_flip": False, "cutmix": 0.0}
+        if self.alternate_flip:
+            settings["flip"] = False
+        return any(settings.values())
 
 
 PRESETS = {

@@ -93,7 +93,7 @@ def train_epoch(step: Step, model: nn.Module, config: TrainConfig, images: torch
     perm = torch.randperm(n, generator=rng)
     xs, ys = images[perm], labels[perm]  # this epoch's order; batches are slices
     ts = ys if targets is None else targets[perm]  # what the step trains towards
-    if config.augment.flip and config.augment.alternate_flip:  # by image, not by position
+    if config.augment.alternate_flip:  # by image, not by position (the config needs --flip)
         mirror = alternating_mirror(n, config.seed, epoch)[perm]
         xs = torch.where(mirror[:, None, None], xs.flip(-1), xs)
     if config.augment.active:  # the whole epoch at once, batched, before the step loop

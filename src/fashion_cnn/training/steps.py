@@ -169,7 +169,8 @@ def summed_loss(logits: torch.Tensor, labels: torch.Tensor,
 def make_step(model: nn.Module, config: TrainConfig, images: torch.Tensor,
               labels: torch.Tensor, reduce: Reduce | None = None) -> Step:
     """The step object for this model and config, over training data images [N, 28, 28]
-    (uint8) and labels [N] (the fused step checks its thread counts on a few of them)."""
+    (uint8) and labels [N] (the fused step checks its thread counts on a few of them). What
+    the config freezes (`freeze_parameters`) is set and frozen first, before any optimizer."""
     steps_per_epoch = -(-len(labels) // config.batch_size)
     freeze_parameters(model, config, images)
     fused = config.fused and not (config.photos or config.lookahead or config.augment.cutmix)
