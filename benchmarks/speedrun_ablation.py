@@ -60,6 +60,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "batch norm without a learned scale (airbench's)": {"bn_scale": False},
     "width 24": {"width": 24},
     "lookahead (airbench's weight averaging)": {"lookahead": True},
+    "SAM, rho 0.05 (two gradients a step)": {"sam": 0.05},
     "float32 products (no bf16)": {"bf16": False},
     "channels-first activations": {"channels_last": False},
 }

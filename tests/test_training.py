@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -364,6 +365,46 @@ def test_lookahead_averages_the_weights_and_resumes_exactly(tiny_data, tmp_path:
     assert torch.allclose(layer.weight, before + 1.9)
     lookahead.finish()  # the epoch ends on the average
     assert torch.allclose(layer.weight, before + 0.9)
+
+
+def test_sam_steps_with_the_gradient_at_the_ascended_weights(tiny_data) -> None:
+    """SAM: one step moves the weights by -lr times the gradient taken at w + rho g / |g|;
+    the second pass leaves the batch norms' running statistics as the first left them."""
+    from fashion_cnn.training.steps import PlainStep
+
+    x, y = tiny_data.train_images[:16], tiny_data.train_labels[:16]
+    config = TrainConfig(sam=0.5, lr=0.1, momentum=0.0, fused=False, batch_size=16)
+    model = build_model("seed")
+    start = [p.detach().clone() for p in model.parameters()]
+    loss = F.cross_entropy(model(x), y)
+    g = torch.autograd.grad(loss, list(model.parameters()))
+    norm = torch.linalg.vector_norm(torch.stack([t.norm() for t in g]))
+    with torch.no_grad():
+        for p, t in zip(model.parameters(), g, strict=True):
+            p.add_(t * 0.5 / norm)
+    g_ascended = torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
+    with torch.no_grad():
+        for p, w in zip(model.parameters(), start, strict=True):
+            p.copy_(w)
+    step = PlainStep(model, config, steps_per_epoch=1)
+    step.start_epoch(x, y, 1)
+    step(slice(0, 16), 16)
+    for p, w, t in zip(model.parameters(), start, g_ascended, strict=True):
+        torch.testing.assert_close(p.detach(), w - 0.1 * t)
+
+    best = recipe_config("best", width=4, bf16=False, channels_last=False, batch_size=16)
+    runs = {}
+    for rho in (0.0, 0.5):
+        torch.manual_seed(0)
+        model = initial_model(replace(best, sam=rho))
+        step = PlainStep(model, replace(best, sam=rho), steps_per_epoch=1)
+        step.start_epoch(x, y, 1)
+        step(slice(0, 16), 16)
+        runs[rho] = model.state_dict()
+    assert all(torch.equal(runs[0.0][k], runs[0.5][k]) for k in runs[0.0] if "running" in k)
+    assert not torch.equal(runs[0.0]["features.0.0.weight"], runs[0.5]["features.0.0.weight"])
+    with pytest.raises(FashionCNNError, match="--sam"):
+        TrainConfig(sam=-0.1)
 
 
 def test_recipe_presets_and_explicit_options() -> None:

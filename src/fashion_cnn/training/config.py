@@ -110,6 +110,10 @@ class TrainConfig:
     lookahead: bool = _option(False, "airbench's lookahead: every 5 steps the weights are "
                               "pulled back towards their running average, more strongly as "
                               "training ends (steps.Lookahead; on the plain autograd path).")
+    # Foret et al. 2021, arXiv:2010.01412 (on the plain autograd path)
+    sam: float = _option(0.0, "Sharpness-aware minimisation: each step takes its gradient "
+                         "at the weights moved this far (rho, over all parameters) uphill "
+                         "along the batch's gradient; 0: off. Two gradients per step.")
     # airbench (Jordan 2024): a fixed first layer and batch norm without a learned scale
     whiten: bool = _option(False, "Best model: its first convolution is set to the training "
                            "images' 3x3 patch-whitening filters (each direction and its "
@@ -172,6 +176,8 @@ class TrainConfig:
             problems.append("Nesterov needs --momentum > 0")
         if self.schedule not in SCHEDULES:
             problems.append(f"--schedule must be one of {', '.join(SCHEDULES)}")
+        if self.sam < 0:
+            problems.append("--sam must be 0 (off) or more")
         if self.synthetic < 0:
             problems.append("--synthetic must be 0 or more")
         if self.photo_repeat < 1:

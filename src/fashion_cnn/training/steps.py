@@ -9,13 +9,15 @@ The training loop (loop.py) treats every step object alike:
     step.close()                    # give back what the step took (e.g. the thread count)
 
 `make_step` is the one place that chooses: the seed CNN's hand-fused step (seed_fast/step.py)
-where the config asks for it and the model has one (and neither real photos, the lookahead nor
-CutMix's target distributions are on: the fused step has none of them), else plain autograd.
+where the config asks for it and the model has one (and neither real photos, the lookahead,
+SAM nor CutMix's target distributions are on: the fused step has none of them), else plain
+autograd.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import torch
@@ -60,7 +62,8 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer,
 
 class PlainStep:
     """Autograd: forward, mean cross-entropy (label smoothing as configured), backward,
-    optimizer step; with `bf16`, under bfloat16 autocast. Works for any architecture."""
+    optimizer step (with `sam`, a second forward and backward at the ascended weights first);
+    with `bf16`, under bfloat16 autocast. Works for any architecture."""
 
     def __init__(self, model: nn.Module, config: TrainConfig, steps_per_epoch: int,
                  reduce: Reduce | None = None):
@@ -81,6 +84,20 @@ class PlainStep:
 
     def __call__(self, rows: slice, whole: int) -> torch.Tensor:
         x, y = self.images[rows], self.labels[rows]
+        logits = self.gradient(x, y, whole)
+        if self.config.sam:  # the step follows the gradient at the worst point within rho
+            with sharpness_ascent(self.model, self.config.sam):
+                self.gradient(x, y, whole)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        if self.lookahead is not None:
+            self.lookahead.step()
+        return logits
+
+    def gradient(self, x: torch.Tensor, y: torch.Tensor, whole: int) -> torch.Tensor:
+        """The batch's gradient into each parameter's .grad (summed across processes: this
+        share's loss is divided by the whole batch's size); returns the logits."""
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16):
             logits = self.model(x)
             loss = summed_loss(logits, y, self.config) / whole
@@ -88,11 +105,6 @@ class PlainStep:
         loss.backward()
         if self.reduce is not None:
             self.reduce([p.grad for p in self.optimizer.param_groups[0]["params"]])
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
-        if self.lookahead is not None:
-            self.lookahead.step()
         return logits
 
     def end_epoch(self, model: nn.Module) -> dict[str, Any]:
@@ -102,6 +114,30 @@ class PlainStep:
 
     def close(self) -> None:
         pass
+
+
+@contextmanager
+def sharpness_ascent(model: nn.Module, rho: float) -> Iterator[None]:
+    """SAM's ascent (Foret et al. 2021): inside, the weights are moved by rho along their
+    current gradient (scaled to length rho over all parameters together) and batch norms keep
+    their running statistics as they are (the second pass sees the same batch); on leaving,
+    the weights move back, so the optimizer applies the gradient taken inside to them."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    with torch.no_grad():
+        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+        moves = [p.grad * (rho / (norm + 1e-12)) for p in params]
+        torch._foreach_add_(params, moves)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0  # running = (1 - 0) running + 0 batch: unchanged
+    try:
+        yield
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        with torch.no_grad():
+            torch._foreach_sub_(params, moves)
 
 
 class Lookahead:
@@ -173,7 +209,8 @@ def make_step(model: nn.Module, config: TrainConfig, images: torch.Tensor,
     the config freezes (`freeze_parameters`) is set and frozen first, before any optimizer."""
     steps_per_epoch = -(-len(labels) // config.batch_size)
     freeze_parameters(model, config, images)
-    fused = config.fused and not (config.photos or config.lookahead or config.augment.cutmix)
+    fused = config.fused and not (config.photos or config.lookahead or config.sam
+                                  or config.augment.cutmix)
     if fused and getattr(model, "fused_step", False):
         from ..seed_fast.step import FusedStep  # imports numba: only when it runs
 
