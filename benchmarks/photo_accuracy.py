@@ -10,7 +10,8 @@ off-centre with random margins, given mild lighting fall-off and sensor noise, t
 JPEG (quality 55-95), PNG (some with a transparent background), WebP, BMP, GIF or TIFF. The
 bytes go through the same path as `fashion-cnn predict` (decode -> preprocess -> model).
 Reported: clean accuracy, photo accuracy, the gap, and the photo accuracy per format and per
-enlargement. The photos are seeded, so every model is scored on the same set.
+enlargement; per class, clean and photo accuracy and the photos' commonest mistakes. The
+photos are seeded, so every model is scored on the same set.
 
 That set is easy: an enlarged 28x28 image on an even background, which the conversion can
 all but invert. `--hard` renders `fashion_cnn.render.hard_photo` instead: the scene drawn
@@ -34,13 +35,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import common
 import numpy as np
 import torch
 from PIL import Image
 
-from fashion_cnn.data import FashionMNIST
+from fashion_cnn.data import CLASS_NAMES, FashionMNIST
 from fashion_cnn.evaluate import predict_logits
 from fashion_cnn.predict import Classifier
 from fashion_cnn.render import article_alone, hard_photo
@@ -96,7 +98,6 @@ def examples_figure(classifier: Classifier, photos: list[tuple[bytes, dict[str, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fashion_cnn.data import CLASS_NAMES
     from fashion_cnn.files import save_figure
 
     results = classifier.classify([blob for blob, _ in photos])
@@ -165,13 +166,32 @@ def evaluation_set(data: FashionMNIST, classifier: Classifier, split: str, n: in
     return data.test_images[:n], data.test_labels[:n]
 
 
-def alone_accuracy(classifier: Classifier, images: torch.Tensor, labels: torch.Tensor,
-                   seed: int) -> float:
-    """Accuracy on the articles alone (`render.article_alone`), with their own random stream
-    so the photos stay the same."""
+def alone_answers(classifier: Classifier, images: torch.Tensor, seed: int) -> torch.Tensor:
+    """The answers [N] on the articles alone (`render.article_alone`), drawn with their own
+    random stream so the photos stay the same."""
     rng = np.random.default_rng([seed, 1])
     alone = torch.from_numpy(np.stack([article_alone(x.numpy(), rng) for x in images]))
-    return (predict_logits(classifier.logits, alone).argmax(1) == labels).float().mean().item()
+    return predict_logits(classifier.logits, alone).argmax(1)
+
+
+def by_class(labels: torch.Tensor, answers: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Per class present: its images, the accuracy of each set of answers ([N] class indices, -1 for
+    none; e.g. clean, alone, photos), and the photos' two most common wrong answers with
+    their share of the class."""
+    out = {}
+    for k, name in enumerate(CLASS_NAMES):
+        mine = labels == k
+        n = int(mine.sum())
+        if not n:
+            continue
+        wrong = answers["photos"][mine & (answers["photos"] != k)]
+        values, counts = wrong.unique(return_counts=True)
+        top = sorted(zip(counts.tolist(), values.tolist(), strict=True), reverse=True)[:2]
+        out[name] = {"n": n, **{f"{key}_accuracy": (a[mine] == k).float().mean().item()
+                                for key, a in answers.items()},
+                     "photo_mistakes": [[CLASS_NAMES[v] if v >= 0 else "none", c / n]
+                                        for c, v in top]}
+    return out
 
 
 def parse_args() -> argparse.Namespace:
@@ -199,7 +219,8 @@ def main() -> None:
     images, labels = evaluation_set(data, classifier, args.split, args.n)
     name = args.model or classifier.meta["arch"]
     # on the same backend as the photos: the gap is the photos' alone
-    clean = (predict_logits(classifier.logits, images).argmax(1) == labels).float().mean().item()
+    clean_answers = predict_logits(classifier.logits, images).argmax(1)
+    clean = (clean_answers == labels).float().mean().item()
 
     stream = PhotoStream(hard_photo if args.hard else photo_style,
                          np.random.default_rng(args.seed), args.write)
@@ -209,7 +230,8 @@ def main() -> None:
     predictions = list(classifier.iter_classify(stream.photos(images, labels),
                                                 [str(i) for i in range(len(images))]))
     seconds = time.perf_counter() - start - stream.render_seconds
-    right = [p.index == int(y) for p, y in zip(predictions, labels, strict=True)]
+    photo_answers = torch.tensor([-1 if p.index is None else p.index for p in predictions])
+    right = (photo_answers == labels).tolist()
     groups = by_condition(right, stream.conditions)
     photo = statistics.mean(right)
     result = {
@@ -223,11 +245,14 @@ def main() -> None:
            for key, values in groups.items()},
         "seconds_per_photo": seconds / len(right),
     }
+    answers = {"clean": clean_answers, "photos": photo_answers}
     if args.hard:
+        answers["alone"] = alone_answers(classifier, images, args.seed)
         result = {"set": "hard", **result,
-                  "article_alone_accuracy": alone_accuracy(classifier, images, labels, args.seed),
+                  "article_alone_accuracy": (answers["alone"] == labels).float().mean().item(),
                   "photos_by_condition": {key: {k: len(v) for k, v in values.items()}
                                           for key, values in groups.items()}}
+    result["by_class"] = by_class(labels, answers)
     if args.examples:
         examples_figure(classifier, stream.first, labels[:stream.keep], args.examples, args.hard)
     stem = f"photo_accuracy{'_hard' if args.hard else ''}_{Path(name).stem}_{args.split}"

@@ -379,7 +379,22 @@ def render_photo(name: str, d: Result) -> str:
             f"{100 * (d['clean_accuracy'] - alone):.2f} points are the article's rendering "
             f"(enlarged, softened, tone curve) and {100 * (alone - d['photo_accuracy']):.2f} "
             "the rest (dye, room, camera, cut-out).")
+    if "by_class" in d:
+        parts.append(render_photo_classes(d["by_class"]))
     return "\n\n".join(parts)
+
+
+def render_photo_classes(classes: dict[str, Any]) -> str:
+    """Per class: clean, articles alone (hard set), photos, what the photos lose, and the
+    photos' commonest wrong answers."""
+    alone = "alone_accuracy" in next(iter(classes.values()))
+    rows = [[name, num(c["n"]), pct(c["clean_accuracy"], 1),
+             *([pct(c["alone_accuracy"], 1)] if alone else []), pct(c["photos_accuracy"], 1),
+             f"{100 * (c['clean_accuracy'] - c['photos_accuracy']):.1f}",
+             ", ".join(f"{label} {pct(share, 1)}" for label, share in c["photo_mistakes"])]
+            for name, c in classes.items()]
+    return table(["class", "images", "clean", *(["articles alone"] if alone else []),
+                  "as photos", "lost (points)", "commonest mistakes on photos"], rows)
 
 
 def render_real_photos(name: str, d: Result) -> str:

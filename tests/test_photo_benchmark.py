@@ -31,6 +31,19 @@ def test_breakdown_by_condition() -> None:
                       "blur": {"0-0.5 px": [True, False], "1-1.5 px": [True]}}
 
 
+def test_breakdown_by_class_and_commonest_mistakes() -> None:
+    labels = torch.tensor([0, 0, 0, 0, 6])
+    clean = torch.tensor([0, 0, 0, 6, 6])
+    photos = torch.tensor([0, 6, 6, 2, -1])  # -1: no answer (no garment found)
+    classes = photo_accuracy.by_class(labels, {"clean": clean, "photos": photos})
+    tshirt, shirt = classes["T-shirt/top"], classes["Shirt"]
+    assert tshirt["n"] == 4 and tshirt["clean_accuracy"] == 0.75
+    assert tshirt["photos_accuracy"] == 0.25
+    assert tshirt["photo_mistakes"] == [["Shirt", 0.5], ["Pullover", 0.25]]
+    assert shirt["photos_accuracy"] == 0.0 and shirt["photo_mistakes"] == [["none", 1.0]]
+    assert "Bag" not in classes  # no images of it
+
+
 def test_weight_interpolation_lerps_floating_state_only() -> None:
     interpolation = load_benchmark("weight_interpolation")
     torch.manual_seed(0)
