@@ -175,9 +175,9 @@ def alone_answers(classifier: Classifier, images: torch.Tensor, seed: int) -> to
 
 
 def by_class(labels: torch.Tensor, answers: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """Per class present: its images, the accuracy of each set of answers ([N] class indices, -1 for
-    none; e.g. clean, alone, photos), and the photos' two most common wrong answers with
-    their share of the class."""
+    """Per class present: its images, the accuracy of each set of answers ([N] class
+    indices, -1 for none; e.g. clean, alone, photos), and the photos' two most common wrong
+    answers with their share of the class."""
     out = {}
     for k, name in enumerate(CLASS_NAMES):
         mine = labels == k

@@ -358,7 +358,7 @@ HARD_CONDITIONS = ("pattern", "background", "gradient", "blur", "grey", "size")
 
 def render_photo(name: str, d: Result) -> str:
     """Clean against photo-style accuracy, by format and enlargement; for the hard set, by each
-    condition and on the articles alone."""
+    condition and on the articles alone; then by class."""
     head = table(["model", "split", "images", "clean", "as photos", "gap (points)"],
                  [[f"`{d['model']}`" + (f" ({d['backend']})" if "backend" in d else ""),
                    d["split"], num(d["n_images"]), pct(d["clean_accuracy"]),
