@@ -43,7 +43,7 @@ import torch
 from PIL import Image
 
 from fashion_cnn.data import CLASS_NAMES, FashionMNIST
-from fashion_cnn.evaluate import predict_logits
+from fashion_cnn.evaluate import confusion_matrix, predict_logits
 from fashion_cnn.predict import Classifier
 from fashion_cnn.render import article_alone, hard_photo
 from fashion_cnn.training import run_split
@@ -177,20 +177,22 @@ def alone_answers(classifier: Classifier, images: torch.Tensor, seed: int) -> to
 def by_class(labels: torch.Tensor, answers: dict[str, torch.Tensor]) -> dict[str, Any]:
     """Per class present: its images, the accuracy of each set of answers ([N] class
     indices, -1 for none; e.g. clean, alone, photos), and the photos' two most common wrong
-    answers with their share of the class."""
+    answers with their share of the class (ties: the later class first, no answer last)."""
+    names = [*CLASS_NAMES, "none"]  # the last column (and names[-1]): no answer
+    confusions = {key: confusion_matrix(labels, torch.where(a < 0, len(CLASS_NAMES), a),
+                                        len(names)) for key, a in answers.items()}
     out = {}
     for k, name in enumerate(CLASS_NAMES):
-        mine = labels == k
-        n = int(mine.sum())
+        row = confusions["photos"][k].tolist()
+        n = sum(row)
         if not n:
             continue
-        wrong = answers["photos"][mine & (answers["photos"] != k)]
-        values, counts = wrong.unique(return_counts=True)
-        top = sorted(zip(counts.tolist(), values.tolist(), strict=True), reverse=True)[:2]
-        out[name] = {"n": n, **{f"{key}_accuracy": (a[mine] == k).float().mean().item()
-                                for key, a in answers.items()},
-                     "photo_mistakes": [[CLASS_NAMES[v] if v >= 0 else "none", c / n]
-                                        for c, v in top]}
+        # (count, answer) with no answer as -1, as given: a tie puts it after every class
+        wrong = sorted(((c, j if j < len(CLASS_NAMES) else -1) for j, c in enumerate(row)
+                        if c and j != k), reverse=True)
+        out[name] = {"n": n, **{f"{key}_accuracy": (c[k, k] / n).item()
+                                for key, c in confusions.items()},
+                     "photo_mistakes": [[names[j], c / n] for c, j in wrong[:2]]}
     return out
 
 

@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -268,8 +269,6 @@ def _minutes(x: float | None) -> str:
 
 def hours_apart(a: str, b: str) -> float:
     """Hours between two ISO dates (results' `date` fields)."""
-    from datetime import datetime
-
     return abs((datetime.fromisoformat(a) - datetime.fromisoformat(b)).total_seconds()) / 3600
 
 

@@ -124,7 +124,7 @@ def sharpness_ascent(model: nn.Module, rho: float) -> Iterator[None]:
     the weights move back, so the optimizer applies the gradient taken inside to them."""
     params = [p for p in model.parameters() if p.grad is not None]
     with torch.no_grad():
-        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
         moves = [p.grad * (rho / (norm + 1e-12)) for p in params]
         torch._foreach_add_(params, moves)
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
