@@ -43,7 +43,8 @@ def student(spec: str, teacher: Path, runs: Path) -> tuple[Path, dict[str, Any]]
     config = recipe_config(RECIPE, **options)
     out = runs / f"w{float(weight):g}-e{config.epochs}"
     args = ["--recipe", RECIPE, *(arg for name, value in options.items()
-                                  for arg in (f"--{name.replace('_', '-')}", str(value)))]
+                                  for arg in (f"--{name.replace('_', '-')}", str(value))),
+            "--no-test"]
     return out, common.train_or_reuse(out, config, args)
 
 

@@ -37,7 +37,7 @@ def train(recipe: str, members: int, runs: Path) -> None:
     resume = ["--resume", str(runs)] if (runs / "config.json").is_file() else []
     args = resume or ["--recipe", recipe, "--members", str(members), "--seed", "0",
                       "--out", str(runs)]
-    subprocess.run([common.FASHION_CNN, "train", *args], check=True)
+    subprocess.run([common.FASHION_CNN, "train", *args, "--no-test"], check=True)
 
 
 def score(runs: Path, data: Any) -> dict[str, Any]:

@@ -27,7 +27,7 @@ def run(lr: float, init: str, out: Path) -> dict:
     return train_or_reuse(
         out, recipe_config(None, model="best", init=init, photos=True, epochs=EPOCHS, lr=lr),
         ["--recipe", "best", "--init", init, "--photos", "--epochs", str(EPOCHS),
-         "--lr", str(lr)])
+         "--lr", str(lr), "--no-test"])
 
 
 def main() -> None:

@@ -44,7 +44,8 @@ def run(views: int, crop: float, seed: int, init: str, out: Path) -> dict[str, A
             str(PHOTO_TUNING["synthetic"]), "--epochs", str(PHOTO_TUNING["epochs"]),
             "--lr", str(PHOTO_TUNING["lr"]), "--photo-views", str(views),
             "--photo-crop", f"{crop:g}",
-            "--photo-repeat", str(repeat), "--seed", str(seed), "--split-seed", str(split)]
+            "--photo-repeat", str(repeat), "--seed", str(seed), "--split-seed", str(split),
+            "--no-test"]
     return train_or_reuse(out, recipe_config("best", **options), args)
 
 

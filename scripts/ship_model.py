@@ -95,12 +95,24 @@ class Recipe:
 # Training and scoring
 
 
+def finished_run(out: Path) -> dict[str, Any] | None:
+    """metrics.json of the finished run in `out`, or None. A run trained with `--no-test`
+    cannot ship: its card reports the test accuracy it was trained to."""
+    if not (out / "metrics.json").is_file():
+        return None
+    metrics = json.loads((out / "metrics.json").read_text())
+    if "test_accuracy" not in metrics:
+        raise SystemExit(f"{out} was trained with --no-test; a shipped model's run scores the "
+                         "test set. Move it away and run this again.")
+    return metrics
+
+
 def train_or_load(recipe: Recipe, seed: int, data: FashionMNIST, out: Path,
                   epochs: int | None) -> dict[str, Any]:
     """metrics.json of the seed's run in `out`: read if finished, resumed if interrupted,
     else trained."""
-    if (out / "metrics.json").is_file():
-        return json.loads((out / "metrics.json").read_text())
+    if metrics := finished_run(out):
+        return metrics
     resume = (out / "config.json").is_file()
     config = None if resume else recipe_config(**recipe.options, seed=seed, epochs=epochs)
     return run_training(config, data, out, resume=resume)
@@ -108,8 +120,8 @@ def train_or_load(recipe: Recipe, seed: int, data: FashionMNIST, out: Path,
 
 def tune_or_load(seed: int, data: FashionMNIST, base: Path, out: Path) -> dict[str, Any]:
     """metrics.json of the seed's photo fine-tuning run in `out`, from checkpoint `base`."""
-    if (out / "metrics.json").is_file():
-        return json.loads((out / "metrics.json").read_text())
+    if metrics := finished_run(out):
+        return metrics
     resume = (out / "config.json").is_file()
     config = None if resume else recipe_config(None, model="best", seed=seed, init=str(base),
                                                **PHOTO_TUNING)

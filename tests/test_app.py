@@ -175,6 +175,21 @@ def test_model_page_reads_the_shipped_files() -> None:
     assert any("Model card" in e.label for e in at.expander)
 
 
+def test_model_page_of_a_run_that_left_the_test_set_alone(tiny_data, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from fashion_cnn.training import TrainConfig, run_training
+
+    run_training(TrainConfig(epochs=1, val_fraction=0.25), tiny_data, tmp_path, progress=False,
+                 log=lambda _: None, score_test=False)
+    monkeypatch.setenv(serve.MODEL_ENV, str(tmp_path / "model.pt"))
+    at = streamlit_testing.AppTest.from_string(
+        "from fashion_cnn.app import model_page\nmodel_page()", default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.metric[0].label == "Accuracy on its validation split (not scored on the test set)"
+    assert at.metric[0].value.endswith("%")
+
+
 # --- the real server in a real browser --------------------------------------------------------
 
 
@@ -237,7 +252,7 @@ def test_upload_in_a_real_browser(server: str, browser, classifier: Classifier,
 def test_model_page_in_a_real_browser(server: str, browser, tmp_path: Path) -> None:
     page = browser.new_page()
     page.goto(f"{server}/model")
-    page.get_by_text("Test accuracy (official 10,000 images)").wait_for(timeout=60_000)
+    page.get_by_text("Accuracy on the 10,000 Fashion-MNIST test images").wait_for(timeout=60_000)
     page.get_by_text("Per class").wait_for(timeout=30_000)
     page.screenshot(path=str(tmp_path / "model.png"), full_page=True)
     page.close()

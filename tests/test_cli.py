@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from conftest import run_cli
+from fashion_cnn import cli
 from fashion_cnn.cli import main
 
 
@@ -45,6 +47,17 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path: Path, synthetic_dir: Pat
                  str(synthetic_dir)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and str(not_a_run) in err, err
+
+
+def test_train_without_the_test_set_reports_validation(
+        tmp_path: Path, tiny_data, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, "_load_data", lambda *_: tiny_data)  # the real files are checked
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--no-test", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "validation split; test set not scored" in printed and "official" not in printed
+    assert "test_accuracy" not in json.loads((out / "metrics.json").read_text())
 
 
 @pytest.mark.slow

@@ -42,6 +42,8 @@ def test_members_share_the_split_and_the_ensemble_averages_them(tiny_data, tmp_p
     members = [json.loads((tmp_path / f"member{k}" / "metrics.json").read_text())
                for k in range(2)]
     assert metrics["train_seconds"] == pytest.approx(sum(m["train_seconds"] for m in members))
+    # the ensemble answers the test set once; its members never look at it
+    assert "test_accuracy" in metrics and not any("test_accuracy" in m for m in members)
     assert len(metrics["epochs"]) == 2  # one history per member
     _, val = split_indices(len(tiny_data.train_labels), 0.25, 3)
     with torch.no_grad():

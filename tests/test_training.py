@@ -63,6 +63,22 @@ def test_end_to_end_tiny_run(tiny_data, tmp_path: Path) -> None:
     assert meta["config"]["epochs"] == 3 and meta["metrics"]["test_accuracy"] > 0.5
 
 
+def test_a_run_without_the_test_set_never_reads_it(tiny_data, tmp_path: Path) -> None:
+    # test images of the wrong shape: any model that scored them would fail
+    untouchable = replace(tiny_data, test_images=torch.zeros(3, 5, 5, dtype=torch.uint8))
+    metrics = run_training(TrainConfig(**TINY), untouchable, tmp_path, progress=False,
+                           log=_quiet, score_test=False)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    _, meta = load_checkpoint(tmp_path)
+    for found in (metrics, saved, meta["metrics"]):
+        assert not [k for k in found if k.startswith("test_")], found.keys()
+        assert found["val_accuracy"] == saved["epochs"][-1]["val_accuracy"] > 0.5
+    with pytest.raises(FashionCNNError, match="--no-test needs a validation split"):
+        run_training(TrainConfig(**{**TINY, "val_fraction": 0.0}), untouchable,
+                     tmp_path / "unscored", progress=False, log=_quiet, score_test=False)
+    assert not (tmp_path / "unscored").exists()
+
+
 def test_validation_split_is_disjoint_and_reproducible() -> None:
     train, val = split_indices(100, 0.2, seed=3)
     assert len(val) == 20 and len(train) == 80
@@ -479,7 +495,8 @@ def test_train_and_cv_options_come_from_the_config() -> None:
             if "help" in f.metadata:
                 assert f.name in train and f.name in cv, f.name
                 assert f.metadata["help"] in train[f.name].help
-    assert set(train) <= set(cv)  # cv takes every option train does (and --folds)
+    # cv takes every option train does (and --folds), except --test: it never scores the test set
+    assert set(train) - {"test"} <= set(cv)
     for name, overrides in RECIPES.items():  # the recipes' values, printed from the recipes
         for key, value in overrides.items():
             assert f"{key}={value}" in train["recipe"].help, (name, key)

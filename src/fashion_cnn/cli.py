@@ -174,6 +174,9 @@ def train(
     resume: Annotated[Optional[Path], typer.Option(
         help="Continue the interrupted run in this folder (its saved config is used).")] = None,
     nproc: Nproc = 1,
+    test: Annotated[bool, typer.Option(
+        help="Score the official test set once, at the end; --no-test leaves it alone (for "
+             "runs that choose something, on the validation split).")] = True,
     data_dir: DataDir = None, offline: Offline = False, quiet: Quiet = False,
 ) -> None:
     """Train a model; writes model.pt, metrics.json and learning_curves.png into --out."""
@@ -184,23 +187,28 @@ def train(
     quiet = quiet or not first  # one progress display: the first process's
     config = _config(options, resume)
     out_dir = resume or out or Path("runs") / f"{config.model}-seed{config.seed}"
-    resolve_run_config(config, out_dir, resume is not None)  # a bad folder fails before the data
+    resolve_run_config(config, out_dir, resume is not None, test)  # fails before the data
     ds = _load_data(data_dir, offline, quiet)
     try:
         metrics = run_training(config, ds, out_dir, resume=resume is not None,
-                               progress=_progress(quiet))
+                               progress=_progress(quiet), score_test=test)
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted; continue with: fashion-cnn train --resume {out_dir}",
                    err=True)
         raise typer.Exit(130) from None
-    if first:
+    if not first:
+        return
+    if not test:
+        typer.echo(f"Accuracy : {100 * metrics['val_accuracy']:.3f}  (validation split; "
+                   "test set not scored)")
+    else:
         typer.echo(f"Accuracy : {100 * metrics['test_accuracy']:.3f}  (official test set)")
-        if "test_accuracy_tta" in metrics:
-            views = tta_views(metrics["config"].get("tta_shift", 0))
-            typer.echo(f"           {100 * metrics['test_accuracy_tta']:.3f}  averaged with "
-                       f"{views} (test-time augmentation; `evaluate --tta`)")
-        typer.echo(f"train time {metrics['train_seconds']:.1f}s, "
-                   f"{metrics['images_per_second']:,.0f} images/s; results in {out_dir}")
+    if "test_accuracy_tta" in metrics:
+        views = tta_views(metrics["config"].get("tta_shift", 0))
+        typer.echo(f"           {100 * metrics['test_accuracy_tta']:.3f}  averaged with "
+                   f"{views} (test-time augmentation; `evaluate --tta`)")
+    typer.echo(f"train time {metrics['train_seconds']:.1f}s, "
+               f"{metrics['images_per_second']:,.0f} images/s; results in {out_dir}")
 
 
 @app.command()

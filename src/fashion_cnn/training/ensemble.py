@@ -67,8 +67,9 @@ def train_members(config: TrainConfig, data: FashionMNIST, out: Path, *, progres
             continue
         resume = (folder / "config.json").is_file()
         member = None if resume else member_config(config, k, member_init(config, k, folder))
+        # only the ensemble answers the test set: a member's score would be a second look
         runs.append(run_training(member, data, folder, resume=resume, progress=progress,
-                                 log=log))
+                                 log=log, score_test=False))
     arch, kwargs = config.architecture()
     model = build_model(arch, **kwargs)
     if world()[0] != 0:  # with --nproc only the first process scores and saves the ensemble

@@ -2,7 +2,8 @@
 cross-validation (the reference article's protocol, on the training set).
 
 A run folder DIR holds config.json (from the start), state.pt (while running: see loop.py),
-then model.pt, metrics.json and learning_curves.png. The test set is scored once, at the end.
+then model.pt, metrics.json and learning_curves.png. The test set is scored once, at the end
+(unless the run is told to leave it alone).
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ def torch_threads(count: int) -> Iterator[None]:
 
 
 def resolve_run_config(config: TrainConfig | None, out_dir: str | Path,
-                       resume: bool = False) -> TrainConfig:
-    """The config a run in `out_dir` will use; refuses a folder that does not fit the request.
+                       resume: bool = False, score_test: bool = True) -> TrainConfig:
+    """The config a run in `out_dir` will use; refuses a folder that does not fit the request,
+    and a run that would score nothing (no test set, no validation split).
 
     Cheap and writes nothing, so the CLI can call it before loading the data.
     """
@@ -66,10 +68,15 @@ def resolve_run_config(config: TrainConfig | None, out_dir: str | Path,
         if config_path.exists() or model_path.exists():
             raise FashionCNNError(f"{out} already holds a training run. Continue it with "
                                   f"--resume {out}, or choose another --out.")
-        return config or TrainConfig()
-    if model_path.is_file():
+        config = config or TrainConfig()
+    elif model_path.is_file():
         raise FashionCNNError(f"The run in {out} already finished ({model_path} exists).")
-    return saved_config(config_path)
+    else:
+        config = saved_config(config_path)
+    if not score_test and config.val_fraction == 0:
+        raise FashionCNNError("--no-test needs a validation split (--val-fraction above 0): "
+                              "without one nothing would score the model.")
+    return config
 
 
 def saved_config(path: Path) -> TrainConfig:
@@ -92,15 +99,17 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
                  resume: bool = False, progress: bool = True,
                  log: Callable[[str], None] = _log,
                  after_epoch: Callable[[torch.nn.Module, dict[str, Any]], None] | None = None,
-                 ) -> dict[str, Any]:
+                 score_test: bool = True) -> dict[str, Any]:
     """Train, test once on the official test set, and write checkpoint + metrics + plot.
 
     With `resume=True`, `config` may be None: the one saved in `out_dir` is used.
+    `score_test=False` leaves the test set alone (runs that make a choice, which is made on
+    the validation split): the results then carry no test figures.
     `after_epoch(model, record)`: called after each epoch's validation (loop.fit).
     An ensemble (`members` > 1) trains its members in sub-folders first (ensemble.py).
     """
     out = Path(out_dir)
-    config = resolve_run_config(config, out, resume)
+    config = resolve_run_config(config, out, resume, score_test)
     rank, processes = world()
     if processes > 1:
         torch.distributed.barrier()  # every process has checked the folder before it fills
@@ -133,7 +142,7 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
         val_accuracy = (histories[0][-1]["val_accuracy"] if len(histories) == 1 else
                         loss_and_accuracy(model, data.train_images[val_idx],
                                           data.train_labels[val_idx])[1])
-        tested = test_scores(model, data)
+        tested = test_scores(model, data) if score_test else {}
         photo_scores = score_on_photos(model, progress) if config.photos else None
     train_seconds = sum(h["epoch_seconds"] for history in histories for h in history)
     epochs = sum(len(history) for history in histories)
@@ -153,10 +162,19 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
         **tested,
     }
     write_run_results(out, model, config, metrics, data.checksums, histories)
-    tta = ("" if "test_accuracy_tta" not in tested
-           else f" ({100 * tested['test_accuracy_tta']:.2f}% with test-time views)")
-    log(f"test accuracy {100 * tested['test_accuracy']:.2f}%{tta} -> {out / 'model.pt'}")
+    log(f"{scored(metrics)} -> {out / 'model.pt'}")
     return metrics
+
+
+def scored(metrics: dict[str, Any]) -> str:
+    """A run's headline in words: its test accuracy (with test-time views where scored), or
+    its validation accuracy when the test set was left alone."""
+    if "test_accuracy" not in metrics:
+        return (f"validation accuracy {100 * metrics['val_accuracy']:.2f}% "
+                "(test set not scored)")
+    tta = ("" if "test_accuracy_tta" not in metrics
+           else f" ({100 * metrics['test_accuracy_tta']:.2f}% with test-time views)")
+    return f"test accuracy {100 * metrics['test_accuracy']:.2f}%{tta}"
 
 
 def test_scores(model: torch.nn.Module, data: FashionMNIST) -> dict[str, float]:
