@@ -29,27 +29,17 @@ from photo_views import photo_figures
 from real_photos import retaken
 
 from fashion_cnn.evaluate import loss_and_accuracy
-from fashion_cnn.models import load_checkpoint, save_checkpoint
+from fashion_cnn.models import interpolate_weights, load_checkpoint, save_checkpoint
 from fashion_cnn.photos import find_photos_dir, list_photos
 from fashion_cnn.predict import Classifier
 from fashion_cnn.training.run import run_split, score_on_photos, unsure_rule
-
-
-def interpolate(base: torch.nn.Module, tuned_state: dict[str, torch.Tensor],
-                alpha: float) -> None:
-    """base's floating-point state <- (1 - alpha) base + alpha tuned (in place; counters
-    such as batch norm's num_batches_tracked stay the base's)."""
-    with torch.no_grad():
-        for name, value in base.state_dict().items():
-            if value.is_floating_point():
-                value.lerp_(tuned_state[name], alpha)
 
 
 def scored(alpha: float, tuned_state: dict[str, torch.Tensor], args: Any, data: Any,
            val_idx: torch.Tensor, photos: list[tuple[Path, str]]) -> dict[str, Any]:
     """One alpha's checkpoint (written to RUNS/alpha{alpha}) and its validation figures."""
     base, meta = load_checkpoint(args.base)  # afresh: interpolate works in place
-    interpolate(base, tuned_state, alpha)
+    interpolate_weights(base, tuned_state, alpha)
     images, labels = data.train_images[val_idx], data.train_labels[val_idx]
     figures = {"fashion_mnist_val_accuracy": loss_and_accuracy(base, images, labels)[1]}
     base.tta = False

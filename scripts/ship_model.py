@@ -14,6 +14,9 @@ seed's run is then fine-tuned on Fashion-MNIST plus the real photos' train split
 (`--photos --init RUNS/best-seedN/model.pt`, PHOTO_TUNING below) into RUNS/best-photos-seedN,
 which is what ships, with the "unsure" threshold chosen on the photos' validation split.
 `--init F` fine-tunes seed 0 from checkpoint F instead of training its base run.
+`--average-with RUN --alpha A` ships seed 0's weights averaged with RUN's model.pt (same
+architecture): (1 - A) seed 0 + A RUN, batch-norm statistics included (WiSE-FT; the alpha
+chosen on validation by benchmarks/weight_interpolation.py and the rule in docs/design.md).
 
 A finished run in RUNS is reused; an interrupted one resumes. Seed 0 is shipped whatever the
 scores (declared before training, so the test set picks nothing); what is scored is what is
@@ -52,6 +55,7 @@ from fashion_cnn.models import (
     compress_state,
     count_parameters,
     expand_state,
+    interpolate_weights,
     load_checkpoint,
     save_checkpoint,
     shipped_model_dir,
@@ -210,12 +214,27 @@ RECIPES = {"seed": SEED, "best": BEST}
 # Shipping
 
 
+def averaged_with(net: nn.Module, meta: dict[str, Any], run: Path, alpha: float
+                  ) -> dict[str, Any]:
+    """`net` <- (1 - alpha) net + alpha RUN's model (in place); what metrics.json records
+    of it."""
+    other, other_meta = load_checkpoint(run / "model.pt")
+    if (other_meta["arch"], other_meta["arch_kwargs"].get("width")) != (
+            meta["arch"], meta["arch_kwargs"].get("width")):
+        raise SystemExit(f"{run} holds a {other_meta['arch']} model of another shape; "
+                         "only models of one architecture can be averaged.")
+    interpolate_weights(net, other.state_dict(), alpha)
+    command = json.loads((run / "metrics.json").read_text())["command"]
+    return {"with": str(run), "alpha": alpha, "with_command": command}
+
+
 def ship(name: str, dest: Path, run_dirs: dict[int, Path], runs: dict[int, dict],
-         data: FashionMNIST) -> dict[str, Any]:
-    """Compress seed 0's weights, score them and write the model's folder `dest`; returns
-    its metrics.json."""
+         data: FashionMNIST, average: tuple[Path, float] | None = None) -> dict[str, Any]:
+    """Compress seed 0's weights (averaged with another run's first, if `average` = (run,
+    alpha)), score them and write the model's folder `dest`; returns its metrics.json."""
     recipe = RECIPES[name]
     net, meta = load_checkpoint(run_dirs[SHIPPED_SEED] / "model.pt")
+    averaging = averaged_with(net, meta, *average) if average else None
     net.load_state_dict(expand_state(compress_state(net.state_dict(), recipe.weights)))
     shipped = recipe.score(net, meta, runs, data, run_dirs)
     photos = shipped.summary.get("photos")
@@ -239,8 +258,8 @@ def ship(name: str, dest: Path, run_dirs: dict[int, Path], runs: dict[int, dict]
     shutil.copyfile(run_dirs[SHIPPED_SEED] / "learning_curves.png",
                     dest / "learning_curves.png")
     summary = {**provenance(SHIPPED_SEED, data.checksums), "shipped_seed": SHIPPED_SEED,
-               **shipped.summary, "training_run": runs[SHIPPED_SEED],
-               "evaluation": shipped.report}
+               **shipped.summary, **({"weight_average": averaging} if averaging else {}),
+               "training_run": runs[SHIPPED_SEED], "evaluation": shipped.report}
     write_json(dest / "metrics.json", summary)
     with atomic_path(dest / "MODEL_CARD.md") as tmp:
         tmp.write_text(recipe.card(summary, dest / "model.pt", recipe.weights))
@@ -291,6 +310,9 @@ def parse_args() -> argparse.Namespace:
                         help="best: fine-tune each run on the real photos too, and ship that")
     parser.add_argument("--init", type=Path,
                         help="with --photos: fine-tune seed 0 from this checkpoint instead")
+    parser.add_argument("--average-with", type=Path, metavar="RUN",
+                        help="with --photos: ship seed 0 averaged with RUN's model (--alpha)")
+    parser.add_argument("--alpha", type=float, help="RUN's share of the averaged weights")
     parser.add_argument("--add-calibration", action="store_true",
                         help="best: train nothing; give DEST/best its int8 calibration images")
     args = parser.parse_args()
@@ -299,6 +321,9 @@ def parse_args() -> argparse.Namespace:
     args.seeds = args.seeds or list(recipe.seeds)
     if SHIPPED_SEED not in args.seeds:
         parser.error(f"--seeds must include {SHIPPED_SEED}, the seed that is shipped")
+    if (args.average_with is None) != (args.alpha is None) or (
+            args.average_with and not (args.photos and 0 < args.alpha < 1)):
+        parser.error("--average-with RUN and --alpha A go together, with --photos, 0 < A < 1")
     return args
 
 
@@ -321,7 +346,8 @@ def main() -> None:
         runs = {s: tune_or_load(s, data, bases[s], run_dirs[s]) for s in args.seeds}
     else:
         runs = {s: train_or_load(recipe, s, data, run_dirs[s], args.epochs) for s in args.seeds}
-    summary = ship(args.model, args.dest / args.model, run_dirs, runs, data)
+    average = (args.average_with, args.alpha) if args.average_with else None
+    summary = ship(args.model, args.dest / args.model, run_dirs, runs, data, average)
     print(f"seeds {summary['seeds']}; shipped {100 * summary['shipped_test_accuracy']:.2f}% "
           f"({recipe.weights} weights) -> {args.dest / args.model}")
 

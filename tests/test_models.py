@@ -16,6 +16,7 @@ from fashion_cnn.models import (
     SHIPPED_MODELS,
     build_model,
     count_parameters,
+    interpolate_weights,
     load_checkpoint,
     save_checkpoint,
     shipped_model_dir,
@@ -236,3 +237,21 @@ def test_shift_views_average_the_moved_pictures_and_their_mirrors() -> None:
         torch.testing.assert_close(net(x), expected, rtol=1e-4, atol=1e-4)
     net.train()  # training sees one view
     assert net(x).shape == (3, 10)
+
+
+def test_weight_averaging_lerps_floating_state_only() -> None:
+    torch.manual_seed(0)
+    base, tuned = build_model("best", width=2), build_model("best", width=2)
+    for module in tuned.modules():  # give the tuned model other batch-norm statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.add_(1.0)
+            module.num_batches_tracked.add_(7)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    interpolate_weights(base, tuned.state_dict(), 0.25)
+    after, other = base.state_dict(), tuned.state_dict()
+    for name, value in after.items():
+        if value.is_floating_point():
+            assert torch.allclose(value, 0.75 * before[name] + 0.25 * other[name], atol=1e-6)
+        else:  # counters stay the base's
+            assert torch.equal(value, before[name])
+    assert not torch.equal(after["features.0.1.running_mean"], before["features.0.1.running_mean"])

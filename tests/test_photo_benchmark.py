@@ -11,7 +11,6 @@ from PIL import Image
 
 from conftest import load_benchmark
 from conftest import synthetic_article as article
-from fashion_cnn.models import build_model
 
 photo_accuracy = load_benchmark("photo_accuracy")
 
@@ -42,22 +41,3 @@ def test_breakdown_by_class_and_commonest_mistakes() -> None:
     assert tshirt["photo_mistakes"] == [["Shirt", 0.5], ["Pullover", 0.25]]
     assert shirt["photos_accuracy"] == 0.0 and shirt["photo_mistakes"] == [["none", 1.0]]
     assert "Bag" not in classes  # no images of it
-
-
-def test_weight_interpolation_lerps_floating_state_only() -> None:
-    interpolation = load_benchmark("weight_interpolation")
-    torch.manual_seed(0)
-    base, tuned = build_model("best", width=2), build_model("best", width=2)
-    for module in tuned.modules():  # give the tuned model other batch-norm statistics
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.add_(1.0)
-            module.num_batches_tracked.add_(7)
-    before = {k: v.clone() for k, v in base.state_dict().items()}
-    interpolation.interpolate(base, tuned.state_dict(), 0.25)
-    after, other = base.state_dict(), tuned.state_dict()
-    for name, value in after.items():
-        if value.is_floating_point():
-            assert torch.allclose(value, 0.75 * before[name] + 0.25 * other[name], atol=1e-6)
-        else:  # counters stay the base's
-            assert torch.equal(value, before[name])
-    assert not torch.equal(after["features.0.1.running_mean"], before["features.0.1.running_mean"])

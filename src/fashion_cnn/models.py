@@ -252,6 +252,17 @@ def expand_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def interpolate_weights(model: nn.Module, other: dict[str, torch.Tensor], alpha: float) -> None:
+    """model's floating-point state <- (1 - alpha) model + alpha `other` (a state dict of the
+    same architecture), in place: WiSE-FT's weight averaging (Wortsman et al. 2022) of a model
+    and its fine-tune. Batch-norm statistics are averaged too; counters (num_batches_tracked)
+    stay the model's."""
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            if value.is_floating_point():
+                value.lerp_(other[name], alpha)
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, *, config: dict[str, Any],
                     metrics: dict[str, Any], data_checksums: dict[str, str] | None,
                     weights: str = "float32", unsure: dict[str, Any] | None = None,
