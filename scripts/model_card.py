@@ -124,11 +124,13 @@ def best_card(s: dict[str, Any], model: Path, weights: str) -> str:
     tuned = (" of the fine-tuning (the base model: `fashion-cnn train --recipe best`, from "
              "scratch)" if cfg.get("init") else "")
     if average := s.get("weight_average"):  # WiSE-FT: this run's weights averaged with another's
-        command += (f"; its weights then averaged with those of `{average['with']}` "
-                    f"(`{average['with_command']}`), {1 - average['alpha']:g} : "
-                    f"{average['alpha']:g}, batch-norm statistics included (WiSE-FT, Wortsman "
-                    "et al. 2022; the share chosen on validation: docs/design.md). The recipe "
-                    "and training time below are this run's")
+        views = average["with_config"].get("photo_views", 0)
+        command += (f". Its weights were then averaged, {1 - average['alpha']:g} : "
+                    f"{average['alpha']:g} with batch-norm statistics, with those of "
+                    f"`{average['with']}`, a fine-tune from the same start"
+                    + (f" that also saw each real photo retaken {views} times" if views else "")
+                    + " (WiSE-FT, Wortsman et al. 2022; the share chosen on validation: "
+                    "docs/design.md). The recipe and training time below are this run's")
     return f"""# Model card: `best` (fashion-cnn's default model)
 
 **Test accuracy (official 10,000 test images): {100 * s['shipped_test_accuracy']:.2f}%** as

@@ -224,8 +224,9 @@ def averaged_with(net: nn.Module, meta: dict[str, Any], run: Path, alpha: float
         raise SystemExit(f"{run} holds a {other_meta['arch']} model of another shape; "
                          "only models of one architecture can be averaged.")
     interpolate_weights(net, other.state_dict(), alpha)
-    command = json.loads((run / "metrics.json").read_text())["command"]
-    return {"with": str(run), "alpha": alpha, "with_command": command}
+    theirs = json.loads((run / "metrics.json").read_text())
+    return {"with": str(run), "alpha": alpha, "with_command": theirs["command"],
+            "with_config": theirs["config"]}
 
 
 def ship(name: str, dest: Path, run_dirs: dict[int, Path], runs: dict[int, dict],

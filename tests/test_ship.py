@@ -64,7 +64,8 @@ def _run(folder: Path, width: int, seed: int) -> Path:
     torch.manual_seed(seed)
     save_checkpoint(folder / "model.pt", build_model("best", width=width), config={},
                     metrics={}, data_checksums=None)
-    (folder / "metrics.json").write_text(json.dumps({"command": f"train --seed {seed}"}))
+    (folder / "metrics.json").write_text(json.dumps({"command": f"train --seed {seed}",
+                                                     "config": {"seed": seed}}))
     return folder
 
 
@@ -75,7 +76,8 @@ def test_a_shipped_model_can_be_its_run_averaged_with_another(tmp_path: Path) ->
     theirs = load_checkpoint(other / "model.pt")[0].state_dict()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     record = ship_model.averaged_with(net, meta, other, 0.25)
-    assert record == {"with": str(other), "alpha": 0.25, "with_command": "train --seed 1"}
+    assert record == {"with": str(other), "alpha": 0.25, "with_command": "train --seed 1",
+                      "with_config": {"seed": 1}}
     weight = "features.0.0.weight"
     assert torch.allclose(net.state_dict()[weight],
                           0.75 * before[weight] + 0.25 * theirs[weight], atol=1e-6)
