@@ -130,7 +130,8 @@ def best_card(s: dict[str, Any], model: Path, weights: str) -> str:
                     f"`{average['with']}`, a fine-tune from the same start"
                     + (f" that also saw each real photo retaken {views} times" if views else "")
                     + " (WiSE-FT, Wortsman et al. 2022; the share chosen on validation: "
-                    "docs/design.md). The recipe and training time below are this run's")
+                    f"docs/design.md), and shipped by `{s['command']}`. The recipe and "
+                    "training time below are this run's")
     return f"""# Model card: `best` (fashion-cnn's default model)
 
 **Test accuracy (official 10,000 test images): {100 * s['shipped_test_accuracy']:.2f}%** as
