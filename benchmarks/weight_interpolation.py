@@ -9,9 +9,9 @@ a fine-tune by averaging its weights with the fine-tuned ones: theta = (1 - alph
 alpha tuned. Here the base is the default shipped until 2026-12-04 (recorded as `best`; its
 files, rebuilt as a run folder, are in runs/wise/best-photos-seed0) and the tuned model its
 fine-tune with retaken views of the real photos (benchmarks/photo_views.py's V = 7, crop 0),
-which gains on the real photos and lost 0.2 points of Fashion-MNIST test accuracy. Alpha 0.25
-of it is the default shipped since (scripts/ship_model.py --average-with). Both come from the same
-weights, so their average is a working network; batch-norm statistics are averaged too.
+which gains on the real photos and lost 0.2 points of Fashion-MNIST test accuracy. Both come
+from the same weights, so their average is a working network; batch-norm statistics are
+averaged too. Alpha 0.25 ships as the default since (scripts/ship_model.py --average-with).
 
 Every alpha is written as a checkpoint into RUNS/alpha{alpha} (its "unsure" threshold chosen
 on the real validation photos, as training chooses it) and scored on validation splits only,
