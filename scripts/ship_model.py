@@ -214,16 +214,14 @@ RECIPES = {"seed": SEED, "best": BEST}
 # Shipping
 
 
-def averaged_with(net: nn.Module, meta: dict[str, Any], run: Path, alpha: float
-                  ) -> dict[str, Any]:
+def averaged_with(net: nn.Module, run: Path, alpha: float) -> dict[str, Any]:
     """`net` <- (1 - alpha) net + alpha RUN's model (in place); what metrics.json records
     of it."""
-    other, other_meta = load_checkpoint(run / "model.pt")
-    if (other_meta["arch"], other_meta["arch_kwargs"].get("width")) != (
-            meta["arch"], meta["arch_kwargs"].get("width")):
-        raise SystemExit(f"{run} holds a {other_meta['arch']} model of another shape; "
-                         "only models of one architecture can be averaged.")
-    interpolate_weights(net, other.state_dict(), alpha)
+    other, _ = load_checkpoint(run / "model.pt")
+    try:
+        interpolate_weights(net, other.state_dict(), alpha)
+    except FashionCNNError as err:
+        raise SystemExit(f"{run}: {err}") from None
     theirs = json.loads((run / "metrics.json").read_text())
     return {"with": str(run), "alpha": alpha, "with_command": theirs["command"],
             "with_config": theirs["config"]}
@@ -235,7 +233,7 @@ def ship(name: str, dest: Path, run_dirs: dict[int, Path], runs: dict[int, dict]
     alpha)), score them and write the model's folder `dest`; returns its metrics.json."""
     recipe = RECIPES[name]
     net, meta = load_checkpoint(run_dirs[SHIPPED_SEED] / "model.pt")
-    averaging = averaged_with(net, meta, *average) if average else None
+    averaging = averaged_with(net, *average) if average else None
     net.load_state_dict(expand_state(compress_state(net.state_dict(), recipe.weights)))
     shipped = recipe.score(net, meta, runs, data, run_dirs)
     photos = shipped.summary.get("photos")

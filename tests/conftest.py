@@ -27,16 +27,21 @@ from fashion_cnn.errors import FashionCNNError
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def load_benchmark(name: str) -> ModuleType:
-    """benchmarks/NAME.py as a module (benchmarks/ is not a package; its scripts import their
-    sibling `common`)."""
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+def load_script(path: Path) -> ModuleType:
+    """A script outside the package (benchmarks/, scripts/) as a module named after its file;
+    its folder goes on sys.path, as the scripts import their siblings (e.g. `common`)."""
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # its dataclasses look their module up there
+    sys.modules[path.stem] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """benchmarks/NAME.py as a module (benchmarks/ is not a package)."""
+    return load_script(BENCHMARKS / f"{name}.py")
 
 
 def idx_bytes(tensor: torch.Tensor, magic: int) -> bytes:

@@ -255,3 +255,8 @@ def test_weight_averaging_lerps_floating_state_only() -> None:
         else:  # counters stay the base's
             assert torch.equal(value, before[name])
     assert not torch.equal(after["features.0.1.running_mean"], before["features.0.1.running_mean"])
+    wider = build_model("best", width=4).state_dict()  # same names, other sizes: refused whole
+    kept = {k: v.clone() for k, v in after.items()}
+    with pytest.raises(FashionCNNError, match="another shape"):
+        interpolate_weights(base, wider, 0.25)
+    assert all(torch.equal(v, kept[k]) for k, v in base.state_dict().items())

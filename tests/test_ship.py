@@ -3,7 +3,6 @@ a shipped model comes with is written, and the checkpoint loads."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import write_dataset
+from conftest import load_script, write_dataset
 from fashion_cnn.models import build_model, load_checkpoint, save_checkpoint
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
@@ -51,15 +50,6 @@ def test_ship_model(tmp_path: Path, model: str, seeds: list[str], weights: str) 
         assert "## Inference" in card
 
 
-def _ship_module():
-    sys.path.insert(0, str(SCRIPT.parent))  # it imports its sibling model_card
-    spec = importlib.util.spec_from_file_location("ship_model", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ship_model"] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def _run(folder: Path, width: int, seed: int) -> Path:
     torch.manual_seed(seed)
     save_checkpoint(folder / "model.pt", build_model("best", width=width), config={},
@@ -70,19 +60,19 @@ def _run(folder: Path, width: int, seed: int) -> Path:
 
 
 def test_a_shipped_model_can_be_its_run_averaged_with_another(tmp_path: Path) -> None:
-    ship_model = _ship_module()
+    ship_model = load_script(SCRIPT)
     mine, other = _run(tmp_path / "mine", 2, 0), _run(tmp_path / "other", 2, 1)
-    net, meta = load_checkpoint(mine / "model.pt")
+    net, _ = load_checkpoint(mine / "model.pt")
     theirs = load_checkpoint(other / "model.pt")[0].state_dict()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    record = ship_model.averaged_with(net, meta, other, 0.25)
+    record = ship_model.averaged_with(net, other, 0.25)
     assert record == {"with": str(other), "alpha": 0.25, "with_command": "train --seed 1",
                       "with_config": {"seed": 1}}
     weight = "features.0.0.weight"
     assert torch.allclose(net.state_dict()[weight],
                           0.75 * before[weight] + 0.25 * theirs[weight], atol=1e-6)
     with pytest.raises(SystemExit, match="another shape"):
-        ship_model.averaged_with(net, meta, _run(tmp_path / "wide", 4, 2), 0.25)
+        ship_model.averaged_with(net, _run(tmp_path / "wide", 4, 2), 0.25)
     proc = subprocess.run([sys.executable, str(SCRIPT), "--model", "best", "--alpha", "0.25"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "go together" in proc.stderr

@@ -254,11 +254,16 @@ def expand_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def interpolate_weights(model: nn.Module, other: dict[str, torch.Tensor], alpha: float) -> None:
     """model's floating-point state <- (1 - alpha) model + alpha `other` (a state dict of the
-    same architecture), in place: WiSE-FT's weight averaging (Wortsman et al. 2022) of a model
-    and its fine-tune. Batch-norm statistics are averaged too; counters (num_batches_tracked)
-    stay the model's."""
+    same architecture and size), in place: WiSE-FT's weight averaging (Wortsman et al. 2022)
+    of a model and its fine-tune. Batch-norm statistics are averaged too; counters
+    (num_batches_tracked) stay the model's."""
+    state = model.state_dict()
+    if {k: v.shape for k, v in state.items()} != {k: v.shape for k, v in other.items()}:
+        raise FashionCNNError("The weights to average with are of another shape (other "
+                              "tensors or sizes): only models of one architecture and size "
+                              "can be averaged.")
     with torch.no_grad():
-        for name, value in model.state_dict().items():
+        for name, value in state.items():
             if value.is_floating_point():
                 value.lerp_(other[name], alpha)
 
