@@ -11,7 +11,13 @@ import torch
 
 from conftest import run_cli
 from fashion_cnn.models import build_model
-from fashion_cnn.training.distributed import SyncBatchNorm, shard, sync_batch_norm, torchrun_command
+from fashion_cnn.training.distributed import (
+    SyncBatchNorm,
+    finish,
+    shard,
+    sync_batch_norm,
+    torchrun_command,
+)
 
 WORKER = Path(__file__).parent / "helpers" / "ddp_worker.py"
 
@@ -79,6 +85,7 @@ def test_cli_nproc_trains_like_one_process(real_data_dir: Path, tmp_path: Path) 
 
 def test_single_process_pieces_are_the_plain_ones() -> None:
     assert shard(10) == slice(0, 10)
+    finish()  # no process group to leave
     model = sync_batch_norm(build_model("best", width=4))
     assert any(isinstance(m, SyncBatchNorm) for m in model.modules())
     reference = build_model("best", width=4)

@@ -182,6 +182,7 @@ def train(
     """Train a model; writes model.pt, metrics.json and learning_curves.png into --out."""
     from .models import tta_views
     from .training import resolve_run_config, run_training
+    from .training.distributed import finish
 
     first = _start_processes(nproc)
     quiet = quiet or not first  # one progress display: the first process's
@@ -192,6 +193,7 @@ def train(
     try:
         metrics = run_training(config, ds, out_dir, resume=resume is not None,
                                progress=_progress(quiet), score_test=test)
+        finish()
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted; continue with: fashion-cnn train --resume {out_dir}",
                    err=True)
@@ -227,6 +229,7 @@ def cv(
 ) -> None:
     """k-fold cross-validation on the training set: per-fold accuracy, mean, std, plots."""
     from .training import cross_validate
+    from .training.distributed import finish
     from .training.run import saved_config
 
     first = _start_processes(nproc)
@@ -239,6 +242,7 @@ def cv(
     ds = _load_data(data_dir, offline, quiet)
     try:
         summary = cross_validate(config, ds, out, folds, progress=_progress(quiet))
+        finish()
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted; finished folds are kept: continue with --resume {out}",
                    err=True)

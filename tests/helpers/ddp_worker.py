@@ -14,7 +14,7 @@ from conftest import learnable_images  # noqa: E402
 from fashion_cnn.data import FashionMNIST  # noqa: E402
 from fashion_cnn.training import TrainConfig, run_training  # noqa: E402
 from fashion_cnn.training.config import Augment  # noqa: E402
-from fashion_cnn.training.distributed import init_from_env  # noqa: E402
+from fashion_cnn.training.distributed import finish, init_from_env  # noqa: E402
 
 out, model = Path(sys.argv[1]), sys.argv[2]
 g = torch.Generator().manual_seed(0)
@@ -29,3 +29,4 @@ config = TrainConfig(**options.get(model, dict(model=model)), epochs=2, batch_si
                      augment=Augment(flip=True, translate=1,
                                      erase=0.0 if model == "seed" else 0.5))
 run_training(config, data, out, progress=False, log=lambda _: None)
+finish()

@@ -38,6 +38,16 @@ def init_from_env() -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
 
 
+def finish() -> None:
+    """Leave the process group once every process is done: each waits for the others, then
+    closes its connections, so none exits while another still talks to it (a process whose
+    peer vanished mid-teardown can abort). Only on success: a failed process just exits, and
+    torchrun stops the rest."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def torchrun_command(nproc: int, args: list[str]) -> list[str]:
     """The command that runs `fashion-cnn ARGS` in nproc processes on this machine."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone",
