@@ -18,7 +18,9 @@ which is what ships, with the "unsure" threshold chosen on the photos' validatio
 architecture): (1 - A) seed 0 + A RUN, batch-norm statistics included (WiSE-FT; the alpha
 chosen on validation by benchmarks/weight_interpolation.py and the rule in docs/design.md).
 
-A finished run in RUNS is reused; an interrupted one resumes. Seed 0 is shipped whatever the
+A finished run in RUNS is reused and an interrupted one resumes, if its config is the one
+asked for; a folder holding a run of another config (say an earlier candidate's fine-tune from
+another --init) is refused, so give each candidate its own --runs. Seed 0 is shipped whatever the
 scores (declared before training, so the test set picks nothing); what is scored is what is
 shipped: the weights go through the compression round trip first. Writes DEST/MODEL/: model.pt,
 metrics.json, learning_curves.png, confusion_matrix.png and MODEL_CARD.md (model_card.py).
@@ -38,7 +40,7 @@ import json
 import shutil
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +65,7 @@ from fashion_cnn.models import (
 from fashion_cnn.plots import confusion_plot
 from fashion_cnn.predict import Classifier
 from fashion_cnn.provenance import provenance
-from fashion_cnn.training import recipe_config, run_split, run_training
+from fashion_cnn.training import TrainConfig, recipe_config, run_split, run_training
 from fashion_cnn.training.run import score_on_photos, unsure_rule
 
 SHIPPED_SEED = 0
@@ -111,25 +113,31 @@ def finished_run(out: Path) -> dict[str, Any] | None:
     return metrics
 
 
-def train_or_load(recipe: Recipe, seed: int, data: FashionMNIST, out: Path,
-                  epochs: int | None) -> dict[str, Any]:
-    """metrics.json of the seed's run in `out`: read if finished, resumed if interrupted,
-    else trained."""
-    if metrics := finished_run(out):
-        return metrics
-    resume = (out / "config.json").is_file()
-    config = None if resume else recipe_config(**recipe.options, seed=seed, epochs=epochs)
-    return run_training(config, data, out, resume=resume)
+def same_run(out: Path, config: TrainConfig) -> bool:
+    """True if `out` holds a run (finished or interrupted) of exactly `config`, False if it
+    holds none; exits if it holds another, which would otherwise ship in its place."""
+    if (out / "config.json").is_file():
+        saved = json.loads((out / "config.json").read_text())
+    elif (out / "metrics.json").is_file():  # a finished run's metrics carry its config
+        saved = json.loads((out / "metrics.json").read_text())["config"]
+    else:
+        return False
+    saved = asdict(TrainConfig.from_dict(saved))
+    asked = asdict(config)
+    differ = [f"{k} {saved[k]!r}, not {asked[k]!r}" for k in asked if saved[k] != asked[k]]
+    if differ:
+        raise SystemExit(f"{out} holds a run of another config ({'; '.join(differ)}). Give "
+                         "this one its own --runs folder, or move that run away.")
+    return True
 
 
-def tune_or_load(seed: int, data: FashionMNIST, base: Path, out: Path) -> dict[str, Any]:
-    """metrics.json of the seed's photo fine-tuning run in `out`, from checkpoint `base`."""
+def train_or_load(config: TrainConfig, data: FashionMNIST, out: Path) -> dict[str, Any]:
+    """metrics.json of the run of `config` in `out`: read if finished, resumed if
+    interrupted, else trained."""
+    found = same_run(out, config)
     if metrics := finished_run(out):
         return metrics
-    resume = (out / "config.json").is_file()
-    config = None if resume else recipe_config(None, model="best", seed=seed, init=str(base),
-                                               **PHOTO_TUNING)
-    return run_training(config, data, out, resume=resume)
+    return run_training(config, data, out, resume=found)
 
 
 def accuracy(net: nn.Module, images, labels, tta: bool) -> float:
@@ -334,17 +342,19 @@ def main() -> None:
         add_calibration(args.dest / args.model, data)
         return
     run_dirs = {s: args.runs / recipe.run_name.format(s) for s in args.seeds}
+    configs = {s: recipe_config(**recipe.options, seed=s, epochs=args.epochs)
+               for s in args.seeds}
     if args.photos:
         bases = dict(run_dirs)
         if args.init:
             bases[SHIPPED_SEED] = args.init
         for s in args.seeds:
             if s != SHIPPED_SEED or not args.init:
-                train_or_load(recipe, s, data, run_dirs[s], args.epochs)
+                train_or_load(configs[s], data, run_dirs[s])
         run_dirs = {s: args.runs / f"best-photos-seed{s}" for s in args.seeds}
-        runs = {s: tune_or_load(s, data, bases[s], run_dirs[s]) for s in args.seeds}
-    else:
-        runs = {s: train_or_load(recipe, s, data, run_dirs[s], args.epochs) for s in args.seeds}
+        configs = {s: recipe_config(None, model="best", seed=s, init=str(bases[s]),
+                                    **PHOTO_TUNING) for s in args.seeds}
+    runs = {s: train_or_load(configs[s], data, run_dirs[s]) for s in args.seeds}
     average = (args.average_with, args.alpha) if args.average_with else None
     summary = ship(args.model, args.dest / args.model, run_dirs, runs, data, average)
     print(f"seeds {summary['seeds']}; shipped {100 * summary['shipped_test_accuracy']:.2f}% "

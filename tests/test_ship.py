@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import torch
 
 from conftest import load_script, write_dataset
 from fashion_cnn.models import build_model, load_checkpoint, save_checkpoint
+from fashion_cnn.training import TrainConfig
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
 FILES = ("model.pt", "metrics.json", "learning_curves.png", "confusion_matrix.png",
@@ -76,3 +78,18 @@ def test_a_shipped_model_can_be_its_run_averaged_with_another(tmp_path: Path) ->
     proc = subprocess.run([sys.executable, str(SCRIPT), "--model", "best", "--alpha", "0.25"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "go together" in proc.stderr
+
+
+def test_a_run_folder_of_another_config_is_refused_not_shipped(tmp_path: Path) -> None:
+    """A candidate shipped with the same --runs as an earlier one would otherwise take over
+    (or reuse) that run's folder and ship the wrong weights."""
+    ship_model = load_script(SCRIPT)
+    asked = TrainConfig(model="best", epochs=4, init="best")
+    assert ship_model.same_run(tmp_path, asked) is False
+    (tmp_path / "config.json").write_text(json.dumps(asdict(asked)))
+    assert ship_model.same_run(tmp_path, asked) is True
+    (tmp_path / "config.json").unlink()  # a finished run without config.json: its metrics
+    other = replace(asked, init="runs/best-seed0", photo_repeat=8, photo_views=7)
+    (tmp_path / "metrics.json").write_text(json.dumps({"config": asdict(other)}))
+    with pytest.raises(SystemExit, match=r"photo_repeat 8, not 4; photo_views 7, not 0; init "):
+        ship_model.same_run(tmp_path, asked)
