@@ -14,7 +14,7 @@ import torch
 
 from conftest import load_script, write_dataset
 from fashion_cnn.models import build_model, load_checkpoint, save_checkpoint
-from fashion_cnn.training import TrainConfig
+from fashion_cnn.training import TrainConfig, run_training
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
 FILES = ("model.pt", "metrics.json", "learning_curves.png", "confusion_matrix.png",
@@ -93,3 +93,18 @@ def test_a_run_folder_of_another_config_is_refused_not_shipped(tmp_path: Path) -
     (tmp_path / "metrics.json").write_text(json.dumps({"config": asdict(other)}))
     with pytest.raises(SystemExit, match=r"photo_repeat 8, not 4; photo_views 7, not 0; init "):
         ship_model.same_run(tmp_path, asked)
+
+
+def test_a_run_chosen_on_validation_has_its_test_set_scored_when_it_ships(
+        tmp_path: Path, tiny_data) -> None:
+    """Candidates train with --no-test; the one that ships is scored on test then, once."""
+    ship_model = load_script(SCRIPT)
+    config = TrainConfig(model="best", width=4, epochs=1, batch_size=32, val_fraction=0.25)
+    run_training(config, tiny_data, tmp_path, progress=False, log=lambda _: None,
+                 score_test=False)
+    metrics = ship_model.finished_run(tmp_path, tiny_data)
+    net, _ = load_checkpoint(tmp_path / "model.pt")
+    right = (net.eval()(tiny_data.test_images).argmax(1) == tiny_data.test_labels)
+    assert metrics["test_accuracy"] == pytest.approx(right.float().mean().item())
+    assert metrics["test_scored_by"] == "ship_model.py"
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics  # written, once
