@@ -1,7 +1,8 @@
 """Train a shipped model's recipe on some seeds and ship seed 0 inside the package.
 
     python scripts/ship_model.py --model seed [--runs runs/ship-seed] [--seeds 0 1 2]
-    python scripts/ship_model.py --model best [--runs runs] [--seeds 0 1] [--photos [--init F]]
+    python scripts/ship_model.py --model best [--runs runs] [--seeds 0 1] [--photos [--init F]
+        [--tune-epochs N] [--average-with RUN --alpha A]]
         [--dest DIR] [--data-dir DIR] [--epochs N]
     python scripts/ship_model.py --model best --add-calibration [--dest DIR]
 
@@ -319,6 +320,8 @@ def parse_args() -> argparse.Namespace:
                         help="best: fine-tune each run on the real photos too, and ship that")
     parser.add_argument("--init", type=Path,
                         help="with --photos: fine-tune seed 0 from this checkpoint instead")
+    parser.add_argument("--tune-epochs", type=int, default=PHOTO_TUNING["epochs"],
+                        help="with --photos: epochs of the fine-tuning")
     parser.add_argument("--average-with", type=Path, metavar="RUN",
                         help="with --photos: ship seed 0 averaged with RUN's model (--alpha)")
     parser.add_argument("--alpha", type=float, help="RUN's share of the averaged weights")
@@ -355,7 +358,8 @@ def main() -> None:
                 train_or_load(configs[s], data, run_dirs[s])
         run_dirs = {s: args.runs / f"best-photos-seed{s}" for s in args.seeds}
         configs = {s: recipe_config(None, model="best", seed=s, init=str(bases[s]),
-                                    **PHOTO_TUNING) for s in args.seeds}
+                                    **{**PHOTO_TUNING, "epochs": args.tune_epochs})
+                   for s in args.seeds}
     runs = {s: train_or_load(configs[s], data, run_dirs[s]) for s in args.seeds}
     average = (args.average_with, args.alpha) if args.average_with else None
     summary = ship(args.model, args.dest / args.model, run_dirs, runs, data, average)
