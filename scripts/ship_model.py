@@ -2,7 +2,7 @@
 
     python scripts/ship_model.py --model seed [--runs runs/ship-seed] [--seeds 0 1 2]
     python scripts/ship_model.py --model best [--runs runs] [--seeds 0 1] [--photos [--init F]
-        [--tune-epochs N] [--average-with RUN --alpha A]]
+        [--tune KEY=VALUE ...] [--average-with RUN --alpha A]]
         [--dest DIR] [--data-dir DIR] [--epochs N]
     python scripts/ship_model.py --model best --add-calibration [--dest DIR]
 
@@ -303,6 +303,17 @@ def add_calibration(dest: Path, data: FashionMNIST) -> None:
         tmp.write_text(BEST.card(summary, path, payload["weights_dtype"]))
 
 
+def tuning_option(text: str) -> tuple[str, Any]:
+    """--tune KEY=VALUE: a TrainConfig field and its value, typed like the field."""
+    key, _, value = text.partition("=")
+    default = getattr(TrainConfig(), key, None)
+    if not value or not isinstance(default, (bool, int, float, str)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE for a training setting")
+    if isinstance(default, bool):
+        return key, value.lower() in ("1", "true", "yes")
+    return key, type(default)(value)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -320,8 +331,9 @@ def parse_args() -> argparse.Namespace:
                         help="best: fine-tune each run on the real photos too, and ship that")
     parser.add_argument("--init", type=Path,
                         help="with --photos: fine-tune seed 0 from this checkpoint instead")
-    parser.add_argument("--tune-epochs", type=int, default=PHOTO_TUNING["epochs"],
-                        help="with --photos: epochs of the fine-tuning")
+    parser.add_argument("--tune", action="append", default=[], metavar="KEY=VALUE",
+                        type=tuning_option, help="with --photos: a fine-tuning setting "
+                        "instead of PHOTO_TUNING's or the recipe's, e.g. --tune epochs=12")
     parser.add_argument("--average-with", type=Path, metavar="RUN",
                         help="with --photos: ship seed 0 averaged with RUN's model (--alpha)")
     parser.add_argument("--alpha", type=float, help="RUN's share of the averaged weights")
@@ -358,7 +370,7 @@ def main() -> None:
                 train_or_load(configs[s], data, run_dirs[s])
         run_dirs = {s: args.runs / f"best-photos-seed{s}" for s in args.seeds}
         configs = {s: recipe_config(None, model="best", seed=s, init=str(bases[s]),
-                                    **{**PHOTO_TUNING, "epochs": args.tune_epochs})
+                                    **{**PHOTO_TUNING, **dict(args.tune)})
                    for s in args.seeds}
     runs = {s: train_or_load(configs[s], data, run_dirs[s]) for s in args.seeds}
     average = (args.average_with, args.alpha) if args.average_with else None

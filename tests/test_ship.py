@@ -3,6 +3,7 @@ a shipped model comes with is written, and the checkpoint loads."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -108,3 +109,13 @@ def test_a_run_chosen_on_validation_has_its_test_set_scored_when_it_ships(
     assert metrics["test_accuracy"] == pytest.approx(right.float().mean().item())
     assert metrics["test_scored_by"] == "ship_model.py"
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics  # written, once
+
+
+def test_fine_tuning_settings_are_typed_like_the_config() -> None:
+    ship_model = load_script(SCRIPT)
+    assert ship_model.tuning_option("epochs=12") == ("epochs", 12)
+    assert ship_model.tuning_option("lr=0.005") == ("lr", 0.005)
+    assert ship_model.tuning_option("photos=no") == ("photos", False)
+    for wrong in ("epochs", "colour=red", "augment=none"):
+        with pytest.raises(argparse.ArgumentTypeError, match="KEY=VALUE"):
+            ship_model.tuning_option(wrong)
