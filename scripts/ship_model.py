@@ -14,7 +14,8 @@ to RUNS/best-seedN. With --photos (the shipped default since the real-photo work
 seed's run is then fine-tuned on Fashion-MNIST plus the real photos' train split
 (`--photos --init RUNS/best-seedN/model.pt`, PHOTO_TUNING below) into RUNS/best-photos-seedN,
 which is what ships, with the "unsure" threshold chosen on the photos' validation split.
-`--init F` fine-tunes seed 0 from checkpoint F instead of training its base run.
+`--init F` fine-tunes seed 0 from checkpoint F instead of training its base run, and
+`--tune KEY=VALUE` (repeatable) changes a fine-tuning setting from PHOTO_TUNING's.
 `--average-with RUN --alpha A` ships seed 0's weights averaged with RUN's model.pt (same
 architecture): (1 - A) seed 0 + A RUN, batch-norm statistics included (WiSE-FT; the alpha
 chosen on validation by benchmarks/weight_interpolation.py and the rule in docs/design.md).
