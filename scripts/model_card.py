@@ -124,12 +124,11 @@ def best_card(s: dict[str, Any], model: Path, weights: str) -> str:
     tuned = (" of the fine-tuning (the base model: `fashion-cnn train --recipe best`, from "
              "scratch)" if cfg.get("init") else "")
     if average := s.get("weight_average"):  # WiSE-FT: this run's weights averaged with another's
-        views = average["with_config"].get("photo_views", 0)
         command += (f". Its weights were then averaged, {1 - average['alpha']:g} : "
                     f"{average['alpha']:g} with batch-norm statistics, with those of "
-                    f"`{average['with']}`, a fine-tune from the same start"
-                    + (f" that also saw each real photo retaken {views} times" if views else "")
-                    + " (WiSE-FT, Wortsman et al. 2022; the share chosen on validation: "
+                    f"`{average['with']}` (made by `{average['with_command']}`; the same "
+                    "network, from the same start)"
+                    " (WiSE-FT, Wortsman et al. 2022; the share chosen on validation: "
                     f"docs/design.md), and shipped by `{s['command']}`. The recipe and "
                     "training time below are this run's")
     return f"""# Model card: `best` (fashion-cnn's default model)
