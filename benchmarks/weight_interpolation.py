@@ -11,7 +11,8 @@ files, rebuilt as a run folder, are in runs/wise/best-photos-seed0) and the tune
 fine-tune with retaken views of the real photos (benchmarks/photo_views.py's V = 7, crop 0),
 which gains on the real photos and lost 0.2 points of Fashion-MNIST test accuracy. Both come
 from the same weights, so their average is a working network; batch-norm statistics are
-averaged too. Alpha 0.25 ships as the default since (scripts/ship_model.py --average-with).
+averaged too. Alpha 0.25 shipped as the default (scripts/ship_model.py --average-with) until
+2026-12-05, when a longer fine-tune of it replaced it (docs/design.md).
 
 Every alpha is written as a checkpoint into RUNS/alpha{alpha} (its "unsure" threshold chosen
 on the real validation photos, as training chooses it) and scored on validation splits only,
