@@ -68,7 +68,7 @@ from fashion_cnn.plots import confusion_plot
 from fashion_cnn.predict import Classifier
 from fashion_cnn.provenance import provenance
 from fashion_cnn.training import TrainConfig, recipe_config, run_split, run_training
-from fashion_cnn.training.run import score_on_photos, test_scores, unsure_rule
+from fashion_cnn.training.run import saved_config, score_on_photos, test_scores, unsure_rule
 
 SHIPPED_SEED = 0
 # Fine-tuning the best model on real photos too: a few epochs of the best recipe at a lower
@@ -121,12 +121,12 @@ def same_run(out: Path, config: TrainConfig) -> bool:
     """True if `out` holds a run (finished or interrupted) of exactly `config`, False if it
     holds none; exits if it holds another, which would otherwise ship in its place."""
     if (out / "config.json").is_file():
-        saved = json.loads((out / "config.json").read_text())
+        saved = asdict(saved_config(out / "config.json"))
     elif (out / "metrics.json").is_file():  # a finished run's metrics carry its config
-        saved = json.loads((out / "metrics.json").read_text())["config"]
+        saved = asdict(TrainConfig.from_dict(json.loads((out / "metrics.json").read_text())
+                                             ["config"]))
     else:
         return False
-    saved = asdict(TrainConfig.from_dict(saved))
     asked = asdict(config)
     differ = [f"{k} {saved[k]!r}, not {asked[k]!r}" for k in asked if saved[k] != asked[k]]
     if differ:
