@@ -77,7 +77,7 @@ def train_line(config: TrainConfig, data: FashionMNIST, out: Path) -> dict[str, 
     """Train `config` on the training split (resumable in `out`); validation accuracy plain
     and with flip averaging, training seconds and the load average."""
     torch.manual_seed(config.seed)
-    model = initial_model(config)
+    model, _ = initial_model(config)
     train, val = run_split(len(data.train_labels), config)
     history = fit(model, config, data.train_images[train], data.train_labels[train],
                   data.train_images[val], data.train_labels[val], state_path=out / "state.pt",

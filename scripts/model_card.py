@@ -121,13 +121,16 @@ def best_card(s: dict[str, Any], model: Path, weights: str) -> str:
                "trains the base runs, fine-tunes them and ships seed 0)" if cfg.get("init") else
                "`fashion-cnn train --model best --seed N` (`python scripts/ship_model.py "
                "--model best` trains the seeds and ships seed 0)")
+    if start := run.get("init"):  # `init` may name a shipped model: the file says which
+        command += f" (it started from `{cfg['init']}` as it was then, sha256 `{start['sha256']}`)"
     tuned = (" of the fine-tuning (the base model: `fashion-cnn train --recipe best`, from "
              "scratch)" if cfg.get("init") else "")
     if average := s.get("weight_average"):  # WiSE-FT: this run's weights averaged with another's
         command += (f". Its weights were then averaged, {1 - average['alpha']:g} : "
                     f"{average['alpha']:g} with batch-norm statistics, with those of "
-                    f"`{average['with']}` (made by `{average['with_command']}`; the same "
-                    "network, from the same start)"
+                    f"`{average['with']}` (made by `{average['with_command']}`"
+                    + (f", sha256 `{average['with_sha256']}`" if "with_sha256" in average else "")
+                    + "; the same network, from the same start)"
                     " (WiSE-FT, Wortsman et al. 2022; the share chosen on validation: "
                     f"docs/design.md), and shipped by `{s['command']}`. The recipe and "
                     "training time below are this run's")

@@ -54,7 +54,7 @@ from fashion_cnn.data import FashionMNIST, load_fashion_mnist
 from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.evaluate import evaluate, loss_and_accuracy, predict_logits
 from fashion_cnn.export import calibration_sample
-from fashion_cnn.files import atomic_path, write_json
+from fashion_cnn.files import atomic_path, file_sha256, write_json
 from fashion_cnn.models import (
     compress_state,
     count_parameters,
@@ -236,7 +236,7 @@ def averaged_with(net: nn.Module, run: Path, alpha: float) -> dict[str, Any]:
         raise SystemExit(f"{run}: {err}") from None
     theirs = json.loads((run / "metrics.json").read_text())
     return {"with": str(run), "alpha": alpha, "with_command": theirs["command"],
-            "with_config": theirs["config"]}
+            "with_config": theirs["config"], "with_sha256": file_sha256(run / "model.pt")}
 
 
 def ship(name: str, dest: Path, run_dirs: dict[int, Path], runs: dict[int, dict],

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from conftest import load_script, write_dataset
+from fashion_cnn.files import file_sha256
 from fashion_cnn.models import build_model, load_checkpoint, save_checkpoint
 from fashion_cnn.training import TrainConfig, run_training
 
@@ -70,7 +71,8 @@ def test_a_shipped_model_can_be_its_run_averaged_with_another(tmp_path: Path) ->
     before = {k: v.clone() for k, v in net.state_dict().items()}
     record = ship_model.averaged_with(net, other, 0.25)
     assert record == {"with": str(other), "alpha": 0.25, "with_command": "train --seed 1",
-                      "with_config": {"seed": 1}}
+                      "with_config": {"seed": 1},
+                      "with_sha256": file_sha256(other / "model.pt")}
     weight = "features.0.0.weight"
     assert torch.allclose(net.state_dict()[weight],
                           0.75 * before[weight] + 0.25 * theirs[weight], atol=1e-6)
@@ -119,3 +121,22 @@ def test_fine_tuning_settings_are_typed_like_the_config() -> None:
     for wrong in ("epochs", "colour=red", "augment=none"):
         with pytest.raises(argparse.ArgumentTypeError, match="KEY=VALUE"):
             ship_model.tuning_option(wrong)
+
+
+def test_the_card_names_the_files_a_model_was_made_from() -> None:
+    """`--init best` and `--average-with RUN` name files that change: the card gives their
+    sha256 (recorded by training and by averaged_with) where the metrics hold it."""
+    load_script(SCRIPT)  # puts scripts/ on the path for model_card
+    from model_card import best_card
+
+    shipped = Path(__file__).resolve().parents[1] / "src" / "fashion_cnn" / "weights" / "best"
+    summary = json.loads((shipped / "metrics.json").read_text())
+    summary["training_run"]["init"] = {"checkpoint": "x/model.pt", "sha256": "1" * 64}
+    summary["weight_average"] = {**summary.get("weight_average", {"alpha": 0.5, "with": "r",
+                                                                    "with_command": "c"}),
+                                 "with_sha256": "2" * 64}
+    card = best_card(summary, shipped / "model.pt", "float16")
+    assert f"as it was then, sha256 `{'1' * 64}`" in card
+    assert f"sha256 `{'2' * 64}`" in card
+    del summary["training_run"]["init"], summary["weight_average"]["with_sha256"]
+    assert "sha256 `" not in best_card(summary, shipped / "model.pt", "float16")

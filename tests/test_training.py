@@ -17,6 +17,7 @@ import same_bits
 from conftest import cli_executable, run_cli
 from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.evaluate import loss_and_accuracy
+from fashion_cnn.files import file_sha256
 from fashion_cnn.models import build_model, load_checkpoint
 from fashion_cnn.training import (
     RECIPES,
@@ -329,7 +330,7 @@ def test_whitened_first_layer_and_batch_norm_scales_stay_as_set(tiny_data) -> No
 
     config = recipe_config("best", width=4, epochs=1, batch_size=64, whiten=True,
                            bn_scale=False, bf16=False, val_fraction=0.25)
-    model = initial_model(config)
+    model, _ = initial_model(config)
     conv = model.features[0][0]
     x = model.normalize(tiny_data.train_images)
     filters = whitening_filters(x)  # [18, 1, 3, 3]: 9 directions and their negatives
@@ -412,7 +413,7 @@ def test_sam_steps_with_the_gradient_at_the_ascended_weights(tiny_data) -> None:
     runs = {}
     for rho in (0.0, 0.5):
         torch.manual_seed(0)
-        model = initial_model(replace(best, sam=rho))
+        model, _ = initial_model(replace(best, sam=rho))
         step = PlainStep(model, replace(best, sam=rho), steps_per_epoch=1)
         step.start_epoch(x, y, 1)
         step(slice(0, 16), 16)
@@ -587,6 +588,10 @@ def test_training_with_photos_and_from_a_checkpoint(tiny_data, tmp_path: Path,
     assert tuned["photos"]["train"]["n"] == 60 and tuned["photos"]["train"]["repeat"] == 2
     assert tuned["epochs"][0]["images_per_second"] > 0
     assert abs(tuned["test_accuracy"] - first["test_accuracy"]) < 0.1  # started from `a`
+    # the start is recorded by file, not only by the name in the config
+    assert tuned["init"] == {"checkpoint": str(tmp_path / "a" / "model.pt"),
+                             "sha256": file_sha256(tmp_path / "a" / "model.pt")}
+    assert "init" not in first
     scores = tuned["photos"]["validation"]
     assert {"strict_accuracy", "lenient_accuracy", "out_of_class_auroc"} <= set(scores)
     _, meta = load_checkpoint(tmp_path / "b")

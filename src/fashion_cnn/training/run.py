@@ -116,7 +116,7 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
     if not resume and rank == 0:
         write_json(out / "config.json", asdict(config))
     train_idx, val_idx = run_split(len(data.train_labels), config)
-    teacher = None  # what distill.py records about a teacher
+    teacher = started_from = None  # what distill.py records about a teacher; the --init file
     with torch_threads(config.threads):
         if config.members > 1:
             from .ensemble import train_members
@@ -131,7 +131,7 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
 
                 targets, teacher = teacher_targets(config, images, labels, progress, out)
             torch.manual_seed(config.seed)
-            model = initial_model(config)
+            model, started_from = initial_model(config)
             histories = [fit(model, config, images, labels,
                              data.train_images[val_idx], data.train_labels[val_idx],
                              state_path=out / "state.pt", progress=progress, log=log,
@@ -154,6 +154,7 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
         "n_val": len(val_idx),
         **({"photos": {"train": photos, "validation": photo_scores}} if photos else {}),
         **({"teacher": teacher} if teacher else {}),
+        **({"init": started_from} if started_from else {}),
         # one list of epochs per member of an ensemble
         "epochs": histories[0] if len(histories) == 1 else histories,
         "train_seconds": train_seconds,  # shuffling, augmentation and steps; no validation
@@ -270,24 +271,27 @@ def first_process_first(make: Callable[[], Any]) -> Any:
     return made
 
 
-def initial_model(config: TrainConfig) -> torch.nn.Module:
+def initial_model(config: TrainConfig) -> tuple[torch.nn.Module, dict[str, str] | None]:
     """A new model of the configured architecture; with `init`, holding that checkpoint's
-    weights (which must be of the same architecture)."""
+    weights (which must be of the same architecture), and which file that was: its path and
+    sha256 (`init` names a shipped model, whose file changes when a new one ships)."""
     arch, kwargs = config.architecture()
     model = build_model(arch, **kwargs)
-    if config.init:
-        from ..models import load_checkpoint
+    if not config.init:
+        return model, None
+    from ..files import file_sha256
+    from ..models import load_checkpoint
 
-        source, meta = load_checkpoint(config.init)
-        if meta["arch"] != config.model:
-            raise FashionCNNError(f"--init {config.init} is a {meta['arch']!r} model, not "
-                                  f"{config.model!r}; pass --model {meta['arch']}.")
-        try:
-            model.load_state_dict(source.state_dict())
-        except RuntimeError:  # the same architecture at another size
-            raise FashionCNNError(f"--init {config.init} is a {meta['arch']!r} model of another "
-                                  f"size ({meta['arch_kwargs']}); pass its --width.") from None
-    return model
+    source, meta = load_checkpoint(config.init)
+    if meta["arch"] != config.model:
+        raise FashionCNNError(f"--init {config.init} is a {meta['arch']!r} model, not "
+                              f"{config.model!r}; pass --model {meta['arch']}.")
+    try:
+        model.load_state_dict(source.state_dict())
+    except RuntimeError:  # the same architecture at another size
+        raise FashionCNNError(f"--init {config.init} is a {meta['arch']!r} model of another "
+                              f"size ({meta['arch_kwargs']}); pass its --width.") from None
+    return model, {"checkpoint": meta["path"], "sha256": file_sha256(meta["path"])}
 
 
 def score_on_photos(model: torch.nn.Module, progress: bool = True) -> dict[str, Any]:
