@@ -693,3 +693,22 @@ def test_the_first_process_converts_photos_before_the_others(rank, monkeypatch) 
     assert run.first_process_first(lambda: order.append("make") or 7) == 7
     # the first process makes (and caches), then releases the others, who then read the cache
     assert order == (["make", "barrier"] if rank == 0 else ["barrier", "make"])
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_runs_only_where_the_cpu_has_it(tiny_data, tmp_path: Path, monkeypatch,
+                                              native: bool) -> None:
+    """--bf16 is emulated, and several times slower, on a CPU without native bfloat16: there
+    the run trains in float32, says so, and records it; elsewhere it keeps the flag."""
+    import fashion_cnn.training.steps as steps
+
+    monkeypatch.setattr(steps, "native_bf16", lambda: native)
+    config = TrainConfig(**dict(TINY, epochs=1), model="best", width=4, bf16=True,
+                         channels_last=True)
+    used = steps.for_this_cpu(config)
+    assert used.bf16 == native and used.channels_last  # channels-last pays off in float32 too
+    assert steps.for_this_cpu(replace(config, bf16=False)).bf16 is False
+    said: list[str] = []
+    metrics = run_training(config, tiny_data, tmp_path, progress=False, log=said.append)
+    assert metrics["bf16_used"] == native and metrics["config"]["bf16"] is True
+    assert any("no native bfloat16" in line for line in said) == (not native)

@@ -27,6 +27,7 @@ from ..provenance import provenance
 from .config import TrainConfig, validation_seed
 from .distributed import world
 from .loop import _log, fit
+from .steps import for_this_cpu
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,6 +117,10 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
     if not resume and rank == 0:
         write_json(out / "config.json", asdict(config))
     train_idx, val_idx = run_split(len(data.train_labels), config)
+    bf16_used = for_this_cpu(config).bf16
+    if config.bf16 and not bf16_used and rank == 0:
+        log("This CPU has no native bfloat16: training in float32 (--bf16 would be several "
+            "times slower here; benchmarks/results/cpu_bf16.json).")
     teacher = started_from = None  # what distill.py records about a teacher; the --init file
     with torch_threads(config.threads):
         if config.members > 1:
@@ -150,6 +155,7 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
         **provenance(config.seed, data.checksums),
         "config": asdict(config),
         "model": {"arch": config.architecture()[0], "parameters": count_parameters(model)},
+        "bf16_used": bf16_used,  # --bf16 runs in float32 on a CPU without native bfloat16
         "n_train": len(train_idx),
         "n_val": len(val_idx),
         **({"photos": {"train": photos, "validation": photo_scores}} if photos else {}),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, Protocol
 
 import torch
@@ -202,11 +203,27 @@ def summed_loss(logits: torch.Tensor, labels: torch.Tensor,
     return loss - config.outlier_weight * log_p[~in_set].mean(1).sum()
 
 
+def native_bf16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX, as oneDNN sees it)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def for_this_cpu(config: TrainConfig) -> TrainConfig:
+    """`config` with --bf16 off on a CPU without native bfloat16. The flag was chosen where
+    the CPU has it; elsewhere autocast emulates bfloat16 and a step of the best model takes
+    several times longer than in float32 (benchmarks/results/cpu_bf16.json). The weights
+    and update are float32 either way; the run records what it used."""
+    if not config.bf16 or native_bf16():
+        return config
+    return replace(config, bf16=False)
+
+
 def make_step(model: nn.Module, config: TrainConfig, images: torch.Tensor,
               labels: torch.Tensor, reduce: Reduce | None = None) -> Step:
     """The step object for this model and config, over training data images [N, 28, 28]
     (uint8) and labels [N] (the fused step checks its thread counts on a few of them). What
     the config freezes (`freeze_parameters`) is set and frozen first, before any optimizer."""
+    config = for_this_cpu(config)
     steps_per_epoch = -(-len(labels) // config.batch_size)
     freeze_parameters(model, config, images)
     fused = config.fused and not (config.photos or config.lookahead or config.sam
