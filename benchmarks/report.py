@@ -215,6 +215,17 @@ def render_bf16(name: str, d: Result) -> str:
                   "float32 train time", "bf16 train time"], rows) + "\n\n" + footer
 
 
+def render_cpu_bf16(name: str, d: Result) -> str:
+    """Seconds of one training step of the best model in each precision and memory layout."""
+    rows = [[r["setting"], f"{r['step_seconds']:.2f} s", f"{r['vs_float32']:.2f}x"]
+            for r in d["rows"]]
+    have = "has" if d["native_bf16"] else "has no"
+    return (table(["setting", "seconds per step (batch 128, median)", "vs float32"], rows)
+            + f"\n\nThis CPU ({d['capability']}) {have} native bfloat16, so a training run "
+            f"{'keeps' if d['native_bf16'] else 'switches off'} `--bf16` here "
+            "(`training.steps.for_this_cpu`); channels-last stays on.")
+
+
 def render_time_to_accuracy(name: str, d: Result) -> str:
     """One recipe's runs: training minutes, final and validation-selected test accuracy, and
     the minutes to 95% (with test-time augmentation in brackets where the model has it); the
@@ -707,6 +718,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
     ("train_profile*", "Where a training step's time goes", render_train_profile),
     ("threads", "The automatic thread count on a quiet and a busy machine", render_threads),
     ("bf16_accuracy", "bfloat16 fc1 products: accuracy", render_bf16),
+    ("cpu_bf16", "bfloat16 on a CPU without it: a best-model step", render_cpu_bf16),
     ("fast_recipe", "The fast recipe", render_fast_recipe),
     ("fast_recipe_search", "How the fast recipe was chosen", render_fast_search),
     ("time_to_accuracy_*", "Time to accuracy", render_time_to_accuracy),
