@@ -100,7 +100,9 @@ class TrainConfig:
                           "--no-numba uses torch operations.")
     channels_last: bool = _option(False, "Plain autograd path: channels-last activations.")
     bf16: bool = _option(False, "bfloat16 matrix products: autocast on the plain path, fc1's "
-                         "products in the fused step; weights and update stay float32.")
+                         "products in the fused step; weights and update stay float32. Only "
+                         "on a CPU with native bfloat16 (AVX512-BF16, AMX); elsewhere the "
+                         "run trains in float32, which is faster there.")
     # Optimisation
     nesterov: bool = _option(False, "Nesterov momentum.")
     weight_decay: float = _option(0.0, "L2 penalty added to the gradient (SGD weight decay).")
