@@ -209,9 +209,12 @@ def quantize(data: bytes, calibration: np.ndarray | torch.Tensor) -> bytes:
         with tempfile.TemporaryDirectory(prefix="fashion-cnn-int8-") as tmp:
             source, target = Path(tmp) / "float32.onnx", Path(tmp) / "int8.onnx"
             source.write_bytes(data)
+            # Without VNNI, onnxruntime's u8 x s8 products add pairs in int16, which 8-bit
+            # weights can overflow (98.1% agreement with PyTorch on an AVX2 CPU): 7-bit there
             quantize_static(source, target, Batches(), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8)
+                            weight_type=QuantType.QInt8,
+                            reduce_range=not torch.cpu._is_vnni_supported())
             model = onnx.load(target)
     finally:
         logging.disable(before)

@@ -101,7 +101,7 @@ class TrainConfig:
     channels_last: bool = _option(False, "Plain autograd path: channels-last activations.")
     bf16: bool = _option(False, "bfloat16 matrix products: autocast on the plain path, fc1's "
                          "products in the fused step; weights and update stay float32. Only "
-                         "on a CPU with native bfloat16 (AVX512-BF16, AMX); elsewhere the "
+                         "on a CPU with bfloat16 kernels (AVX-512 and up); elsewhere the "
                          "run trains in float32, which is faster there.")
     # Optimisation
     nesterov: bool = _option(False, "Nesterov momentum.")

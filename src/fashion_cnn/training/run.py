@@ -104,11 +104,9 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
     """Train, test once on the official test set, and write checkpoint + metrics + plot.
 
     With `resume=True`, `config` may be None: the one saved in `out_dir` is used.
-    `score_test=False` leaves the test set alone (runs that make a choice, which is made on
-    the validation split): the results then carry no test figures.
-    `after_epoch(model, record)`: called after each epoch's validation (loop.fit).
-    An ensemble (`members` > 1) trains its members in sub-folders first (ensemble.py).
-    """
+    `score_test=False` leaves the test set alone (runs that choose, on validation): no test
+    figures. `after_epoch(model, record)`: called after each epoch's validation (loop.fit).
+    An ensemble (`members` > 1) trains its members in sub-folders first (ensemble.py)."""
     out = Path(out_dir)
     config = resolve_run_config(config, out, resume, score_test)
     rank, processes = world()
@@ -117,10 +115,7 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
     if not resume and rank == 0:
         write_json(out / "config.json", asdict(config))
     train_idx, val_idx = run_split(len(data.train_labels), config)
-    bf16_used = for_this_cpu(config).bf16
-    if config.bf16 and not bf16_used and rank == 0:
-        log("This CPU has no native bfloat16: training in float32 (--bf16 would be several "
-            "times slower here; benchmarks/results/cpu_bf16.json).")
+    bf16_used = bf16_on_this_cpu(config, log if rank == 0 else _quiet)
     teacher = started_from = None  # what distill.py records about a teacher; the --init file
     with torch_threads(config.threads):
         if config.members > 1:
@@ -171,6 +166,20 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
     write_run_results(out, model, config, metrics, data.checksums, histories)
     log(f"{scored(metrics)} -> {out / 'model.pt'}")
     return metrics
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def bf16_on_this_cpu(config: TrainConfig, log: Callable[[str], None]) -> bool:
+    """Whether the run computes in bfloat16 (--bf16, on a CPU with it); says so when --bf16
+    falls back to float32 (steps.for_this_cpu)."""
+    used = for_this_cpu(config).bf16
+    if config.bf16 and not used:
+        log("This CPU has no native bfloat16: training in float32 (--bf16 would be several "
+            "times slower here; benchmarks/results/cpu_bf16.json).")
+    return used
 
 
 def scored(metrics: dict[str, Any]) -> str:

@@ -204,7 +204,7 @@ def summed_loss(logits: torch.Tensor, labels: torch.Tensor,
 
 
 def native_bf16() -> bool:
-    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX, as oneDNN sees it)."""
+    """Whether oneDNN has bfloat16 kernels for this CPU (AVX-512 and up: AVX512-BF16, AMX)."""
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
