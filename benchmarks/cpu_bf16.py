@@ -1,7 +1,8 @@
 """Benchmark: what --bf16 and --channels-last do to a training step of the best model on
-this CPU. Both were chosen on a CPU with native bfloat16 (AVX512-BF16 / AMX); on one without
-it, autocast emulates bfloat16. Times PlainStep (forward, backward, SGD update; batch 128,
-random uint8 images) in each setting, taking turns, and records the CPU's capabilities.
+this CPU. Both were chosen on a CPU with native bfloat16 (oneDNN's bfloat16 kernels:
+AVX-512 and up); on one without them, autocast emulates bfloat16. Times PlainStep (forward,
+backward, SGD update; batch 128, random uint8 images) in each setting, taking turns, and
+records the CPU's capabilities.
 
     python benchmarks/cpu_bf16.py [--batches 3] [--rounds 2]
         [--out benchmarks/results/cpu_bf16.json]
