@@ -9,6 +9,7 @@ median milliseconds to classify one 28x28 picture with the model loaded (`Classi
 
 from __future__ import annotations
 
+import json
 import statistics
 
 import common
@@ -44,12 +45,15 @@ def score(name: str, data) -> dict:
     """One shipped model's row: accuracy (with and without TTA), size, speed."""
     classifier = Classifier(name)
     net, meta = classifier.net, classifier.meta
+    shipped = json.loads((resolve_checkpoint(name).parent / "metrics.json").read_text())
     result = {"model": name, "arch": meta["arch"],
               "test_accuracy": loss_and_accuracy(net, data.test_images, data.test_labels)[1],
               "parameters": count_parameters(net),
               "file_mb": resolve_checkpoint(name).stat().st_size / 1e6,
               "weights": meta.get("weights_dtype"),
-              "train_seconds": meta["metrics"].get("train_seconds"),
+              # every run behind the weights (a fine-tune's chain), as its metrics.json sums them
+              "train_seconds": shipped.get("total_train_seconds",
+                                           meta["metrics"].get("train_seconds")),
               "tta": getattr(net, "tta", False)}
     if result["tta"]:
         net.tta = False

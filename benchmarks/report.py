@@ -823,7 +823,8 @@ def _model_row(folder: Path, speed: Result, dtype: str | None,
         f"{pct(real['strict_accuracy'], 1)} / {pct(real['lenient_accuracy'], 1)} / "
         f"{real['out_of_class_auroc']:.3f}")  # the validation split
     return [card, pct(m.get("shipped_test_accuracy")), real_photos, num(params),
-            size + (f" ({dtype})" if dtype else ""), secs(run.get("train_seconds")),
+            size + (f" ({dtype})" if dtype else ""),
+            secs(m.get("total_train_seconds", run.get("train_seconds"))),  # the whole chain
             "n/a" if one is None else f"{one:.2f} ms",
             "n/a" if folder_rate is None else f"{num(folder_rate)} images/s",
             f"`{m.get('command', 'n/a')}`"]

@@ -163,16 +163,46 @@ training set's pixel mean and std; photos are converted by `fashion_cnn.preproce
   {cfg['epochs']} epochs, one-cycle learning rate peaking at {cfg['lr']}, weight decay
   {cfg['weight_decay']}, label smoothing {cfg['label_smoothing']}; augmentation: mirror
   (p=0.5), whole-pixel shifts up to {augment['translate']} px, random erasing
-  (p={augment['erase']}); bfloat16 autocast, channels-last. {run['n_train']:,} training images,
+  (p={augment['erase']}); {precision(run)}, channels-last. {run['n_train']:,} training images,
   {run['n_val']:,} held out for validation (final validation accuracy
   {100 * run['val_accuracy']:.2f}%).
 - Training time: {run['train_seconds'] / 60:.1f} min ({run['images_per_second']:,.0f} images/s) on
   {run['machine']['cpu_count']} CPU cores ({run['machine']['processor']}), shared with other work.
 {provenance_line(run)}
-
+{lineage_section(s)}
 {data_and_per_class(run, s["evaluation"]["per_class"])}
 
 {photos_section(s) if s.get("photos") else LIMITS_FASHION_MNIST_ONLY}"""
+
+
+def precision(run: dict[str, Any]) -> str:
+    """The arithmetic the run trained in: `--bf16` falls back to float32 on a CPU without
+    native bfloat16 (`bf16_used`; runs from before it record only the config)."""
+    return "bfloat16 autocast" if run.get("bf16_used", run["config"]["bf16"]) else "float32"
+
+
+def lineage_section(s: dict[str, Any]) -> str:
+    """'## All the training behind these weights': every run of the chain (metrics.json's
+    `lineage`) with its time, for a model that is more than one run."""
+    runs = s.get("lineage", [])
+    if len(runs) < 2:
+        return ""
+    rows = "\n".join(
+        f"| {(r['date'] or '?')[:10]} | "
+        + ("unknown" if r["train_seconds"] is None else f"{r['train_seconds'] / 60:.1f} min")
+        + f" | `{r['command'] or r.get('source')}` |" for r in runs)
+    total = s.get("total_train_seconds")
+    total = "unknown (a source is missing)" if total is None else f"{total / 60:.1f} min"
+    return f"""
+## All the training behind these weights
+The shipped weights come from {len(runs)} training runs (from scratch, fine-tunes of it and the
+runs averaged in), each counted once: **{total}** of training in all (`train_seconds` of each;
+rendering synthetic photos not counted). The "Training" section above is the last run's.
+
+| date | training time | command |
+| --- | --- | --- |
+{rows}
+"""
 
 
 LIMITS_FASHION_MNIST_ONLY = """## Limits

@@ -239,6 +239,47 @@ def averaged_with(net: nn.Module, run: Path, alpha: float) -> dict[str, Any]:
             "with_config": theirs["config"], "with_sha256": file_sha256(run / "model.pt")}
 
 
+# A shipped model is often a chain: a run from scratch, fine-tunes of it, weight averages. Its
+# training time is every run whose weights went into it, each counted once.
+
+
+def _entry(run: dict[str, Any]) -> dict[str, Any]:
+    return {k: run.get(k) for k in ("command", "date", "git_commit", "train_seconds")}
+
+
+def runs_behind(folder: Path, sha256: str | None) -> list[dict[str, Any]]:
+    """The training runs behind the model.pt in `folder` (a run's or a shipped model's), if
+    it is still the file of `sha256`; else one entry saying the source is unknown."""
+    model, metrics = folder / "model.pt", folder / "metrics.json"
+    if metrics.is_file() and not (sha256 and model.is_file() and file_sha256(model) != sha256):
+        found = json.loads(metrics.read_text())
+        if "lineage" in found:  # a shipped model
+            return found["lineage"]
+        if "train_seconds" in found:  # a run
+            return run_lineage(found)
+    return [{"command": None, "date": None, "source": str(folder), "sha256": sha256,
+             "train_seconds": None}]
+
+
+def run_lineage(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs behind a run's weights: those behind its `--init` file, then itself."""
+    start = run.get("init")
+    before = runs_behind(Path(start["checkpoint"]).parent, start["sha256"]) if start else []
+    return [*before, _entry(run)]
+
+
+def lineage(run: dict[str, Any], averaging: dict[str, Any] | None) -> dict[str, Any]:
+    """metrics.json's `lineage` (the runs behind the shipped weights, oldest first, each once)
+    and `total_train_seconds` (None if a source is unknown)."""
+    runs = run_lineage(run)
+    if averaging:
+        runs += runs_behind(Path(averaging["with"]), averaging.get("with_sha256"))
+    unique = {(r["date"], r["command"], r.get("source")): r for r in runs}.values()
+    ordered = sorted(unique, key=lambda r: r["date"] or "")
+    times = [r["train_seconds"] for r in ordered]
+    return {"lineage": ordered, "total_train_seconds": None if None in times else sum(times)}
+
+
 def ship(name: str, dest: Path, run_dirs: dict[int, Path], runs: dict[int, dict],
          data: FashionMNIST, average: tuple[Path, float] | None = None) -> dict[str, Any]:
     """Compress seed 0's weights (averaged with another run's first, if `average` = (run,
@@ -246,6 +287,7 @@ def ship(name: str, dest: Path, run_dirs: dict[int, Path], runs: dict[int, dict]
     recipe = RECIPES[name]
     net, meta = load_checkpoint(run_dirs[SHIPPED_SEED] / "model.pt")
     averaging = averaged_with(net, *average) if average else None
+    chain = lineage(runs[SHIPPED_SEED], averaging)  # before DEST's files are replaced
     net.load_state_dict(expand_state(compress_state(net.state_dict(), recipe.weights)))
     shipped = recipe.score(net, meta, runs, data, run_dirs)
     photos = shipped.summary.get("photos")
@@ -270,7 +312,7 @@ def ship(name: str, dest: Path, run_dirs: dict[int, Path], runs: dict[int, dict]
                     dest / "learning_curves.png")
     summary = {**provenance(SHIPPED_SEED, data.checksums), "shipped_seed": SHIPPED_SEED,
                **shipped.summary, **({"weight_average": averaging} if averaging else {}),
-               "training_run": runs[SHIPPED_SEED], "evaluation": shipped.report}
+               **chain, "training_run": runs[SHIPPED_SEED], "evaluation": shipped.report}
     write_json(dest / "metrics.json", summary)
     with atomic_path(dest / "MODEL_CARD.md") as tmp:
         tmp.write_text(recipe.card(summary, dest / "model.pt", recipe.weights))

@@ -46,6 +46,9 @@ def test_ship_model(tmp_path: Path, model: str, seeds: list[str], weights: str) 
     assert metrics["shipped_test_accuracy"] == pytest.approx(meta["metrics"]["test_accuracy"])
     for key in ("command", "date", "git_commit", "versions", "data_checksums"):
         assert key in metrics
+    run = metrics["training_run"]  # a run from scratch is its own lineage
+    assert [r["command"] for r in metrics["lineage"]] == [run["command"]]
+    assert metrics["total_train_seconds"] == run["train_seconds"]
     card = (shipped / "MODEL_CARD.md").read_text()
     assert card.startswith(f"# Model card: `{model}`")
     assert f"{100 * metrics['shipped_test_accuracy']:.2f}%" in card
@@ -140,3 +143,53 @@ def test_the_card_names_the_files_a_model_was_made_from() -> None:
     assert f"sha256 `{'2' * 64}`" in card
     del summary["training_run"]["init"], summary["weight_average"]["with_sha256"]
     assert "sha256 `" not in best_card(summary, shipped / "model.pt", "float16")
+
+
+def _trained(folder: Path, seconds: float, date: str, init: Path | None = None) -> dict:
+    """A run folder with a model and the metrics training writes (`init`: the file it began
+    from)."""
+    _run(folder, 2, 0)
+    metrics = {"command": f"train {folder.name}", "date": date, "git_commit": "abc",
+               "train_seconds": seconds,
+               **({"init": {"checkpoint": str(init), "sha256": file_sha256(init)}} if init
+                  else {})}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return metrics
+
+
+def test_a_chain_of_runs_counts_each_run_once(tmp_path: Path) -> None:
+    """A fine-tune of a fine-tune, averaged with its own start: three runs behind the weights,
+    the shared base counted once; a start whose file has changed since is unknown, not 0."""
+    ship_model = load_script(SCRIPT)
+    _trained(tmp_path / "base", 100.0, "2026-01-01")
+    middle = _trained(tmp_path / "middle", 20.0, "2026-01-02", tmp_path / "base" / "model.pt")
+    last = _trained(tmp_path / "last", 3.0, "2026-01-03", tmp_path / "middle" / "model.pt")
+    averaging = {"with": str(tmp_path / "middle"),
+                 "with_sha256": file_sha256(tmp_path / "middle" / "model.pt")}
+    chain = ship_model.lineage(last, averaging)
+    assert [r["command"] for r in chain["lineage"]] == ["train base", "train middle",
+                                                        "train last"]
+    assert chain["total_train_seconds"] == 123.0
+    # a shipped model's metrics.json carries its chain: a fine-tune of it continues it
+    shipped = tmp_path / "shipped"
+    _run(shipped, 2, 3)
+    (shipped / "metrics.json").write_text(json.dumps(ship_model.lineage(middle, None)))
+    again = _trained(tmp_path / "again", 5.0, "2026-01-04", shipped / "model.pt")
+    assert ship_model.lineage(again, None)["total_train_seconds"] == 125.0
+    _run(shipped, 2, 4)  # a new model shipped since the run began: its chain is not this one's
+    changed = ship_model.lineage(again, None)
+    assert changed["total_train_seconds"] is None
+    assert changed["lineage"][0]["source"] == str(shipped)
+
+
+def test_the_shipped_card_is_what_its_metrics_say() -> None:
+    """The default's MODEL_CARD.md is best_card of its metrics.json: an edit to one (say a
+    back-filled `lineage`) shows in the other. The seed model's card predates ship_model.py
+    and names the script that made it."""
+    load_script(SCRIPT)
+    from model_card import best_card
+
+    shipped = Path(__file__).resolve().parents[1] / "src" / "fashion_cnn" / "weights" / "best"
+    summary = json.loads((shipped / "metrics.json").read_text())
+    assert (shipped / "MODEL_CARD.md").read_text() == best_card(summary, shipped / "model.pt",
+                                                                 summary["weights"])
