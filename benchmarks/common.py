@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from fashion_cnn.data import FashionMNIST, load_fashion_mnist
 from fashion_cnn.files import write_json
 from fashion_cnn.preprocess import PreprocessConfig
 from fashion_cnn.provenance import provenance
-from fashion_cnn.training import recipe_config
+from fashion_cnn.training import TrainConfig, recipe_config
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -126,12 +126,14 @@ def cli_training(out: Path, recipe: str, seed: int, data_dir: Path | None = None
          *(f"--{'' if on else 'no-'}{name.replace('_', '-')}" for name, on in flags.items())])
 
 
-def train_or_reuse(out: Path, expected: Any, args: list[str]) -> dict[str, Any]:
+def train_or_reuse(out: Path, expected: TrainConfig, args: list[str]) -> dict[str, Any]:
     """metrics.json of `fashion-cnn train ARGS --out OUT --quiet`; a finished run in `out`
-    whose config equals `expected` (a TrainConfig) is reused, any other replaced."""
+    whose config equals `expected` (a TrainConfig) is reused, any other replaced. The saved
+    config is read as training reads it, so a run from before a new setting existed (saved
+    without it, so at its default) is still the same run."""
     metrics_path = out / "metrics.json"
-    if (metrics_path.is_file()
-            and json.loads(metrics_path.read_text())["config"] == asdict(expected)):
+    if (metrics_path.is_file() and TrainConfig.from_dict(
+            json.loads(metrics_path.read_text())["config"]) == expected):
         print(f"reusing {out}", file=sys.stderr)
         return json.loads(metrics_path.read_text())
     shutil.rmtree(out, ignore_errors=True)
