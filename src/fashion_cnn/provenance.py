@@ -47,6 +47,9 @@ def provenance(seed: int | None = None,
             "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
+            # the vector instructions torch's kernels run on: timings differ ~10x between an
+            # AVX2-only CPU and one with AVX-512 bfloat16 / VNNI
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         },
         "data_checksums": data_checksums or {},
     }
