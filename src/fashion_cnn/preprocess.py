@@ -200,7 +200,9 @@ def content_mask(rgb: np.ndarray, background: np.ndarray, fuzz: float) -> np.nda
     """bool [H, W]: the pixels of RGB [H, W, 3] further from the background colour than `fuzz`
     of the largest RGB distance (the authors' trim rule: 5%)."""
     limit = (fuzz * np.sqrt(3) * 255) ** 2
-    return ((rgb.astype(np.int32) - background.round().astype(np.int32)) ** 2).sum(2) > limit
+    d = rgb.astype(np.int32) - background.round().astype(np.int32)
+    d *= d
+    return d[..., 0] + d[..., 1] + d[..., 2] > limit  # not .sum(2): 1.5x slower over 3 values
 
 
 def analyse(img: Image.Image, config: PreprocessConfig = PreprocessConfig()) -> Layout:
@@ -453,9 +455,9 @@ def without_person(img: Image.Image, config: PreprocessConfig,
     bg = layout.background
     content = content_mask(rgb, bg, config.trim_fuzz)
     skinned = skin(rgb) & content
-    area = max(content.sum(), 1)
-    if skinned.sum() > 0.75 * area:
-        return None
+    area, skin_area = max(content.sum(), 1), skinned.sum()
+    if skin_area > 0.75 * area or skin_area < 0.03 * area:  # skin-coloured article; too
+        return None  # little skin for the limbs test below (most photos: no person, sooner)
     near = cv2.dilate(skinned.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     article = _main_regions((content & ~near).astype(np.uint8), cv2, keep_share=0.3)
     if article.sum() < 0.25 * area:  # the article is what the photo shows, not
