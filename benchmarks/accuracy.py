@@ -16,7 +16,12 @@ import common
 from PIL import Image
 
 from fashion_cnn.evaluate import loss_and_accuracy
-from fashion_cnn.models import SHIPPED_MODELS, count_parameters, resolve_checkpoint
+from fashion_cnn.models import (
+    SHIPPED_MODELS,
+    count_parameters,
+    resolve_checkpoint,
+    training_seconds,
+)
 from fashion_cnn.predict import Classifier
 
 BOARD = "https://github.com/zalandoresearch/fashion-mnist#benchmark"
@@ -45,15 +50,14 @@ def score(name: str, data) -> dict:
     """One shipped model's row: accuracy (with and without TTA), size, speed."""
     classifier = Classifier(name)
     net, meta = classifier.net, classifier.meta
-    shipped = json.loads((resolve_checkpoint(name).parent / "metrics.json").read_text())
+    checkpoint = resolve_checkpoint(name)
+    shipped = json.loads((checkpoint.parent / "metrics.json").read_text())
     result = {"model": name, "arch": meta["arch"],
               "test_accuracy": loss_and_accuracy(net, data.test_images, data.test_labels)[1],
               "parameters": count_parameters(net),
-              "file_mb": resolve_checkpoint(name).stat().st_size / 1e6,
+              "file_mb": checkpoint.stat().st_size / 1e6,
               "weights": meta.get("weights_dtype"),
-              # every run behind the weights (a fine-tune's chain), as its metrics.json sums them
-              "train_seconds": shipped.get("total_train_seconds",
-                                           meta["metrics"].get("train_seconds")),
+              "train_seconds": training_seconds(shipped),  # every run behind the weights
               "tta": getattr(net, "tta", False)}
     if result["tta"]:
         net.tta = False

@@ -4,9 +4,10 @@
     python benchmarks/backend_speed.py [--models seed,best] [--rounds 3] [--out FILE]
         [--data-dir DIR]
 
-Writes benchmarks/results/backend_speed.json. For each model, every backend is built through
-`Classifier(model, backend=...)` (onnxruntime: the checked ONNX export; onnxruntime-int8: that
-graph quantized, calibrated on training images) and, taking turns,
+Writes benchmarks/results/backend_speed.json (`--out backend_speed_<cpu>.json` for another kind
+of CPU: `auto`'s choice is checked against every such file). For each model, every backend is
+built through `Classifier(model, backend=...)` (onnxruntime: the checked ONNX export;
+onnxruntime-int8: that graph quantized, calibrated on training images) and, taking turns,
 `rounds` times each:
 
 1. the 10,000 official test images in batches of EVAL_BATCH as `evaluate` runs them

@@ -4,7 +4,8 @@
         [--out FILE] [--data-dir DIR]
 
 Writes benchmarks/results/predict_speed.json (the default model) or predict_speed_MODEL.json
-(--model MODEL, a shipped model's name), unless --out says otherwise.
+(--model MODEL, a shipped model's name), unless --out says otherwise (another kind of CPU:
+`--out predict_speed_<cpu>.json`, a docs section that leaves README's table alone).
 
 --model: a shipped model's name or a checkpoint (default: the shipped default model), for the
 library and the command alike; --backend: what runs it (torch, onnxruntime, auto; recorded).

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fashion_cnn.models import tta_views
+from fashion_cnn.models import training_seconds, tta_views
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -92,9 +92,11 @@ def provenance(data: Result) -> str:
     versions = data.get("versions") or {}
     if "torch" in versions:
         line += f"; torch {versions['torch']}"
-    cpus = (data.get("machine") or {}).get("cpu_count")
-    if cpus:
-        line += f"; {cpus} CPUs"
+    machine = data.get("machine") or {}
+    if machine.get("cpu_count"):
+        line += f"; {machine['cpu_count']} CPUs"
+        if machine.get("cpu_capability"):  # AVX2 against AVX512: speeds differ several-fold
+            line += f" ({machine['cpu_capability']})"
     return line + "."
 
 
@@ -741,7 +743,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
      render_weight_interpolation),
     ("ship_candidate_*", "A candidate default, not shipped", render_ship_candidate),
     ("predict_speed*", "Prediction and evaluation speed", render_predict_speed),
-    ("backend_speed", "torch against onnxruntime (`--backend`)", render_backend_speed),
+    ("backend_speed*", "torch against onnxruntime (`--backend`)", render_backend_speed),
     ("app_latency", "Web app latency", render_app_latency),
     ("api_load*", "The HTTP API under load", render_api_load),
 ]
@@ -798,7 +800,10 @@ def render_benchmarks(results_dir: Path = RESULTS_DIR) -> str:
 def render_models(weights_dir: Path = WEIGHTS_DIR, results_dir: Path = RESULTS_DIR) -> str:
     """The shipped-models table from each model's metrics.json, file size and speed results."""
     results = load_results(results_dir)
-    speed = {d.get("model"): d for n, d in results.items() if n.startswith("predict_speed")}
+    # the reference machine's files: predict_speed.json (the default) and predict_speed_<model>;
+    # others (e.g. predict_speed_avx2.json, another CPU) are in docs/benchmarks.md only
+    speed = {d.get("model"): d for n, d in results.items()
+             if n in ("predict_speed", f"predict_speed_{d.get('model')}")}
     dtypes = {m["model"]: m.get("weights")
               for m in results.get("accuracy", {}).get("shipped", [])}
     rows = []
@@ -827,7 +832,7 @@ def _model_row(folder: Path, speed: Result, dtype: str | None,
         f"{real['out_of_class_auroc']:.3f}")  # the validation split
     return [card, pct(m.get("shipped_test_accuracy")), real_photos, num(params),
             size + (f" ({dtype})" if dtype else ""),
-            secs(m.get("total_train_seconds", run.get("train_seconds"))),  # the whole chain
+            secs(training_seconds(m)),  # the whole chain
             "n/a" if one is None else f"{one:.2f} ms",
             "n/a" if folder_rate is None else f"{num(folder_rate)} images/s",
             f"`{m.get('command', 'n/a')}`"]

@@ -100,6 +100,16 @@ def test_changed_result_makes_both_stale(results_copy: Path) -> None:
     assert set(stale) == {README, BENCHMARKS_MD}
 
 
+def test_another_machines_speeds_stay_out_of_the_readme(results_copy: Path) -> None:
+    """A speed file from another CPU (predict_speed_<suffix>.json, not a model's name) is a
+    docs/benchmarks.md section; README's table keeps the reference machine's figures."""
+    data = json.loads((results_copy / "predict_speed.json").read_text())
+    data["single_28x28"]["median_ms_classify_one"] += 1.0
+    (results_copy / "predict_speed_othercpu.json").write_text(json.dumps(data))
+    stale = report.stale_files(report.expected_files(results_dir=results_copy))
+    assert stale == [BENCHMARKS_MD]
+
+
 def test_check_exits_1_naming_the_stale_file(results_copy: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     path = results_copy / "cv_seed.json"

@@ -207,6 +207,22 @@ def test_a_garment_on_a_textured_floor_is_cut_out() -> None:
     assert _silhouette_iou(trimmed, mask) < 0.5  # the authors' trim keeps the floor
 
 
+@pytest.mark.parametrize("rounds", [1, 2])
+def test_fewer_grabcut_rounds_still_find_the_garment(rounds: int,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fg_iterations` is what GrabCut runs (a speed setting; checkpoints without it: 4)."""
+    import cv2
+
+    seen = []
+    grab_cut = cv2.grabCut
+    monkeypatch.setattr(cv2, "grabCut", lambda *a: seen.append(a[5]) or grab_cut(*a))
+    photo, mask = _room_photo()
+    cut = preprocess(photo, PreprocessConfig(fg_iterations=rounds)).image
+    assert seen == [rounds]
+    assert _silhouette_iou(cut, mask) > 0.75
+    assert PreprocessConfig.from_dict({"fg_size": 96}).fg_iterations == 4
+
+
 def test_cut_out_is_deterministic_and_product_photos_keep_the_authors_steps() -> None:
     photo, _ = _room_photo(1)
     assert np.array_equal(preprocess(photo).image, preprocess(photo).image)

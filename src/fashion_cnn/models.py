@@ -308,6 +308,14 @@ def shipped_model_dir(name: str) -> Path:
     return Path(str(resources.files("fashion_cnn") / "weights" / name))
 
 
+def training_seconds(shipped: dict[str, Any]) -> float | None:
+    """A shipped model's training time from its metrics.json: every run behind the weights
+    (`total_train_seconds`, a fine-tune's whole chain; None if one is unknown) where that is
+    recorded, else its own run's."""
+    return shipped.get("total_train_seconds",
+                       shipped.get("training_run", {}).get("train_seconds"))
+
+
 def model_files(model: str | Path | None = None) -> dict[str, Path]:
     """The documents that come with a shipped model (card, metrics, plots) that exist."""
     path = resolve_checkpoint(model)

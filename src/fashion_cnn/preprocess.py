@@ -61,6 +61,7 @@ class PreprocessConfig:
     # conversion for every photo (as before the real-photo work).
     foreground: str = "auto"
     fg_size: int = 96  # GrabCut runs on a copy about this many pixels on its long side
+    fg_iterations: int = 4  # GrabCut's rounds; the first costs about twice each later one
     fg_border: float = 0.04  # the band along the border taken as background, share of the side
     fg_low: int = 90  # the garment's darkest level in the silhouette (0..255; background is 0)
     skin: bool = True  # product photos: paint out the person wearing the article (skin, hair)
@@ -329,7 +330,7 @@ def preprocess(source: bytes | str | Path | BinaryIO | Image.Image,
 # Photos that are not on a plain background: cut the garment out
 
 
-def foreground(rgb: np.ndarray, border: float) -> np.ndarray | None:
+def foreground(rgb: np.ndarray, border: float, iterations: int = 4) -> np.ndarray | None:
     """bool [H, W]: the garment in a small RGB picture uint8 [H, W, 3], by GrabCut seeded with
     a band along the border as background and the rest as probable foreground; the largest
     region (and regions at least 15% its size, e.g. the second shoe of a pair), holes filled.
@@ -342,7 +343,7 @@ def foreground(rgb: np.ndarray, border: float) -> np.ndarray | None:
         mask[:band], mask[-band:], mask[:, :band], mask[:, -band:] = (cv2.GC_BGD,) * 4
         models = np.zeros((1, 65)), np.zeros((1, 65))
         cv2.setRNGSeed(0)  # GrabCut's k-means start: the same picture gives the same mask
-        cv2.grabCut(np.ascontiguousarray(rgb[..., ::-1]), mask, None, *models, 4,
+        cv2.grabCut(np.ascontiguousarray(rgb[..., ::-1]), mask, None, *models, iterations,
                     cv2.GC_INIT_WITH_MASK)
         found = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
         if found.mean() >= 0.03:
@@ -393,7 +394,7 @@ def cut_out(img: Image.Image, config: PreprocessConfig) -> tuple[np.ndarray, flo
     if min(small.size) < 8 or lum.std() < 2:  # a thin strip, or one colour: nothing to find
         return np.zeros((config.size, config.size), np.uint8), None
     rgb = np.asarray(small)
-    mask = foreground(rgb, config.fg_border)
+    mask = foreground(rgb, config.fg_border, config.fg_iterations)
     if mask is None:  # nothing stood out from the border: take the whole picture, and say so
         mask, apart = np.ones(rgb.shape[:2], bool), 0.0
     else:
