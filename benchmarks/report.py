@@ -126,12 +126,10 @@ def render_accuracy(name: str, d: Result) -> str:
                      secs(m.get("train_seconds")), num(m.get("ms_per_image"), 2)])
     for m in d.get("published", []):
         rows.append([m["model"] + " (published)", pct(m["test_accuracy"], 1), "", "", "", ""])
-    cpu = d.get("machine", {}).get("cpu_capability")
     note = ("`ms per picture`: one 28x28 picture through `Classifier.classify_one`, as timed "
-            "by `benchmarks/accuracy.py`" + (f" on a CPU with {cpu}" if cpu else "") +
-            " (on a busy machine; `predict_speed*.json` below is the dedicated measurement, "
-            "and says on which machine). `training`: every run behind the weights. Published "
-            "results: the dataset's benchmark board.")
+            "by `benchmarks/accuracy.py` on the CPU the line above names (on a busy machine; "
+            "`predict_speed*.json` below is the dedicated measurement). `training`: every run "
+            "behind the weights. Published results: the dataset's benchmark board.")
     return table(["model", "test accuracy", "parameters", "file", "training",
                   "ms per picture"], rows) + "\n\n" + note
 
