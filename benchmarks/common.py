@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from fashion_cnn.data import FashionMNIST, load_fashion_mnist
+from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.files import write_json
 from fashion_cnn.preprocess import PreprocessConfig
 from fashion_cnn.provenance import provenance
 from fashion_cnn.training import TrainConfig, recipe_config
+from fashion_cnn.training.config import parse_setting
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -185,15 +187,18 @@ def keras_run(python: Path, data_dir: Path, epochs: int, seed: int) -> dict[str,
 def preprocess_flag(parser: argparse.ArgumentParser) -> None:
     """`--set KEY=VALUE` (repeatable): a preprocessing setting to try instead of the model's."""
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        type=preprocess_setting,
                         help="override a preprocessing setting, e.g. --set foreground=cutout")
 
 
-def override(config: PreprocessConfig, settings: list[str]) -> PreprocessConfig:
-    """Apply KEY=VALUE overrides (typed like the field they replace)."""
-    changes: dict[str, Any] = {}
-    for item in settings:
-        key, _, value = item.partition("=")
-        current = getattr(config, key)
-        changes[key] = (value.lower() in ("1", "true", "yes") if isinstance(current, bool)
-                        else type(current)(value))
-    return replace(config, **changes)
+def preprocess_setting(text: str) -> tuple[str, Any]:
+    """--set KEY=VALUE: a PreprocessConfig field and its value; a usage error if it is none."""
+    try:
+        return parse_setting(text, PreprocessConfig())
+    except FashionCNNError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def override(config: PreprocessConfig, settings: list[tuple[str, Any]]) -> PreprocessConfig:
+    """`config` with --set's (KEY, VALUE) pairs in place of its own values."""
+    return replace(config, **dict(settings))

@@ -68,6 +68,7 @@ from fashion_cnn.plots import confusion_plot
 from fashion_cnn.predict import Classifier
 from fashion_cnn.provenance import provenance
 from fashion_cnn.training import TrainConfig, recipe_config, run_split, run_training
+from fashion_cnn.training.config import parse_setting
 from fashion_cnn.training.run import saved_config, score_on_photos, test_scores, unsure_rule
 
 SHIPPED_SEED = 0
@@ -348,13 +349,10 @@ def add_calibration(dest: Path, data: FashionMNIST) -> None:
 
 def tuning_option(text: str) -> tuple[str, Any]:
     """--tune KEY=VALUE: a TrainConfig field and its value, typed like the field."""
-    key, _, value = text.partition("=")
-    default = getattr(TrainConfig(), key, None)
-    if not value or not isinstance(default, (bool, int, float, str)):
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE for a training setting")
-    if isinstance(default, bool):
-        return key, value.lower() in ("1", "true", "yes")
-    return key, type(default)(value)
+    try:
+        return parse_setting(text, TrainConfig())
+    except FashionCNNError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_args() -> argparse.Namespace:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import load_benchmark
+from fashion_cnn.preprocess import PreprocessConfig
 from fashion_cnn.training import TrainConfig
 
 common = load_benchmark("common")
@@ -30,3 +32,21 @@ def test_a_finished_run_is_reused_even_if_saved_before_a_new_setting(
         common.train_or_reuse(tmp_path, TrainConfig(model="best", epochs=5), ["--epochs", "5"])
     assert trained == [[common.FASHION_CNN, "train", "--epochs", "5", "--out", str(tmp_path),
                         "--quiet"]]
+
+
+def test_a_preprocessing_setting_is_typed_or_a_usage_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--set reads KEY=VALUE into the field's type; a key that is no setting, or a value of the
+    wrong type, stops the benchmark with a usage message, not a traceback."""
+    parser = argparse.ArgumentParser()
+    common.preprocess_flag(parser)
+    args = parser.parse_args(["--set", "fg_iterations=2", "--set", "foreground=cutout"])
+    config = common.override(PreprocessConfig(), args.set)
+    assert (config.fg_iterations, config.foreground) == (2, "cutout")
+    assert config.size == PreprocessConfig().size  # the rest as it was
+    for wrong in ("fg_iteration=2", "fg_iterations=two", "fg_iterations"):
+        with pytest.raises(SystemExit) as stop:
+            parser.parse_args(["--set", wrong])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert "--set" in err and wrong in err and "Traceback" not in err

@@ -234,6 +234,26 @@ def validation_seed(config: dict[str, Any]) -> int:
     return config.get("seed", 0) if split is None or split < 0 else split
 
 
+def parse_setting(text: str, defaults: Any) -> tuple[str, Any]:
+    """KEY=VALUE (a script's --tune or --set) -> (KEY, VALUE typed like the field KEY of the
+    dataclass instance `defaults`, e.g. TrainConfig() or PreprocessConfig()). Booleans read
+    1/true/yes as True. FashionCNNError naming the settings when KEY is not a plain field of
+    `defaults` or VALUE does not read as its type."""
+    key, _, value = text.partition("=")
+    plain = {f.name: getattr(defaults, f.name) for f in fields(defaults)
+             if isinstance(getattr(defaults, f.name), (bool, int, float, str))}
+    if not value or key not in plain:
+        raise FashionCNNError(f"{text!r} is not KEY=VALUE with KEY one of {', '.join(plain)}.")
+    default = plain[key]
+    if isinstance(default, bool):
+        return key, value.lower() in ("1", "true", "yes")
+    try:
+        return key, type(default)(value)
+    except ValueError:
+        raise FashionCNNError(f"{text!r}: {key} takes a {type(default).__name__}, "
+                              f"like {default!r}.") from None
+
+
 def with_options(config: TrainConfig, options: dict[str, Any]) -> TrainConfig:
     """`config` with some fields replaced; augmentation settings may be given flat
     (`flip=True`) or nested (`augment={...}`); unknown keys are ignored, None means unset."""
