@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -182,6 +183,14 @@ def keras_run(python: Path, data_dir: Path, epochs: int, seed: int) -> dict[str,
                           "--epochs", str(epochs), "--seed", str(seed)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def sign_test(won: int, lost: int) -> float:
+    """Two-sided exact sign test: how likely a split at least this uneven of the `won` +
+    `lost` pairs that differ is when either side is as likely to win each one."""
+    n = won + lost
+    tail = sum(math.comb(n, k) for k in range(min(won, lost) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
 
 
 def preprocess_flag(parser: argparse.ArgumentParser) -> None:

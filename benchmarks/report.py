@@ -491,17 +491,33 @@ def render_photo_views(name: str, d: Result) -> str:
 
 def render_weight_interpolation(name: str, d: Result) -> str:
     """One row per alpha: Fashion-MNIST validation with and without the mirror, the real
-    validation photos as they are and retaken (validation splits only)."""
+    validation photos as they are and retaken, and where scored the hard synthetic validation
+    photos with the sign test against the base (validation splits only)."""
+    hard = bool(d.get("hard_photos"))
     rows = [[f"{r['alpha']:g}", pct(r["fashion_mnist_val_accuracy"]),
              pct(r["fashion_mnist_val_accuracy_without_tta"]), *photo_cells(r["photos"]),
-             *photo_cells(r["retaken"])]
+             *photo_cells(r["retaken"]), *(hard_cells(r["hard"]) if hard else [])]
             for r in sorted(d["rows"], key=lambda r: r["alpha"])]
+    hard_note = (f" Hard: the first {d['hard_photos']:,} Fashion-MNIST validation images as "
+                 "hard synthetic photos, cut out once (the same model inputs for every alpha); "
+                 "gap: their clean accuracy minus the photos'; won / lost: photos right where "
+                 "the base (alpha 0) is wrong and the reverse, with the two-sided sign test's "
+                 "p." if hard else "")
     return (f"The weights (1 - alpha) `{d['base']}` + alpha `{d['tuned']}` (batch-norm "
             "statistics averaged too), scored with the mirror; the real validation photos as "
             f"they are, then each retaken {d['retaken_views']} times. Validation splits "
-            "only.\n\n"
+            f"only.{hard_note}\n\n"
             + table(["alpha", "Fashion-MNIST validation", "without the mirror",
-                     *PHOTO_AND_RETAKEN], rows))
+                     *PHOTO_AND_RETAKEN, *(HARD_FIGURES if hard else [])], rows))
+
+
+HARD_FIGURES = ["hard photos", "gap (points)", "won / lost", "p"]
+
+
+def hard_cells(h: dict[str, Any]) -> list[str]:
+    """The hard photos' figures (weight_interpolation.py's hard_figures) as table cells."""
+    return [pct(h["photo_accuracy"]), f"{h['gap_points']:.2f}", f"{h['won']} / {h['lost']}",
+            f"{h['sign_test_p']:.3f}"]
 
 
 def render_ship_candidate(name: str, d: Result) -> str:
@@ -737,7 +753,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
      render_photo_finetune),
     ("photo_views", "Fine-tuning the default on real photos: retaken views",
      render_photo_views),
-    ("weight_interpolation", "Averaging the default's weights with its views fine-tune",
+    ("weight_interpolation*", "Averaging the default's weights with a photo fine-tune",
      render_weight_interpolation),
     ("ship_candidate_*", "A candidate default, not shipped", render_ship_candidate),
     ("predict_speed*", "Prediction and evaluation speed", render_predict_speed),

@@ -2,7 +2,7 @@
 
     python benchmarks/weight_interpolation.py [--base runs/wise/best-photos-seed0/model.pt]
         [--tuned runs/photo-views7-crop0-seed0] [--alphas 0 0.25 0.5 0.75 1]
-        [--retaken 4] [--runs runs/interpolated] [--out benchmarks/results/...json]
+        [--retaken 4] [--hard 0] [--runs runs/interpolated] [--out benchmarks/results/...json]
 
 Wortsman et al. 2022 ("Robust fine-tuning of zero-shot models") keep what a model knew before
 a fine-tune by averaging its weights with the fine-tuned ones: theta = (1 - alpha) base +
@@ -18,6 +18,10 @@ Every alpha is written as a checkpoint into RUNS/alpha{alpha} (its "unsure" thre
 on the real validation photos, as training chooses it) and scored on validation splits only,
 with the base's test-time mirror: Fashion-MNIST's (the base's own held-out 6,000), the real
 validation photos, and the same photos retaken RETAKEN times (benchmarks/real_photos.py).
+With --hard N, also the first N of those 6,000 as hard synthetic photos (photo_accuracy.py
+--hard --split val --n N): rendered and cut out once, so every alpha answers the same model
+inputs, with a paired sign test against the base (alpha 0) on the photos one answers right and
+the other wrong: what a candidate default's ship rule asks (docs/design.md).
 """
 
 from __future__ import annotations
@@ -26,21 +30,64 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from common import load_data, parser, write_result
+from common import load_data, parser, sign_test, write_result
+from photo_accuracy import PhotoStream, evaluation_set
 from photo_views import photo_figures
 from real_photos import retaken
 
-from fashion_cnn.evaluate import loss_and_accuracy
+from fashion_cnn.evaluate import loss_and_accuracy, predict_logits
 from fashion_cnn.models import interpolate_weights, load_checkpoint, save_checkpoint
 from fashion_cnn.photos import find_photos_dir, list_photos
 from fashion_cnn.predict import Classifier
+from fashion_cnn.render import hard_photo
 from fashion_cnn.training.run import run_split, score_on_photos, unsure_rule
+
+# ---------------------------------------------------------------------------------------------
+# The hard synthetic photos: cut out once, answered by every alpha
+
+
+def hard_inputs(base: Path, data: Any, n: int) -> dict[str, torch.Tensor]:
+    """The first n images of the base's validation split as hard photos, through `predict`'s
+    preprocessing: "images" and "labels" [n], "inputs" uint8 [n, 28, 28] (what the model
+    sees) and "found" bool [n] (False: no garment found, never right)."""
+    classifier = Classifier(base, backend="torch")
+    images, labels = evaluation_set(data, classifier, "val", n)
+    stream = PhotoStream(hard_photo, np.random.default_rng(0))  # photo_accuracy.py's seed
+    predictions = list(classifier.iter_classify(stream.photos(images, labels),
+                                                map(str, range(n)), keep_inputs=True))
+    inputs = np.stack([p.input.image for p in predictions])
+    return {"images": images, "labels": labels, "inputs": torch.from_numpy(inputs),
+            "found": torch.tensor([p.index is not None for p in predictions])}
+
+
+def hard_figures(net: torch.nn.Module, hard: dict[str, torch.Tensor],
+                 base_right: torch.Tensor | None) -> tuple[dict[str, Any], torch.Tensor]:
+    """A network's accuracy on the hard photos and on their clean images (the gap is the
+    photos' alone), and the photos it won and lost against the base's answers `base_right`;
+    with its right answers [n], for the base's turn."""
+    labels = hard["labels"]
+    right = (predict_logits(net, hard["inputs"]).argmax(1) == labels) & hard["found"]
+    clean = (predict_logits(net, hard["images"]).argmax(1) == labels).float().mean().item()
+    figures = {"n": len(labels), "photo_accuracy": right.float().mean().item(),
+               "clean_accuracy": clean}
+    figures["gap_points"] = 100 * (clean - figures["photo_accuracy"])
+    if base_right is not None:
+        won, lost = int((right & ~base_right).sum()), int((~right & base_right).sum())
+        figures |= {"won": won, "lost": lost, "sign_test_p": sign_test(won, lost)}
+    return figures, right
+
+
+# ---------------------------------------------------------------------------------------------
+# One alpha
 
 
 def scored(alpha: float, tuned_state: dict[str, torch.Tensor], args: Any, data: Any,
-           val_idx: torch.Tensor, photos: list[tuple[Path, str]]) -> dict[str, Any]:
-    """One alpha's checkpoint (written to RUNS/alpha{alpha}) and its validation figures."""
+           val_idx: torch.Tensor, photos: list[tuple[Path, str]],
+           hard: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """One alpha's checkpoint (written to RUNS/alpha{alpha}) and its validation figures, the
+    hard photos' too if given (`hard_inputs` with the base's right answers as "base_right")."""
     base, meta = load_checkpoint(args.base)  # afresh: interpolate works in place
     interpolate_weights(base, tuned_state, alpha)
     images, labels = data.train_images[val_idx], data.train_labels[val_idx]
@@ -56,6 +103,8 @@ def scored(alpha: float, tuned_state: dict[str, torch.Tensor], args: Any, data: 
                     metrics={"val_accuracy": figures["fashion_mnist_val_accuracy"]},
                     data_checksums=meta["data_checksums"], unsure=unsure_rule(photo_scores),
                     calibration=meta.get("calibration"))
+    if hard is not None:
+        figures["hard"] = hard_figures(base, hard, hard["base_right"])[0]
     again = retaken(Classifier(path, backend="torch"), photos, args.retaken).score()
     return {"alpha": alpha, **figures, "photos": photo_figures(photo_scores),
             "retaken": photo_figures(again)}
@@ -67,23 +116,32 @@ def main() -> None:
     p.add_argument("--tuned", default="runs/photo-views7-crop0-seed0")
     p.add_argument("--alphas", type=float, nargs="+", default=[0, 0.25, 0.5, 0.75, 1])
     p.add_argument("--retaken", type=int, default=4)
+    p.add_argument("--hard", type=int, default=0, metavar="N",
+                   help="also score N hard synthetic validation photos (0: none)")
     args = p.parse_args()
     data = load_data(args)
-    _, meta = load_checkpoint(args.base)
+    base, meta = load_checkpoint(args.base)
+    hard = None
+    if args.hard:
+        hard = hard_inputs(args.base, data, args.hard)
+        hard["base_right"] = hard_figures(base, hard, None)[1]
     _, val_idx = run_split(len(data.train_labels), meta["config"])
     photos = list_photos(find_photos_dir(), "validation")
     tuned_state = load_checkpoint(args.tuned)[0].state_dict()
     rows = []
     for alpha in args.alphas:
-        rows.append(scored(alpha, tuned_state, args, data, val_idx, photos))
+        rows.append(scored(alpha, tuned_state, args, data, val_idx, photos, hard))
         fm, r, a = (rows[-1][k] for k in ("fashion_mnist_val_accuracy", "photos", "retaken"))
+        h = rows[-1].get("hard")
         print(f"alpha {alpha:g}: Fashion-MNIST val {100 * fm:.2f}%"
               f"; photos {100 * r['strict_accuracy']:.1f}% / {100 * r['lenient_accuracy']:.1f}%"
               f" / {r['out_of_class_auroc']:.3f} / {100 * r['out_of_class_rejection']:.1f}%"
-              f"; retaken {100 * a['strict_accuracy']:.1f}%", file=sys.stderr)
+              f"; retaken {100 * a['strict_accuracy']:.1f}%"
+              + (f"; hard {100 * h['photo_accuracy']:.2f}% (won {h['won']}, lost {h['lost']},"
+                 f" p = {h['sign_test_p']:.3f})" if h else ""), file=sys.stderr)
     write_result(args.out, {"base": str(args.base), "tuned": str(args.tuned),
-                            "retaken_views": args.retaken, "rows": rows}, seed=None,
-                 checksums=data.checksums)
+                            "retaken_views": args.retaken, "hard_photos": args.hard,
+                            "rows": rows}, seed=None, checksums=data.checksums)
 
 
 if __name__ == "__main__":

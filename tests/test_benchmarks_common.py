@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import load_benchmark
 from fashion_cnn.preprocess import PreprocessConfig
@@ -50,3 +51,32 @@ def test_a_preprocessing_setting_is_typed_or_a_usage_error(
         assert stop.value.code == 2
         err = capsys.readouterr().err
         assert "--set" in err and wrong in err and "Traceback" not in err
+
+
+def test_the_sign_test_is_the_exact_binomial_tail() -> None:
+    """Two-sided: twice the chance of a split at least this uneven with fair coins."""
+    assert common.sign_test(9, 1) == pytest.approx(2 * (1 + 10) / 2 ** 10)  # k <= 1 of 10
+    assert common.sign_test(1, 9) == common.sign_test(9, 1)
+    assert common.sign_test(5, 5) == 1.0 and common.sign_test(0, 0) == 1.0
+    assert common.sign_test(30, 13) < 0.05 < common.sign_test(32, 24)
+
+
+def test_hard_photo_figures_pair_each_photo_with_the_base() -> None:
+    """weight_interpolation.py: a photo with no garment found is wrong whatever the logits;
+    won / lost count the photos where only one of the candidate and the base is right."""
+    interpolation = load_benchmark("weight_interpolation")
+    labels = torch.tensor([0, 1, 2, 3])
+    hard = {"labels": labels, "images": torch.zeros(4, 28, 28, dtype=torch.uint8),
+            "inputs": torch.arange(4, dtype=torch.uint8)[:, None, None].expand(4, 28, 28),
+            "found": torch.tensor([True, True, True, False])}
+
+    def net(x: torch.Tensor) -> torch.Tensor:  # answers the input's pixel value as the class
+        return torch.nn.functional.one_hot(x[:, 0, 0].long() % 4, 10).float()
+
+    base_right = torch.tensor([False, True, False, True])
+    figures, right = interpolation.hard_figures(net, hard, base_right)
+    assert right.tolist() == [True, True, True, False]  # the last: no garment found
+    assert figures["photo_accuracy"] == 0.75 and figures["clean_accuracy"] == 0.25
+    assert figures["gap_points"] == pytest.approx(-50)
+    assert (figures["won"], figures["lost"]) == (2, 1)
+    assert figures["sign_test_p"] == common.sign_test(2, 1)

@@ -197,6 +197,26 @@ def test_time_to_accuracy_section(results_copy: Path) -> None:
     assert "this training included: 0.9 to 1.2." in part
     assert "](../docs/time_to_accuracy.png)" in part
 
+def test_weight_interpolation_section_adds_the_hard_photos_when_scored(
+        results_copy: Path) -> None:
+    """A run with --hard gets four more columns per alpha; the recorded one keeps its table."""
+    recorded = json.loads((results_copy / "weight_interpolation.json").read_text())
+    assert not recorded.get("hard_photos")
+    hard = {"n": 2000, "photo_accuracy": 0.915, "clean_accuracy": 0.9465, "gap_points": 3.15,
+            "won": 32, "lost": 24, "sign_test_p": 0.35}
+    rows = [{**row, "hard": hard} for row in recorded["rows"]]
+    (results_copy / "weight_interpolation_candidate.json").write_text(json.dumps(
+        {**recorded, "hard_photos": 2000, "rows": rows}))
+    text = report.render_benchmarks(results_copy)
+    part = text[text.index("`weight_interpolation_candidate.json`"):]
+    part = part[:part.index("\n## ")]
+    assert "could not read" not in part and "the first 2,000 Fashion-MNIST validation" in part
+    lines = [line for line in part.splitlines() if line.startswith("| 0.5 |")]
+    assert len(lines) == 1 and lines[0].endswith("| 91.50% | 3.15 | 32 / 24 | 0.350 |")
+    old = text[text.index("`weight_interpolation.json`"):]
+    assert "hard photos" not in old[:old.index("\n## ")]
+
+
 def test_output_is_deterministic(results_copy: Path) -> None:
     assert report.render_benchmarks(results_copy) == report.render_benchmarks(results_copy)
 
