@@ -489,6 +489,15 @@ def render_photo_views(name: str, d: Result) -> str:
                      "training"], rows))
 
 
+HARD_FIGURES = ["hard photos", "gap (points)", "won / lost", "p"]
+
+
+def hard_cells(h: dict[str, Any]) -> list[str]:
+    """The hard photos' figures (weight_interpolation.py's hard_figures) as table cells."""
+    return [pct(h["photo_accuracy"]), f"{h['gap_points']:.2f}", f"{h['won']} / {h['lost']}",
+            f"{h['sign_test_p']:.3f}"]
+
+
 def render_weight_interpolation(name: str, d: Result) -> str:
     """One row per alpha: Fashion-MNIST validation with and without the mirror, the real
     validation photos as they are and retaken, and where scored the hard synthetic validation
@@ -509,15 +518,6 @@ def render_weight_interpolation(name: str, d: Result) -> str:
             f"only.{hard_note}\n\n"
             + table(["alpha", "Fashion-MNIST validation", "without the mirror",
                      *PHOTO_AND_RETAKEN, *(HARD_FIGURES if hard else [])], rows))
-
-
-HARD_FIGURES = ["hard photos", "gap (points)", "won / lost", "p"]
-
-
-def hard_cells(h: dict[str, Any]) -> list[str]:
-    """The hard photos' figures (weight_interpolation.py's hard_figures) as table cells."""
-    return [pct(h["photo_accuracy"]), f"{h['gap_points']:.2f}", f"{h['won']} / {h['lost']}",
-            f"{h['sign_test_p']:.3f}"]
 
 
 def render_ship_candidate(name: str, d: Result) -> str:

@@ -37,7 +37,7 @@ from photo_accuracy import PhotoStream, evaluation_set
 from photo_views import photo_figures
 from real_photos import retaken
 
-from fashion_cnn.evaluate import loss_and_accuracy, predict_logits
+from fashion_cnn.evaluate import Forward, loss_and_accuracy, predict_logits
 from fashion_cnn.models import interpolate_weights, load_checkpoint, save_checkpoint
 from fashion_cnn.photos import find_photos_dir, list_photos
 from fashion_cnn.predict import Classifier
@@ -62,7 +62,7 @@ def hard_inputs(base: Path, data: Any, n: int) -> dict[str, torch.Tensor]:
             "found": torch.tensor([p.index is not None for p in predictions])}
 
 
-def hard_figures(net: torch.nn.Module, hard: dict[str, torch.Tensor],
+def hard_figures(net: Forward, hard: dict[str, torch.Tensor],
                  base_right: torch.Tensor | None) -> tuple[dict[str, Any], torch.Tensor]:
     """A network's accuracy on the hard photos and on their clean images (the gap is the
     photos' alone), and the photos it won and lost against the base's answers `base_right`;
