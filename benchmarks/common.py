@@ -31,12 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from fashion_cnn.data import FashionMNIST, load_fashion_mnist
-from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.files import write_json
 from fashion_cnn.preprocess import PreprocessConfig
 from fashion_cnn.provenance import provenance
 from fashion_cnn.training import TrainConfig, recipe_config
-from fashion_cnn.training.config import parse_setting
+from fashion_cnn.training.config import setting_argument
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -196,16 +195,8 @@ def sign_test(won: int, lost: int) -> float:
 def preprocess_flag(parser: argparse.ArgumentParser) -> None:
     """`--set KEY=VALUE` (repeatable): a preprocessing setting to try instead of the model's."""
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        type=preprocess_setting,
+                        type=setting_argument(PreprocessConfig()),
                         help="override a preprocessing setting, e.g. --set foreground=cutout")
-
-
-def preprocess_setting(text: str) -> tuple[str, Any]:
-    """--set KEY=VALUE: a PreprocessConfig field and its value; a usage error if it is none."""
-    try:
-        return parse_setting(text, PreprocessConfig())
-    except FashionCNNError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def override(config: PreprocessConfig, settings: list[tuple[str, Any]]) -> PreprocessConfig:

@@ -68,7 +68,7 @@ from fashion_cnn.plots import confusion_plot
 from fashion_cnn.predict import Classifier
 from fashion_cnn.provenance import provenance
 from fashion_cnn.training import TrainConfig, recipe_config, run_split, run_training
-from fashion_cnn.training.config import parse_setting
+from fashion_cnn.training.config import setting_argument
 from fashion_cnn.training.run import saved_config, score_on_photos, test_scores, unsure_rule
 
 SHIPPED_SEED = 0
@@ -347,14 +347,6 @@ def add_calibration(dest: Path, data: FashionMNIST) -> None:
         tmp.write_text(BEST.card(summary, path, payload["weights_dtype"]))
 
 
-def tuning_option(text: str) -> tuple[str, Any]:
-    """--tune KEY=VALUE: a TrainConfig field and its value, typed like the field."""
-    try:
-        return parse_setting(text, TrainConfig())
-    except FashionCNNError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -373,8 +365,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--init", type=Path,
                         help="with --photos: fine-tune seed 0 from this checkpoint instead")
     parser.add_argument("--tune", action="append", default=[], metavar="KEY=VALUE",
-                        type=tuning_option, help="with --photos: a fine-tuning setting "
-                        "instead of PHOTO_TUNING's or the recipe's, e.g. --tune epochs=12")
+                        type=setting_argument(TrainConfig()),
+                        help="with --photos: a fine-tuning setting instead of PHOTO_TUNING's or "
+                        "the recipe's, e.g. --tune epochs=12")
     parser.add_argument("--average-with", type=Path, metavar="RUN",
                         help="with --photos: ship seed 0 averaged with RUN's model (--alpha)")
     parser.add_argument("--alpha", type=float, help="RUN's share of the averaged weights")

@@ -17,6 +17,7 @@ from conftest import load_script, write_dataset
 from fashion_cnn.files import file_sha256
 from fashion_cnn.models import build_model, load_checkpoint, save_checkpoint
 from fashion_cnn.training import TrainConfig, run_training
+from fashion_cnn.training.config import setting_argument
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
 FILES = ("model.pt", "metrics.json", "learning_curves.png", "confusion_matrix.png",
@@ -117,13 +118,16 @@ def test_a_run_chosen_on_validation_has_its_test_set_scored_when_it_ships(
 
 
 def test_fine_tuning_settings_are_typed_like_the_config() -> None:
-    ship_model = load_script(SCRIPT)
-    assert ship_model.tuning_option("epochs=12") == ("epochs", 12)
-    assert ship_model.tuning_option("lr=0.005") == ("lr", 0.005)
-    assert ship_model.tuning_option("photos=no") == ("photos", False)
+    tune = setting_argument(TrainConfig())  # ship_model.py's --tune
+    assert tune("epochs=12") == ("epochs", 12)
+    assert tune("lr=0.005") == ("lr", 0.005)
+    assert tune("photos=no") == ("photos", False)
+    assert tune("photos=Yes") == ("photos", True)
     for wrong in ("epochs", "colour=red", "augment=none"):
         with pytest.raises(argparse.ArgumentTypeError, match="KEY=VALUE"):
-            ship_model.tuning_option(wrong)
+            tune(wrong)
+    with pytest.raises(argparse.ArgumentTypeError, match="photos takes a bool"):
+        tune("photos=banana")  # not silently False
 
 
 def test_the_card_names_the_files_a_model_was_made_from() -> None:

@@ -10,6 +10,8 @@ batch 32, 10 epochs, cross-entropy, reshuffled every epoch. PyTorch's SGD moment
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -237,21 +239,38 @@ def validation_seed(config: dict[str, Any]) -> int:
 def parse_setting(text: str, defaults: Any) -> tuple[str, Any]:
     """KEY=VALUE (a script's --tune or --set) -> (KEY, VALUE typed like the field KEY of the
     dataclass instance `defaults`, e.g. TrainConfig() or PreprocessConfig()). Booleans read
-    1/true/yes as True. FashionCNNError naming the settings when KEY is not a plain field of
-    `defaults` or VALUE does not read as its type."""
+    1/true/yes and 0/false/no. FashionCNNError naming the settings when KEY is not a plain
+    field of `defaults` or VALUE does not read as its type."""
     key, _, value = text.partition("=")
     plain = {f.name: getattr(defaults, f.name) for f in fields(defaults)
              if isinstance(getattr(defaults, f.name), (bool, int, float, str))}
     if not value or key not in plain:
         raise FashionCNNError(f"{text!r} is not KEY=VALUE with KEY one of {', '.join(plain)}.")
     default = plain[key]
-    if isinstance(default, bool):
-        return key, value.lower() in ("1", "true", "yes")
     try:
-        return key, type(default)(value)
+        return key, read_bool(value) if isinstance(default, bool) else type(default)(value)
     except ValueError:
         raise FashionCNNError(f"{text!r}: {key} takes a {type(default).__name__}, "
                               f"like {default!r}.") from None
+
+
+def read_bool(value: str) -> bool:
+    """1/true/yes -> True, 0/false/no -> False (any case); ValueError otherwise."""
+    words = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+    if value.lower() not in words:
+        raise ValueError(value)
+    return words[value.lower()]
+
+
+def setting_argument(defaults: Any) -> Callable[[str], tuple[str, Any]]:
+    """An argparse `type=` reading KEY=VALUE with parse_setting: a wrong setting is a usage
+    message (exit 2) naming the settings, not a traceback."""
+    def parse(text: str) -> tuple[str, Any]:
+        try:
+            return parse_setting(text, defaults)
+        except FashionCNNError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parse
 
 
 def with_options(config: TrainConfig, options: dict[str, Any]) -> TrainConfig:
