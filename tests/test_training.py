@@ -80,6 +80,24 @@ def test_a_run_without_the_test_set_never_reads_it(tiny_data, tmp_path: Path) ->
     assert not (tmp_path / "unscored").exists()
 
 
+def test_a_resumed_run_leaves_the_test_set_alone_if_it_started_so(tiny_data,
+                                                                   tmp_path: Path) -> None:
+    """`train --no-test`, interrupted, then `train --resume DIR` (no test flag): still no test
+    figures. (A resumed candidate once scored the test set this way.)"""
+    untouchable = replace(tiny_data, test_images=torch.zeros(3, 5, 5, dtype=torch.uint8))
+
+    def interrupt_after_epoch_1(message: str) -> None:
+        if message.startswith("epoch 1/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(TrainConfig(**TINY), untouchable, tmp_path, progress=False,
+                     log=interrupt_after_epoch_1, score_test=False)
+    metrics = run_training(None, untouchable, tmp_path, resume=True, progress=False, log=_quiet)
+    assert not [k for k in metrics if k.startswith("test_")], metrics.keys()
+    assert metrics["val_accuracy"] > 0.5
+
+
 def test_validation_split_is_disjoint_and_reproducible() -> None:
     train, val = split_indices(100, 0.2, seed=3)
     assert len(val) == 20 and len(train) == 80

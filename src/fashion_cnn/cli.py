@@ -174,9 +174,11 @@ def train(
     resume: Annotated[Optional[Path], typer.Option(
         help="Continue the interrupted run in this folder (its saved config is used).")] = None,
     nproc: Nproc = 1,
-    test: Annotated[bool, typer.Option(
+    test: Annotated[Optional[bool], typer.Option(
         help="Score the official test set once, at the end; --no-test leaves it alone (for "
-             "runs that choose something, on the validation split).")] = True,
+             "runs that choose something, on the validation split). Default: score it, or, "
+             "with --resume, as the run was started.",
+        show_default=False)] = None,
     data_dir: DataDir = None, offline: Offline = False, quiet: Quiet = False,
 ) -> None:
     """Train a model; writes model.pt, metrics.json and learning_curves.png into --out."""
@@ -200,7 +202,7 @@ def train(
         raise typer.Exit(130) from None
     if not first:
         return
-    if not test:
+    if "test_accuracy" not in metrics:
         typer.echo(f"Accuracy : {100 * metrics['val_accuracy']:.3f}  (validation split; "
                    "test set not scored)")
     else:

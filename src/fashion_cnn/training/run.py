@@ -2,8 +2,9 @@
 cross-validation (the reference article's protocol, on the training set).
 
 A run folder DIR holds config.json (from the start), state.pt (while running: see loop.py),
-then model.pt, metrics.json and learning_curves.png. The test set is scored once, at the end
-(unless the run is told to leave it alone).
+then model.pt, metrics.json and learning_curves.png. The test set is scored once, at the end,
+unless the run is told to leave it alone: then DIR also holds the file `no-test` from the
+start, so that resuming the run leaves it alone too.
 """
 
 from __future__ import annotations
@@ -56,8 +57,19 @@ def torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+NO_TEST = "no-test"  # the file in a run folder that was started without scoring the test set
+
+
+def scores_test(out_dir: str | Path, resume: bool, score_test: bool | None) -> bool:
+    """Whether a run scores the test set: as asked (True or False), else (None) as the run was
+    started when resuming it, else yes."""
+    if score_test is None:
+        return not (resume and (Path(out_dir) / NO_TEST).exists())
+    return score_test
+
+
 def resolve_run_config(config: TrainConfig | None, out_dir: str | Path,
-                       resume: bool = False, score_test: bool = True) -> TrainConfig:
+                       resume: bool = False, score_test: bool | None = None) -> TrainConfig:
     """The config a run in `out_dir` will use; refuses a folder that does not fit the request,
     and a run that would score nothing (no test set, no validation split).
 
@@ -74,10 +86,22 @@ def resolve_run_config(config: TrainConfig | None, out_dir: str | Path,
         raise FashionCNNError(f"The run in {out} already finished ({model_path} exists).")
     else:
         config = saved_config(config_path)
-    if not score_test and config.val_fraction == 0:
+    if not scores_test(out, resume, score_test) and config.val_fraction == 0:
         raise FashionCNNError("--no-test needs a validation split (--val-fraction above 0): "
                               "without one nothing would score the model.")
     return config
+
+
+def start_folder(out: Path, config: TrainConfig, resume: bool, score_test: bool | None) -> bool:
+    """A new run's config.json, and the `no-test` file if it leaves the test set alone
+    (written by the first process); whether the run scores the test set (scores_test)."""
+    score_test = scores_test(out, resume, score_test)
+    if not resume and world()[0] == 0:
+        write_json(out / "config.json", asdict(config))
+        if not score_test:
+            (out / NO_TEST).write_text("Started with --no-test: the test set is left alone, "
+                                       "also when the run is resumed.\n")
+    return score_test
 
 
 def saved_config(path: Path) -> TrainConfig:
@@ -100,20 +124,20 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
                  resume: bool = False, progress: bool = True,
                  log: Callable[[str], None] = _log,
                  after_epoch: Callable[[torch.nn.Module, dict[str, Any]], None] | None = None,
-                 score_test: bool = True) -> dict[str, Any]:
+                 score_test: bool | None = None) -> dict[str, Any]:
     """Train, test once on the official test set, and write checkpoint + metrics + plot.
 
     With `resume=True`, `config` may be None: the one saved in `out_dir` is used.
     `score_test=False` leaves the test set alone (runs that choose, on validation): no test
-    figures. `after_epoch(model, record)`: called after each epoch's validation (loop.fit).
+    figures; None scores it unless the resumed run was started with False.
+    `after_epoch(model, record)`: called after each epoch's validation (loop.fit).
     An ensemble (`members` > 1) trains its members in sub-folders first (ensemble.py)."""
     out = Path(out_dir)
     config = resolve_run_config(config, out, resume, score_test)
     rank, processes = world()
     if processes > 1:
         torch.distributed.barrier()  # every process has checked the folder before it fills
-    if not resume and rank == 0:
-        write_json(out / "config.json", asdict(config))
+    score_test = start_folder(out, config, resume, score_test)
     train_idx, val_idx = run_split(len(data.train_labels), config)
     bf16_used = bf16_on_this_cpu(config, log if rank == 0 else _quiet)
     teacher = started_from = None  # what distill.py records about a teacher; the --init file
