@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,6 +38,14 @@ TINY = dict(epochs=3, batch_size=16, lr=0.05, val_fraction=0.25)
 
 def _quiet(_: str) -> None:
     pass
+
+
+def _interrupt_after(epoch: int) -> Callable[[str], None]:
+    """A run's log that stops it (as Ctrl-C would) once epoch `epoch` is logged, i.e. saved."""
+    def log(message: str) -> None:
+        if message.startswith(f"epoch {epoch}/"):
+            raise KeyboardInterrupt
+    return log
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -86,13 +95,9 @@ def test_a_resumed_run_leaves_the_test_set_alone_if_it_started_so(tiny_data,
     figures. (A resumed candidate once scored the test set this way.)"""
     untouchable = replace(tiny_data, test_images=torch.zeros(3, 5, 5, dtype=torch.uint8))
 
-    def interrupt_after_epoch_1(message: str) -> None:
-        if message.startswith("epoch 1/"):
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
         run_training(TrainConfig(**TINY), untouchable, tmp_path, progress=False,
-                     log=interrupt_after_epoch_1, score_test=False)
+                     log=_interrupt_after(1), score_test=False)
     metrics = run_training(None, untouchable, tmp_path, resume=True, progress=False, log=_quiet)
     assert not [k for k in metrics if k.startswith("test_")], metrics.keys()
     assert metrics["val_accuracy"] > 0.5
@@ -118,13 +123,9 @@ def test_same_seed_same_result(tiny_data, tmp_path: Path) -> None:
 def test_interrupted_run_resumes_to_the_same_weights(tiny_data, tmp_path: Path) -> None:
     run_training(TrainConfig(**TINY), tiny_data, tmp_path / "full", progress=False, log=_quiet)
 
-    def interrupt_after_epoch_2(message: str) -> None:
-        if message.startswith("epoch 2/"):
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
         run_training(TrainConfig(**TINY), tiny_data, tmp_path / "cut", progress=False,
-                     log=interrupt_after_epoch_2)
+                     log=_interrupt_after(2))
     assert (tmp_path / "cut" / "state.pt").is_file()
     assert not (tmp_path / "cut" / "model.pt").exists()
     with pytest.raises(FashionCNNError, match="--resume"):
@@ -163,13 +164,9 @@ def test_after_epoch_hook_adds_to_the_saved_history(tiny_data, tmp_path: Path,
             model, tiny_data.test_images, tiny_data.test_labels)[1]
         offset[0] += 3600.0
 
-    def interrupt_after_epoch_2(message: str) -> None:
-        if message.startswith("epoch 2/"):
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
         run_training(TrainConfig(**TINY), tiny_data, tmp_path, progress=False,
-                     log=interrupt_after_epoch_2, after_epoch=score)
+                     log=_interrupt_after(2), after_epoch=score)
     metrics = run_training(None, tiny_data, tmp_path, resume=True, progress=False,
                            log=_quiet, after_epoch=score)
     assert calls == [1, 2, 3]  # epochs 1-2 before the interruption, 3 after resuming
@@ -260,12 +257,8 @@ def _full_and_resumed_match(config: TrainConfig, data, root: Path) -> dict:
     must be identical. Returns the straight run's metrics."""
     full = run_training(config, data, root / "full", progress=False, log=_quiet)
 
-    def interrupt_after_epoch_1(message: str) -> None:
-        if message.startswith("epoch 1/"):
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        run_training(config, data, root / "cut", progress=False, log=interrupt_after_epoch_1)
+        run_training(config, data, root / "cut", progress=False, log=_interrupt_after(1))
     run_training(None, data, root / "cut", resume=True, progress=False, log=_quiet)
     a, b = _weights(root / "full"), _weights(root / "cut")
     assert all(torch.equal(a[k], b[k]) for k in a)
