@@ -499,25 +499,31 @@ def hard_cells(h: dict[str, Any]) -> list[str]:
 
 
 def render_weight_interpolation(name: str, d: Result) -> str:
-    """One row per alpha: Fashion-MNIST validation with and without the mirror, the real
-    validation photos as they are and retaken, and where scored the hard synthetic validation
-    photos with the sign test against the base (validation splits only)."""
+    """One row per alpha (and last layer averaged, where not all were): Fashion-MNIST
+    validation with and without the mirror, the real validation photos as they are and
+    retaken, and where scored the hard synthetic validation photos with the sign test against
+    the base (validation splits only)."""
     hard = bool(d.get("hard_photos"))
-    rows = [[f"{r['alpha']:g}", pct(r["fashion_mnist_val_accuracy"]),
+    layers = any(r.get("until") for r in d["rows"])
+    rows = [[f"{r['alpha']:g}", *([r["until"] or "all"] if layers else []),
+             pct(r["fashion_mnist_val_accuracy"]),
              pct(r["fashion_mnist_val_accuracy_without_tta"]), *photo_cells(r["photos"]),
              *photo_cells(r["retaken"]), *(hard_cells(r["hard"]) if hard else [])]
-            for r in sorted(d["rows"], key=lambda r: r["alpha"])]
+            for r in sorted(d["rows"], key=lambda r: (r["alpha"], r.get("until") or ""))]
     hard_note = (f" Hard: the first {d['hard_photos']:,} Fashion-MNIST validation images as "
                  "hard synthetic photos, cut out once (the same model inputs for every alpha); "
                  "gap: their clean accuracy minus the photos'; won / lost: photos right where "
                  "the base (alpha 0) is wrong and the reverse, with the two-sided sign test's "
                  "p." if hard else "")
+    layer_note = (" Averaged up to: only the layers from the input to this one averaged, the "
+                  "later ones the base's (`models.layer_names`)." if layers else "")
     return (f"The weights (1 - alpha) `{d['base']}` + alpha `{d['tuned']}` (batch-norm "
             "statistics averaged too), scored with the mirror; the real validation photos as "
             f"they are, then each retaken {d['retaken_views']} times. Validation splits "
-            f"only.{hard_note}\n\n"
-            + table(["alpha", "Fashion-MNIST validation", "without the mirror",
-                     *PHOTO_AND_RETAKEN, *(HARD_FIGURES if hard else [])], rows))
+            f"only.{hard_note}{layer_note}\n\n"
+            + table(["alpha", *(["averaged up to"] if layers else []),
+                     "Fashion-MNIST validation", "without the mirror", *PHOTO_AND_RETAKEN,
+                     *(HARD_FIGURES if hard else [])], rows))
 
 
 def render_ship_candidate(name: str, d: Result) -> str:

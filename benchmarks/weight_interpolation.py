@@ -2,7 +2,8 @@
 
     python benchmarks/weight_interpolation.py [--base runs/wise/best-photos-seed0/model.pt]
         [--tuned runs/photo-views7-crop0-seed0] [--alphas 0 0.25 0.5 0.75 1]
-        [--retaken 4] [--hard 0] [--runs runs/interpolated] [--out benchmarks/results/...json]
+        [--retaken 4] [--hard 0] [--until LAYER ...] [--runs runs/interpolated]
+        [--out benchmarks/results/...json]
 
 Wortsman et al. 2022 ("Robust fine-tuning of zero-shot models") keep what a model knew before
 a fine-tune by averaging its weights with the fine-tuned ones: theta = (1 - alpha) base +
@@ -22,10 +23,16 @@ With --hard N, also the first N of those 6,000 as hard synthetic photos (photo_a
 --hard --split val --n N): rendered and cut out once, so every alpha answers the same model
 inputs, with a paired sign test against the base (alpha 0) on the photos one answers right and
 the other wrong: what a candidate default's ship rule asks (docs/design.md).
+
+With --until LAYER ... (models.layer_names: features.0 ... head), each alpha is also scored
+with only the layers up to LAYER averaged, the later ones the base's (surgical: a fine-tune's
+early layers for what changed in the input, the base's late ones for what it knew), one row
+per LAYER and alpha in RUNS/alpha{alpha}-{LAYER}.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,13 +90,14 @@ def hard_figures(net: Forward, hard: dict[str, torch.Tensor],
 # One alpha
 
 
-def scored(alpha: float, tuned_state: dict[str, torch.Tensor], args: Any, data: Any,
-           val_idx: torch.Tensor, photos: list[tuple[Path, str]],
+def scored(alpha: float, until: str | None, tuned_state: dict[str, torch.Tensor], args: Any,
+           data: Any, val_idx: torch.Tensor, photos: list[tuple[Path, str]],
            hard: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
-    """One alpha's checkpoint (written to RUNS/alpha{alpha}) and its validation figures, the
-    hard photos' too if given (`hard_inputs` with the base's right answers as "base_right")."""
+    """One alpha's checkpoint (written to RUNS/alpha{alpha}[-{until}]) and its validation
+    figures, the hard photos' too if given (`hard_inputs` with the base's right answers as
+    "base_right"). `until`: only the layers up to this one averaged (None: all)."""
     base, meta = load_checkpoint(args.base)  # afresh: interpolate works in place
-    interpolate_weights(base, tuned_state, alpha)
+    interpolate_weights(base, tuned_state, alpha, until)
     images, labels = data.train_images[val_idx], data.train_labels[val_idx]
     figures = {"fashion_mnist_val_accuracy": loss_and_accuracy(base, images, labels)[1]}
     base.tta = False
@@ -97,7 +105,7 @@ def scored(alpha: float, tuned_state: dict[str, torch.Tensor], args: Any, data: 
                                                                           labels)[1]
     base.tta = meta["arch_kwargs"].get("tta", False)
     photo_scores = score_on_photos(base, progress=False)
-    path = args.runs / f"alpha{alpha:g}" / "model.pt"
+    path = args.runs / (f"alpha{alpha:g}" + (f"-{until}" if until else "")) / "model.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(path, base, config=meta["config"],
                     metrics={"val_accuracy": figures["fashion_mnist_val_accuracy"]},
@@ -106,7 +114,7 @@ def scored(alpha: float, tuned_state: dict[str, torch.Tensor], args: Any, data: 
     if hard is not None:
         figures["hard"] = hard_figures(base, hard, hard["base_right"])[0]
     again = retaken(Classifier(path, backend="torch"), photos, args.retaken).score()
-    return {"alpha": alpha, **figures, "photos": photo_figures(photo_scores),
+    return {"alpha": alpha, "until": until, **figures, "photos": photo_figures(photo_scores),
             "retaken": photo_figures(again)}
 
 
@@ -118,6 +126,8 @@ def main() -> None:
     p.add_argument("--retaken", type=int, default=4)
     p.add_argument("--hard", type=int, default=0, metavar="N",
                    help="also score N hard synthetic validation photos (0: none)")
+    p.add_argument("--until", nargs="+", default=[None], metavar="LAYER",
+                   help="average only the layers up to LAYER (each in turn; default: all)")
     args = p.parse_args()
     data = load_data(args)
     base, meta = load_checkpoint(args.base)
@@ -129,11 +139,14 @@ def main() -> None:
     photos = list_photos(find_photos_dir(), "validation")
     tuned_state = load_checkpoint(args.tuned)[0].state_dict()
     rows = []
-    for alpha in args.alphas:
-        rows.append(scored(alpha, tuned_state, args, data, val_idx, photos, hard))
+    # alpha 0 is the base whatever layers would move: scored once
+    for until, alpha in dict.fromkeys((until if alpha else None, alpha) for until, alpha
+                                      in itertools.product(args.until, args.alphas)):
+        rows.append(scored(alpha, until, tuned_state, args, data, val_idx, photos, hard))
         fm, r, a = (rows[-1][k] for k in ("fashion_mnist_val_accuracy", "photos", "retaken"))
         h = rows[-1].get("hard")
-        print(f"alpha {alpha:g}: Fashion-MNIST val {100 * fm:.2f}%"
+        name = f"alpha {alpha:g}" + (f" up to {until}" if until else "")
+        print(f"{name}: Fashion-MNIST val {100 * fm:.2f}%"
               f"; photos {100 * r['strict_accuracy']:.1f}% / {100 * r['lenient_accuracy']:.1f}%"
               f" / {r['out_of_class_auroc']:.3f} / {100 * r['out_of_class_rejection']:.1f}%"
               f"; retaken {100 * a['strict_accuracy']:.1f}%"

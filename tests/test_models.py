@@ -17,6 +17,7 @@ from fashion_cnn.models import (
     build_model,
     count_parameters,
     interpolate_weights,
+    layer_names,
     load_checkpoint,
     save_checkpoint,
     shipped_model_dir,
@@ -260,3 +261,21 @@ def test_weight_averaging_lerps_floating_state_only() -> None:
     with pytest.raises(FashionCNNError, match="another shape"):
         interpolate_weights(base, wider, 0.25)
     assert all(torch.equal(v, kept[k]) for k, v in base.state_dict().items())
+
+
+def test_weight_averaging_up_to_a_layer_leaves_the_later_ones() -> None:
+    torch.manual_seed(0)
+    base, tuned = build_model("best", width=2), build_model("best", width=2)
+    assert layer_names(base) == ["features.0", "features.1", "features.3", "features.4",
+                                 "features.6", "features.8", "head"]
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    interpolate_weights(base, tuned.state_dict(), 1.0, until="features.3")
+    after, other = base.state_dict(), tuned.state_dict()
+    for name, value in after.items():
+        early = name.startswith(("features.0.", "features.1.", "features.3."))
+        assert torch.equal(value, other[name] if early and value.is_floating_point()
+                           else before[name]), name
+    residual = "features.3.body.0.0.weight"  # nested deeper than its layer's name
+    assert not torch.equal(after[residual], before[residual])
+    with pytest.raises(FashionCNNError, match="no layer 'features.2'.*features.0, features.1"):
+        interpolate_weights(base, other, 1.0, until="features.2")

@@ -252,20 +252,41 @@ def expand_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def interpolate_weights(model: nn.Module, other: dict[str, torch.Tensor], alpha: float) -> None:
+def layer_names(model: nn.Module) -> list[str]:
+    """The model's layers that hold state, input first, as `interpolate_weights` counts them:
+    an entry of a top-level nn.Sequential ("features.3") or a top-level module ("head")."""
+    return list(dict.fromkeys(_layer(name) for name in model.state_dict()))
+
+
+def _layer(state_name: str) -> str:
+    parts = state_name.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 and parts[1].isdigit() else parts[0]
+
+
+def interpolate_weights(model: nn.Module, other: dict[str, torch.Tensor], alpha: float,
+                        until: str | None = None) -> None:
     """model's floating-point state <- (1 - alpha) model + alpha `other` (a state dict of the
     same architecture and size), in place: WiSE-FT's weight averaging (Wortsman et al. 2022)
     of a model and its fine-tune. Batch-norm statistics are averaged too; counters
-    (num_batches_tracked) stay the model's."""
+    (num_batches_tracked) stay the model's. `until` (one of `layer_names`): only the layers
+    from the input up to this one move; the later ones stay the model's (as surgical
+    fine-tuning, Lee et al. 2023, tunes early layers for shifts of the input alone)."""
     state = model.state_dict()
     if {k: v.shape for k, v in state.items()} != {k: v.shape for k, v in other.items()}:
         raise FashionCNNError("The weights to average with are of another shape (other "
                               "tensors or sizes): only models of one architecture and size "
                               "can be averaged.")
+    names = list(state)
+    if until is not None:
+        layers = [_layer(name) for name in names]
+        if until not in layers:
+            raise FashionCNNError(f"This model has no layer {until!r} to average up to: its "
+                                  f"layers are {', '.join(dict.fromkeys(layers))}.")
+        names = names[:len(layers) - layers[::-1].index(until)]
     with torch.no_grad():
-        for name, value in state.items():
-            if value.is_floating_point():
-                value.lerp_(other[name], alpha)
+        for name in names:
+            if state[name].is_floating_point():
+                state[name].lerp_(other[name], alpha)
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, *, config: dict[str, Any],
