@@ -347,7 +347,8 @@ def add_calibration(dest: Path, data: FashionMNIST) -> None:
         tmp.write_text(BEST.card(summary, path, payload["weights_dtype"]))
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (argv: sys.argv[1:] when None), checked: a wrong one exits 2."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=list(RECIPES), required=True)
@@ -373,7 +374,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--alpha", type=float, help="RUN's share of the averaged weights")
     parser.add_argument("--add-calibration", action="store_true",
                         help="best: train nothing; give DEST/best its int8 calibration images")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     recipe = RECIPES[args.model]
     args.runs = args.runs or Path(recipe.runs)
     args.seeds = args.seeds or list(recipe.seeds)

@@ -3,7 +3,6 @@ a shipped model comes with is written, and the checkpoint loads."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -17,7 +16,6 @@ from conftest import load_script, write_dataset
 from fashion_cnn.files import file_sha256
 from fashion_cnn.models import build_model, load_checkpoint, save_checkpoint
 from fashion_cnn.training import TrainConfig, run_training
-from fashion_cnn.training.config import setting_argument
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
 FILES = ("model.pt", "metrics.json", "learning_curves.png", "confusion_matrix.png",
@@ -117,17 +115,22 @@ def test_a_run_chosen_on_validation_has_its_test_set_scored_when_it_ships(
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics  # written, once
 
 
-def test_fine_tuning_settings_are_typed_like_the_config() -> None:
-    tune = setting_argument(TrainConfig())  # ship_model.py's --tune
-    assert tune("epochs=12") == ("epochs", 12)
-    assert tune("lr=0.005") == ("lr", 0.005)
-    assert tune("photos=no") == ("photos", False)
-    assert tune("photos=Yes") == ("photos", True)
-    for wrong in ("epochs", "colour=red", "augment=none"):
-        with pytest.raises(argparse.ArgumentTypeError, match="KEY=VALUE"):
+def test_fine_tuning_settings_are_typed_like_the_config(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    parse_args = load_script(SCRIPT).parse_args
+
+    def tune(*settings: str) -> list[tuple[str, object]]:
+        return parse_args(["--model", "best", "--photos",
+                           *(f"--tune={s}" for s in settings)]).tune
+
+    assert tune("epochs=12", "lr=0.005", "photos=no", "photos=Yes") == [
+        ("epochs", 12), ("lr", 0.005), ("photos", False), ("photos", True)]
+    for wrong, message in [("epochs", "KEY=VALUE"), ("colour=red", "KEY=VALUE"),
+                           ("augment=none", "KEY=VALUE"),
+                           ("photos=banana", "photos takes a bool")]:  # not silently False
+        with pytest.raises(SystemExit) as exit_:
             tune(wrong)
-    with pytest.raises(argparse.ArgumentTypeError, match="photos takes a bool"):
-        tune("photos=banana")  # not silently False
+        assert exit_.value.code == 2 and message in capsys.readouterr().err, wrong
 
 
 def test_the_card_names_the_files_a_model_was_made_from() -> None:

@@ -257,9 +257,10 @@ def parse_setting(text: str, defaults: Any) -> tuple[str, Any]:
 def read_bool(value: str) -> bool:
     """1/true/yes -> True, 0/false/no -> False (any case); ValueError otherwise."""
     words = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
-    if value.lower() not in words:
-        raise ValueError(value)
-    return words[value.lower()]
+    try:
+        return words[value.lower()]
+    except KeyError:
+        raise ValueError(value) from None
 
 
 def setting_argument(defaults: Any) -> Callable[[str], tuple[str, Any]]:
