@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import torch
 
-from fashion_cnn.provenance import provenance
+from fashion_cnn.provenance import git_commit, provenance
 
 
 def test_a_result_says_which_commit_versions_data_and_cpu_made_it() -> None:
@@ -14,3 +17,26 @@ def test_a_result_says_which_commit_versions_data_and_cpu_made_it() -> None:
     # timings are only comparable on the same vector instructions (AVX2 vs AVX-512 ...)
     assert record["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert {"command", "git_commit", "date"} <= set(record)
+
+
+def test_only_changed_code_makes_a_commit_dirty(tmp_path: Path) -> None:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              cwd=tmp_path, check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    files = ["benchmarks/results/speed.json", "docs/benchmarks.md", "src/pkg/code.py"]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "first")
+    head, where = git("rev-parse", "HEAD"), tmp_path / "src" / "pkg"
+    assert git_commit(where) == head
+    for name in files[:2]:  # a benchmark's results, the docs made from them: outputs
+        (tmp_path / name).write_text("2\n")
+    assert git_commit(where) == head
+    (tmp_path / files[2]).write_text("2\n")
+    assert git_commit(where) == head + "-dirty"
+    assert git_commit(tmp_path.parent) is None  # not a checkout

@@ -14,18 +14,24 @@ import torch
 
 from . import __version__
 
+# Outputs, not inputs: a run that rewrites them (a chain of benchmarks, the generated docs)
+# still ran the committed code, so they do not make a commit "-dirty".
+OUTPUTS = ("benchmarks/results", "docs")
 
-def git_commit() -> str | None:
-    """The commit of the source tree this package runs from (None outside a git checkout)."""
+
+def git_commit(where: Path = Path(__file__).parent) -> str | None:
+    """The commit of the source tree at `where` (this package's by default), "-dirty" if a
+    tracked file other than the OUTPUTS differs from it; None outside a git checkout."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where,
                              capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0:
         return None
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                           cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                            ":(top)", *(f":(top,exclude){path}" for path in OUTPUTS)],
+                           cwd=where, capture_output=True, text=True, timeout=5)
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
