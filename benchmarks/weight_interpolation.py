@@ -24,10 +24,10 @@ With --hard N, also the first N of those 6,000 as hard synthetic photos (photo_a
 inputs, with a paired sign test against the base (alpha 0) on the photos one answers right and
 the other wrong: what a candidate default's ship rule asks (docs/design.md).
 
-With --until LAYER ... (models.layer_names: features.0 ... head), each alpha is also scored
-with only the layers up to LAYER averaged, the later ones the base's (surgical: a fine-tune's
-early layers for what changed in the input, the base's late ones for what it knew), one row
-per LAYER and alpha in RUNS/alpha{alpha}-{LAYER}.
+With --until LAYER ... (models.layer_names: features.0 ... head), each alpha is scored with
+only the layers up to each LAYER in turn averaged, the later ones the base's (surgical: a
+fine-tune's early layers for what changed in the input, the base's late ones for what it
+knew), one row per LAYER and alpha in RUNS/alpha{alpha}-{LAYER} (alpha 0 once: the base).
 """
 
 from __future__ import annotations
