@@ -20,9 +20,10 @@ on the real validation photos, as training chooses it) and scored on validation 
 with the base's test-time mirror: Fashion-MNIST's (the base's own held-out 6,000), the real
 validation photos, and the same photos retaken RETAKEN times (benchmarks/real_photos.py).
 With --hard N, also the first N of those 6,000 as hard synthetic photos (photo_accuracy.py
---hard --split val --n N): rendered and cut out once, so every alpha answers the same model
-inputs, with a paired sign test against the base (alpha 0) on the photos one answers right and
-the other wrong: what a candidate default's ship rule asks (docs/design.md).
+--hard --split val --n N): rendered and cut out once per base (cached in
+~/.cache/fashion-cnn/hard-inputs), so every alpha answers the same model inputs, with a
+paired sign test against the base (alpha 0) on the photos one answers right and the other
+wrong: what a candidate default's ship rule asks (docs/design.md).
 
 With --until LAYER ... (models.layer_names: features.0 ... head), each alpha is scored with
 only the layers up to each LAYER in turn averaged, the later ones the base's (surgical: a
@@ -32,19 +33,24 @@ knew), one row per LAYER and alpha in RUNS/alpha{alpha}-{LAYER} (alpha 0 once: t
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import photo_accuracy
 import torch
 from common import load_data, parser, sign_test, write_result
 from photo_accuracy import PhotoStream, evaluation_set
 from photo_views import photo_figures
 from real_photos import retaken
 
+import fashion_cnn
 from fashion_cnn.evaluate import Forward, loss_and_accuracy, predict_logits
+from fashion_cnn.files import cached_tensor
 from fashion_cnn.models import interpolate_weights, load_checkpoint, save_checkpoint
 from fashion_cnn.photos import find_photos_dir, list_photos
 from fashion_cnn.predict import Classifier
@@ -55,10 +61,30 @@ from fashion_cnn.training.run import run_split, score_on_photos, unsure_rule
 # The hard synthetic photos: cut out once, answered by every alpha
 
 
-def hard_inputs(base: Path, data: Any, n: int) -> dict[str, torch.Tensor]:
+HARD_CACHE = Path.home() / ".cache" / "fashion-cnn" / "hard-inputs"
+
+
+def hard_inputs(base: Path, data: Any, n: int, cache_dir: Path | None = HARD_CACHE
+                ) -> dict[str, torch.Tensor]:
     """The first n images of the base's validation split as hard photos, through `predict`'s
     preprocessing: "images" and "labels" [n], "inputs" uint8 [n, 28, 28] (what the model
-    sees) and "found" bool [n] (False: no garment found, never right)."""
+    sees) and "found" bool [n] (False: no garment found, never right).
+
+    Rendering and cutting out is most of a scoring's time, and every candidate against the
+    same base answers the same inputs: cached under `cache_dir` by the base checkpoint's bytes,
+    n, the data and all the code that draws and cuts them out (the package and
+    photo_accuracy.py); `cache_dir=None` never caches."""
+    digest = hashlib.sha256(Path(base).read_bytes())
+    digest.update(json.dumps([n, data.checksums], sort_keys=True).encode())
+    package = Path(fashion_cnn.__file__).parent
+    for module in [*sorted(package.rglob("*.py")), Path(photo_accuracy.__file__)]:
+        digest.update(module.read_bytes())
+    cache = None if cache_dir is None else cache_dir / f"{digest.hexdigest()[:16]}.pt"
+    return cached_tensor(cache, lambda: render_hard_inputs(base, data, n))
+
+
+def render_hard_inputs(base: Path, data: Any, n: int) -> dict[str, torch.Tensor]:
+    """`hard_inputs` without the cache."""
     classifier = Classifier(base, backend="torch")
     images, labels = evaluation_set(data, classifier, "val", n)
     stream = PhotoStream(hard_photo, np.random.default_rng(0))  # photo_accuracy.py's seed

@@ -80,3 +80,34 @@ def test_hard_photo_figures_pair_each_photo_with_the_base() -> None:
     assert figures["gap_points"] == pytest.approx(-50)
     assert (figures["won"], figures["lost"]) == (2, 1)
     assert figures["sign_test_p"] == common.sign_test(2, 1)
+
+
+def test_hard_photos_are_rendered_once_per_base(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """weight_interpolation.py: a second scoring against the same base reuses the rendered
+    hard photos; another base, another n or other data renders them again."""
+    interpolation = load_benchmark("weight_interpolation")
+    rendered = []
+
+    def render(base: Path, data: object, n: int) -> dict[str, torch.Tensor]:
+        rendered.append((base.read_bytes(), n))
+        return {"inputs": torch.full((n, 28, 28), len(rendered), dtype=torch.uint8)}
+
+    monkeypatch.setattr(interpolation, "render_hard_inputs", render)
+    base, other = tmp_path / "base.pt", tmp_path / "other.pt"
+    base.write_bytes(b"base weights")
+    other.write_bytes(b"other weights")
+    data, other_data = argparse.Namespace(checksums={"a": "1"}), argparse.Namespace(
+        checksums={"a": "2"})
+    cache = tmp_path / "cache"
+
+    def first_pixel(*args: object) -> int:
+        return int(interpolation.hard_inputs(*args, cache_dir=cache)["inputs"][0, 0, 0])
+
+    assert first_pixel(base, data, 3) == 1
+    assert first_pixel(base, data, 3) == 1 and len(rendered) == 1  # from the cache
+    assert first_pixel(other, data, 3) == 2
+    assert first_pixel(base, data, 4) == 3
+    assert first_pixel(base, other_data, 3) == 4
+    assert len(interpolation.hard_inputs(base, data, 3, cache_dir=None)["inputs"]) == 3
+    assert len(rendered) == 5  # no cache: rendered again
