@@ -276,16 +276,14 @@ def interpolate_weights(model: nn.Module, other: dict[str, torch.Tensor], alpha:
         raise FashionCNNError("The weights to average with are of another shape (other "
                               "tensors or sizes): only models of one architecture and size "
                               "can be averaged.")
-    names = list(state)
-    if until is not None:
-        layers = [_layer(name) for name in names]
-        if until not in layers:
-            raise FashionCNNError(f"This model has no layer {until!r} to average up to: its "
-                                  f"layers are {', '.join(dict.fromkeys(layers))}.")
-        names = names[:len(layers) - layers[::-1].index(until)]
+    layers = layer_names(model)
+    if until is not None and until not in layers:
+        raise FashionCNNError(f"This model has no layer {until!r} to average up to: its "
+                              f"layers are {', '.join(layers)}.")
+    moving = set(layers if until is None else layers[:layers.index(until) + 1])
     with torch.no_grad():
-        for name in names:
-            if state[name].is_floating_point():
+        for name in state:
+            if _layer(name) in moving and state[name].is_floating_point():
                 state[name].lerp_(other[name], alpha)
 
 
