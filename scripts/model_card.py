@@ -117,7 +117,8 @@ def best_card(s: dict[str, Any], model: Path, weights: str) -> str:
     photo_val = (f"; on the real photos' validation split, lenient accuracy "
                  f"{100 * val['photos_plain']:.2f}% without, {100 * val['photos_tta']:.2f}% with; "
                  "the two gains added decide" if "photos_tta" in val else "")
-    command = (f"`{run['command']}` (`python scripts/ship_model.py --model best --photos` "
+    resumed = f", resumed as `{run['resumed_with']}`" if "resumed_with" in run else ""
+    command = (f"`{run['command']}`{resumed} (`python scripts/ship_model.py --model best --photos` "
                "trains the base runs, fine-tunes them and ships seed 0)" if cfg.get("init") else
                "`fashion-cnn train --model best --seed N` (`python scripts/ship_model.py "
                "--model best` trains the seeds and ships seed 0)")

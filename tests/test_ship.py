@@ -135,19 +135,22 @@ def test_fine_tuning_settings_are_typed_like_the_config(
 
 def test_the_card_names_the_files_a_model_was_made_from() -> None:
     """`--init best` and `--average-with RUN` name files that change: the card gives their
-    sha256 (recorded by training and by averaged_with) where the metrics hold it."""
+    sha256 (recorded by training and by averaged_with) where the metrics hold it; and a
+    resumed run's card names the command that started it and the one that resumed it."""
     load_script(SCRIPT)  # puts scripts/ on the path for model_card
     from model_card import best_card
 
     shipped = Path(__file__).resolve().parents[1] / "src" / "fashion_cnn" / "weights" / "best"
     summary = json.loads((shipped / "metrics.json").read_text())
     summary["training_run"]["init"] = {"checkpoint": "x/model.pt", "sha256": "1" * 64}
+    summary["training_run"] |= {"command": "cli.py train --out r", "resumed_with": "cli.py x"}
     summary["weight_average"] = {**summary.get("weight_average", {"alpha": 0.5, "with": "r",
                                                                     "with_command": "c"}),
                                  "with_sha256": "2" * 64}
     card = best_card(summary, shipped / "model.pt", "float16")
     assert f"as it was then, sha256 `{'1' * 64}`" in card
     assert f"sha256 `{'2' * 64}`" in card
+    assert "`cli.py train --out r`, resumed as `cli.py x`" in card
     del summary["training_run"]["init"], summary["weight_average"]["with_sha256"]
     assert "sha256 `" not in best_card(summary, shipped / "model.pt", "float16")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -89,18 +90,25 @@ def test_a_run_without_the_test_set_never_reads_it(tiny_data, tmp_path: Path) ->
     assert not (tmp_path / "unscored").exists()
 
 
-def test_a_resumed_run_leaves_the_test_set_alone_if_it_started_so(tiny_data,
-                                                                   tmp_path: Path) -> None:
+def test_a_resumed_run_leaves_the_test_set_alone_if_it_started_so(
+        tiny_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`train --no-test`, interrupted, then `train --resume DIR` (no test flag): still no test
-    figures. (A resumed candidate once scored the test set this way.)"""
+    figures (a resumed candidate once scored the test set this way), and its metrics name the
+    command that started it (a resumed one once recorded only the resume)."""
     untouchable = replace(tiny_data, test_images=torch.zeros(3, 5, 5, dtype=torch.uint8))
 
+    started = f"cli.py train --no-test --out {tmp_path}"
+    monkeypatch.setattr(sys, "argv", started.split())
     with pytest.raises(KeyboardInterrupt):
         run_training(TrainConfig(**TINY), untouchable, tmp_path, progress=False,
                      log=_interrupt_after(1), score_test=False)
+    monkeypatch.setattr(sys, "argv", ["cli.py", "train", "--resume", str(tmp_path)])
     metrics = run_training(None, untouchable, tmp_path, resume=True, progress=False, log=_quiet)
     assert not [k for k in metrics if k.startswith("test_")], metrics.keys()
     assert metrics["val_accuracy"] > 0.5
+    # the metrics name the command that started the run, and the one that resumed it
+    assert metrics["command"] == started
+    assert metrics["resumed_with"] == f"cli.py train --resume {tmp_path}"
 
 
 def test_validation_split_is_disjoint_and_reproducible() -> None:

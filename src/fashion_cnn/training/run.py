@@ -1,10 +1,10 @@
 """Training runs: a run folder (config, resumable state, checkpoint, metrics, plot), and k-fold
 cross-validation (the reference article's protocol, on the training set).
 
-A run folder DIR holds config.json (from the start), state.pt (while running: see loop.py),
-then model.pt, metrics.json and learning_curves.png. The test set is scored once, at the end,
-unless the run is told to leave it alone: then DIR also holds the file `no-test` from the
-start, so that resuming the run leaves it alone too.
+A run folder DIR holds config.json and started.json (the command; from the start), state.pt
+(while running: see loop.py), then model.pt, metrics.json and learning_curves.png. The test
+set is scored once, at the end, unless the run is told to leave it alone: then DIR also holds
+the file `no-test` from the start, so that resuming the run leaves it alone too.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def torch_threads(count: int) -> Iterator[None]:
 
 
 NO_TEST = "no-test"  # the file in a run folder that was started without scoring the test set
+STARTED = "started.json"  # the command that started a run, for its metrics after a resume
 
 
 def scores_test(out_dir: str | Path, resume: bool, score_test: bool | None) -> bool:
@@ -98,10 +99,22 @@ def start_folder(out: Path, config: TrainConfig, resume: bool, score_test: bool 
     score_test = scores_test(out, resume, score_test)
     if not resume and world()[0] == 0:
         write_json(out / "config.json", asdict(config))
+        origin = provenance()
+        write_json(out / STARTED, {k: origin[k] for k in ("command", "date", "git_commit")})
         if not score_test:
             (out / NO_TEST).write_text("Started with --no-test: the test set is left alone, "
                                        "also when the run is resumed.\n")
     return score_test
+
+
+def run_command(out: Path, resume: bool, now: str) -> dict[str, str]:
+    """Metrics' "command" of a run: the one that started it, and for a resumed run
+    "resumed_with", the one `now` that finished it (a run started before `started.json`
+    existed records the resuming command only)."""
+    started = out / STARTED
+    if not (resume and started.is_file()):
+        return {"command": now}
+    return {"command": json.loads(started.read_text())["command"], "resumed_with": now}
 
 
 def saved_config(path: Path) -> TrainConfig:
@@ -170,8 +183,10 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
         photo_scores = score_on_photos(model, progress) if config.photos else None
     train_seconds = sum(h["epoch_seconds"] for history in histories for h in history)
     epochs = sum(len(history) for history in histories)
+    origin = provenance(config.seed, data.checksums)
     metrics = {
-        **provenance(config.seed, data.checksums),
+        **origin,
+        **run_command(out, resume, origin["command"]),
         "config": asdict(config),
         "model": {"arch": config.architecture()[0], "parameters": count_parameters(model)},
         "bf16_used": bf16_used,  # --bf16 runs in float32 on a CPU without native bfloat16
