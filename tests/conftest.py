@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import io
 import os
 import shutil
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -25,6 +27,24 @@ from fashion_cnn.data import FILES, FashionMNIST, load_fashion_mnist
 from fashion_cnn.errors import FashionCNNError
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def undecided_pictures() -> Iterator[bytes]:
+    """JPEGs a model may be undecided on, for tests of the "unsure" answer: the bundled
+    samples, then each pair of them blended half and half (which sample is torn, if any,
+    depends on the shipped model; a blend of two classes sits between them)."""
+    from PIL import Image
+
+    samples = sorted((Path(__file__).resolve().parents[1] / "src" / "fashion_cnn" / "samples")
+                     .glob("*.jpg"))
+    yield from (p.read_bytes() for p in samples)
+    for i, a in enumerate(samples):
+        for b in samples[i + 1:]:
+            first = Image.open(a).convert("RGB")
+            second = Image.open(b).convert("RGB").resize(first.size)
+            out = io.BytesIO()
+            Image.blend(first, second, 0.5).save(out, "JPEG", quality=90)
+            yield out.getvalue()
 
 
 def load_script(path: Path) -> ModuleType:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import cli_executable
+from conftest import cli_executable, undecided_pictures
 from fashion_cnn import serve
 from fashion_cnn.app import SAMPLES, UPLOAD_TYPES, headline, sample_pictures
 from fashion_cnn.predict import LOW, NO_GARMENT, NOT_A_CLASS, Classifier, Prediction
@@ -126,9 +126,8 @@ def test_headline_says_unsure_in_words() -> None:
 
 def test_unsure_pictures_say_so_instead_of_a_label(classifier: Classifier) -> None:
     white = _encoded(Image.new("RGB", (300, 300), "white"), "PNG")
-    # a sample the shipped model is unsure of (which one depends on the model)
-    torn = next(blob for blob in (p.read_bytes() for p in sorted(SAMPLES.glob("*.jpg")))
-                if classifier.classify_one(blob).unsure)
+    # a picture the shipped model is unsure of (which one depends on the model)
+    torn = next(blob for blob in undecided_pictures() if classifier.classify_one(blob).unsure)
     sure = (SAMPLES / "coat-1.jpg").read_bytes()
     at = _app()
     at.file_uploader[0].set_value([("white.png", white, "image/png"),

@@ -107,14 +107,17 @@ def start_folder(out: Path, config: TrainConfig, resume: bool, score_test: bool 
     return score_test
 
 
-def run_command(out: Path, resume: bool, now: str) -> dict[str, str]:
-    """Metrics' "command" of a run: the one that started it, and for a resumed run
-    "resumed_with", the one `now` that finished it (a run started before `started.json`
-    existed records the resuming command only)."""
+def run_provenance(out: Path, resume: bool, seed: int,
+                   data_checksums: dict[str, str]) -> dict[str, Any]:
+    """A run's `provenance`, whose "command" is the one that started it, and for a resumed
+    run "resumed_with" the one that finished it (a run started before `started.json` existed
+    records the resuming command only)."""
+    origin = provenance(seed, data_checksums)
     started = out / STARTED
-    if not (resume and started.is_file()):
-        return {"command": now}
-    return {"command": json.loads(started.read_text())["command"], "resumed_with": now}
+    if resume and started.is_file():
+        origin["resumed_with"] = origin["command"]
+        origin["command"] = json.loads(started.read_text())["command"]
+    return origin
 
 
 def saved_config(path: Path) -> TrainConfig:
@@ -183,10 +186,8 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
         photo_scores = score_on_photos(model, progress) if config.photos else None
     train_seconds = sum(h["epoch_seconds"] for history in histories for h in history)
     epochs = sum(len(history) for history in histories)
-    origin = provenance(config.seed, data.checksums)
     metrics = {
-        **origin,
-        **run_command(out, resume, origin["command"]),
+        **run_provenance(out, resume, config.seed, data.checksums),
         "config": asdict(config),
         "model": {"arch": config.architecture()[0], "parameters": count_parameters(model)},
         "bf16_used": bf16_used,  # --bf16 runs in float32 on a CPU without native bfloat16
