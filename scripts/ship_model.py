@@ -15,7 +15,8 @@ seed's run is then fine-tuned on Fashion-MNIST plus the real photos' train split
 (`--photos --init RUNS/best-seedN/model.pt`, PHOTO_TUNING below) into RUNS/best-photos-seedN,
 which is what ships, with the "unsure" threshold chosen on the photos' validation split.
 `--init F` fine-tunes seed 0 from checkpoint F instead of training its base run, and
-`--tune KEY=VALUE` (repeatable) changes a fine-tuning setting from PHOTO_TUNING's.
+`--tune KEY=VALUE` (repeatable) changes a fine-tuning setting from PHOTO_TUNING's (`--tune
+seed=1 --tune split_seed=0`: fresh synthetic photos and views, on the base's validation split).
 `--average-with RUN --alpha A` ships seed 0's weights averaged with RUN's model.pt (same
 architecture): (1 - A) seed 0 + A RUN, batch-norm statistics included (WiSE-FT; the alpha
 chosen on validation by benchmarks/weight_interpolation.py and the rule in docs/design.md).
@@ -386,6 +387,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def photo_configs(bases: dict[int, Path | str],
+                  tune: list[tuple[str, Any]]) -> dict[int, TrainConfig]:
+    """Each seed's photo fine-tune from its base: PHOTO_TUNING with the `--tune` settings on
+    top (`seed` among them: the fine-tune's own seed, for fresh synthetic photos and views)."""
+    return {s: recipe_config(None, **{"model": "best", "seed": s, "init": str(base),
+                                      **PHOTO_TUNING, **dict(tune)})
+            for s, base in bases.items()}
+
+
 def main() -> None:
     args = parse_args()
     recipe = RECIPES[args.model]
@@ -404,9 +414,7 @@ def main() -> None:
             if s != SHIPPED_SEED or not args.init:
                 train_or_load(configs[s], data, run_dirs[s])
         run_dirs = {s: args.runs / f"best-photos-seed{s}" for s in args.seeds}
-        configs = {s: recipe_config(None, model="best", seed=s, init=str(bases[s]),
-                                    **{**PHOTO_TUNING, **dict(args.tune)})
-                   for s in args.seeds}
+        configs = photo_configs(bases, args.tune)
     runs = {s: train_or_load(configs[s], data, run_dirs[s]) for s in args.seeds}
     average = (args.average_with, args.alpha) if args.average_with else None
     summary = ship(args.model, args.dest / args.model, run_dirs, runs, data, average)

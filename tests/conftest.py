@@ -26,7 +26,9 @@ import torch
 from fashion_cnn.data import FILES, FashionMNIST, load_fashion_mnist
 from fashion_cnn.errors import FashionCNNError
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+BENCHMARKS = ROOT / "benchmarks"
+SAMPLES = ROOT / "src" / "fashion_cnn" / "samples"  # the bundled sample pictures
 
 
 def undecided_pictures() -> Iterator[bytes]:
@@ -35,15 +37,13 @@ def undecided_pictures() -> Iterator[bytes]:
     depends on the shipped model; a blend of two classes sits between them)."""
     from PIL import Image
 
-    samples = sorted((Path(__file__).resolve().parents[1] / "src" / "fashion_cnn" / "samples")
-                     .glob("*.jpg"))
-    yield from (p.read_bytes() for p in samples)
-    for i, a in enumerate(samples):
-        for b in samples[i + 1:]:
-            first = Image.open(a).convert("RGB")
-            second = Image.open(b).convert("RGB").resize(first.size)
+    paths = sorted(SAMPLES.glob("*.jpg"))
+    yield from (p.read_bytes() for p in paths)
+    pictures = [Image.open(p).convert("RGB") for p in paths]
+    for i, first in enumerate(pictures):
+        for second in pictures[i + 1:]:
             out = io.BytesIO()
-            Image.blend(first, second, 0.5).save(out, "JPEG", quality=90)
+            Image.blend(first, second.resize(first.size), 0.5).save(out, "JPEG", quality=90)
             yield out.getvalue()
 
 

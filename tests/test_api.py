@@ -24,14 +24,13 @@ import torch
 import uvicorn
 from PIL import Image
 
+from conftest import ROOT, SAMPLES
 from fashion_cnn import api
 from fashion_cnn.api import MAX_BODY_BYTES, MAX_FILES, Settings, create_app
 from fashion_cnn.cli import main
 from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.predict import Classifier
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "src" / "fashion_cnn" / "samples"
 KEY = "s3cret-key"
 
 

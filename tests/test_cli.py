@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import SAMPLES, run_cli
 from fashion_cnn import cli
 from fashion_cnn.cli import main
 
@@ -65,7 +65,7 @@ def test_evaluate_and_predict_on_the_default_model_never_import_numba(real_data_
                                                                       ) -> None:
     from conftest import modules_loaded_by
 
-    sample = sorted((Path(__file__).parents[1] / "src/fashion_cnn/samples").glob("*.jpg"))[0]
+    sample = sorted(SAMPLES.glob("*.jpg"))[0]
     for argv in (["evaluate", "--data-dir", str(real_data_dir), "--offline", "--json"],
                  ["predict", str(sample), "--format", "json"]):
         code = f"from fashion_cnn.cli import main\nassert main({argv!r}) == 0"
@@ -74,7 +74,6 @@ def test_evaluate_and_predict_on_the_default_model_never_import_numba(real_data_
 
 # --- `predict`: blank pictures and spreadsheet-safe CSV (issue 15) -----------------------------
 
-SAMPLES = Path(__file__).resolve().parents[1] / "src" / "fashion_cnn" / "samples"
 
 
 def test_predict_blank_picture_is_unsure_not_an_error(tmp_path: Path) -> None:

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import load_benchmark
+from conftest import ROOT, load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BENCHMARKS_MD = ROOT / "docs" / "benchmarks.md"
 

@@ -17,7 +17,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import ROOT, SAMPLES, run_cli
 from fashion_cnn import export
 from fashion_cnn.cli import main
 from fashion_cnn.errors import FashionCNNError
@@ -26,8 +26,6 @@ from fashion_cnn.files import file_sha256
 from fashion_cnn.models import build_model, load_checkpoint, save_checkpoint
 from fashion_cnn.predict import FASTER_BACKEND, Classifier, choose_backend
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "src" / "fashion_cnn" / "samples"
 RESULTS = ROOT / "benchmarks" / "results"
 UNSURE = {"score": "max_softmax", "threshold": 0.4, "chosen_on": "a test"}
 

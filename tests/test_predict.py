@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import SAMPLES
 from fashion_cnn import formats
 from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.evaluate import predict_logits
@@ -30,8 +31,6 @@ from fashion_cnn.predict import (
     collect_pictures,
 )
 from fashion_cnn.preprocess import ImageError, decode_image
-
-SAMPLES = Path(__file__).resolve().parents[1] / "src" / "fashion_cnn" / "samples"
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +95,6 @@ def test_saliency_and_overlay(classifier: Classifier) -> None:
 def picture_dir(tmp_path):
     """Four good pictures in three formats, one bad file and a subfolder with one more."""
     import shutil
-
-    from fashion_cnn.app import SAMPLES
 
     folder = tmp_path / "pics"
     (folder / "sub").mkdir(parents=True)
@@ -180,7 +177,7 @@ def test_the_default_model_never_imports_numba() -> None:
     """numba (seconds to import, compiles kernels) belongs to the seed CNN's fast path only."""
     from conftest import modules_loaded_by
 
-    sample = sorted((Path(__file__).parents[1] / "src/fashion_cnn/samples").glob("*.jpg"))[0]
+    sample = sorted(SAMPLES.glob("*.jpg"))[0]
     code = ("from fashion_cnn.predict import Classifier\n"
             f"assert Classifier().classify_one({str(sample)!r}).label")
     assert "numba" not in modules_loaded_by(code)

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import load_script, write_dataset
+from conftest import ROOT, load_script, write_dataset
 from fashion_cnn.files import file_sha256
 from fashion_cnn.models import build_model, load_checkpoint, save_checkpoint
 from fashion_cnn.training import TrainConfig, run_training
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
+SCRIPT = ROOT / "scripts" / "ship_model.py"
 FILES = ("model.pt", "metrics.json", "learning_curves.png", "confusion_matrix.png",
          "MODEL_CARD.md")
 
@@ -133,6 +133,19 @@ def test_fine_tuning_settings_are_typed_like_the_config(
         assert exit_.value.code == 2 and message in capsys.readouterr().err, wrong
 
 
+def test_a_photo_fine_tune_can_take_its_own_seed_on_its_base_split() -> None:
+    """Each seed fine-tunes from its own base with PHOTO_TUNING and --tune on top; `--tune
+    seed=1 --tune split_seed=0` gives seed 0's fine-tune fresh synthetic photos (seed 1) on
+    the validation split its base held out."""
+    ship_model = load_script(SCRIPT)
+    plain = ship_model.photo_configs({0: "b0", 1: "b1"}, [("epochs", 2)])
+    assert [(s, c.seed, c.validation_seed, c.init, c.epochs, c.photos)
+            for s, c in plain.items()] == [(0, 0, 0, "b0", 2, True), (1, 1, 1, "b1", 2, True)]
+    fresh = ship_model.photo_configs({0: "best"}, [("seed", 1), ("split_seed", 0)])[0]
+    assert (fresh.seed, fresh.validation_seed, fresh.synthetic) == (
+        1, 0, ship_model.PHOTO_TUNING["synthetic"])
+
+
 def test_the_card_names_the_files_a_model_was_made_from() -> None:
     """`--init best` and `--average-with RUN` name files that change: the card gives their
     sha256 (recorded by training and by averaged_with) where the metrics hold it; and a
@@ -140,7 +153,7 @@ def test_the_card_names_the_files_a_model_was_made_from() -> None:
     load_script(SCRIPT)  # puts scripts/ on the path for model_card
     from model_card import best_card
 
-    shipped = Path(__file__).resolve().parents[1] / "src" / "fashion_cnn" / "weights" / "best"
+    shipped = ROOT / "src" / "fashion_cnn" / "weights" / "best"
     summary = json.loads((shipped / "metrics.json").read_text())
     summary["training_run"]["init"] = {"checkpoint": "x/model.pt", "sha256": "1" * 64}
     summary["training_run"] |= {"command": "cli.py train --out r", "resumed_with": "cli.py x"}
@@ -199,7 +212,7 @@ def test_the_shipped_card_is_what_its_metrics_say() -> None:
     load_script(SCRIPT)
     from model_card import best_card
 
-    shipped = Path(__file__).resolve().parents[1] / "src" / "fashion_cnn" / "weights" / "best"
+    shipped = ROOT / "src" / "fashion_cnn" / "weights" / "best"
     summary = json.loads((shipped / "metrics.json").read_text())
     assert (shipped / "MODEL_CARD.md").read_text() == best_card(summary, shipped / "model.pt",
                                                                  summary["weights"])

@@ -620,6 +620,26 @@ def test_training_with_photos_and_from_a_checkpoint(tiny_data, tmp_path: Path,
                      tmp_path / "c", progress=False, log=_quiet)
 
 
+def test_a_fine_tune_keeps_the_validation_split_of_its_start(tiny_data, tmp_path: Path) -> None:
+    """A fine-tune whose validation images its --init checkpoint trained on is refused before
+    anything runs, naming the split to pass; the same split, or another seed on it, trains."""
+    run_training(TrainConfig(**TINY), tiny_data, tmp_path / "a", progress=False, log=_quiet)
+    start = {**TINY, "epochs": 1, "init": str(tmp_path / "a")}
+    for other in ({"seed": 1}, {"split_seed": 2}, {"val_fraction": 0.5}):
+        with pytest.raises(FashionCNNError, match="--split-seed 0 --val-fraction 0.25"):
+            run_training(TrainConfig(**{**start, **other}), tiny_data, tmp_path / "b",
+                         progress=False, log=_quiet)
+        assert not (tmp_path / "b").exists()
+    tuned = run_training(TrainConfig(**start, seed=1, split_seed=0), tiny_data, tmp_path / "b",
+                         progress=False, log=_quiet)
+    assert tuned["init"]["checkpoint"] == str(tmp_path / "a" / "model.pt")
+    run_training(TrainConfig(**{**TINY, "val_fraction": 0}), tiny_data, tmp_path / "all",
+                 progress=False, log=_quiet)
+    with pytest.raises(FashionCNNError, match="every training image"):
+        run_training(TrainConfig(**{**start, "init": str(tmp_path / "all")}), tiny_data,
+                     tmp_path / "c", progress=False, log=_quiet)
+
+
 def test_retaken_photo_views_take_turns_with_the_photos(tiny_data, monkeypatch) -> None:
     """With --photo-views 2 and --photo-repeat 5, the photos part is the photos, view 0,
     view 1, the photos, view 0: each appearance a different picture of the same garment."""

@@ -90,7 +90,32 @@ def resolve_run_config(config: TrainConfig | None, out_dir: str | Path,
     if not scores_test(out, resume, score_test) and config.val_fraction == 0:
         raise FashionCNNError("--no-test needs a validation split (--val-fraction above 0): "
                               "without one nothing would score the model.")
+    check_init_split(config)
     return config
+
+
+def check_init_split(config: TrainConfig) -> None:
+    """Refuses a fine-tune (`init`) whose validation images its starting checkpoint trained
+    on: its validation split must be the checkpoint's (same fraction and seed), else its
+    validation figures, and every choice made on them, would be inflated."""
+    if not config.init or config.val_fraction == 0:
+        return
+    from ..models import load_checkpoint
+
+    saved = load_checkpoint(config.init)[1].get("config")
+    if not saved:  # a checkpoint that does not say how it was trained
+        return
+    fraction = saved.get("val_fraction", 0.1)
+    if fraction == 0:
+        raise FashionCNNError(f"--init {config.init} was trained on every training image, so "
+                              "this run's validation split would score images it has learned. "
+                              "Fine-tune it with --val-fraction 0 (scored on the test set).")
+    if (fraction, validation_seed(saved)) != (config.val_fraction, config.validation_seed):
+        raise FashionCNNError(
+            f"--init {config.init} held out a validation split of {fraction:g} with seed "
+            f"{validation_seed(saved)}; this run's ({config.val_fraction:g}, seed "
+            f"{config.validation_seed}) would score images it trained on. Pass --split-seed "
+            f"{validation_seed(saved)} --val-fraction {fraction:g}.")
 
 
 def start_folder(out: Path, config: TrainConfig, resume: bool, score_test: bool | None) -> bool:
