@@ -75,7 +75,6 @@ def test_evaluate_and_predict_on_the_default_model_never_import_numba(real_data_
 # --- `predict`: blank pictures and spreadsheet-safe CSV (issue 15) -----------------------------
 
 
-
 def test_predict_blank_picture_is_unsure_not_an_error(tmp_path: Path) -> None:
     import json
 

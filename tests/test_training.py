@@ -231,6 +231,12 @@ def test_cross_validation_and_its_resume(tiny_data, tmp_path: Path) -> None:
                            log=messages.append)
     assert sum("done earlier" in m for m in messages) == 2
     assert again["fold_accuracies"] == accs  # deterministic, so the redone fold matches
+    for train_only in ({"init": "best"}, {"photos": True, "synthetic": 10},
+                       {"model": "best", "members": 2}):
+        with pytest.raises(FashionCNNError, match="cv does not take --"):
+            cross_validate(TrainConfig(**{**TINY, "val_fraction": 0.0, **train_only}),
+                           tiny_data, tmp_path / "other", folds=3, progress=False, log=_quiet)
+        assert not (tmp_path / "other").exists()
 
 
 # --- real data -------------------------------------------------------------------------------

@@ -404,6 +404,14 @@ def cross_validate(config: TrainConfig, data: FashionMNIST, out_dir: str | Path,
     (a fold whose result.json matches the config is not trained again)."""
     if folds < 2:
         raise FashionCNNError("--folds must be at least 2.")
+    unused = [f"--{name}" for name, value in (("init", config.init), ("photos", config.photos),
+                                               ("synthetic", config.synthetic),
+                                               ("members", config.members > 1),
+                                               ("teacher", config.teacher)) if value]
+    if unused:  # each fold trains one model from scratch on its Fashion-MNIST folds
+        raise FashionCNNError(f"cv does not take {', '.join(unused)}: each fold trains one "
+                              "model from scratch on Fashion-MNIST. Use "
+                              f"{'them' if len(unused) > 1 else 'it'} with `train`.")
     out = Path(out_dir)
     perm = torch.randperm(len(data.train_labels),
                           generator=torch.Generator().manual_seed(config.seed))
