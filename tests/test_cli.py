@@ -33,6 +33,17 @@ def test_user_error_is_one_line_exit_2(tmp_path: Path,
     assert not (tmp_path / "x").exists()
 
 
+def test_cv_refuses_trains_options_before_looking_for_data(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`cv --init` is refused for what it is, not for the data missing from an empty folder."""
+    argv = ["cv", "--init", "best", "--data-dir", str(tmp_path), "--offline",
+            "--out", str(tmp_path / "cv")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cv does not take --init") and "Traceback" not in err
+    assert not (tmp_path / "cv").exists()
+
+
 def test_missing_data_through_the_real_entry_point(tmp_path: Path) -> None:
     result = run_cli("data", "--data-dir", str(tmp_path), "--offline")
     assert result.returncode == 2

@@ -232,7 +232,7 @@ def cv(
     """k-fold cross-validation on the training set: per-fold accuracy, mean, std, plots."""
     from .training import cross_validate
     from .training.distributed import finish
-    from .training.run import saved_config
+    from .training.run import check_cv_config, saved_config
 
     first = _start_processes(nproc)
     quiet = quiet or not first
@@ -241,6 +241,7 @@ def cv(
         _config(options, resume)  # says which options it ignores
     else:
         config = _config(options, None, val_fraction=0.0)  # each fold is held out in turn
+    check_cv_config(config, folds)  # fails before the data
     ds = _load_data(data_dir, offline, quiet)
     try:
         summary = cross_validate(config, ds, out, folds, progress=_progress(quiet))

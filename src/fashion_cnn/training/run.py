@@ -397,11 +397,10 @@ def unsure_rule(scores: dict[str, Any]) -> dict[str, Any]:
 # k-fold cross-validation
 
 
-def cross_validate(config: TrainConfig, data: FashionMNIST, out_dir: str | Path, folds: int = 5,
-                   *, progress: bool = True,
-                   log: Callable[[str], None] = _log) -> dict[str, Any]:
-    """Train one model per fold, score it on the held-out fold; resumable fold by fold
-    (a fold whose result.json matches the config is not trained again)."""
+def check_cv_config(config: TrainConfig, folds: int) -> None:
+    """Refuses a cross-validation it cannot run as asked: fewer than 2 folds, or `train`'s
+    options that a fold would ignore. Cheap and reads nothing, so the CLI calls it before
+    loading the data."""
     if folds < 2:
         raise FashionCNNError("--folds must be at least 2.")
     unused = [f"--{name}" for name, value in (("init", config.init), ("photos", config.photos),
@@ -412,6 +411,14 @@ def cross_validate(config: TrainConfig, data: FashionMNIST, out_dir: str | Path,
         raise FashionCNNError(f"cv does not take {', '.join(unused)}: each fold trains one "
                               "model from scratch on Fashion-MNIST. Use "
                               f"{'them' if len(unused) > 1 else 'it'} with `train`.")
+
+
+def cross_validate(config: TrainConfig, data: FashionMNIST, out_dir: str | Path, folds: int = 5,
+                   *, progress: bool = True,
+                   log: Callable[[str], None] = _log) -> dict[str, Any]:
+    """Train one model per fold, score it on the held-out fold; resumable fold by fold
+    (a fold whose result.json matches the config is not trained again)."""
+    check_cv_config(config, folds)
     out = Path(out_dir)
     perm = torch.randperm(len(data.train_labels),
                           generator=torch.Generator().manual_seed(config.seed))
