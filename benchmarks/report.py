@@ -498,6 +498,13 @@ def hard_cells(h: dict[str, Any]) -> list[str]:
             f"{h['sign_test_p']:.3f}"]
 
 
+def combination(row: dict[str, Any]) -> str:
+    """A weight_interpolation.py row's first cell: its alpha, or which ensemble."""
+    if row.get("ensemble"):
+        return "ensemble, mirrors" if row["mirror"] else "ensemble, no mirror"
+    return f"{row['alpha']:g}"
+
+
 def render_weight_interpolation(name: str, d: Result) -> str:
     """One row per alpha (and last layer averaged, where not all were): Fashion-MNIST
     validation with and without the mirror, the real validation photos as they are and
@@ -505,23 +512,30 @@ def render_weight_interpolation(name: str, d: Result) -> str:
     the base (validation splits only)."""
     hard = bool(d.get("hard_photos"))
     layers = any(r.get("until") for r in d["rows"])
-    rows = [[f"{r['alpha']:g}", *([r["until"] or "all"] if layers else []),
+    rows = [[combination(r), *([r["until"] or "all"] if layers else []),
              pct(r["fashion_mnist_val_accuracy"]),
              pct(r["fashion_mnist_val_accuracy_without_tta"]), *photo_cells(r["photos"]),
              *photo_cells(r["retaken"]), *(hard_cells(r["hard"]) if hard else [])]
-            for r in sorted(d["rows"], key=lambda r: (r["alpha"], r.get("until") or ""))]
+            for r in sorted(d["rows"], key=lambda r: (r["alpha"] is None, r["alpha"] or 0,
+                                                      r.get("mirror", False),
+                                                      r.get("until") or ""))]
     hard_note = (f" Hard: the first {d['hard_photos']:,} Fashion-MNIST validation images as "
                  "hard synthetic photos, cut out once (the same model inputs for every alpha); "
                  "gap: their clean accuracy minus the photos'; won / lost: photos right where "
                  "the base (alpha 0) is wrong and the reverse, with the two-sided sign test's "
                  "p." if hard else "")
+    ensemble_note = (" Ensemble: the two models not averaged but answering together, logits "
+                     "averaged (`models.Ensemble`), each without the mirror (two forward passes "
+                     "a picture, as one model with it) or with it (four)."
+                     if any(r.get("ensemble") for r in d["rows"]) else "")
     layer_note = (" Averaged up to: only the layers from the input to this one averaged, the "
                   "later ones the base's (`models.layer_names`)." if layers else "")
     return (f"The weights (1 - alpha) `{d['base']}` + alpha `{d['tuned']}` (batch-norm "
             "statistics averaged too), scored with the mirror; the real validation photos as "
             f"they are, then each retaken {d['retaken_views']} times. Validation splits "
-            f"only.{hard_note}{layer_note}\n\n"
-            + table(["alpha", *(["averaged up to"] if layers else []),
+            f"only.{hard_note}{layer_note}{ensemble_note}\n\n"
+            + table(["alpha" if not ensemble_note else "alpha, or ensemble",
+                     *(["averaged up to"] if layers else []),
                      "Fashion-MNIST validation", "without the mirror", *PHOTO_AND_RETAKEN,
                      *(HARD_FIGURES if hard else [])], rows))
 

@@ -2,7 +2,7 @@
 
     python benchmarks/weight_interpolation.py [--base runs/wise/best-photos-seed0/model.pt]
         [--tuned runs/photo-views7-crop0-seed0] [--alphas 0 0.25 0.5 0.75 1]
-        [--retaken 4] [--hard 0] [--until LAYER ...] [--runs runs/interpolated]
+        [--retaken 4] [--hard 0] [--until LAYER ...] [--ensemble] [--runs runs/interpolated]
         [--out benchmarks/results/...json]
 
 Wortsman et al. 2022 ("Robust fine-tuning of zero-shot models") keep what a model knew before
@@ -29,6 +29,10 @@ With --until LAYER ... (models.layer_names: features.0 ... head), each alpha is 
 only the layers up to each LAYER in turn averaged, the later ones the base's (surgical: a
 fine-tune's early layers for what changed in the input, the base's late ones for what it
 knew), one row per LAYER and alpha in RUNS/alpha{alpha}-{LAYER} (alpha 0 once: the base).
+
+With --ensemble, two more rows: the base and the tuned model not averaged but answering
+together (models.Ensemble, logits averaged), each member without the mirror (two forward
+passes a picture, as one model with the mirror) and with it (four), in RUNS/ensemble[-mirror].
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from real_photos import retaken
 import fashion_cnn
 from fashion_cnn.evaluate import Forward, loss_and_accuracy, predict_logits
 from fashion_cnn.files import cached_tensor
-from fashion_cnn.models import interpolate_weights, load_checkpoint, save_checkpoint
+from fashion_cnn.models import build_model, interpolate_weights, load_checkpoint, save_checkpoint
 from fashion_cnn.photos import find_photos_dir, list_photos
 from fashion_cnn.predict import Classifier
 from fashion_cnn.render import hard_photo
@@ -116,32 +120,62 @@ def hard_figures(net: Forward, hard: dict[str, torch.Tensor],
 # One alpha
 
 
-def scored(alpha: float, until: str | None, tuned_state: dict[str, torch.Tensor], args: Any,
-           data: Any, val_idx: torch.Tensor, photos: list[tuple[Path, str]],
-           hard: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
-    """One alpha's checkpoint (written to RUNS/alpha{alpha}[-{until}]) and its validation
-    figures, the hard photos' too if given (`hard_inputs` with the base's right answers as
-    "base_right"). `until`: only the layers up to this one averaged (None: all)."""
-    base, meta = load_checkpoint(args.base)  # afresh: interpolate works in place
+def interpolated(alpha: float, until: str | None, tuned_state: dict[str, torch.Tensor],
+                 base_path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The base with (1 - alpha) of its weights and alpha of the tuned ones (`until`: only the
+    layers up to this one averaged; None: all), and the base's metadata."""
+    base, meta = load_checkpoint(base_path)  # afresh: interpolate works in place
     interpolate_weights(base, tuned_state, alpha, until)
+    return base, meta
+
+
+def ensembled(tuned_state: dict[str, torch.Tensor], base_path: Path, mirror: bool
+              ) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The base and the tuned model as a two-member ensemble (logits averaged), each with the
+    mirror or without it, and the base's metadata."""
+    base, meta = load_checkpoint(base_path)
+    # the mirror goes into arch_kwargs too: the checkpoint written from it is loaded again
+    kwargs = {**meta["arch_kwargs"], "tta": mirror}
+    net = build_model("ensemble", members=2, arch=meta["arch"], **kwargs)
+    net.members[0].load_state_dict(base.state_dict())
+    net.members[1].load_state_dict(tuned_state)
+    return net.eval(), meta
+
+
+def scored(net: torch.nn.Module, meta: dict[str, Any], name: str, args: Any, data: Any,
+           val_idx: torch.Tensor, photos: list[tuple[Path, str]],
+           hard: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """A combination's checkpoint (written to RUNS/name) and its validation figures, the hard
+    photos' too if given (`hard_inputs` with the base's right answers as "base_right")."""
     images, labels = data.train_images[val_idx], data.train_labels[val_idx]
-    figures = {"fashion_mnist_val_accuracy": loss_and_accuracy(base, images, labels)[1]}
-    base.tta = False
-    figures["fashion_mnist_val_accuracy_without_tta"] = loss_and_accuracy(base, images,
-                                                                          labels)[1]
-    base.tta = meta["arch_kwargs"].get("tta", False)
-    photo_scores = score_on_photos(base, progress=False)
-    path = args.runs / (f"alpha{alpha:g}" + (f"-{until}" if until else "")) / "model.pt"
+    figures = {"fashion_mnist_val_accuracy": loss_and_accuracy(net, images, labels)[1]}
+    mirror, net.tta = net.tta, False
+    figures["fashion_mnist_val_accuracy_without_tta"] = loss_and_accuracy(net, images,
+                                                                         labels)[1]
+    net.tta = mirror
+    photo_scores = score_on_photos(net, progress=False)
+    path = args.runs / name / "model.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(path, base, config=meta["config"],
+    save_checkpoint(path, net, config=meta["config"],
                     metrics={"val_accuracy": figures["fashion_mnist_val_accuracy"]},
                     data_checksums=meta["data_checksums"], unsure=unsure_rule(photo_scores),
                     calibration=meta.get("calibration"))
     if hard is not None:
-        figures["hard"] = hard_figures(base, hard, hard["base_right"])[0]
+        figures["hard"] = hard_figures(net, hard, hard["base_right"])[0]
     again = retaken(Classifier(path, backend="torch"), photos, args.retaken).score()
-    return {"alpha": alpha, "until": until, **figures, "photos": photo_figures(photo_scores),
-            "retaken": photo_figures(again)}
+    return {**figures, "photos": photo_figures(photo_scores), "retaken": photo_figures(again)}
+
+
+def report_row(name: str, row: dict[str, Any]) -> None:
+    """One line of a row's figures on stderr."""
+    fm, r, a = (row[k] for k in ("fashion_mnist_val_accuracy", "photos", "retaken"))
+    h = row.get("hard")
+    print(f"{name}: Fashion-MNIST val {100 * fm:.2f}%"
+          f"; photos {100 * r['strict_accuracy']:.1f}% / {100 * r['lenient_accuracy']:.1f}%"
+          f" / {r['out_of_class_auroc']:.3f} / {100 * r['out_of_class_rejection']:.1f}%"
+          f"; retaken {100 * a['strict_accuracy']:.1f}%"
+          + (f"; hard {100 * h['photo_accuracy']:.2f}% (won {h['won']}, lost {h['lost']},"
+             f" p = {h['sign_test_p']:.3f})" if h else ""), file=sys.stderr)
 
 
 def main() -> None:
@@ -154,6 +188,9 @@ def main() -> None:
                    help="also score N hard synthetic validation photos (0: none)")
     p.add_argument("--until", nargs="+", default=[None], metavar="LAYER",
                    help="average only the layers up to LAYER (each in turn; default: all)")
+    p.add_argument("--ensemble", action="store_true",
+                   help="also score the base and the tuned model as a two-member ensemble "
+                        "(logits averaged), without and with the mirror")
     args = p.parse_args()
     data = load_data(args)
     base, meta = load_checkpoint(args.base)
@@ -168,16 +205,17 @@ def main() -> None:
     # alpha 0 is the base whatever layers would move: scored once
     for until, alpha in dict.fromkeys((until if alpha else None, alpha) for until, alpha
                                       in itertools.product(args.until, args.alphas)):
-        rows.append(scored(alpha, until, tuned_state, args, data, val_idx, photos, hard))
-        fm, r, a = (rows[-1][k] for k in ("fashion_mnist_val_accuracy", "photos", "retaken"))
-        h = rows[-1].get("hard")
-        name = f"alpha {alpha:g}" + (f" up to {until}" if until else "")
-        print(f"{name}: Fashion-MNIST val {100 * fm:.2f}%"
-              f"; photos {100 * r['strict_accuracy']:.1f}% / {100 * r['lenient_accuracy']:.1f}%"
-              f" / {r['out_of_class_auroc']:.3f} / {100 * r['out_of_class_rejection']:.1f}%"
-              f"; retaken {100 * a['strict_accuracy']:.1f}%"
-              + (f"; hard {100 * h['photo_accuracy']:.2f}% (won {h['won']}, lost {h['lost']},"
-                 f" p = {h['sign_test_p']:.3f})" if h else ""), file=sys.stderr)
+        name = f"alpha{alpha:g}" + (f"-{until}" if until else "")
+        net, meta = interpolated(alpha, until, tuned_state, args.base)
+        rows.append({"alpha": alpha, "until": until,
+                     **scored(net, meta, name, args, data, val_idx, photos, hard)})
+        report_row(name, rows[-1])
+    for mirror in [False, True] if args.ensemble else []:
+        name = "ensemble" + ("-mirror" if mirror else "")
+        net, meta = ensembled(tuned_state, args.base, mirror)
+        rows.append({"alpha": None, "until": None, "ensemble": True, "mirror": mirror,
+                     **scored(net, meta, name, args, data, val_idx, photos, hard)})
+        report_row(name, rows[-1])
     write_result(args.out, {"base": str(args.base), "tuned": str(args.tuned),
                             "retaken_views": args.retaken, "hard_photos": args.hard,
                             "rows": rows}, seed=None, checksums=data.checksums)

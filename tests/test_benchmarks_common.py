@@ -111,3 +111,26 @@ def test_hard_photos_are_rendered_once_per_base(tmp_path: Path,
     assert first_pixel(base, other_data, 3) == 4
     assert len(interpolation.hard_inputs(base, data, 3, cache_dir=None)["inputs"]) == 3
     assert len(rendered) == 5  # no cache: rendered again
+
+
+def test_an_ensemble_of_base_and_tune_answers_their_mean_and_keeps_its_mirror(
+        tmp_path: Path) -> None:
+    """weight_interpolation.py --ensemble: the two models' logits averaged, each with the
+    mirror or not as asked, also once its checkpoint is loaded again (as the retaken photos
+    are scored)."""
+    from fashion_cnn.models import build_model, load_checkpoint, save_checkpoint
+
+    interpolation = load_benchmark("weight_interpolation")
+    torch.manual_seed(0)
+    base, tuned = (build_model("best", width=4, tta=True).eval() for _ in range(2))
+    path = tmp_path / "base.pt"
+    save_checkpoint(path, base, config={}, metrics={}, data_checksums=None)
+    x = torch.rand(3, 1, 28, 28) * 255
+    for mirror in (False, True):
+        net, _ = interpolation.ensembled(tuned.state_dict(), path, mirror)
+        base.tta = tuned.tta = mirror
+        with torch.no_grad():
+            torch.testing.assert_close(net(x), (base(x.clone()) + tuned(x.clone())) / 2)
+        save_checkpoint(tmp_path / "ensemble.pt", net, config={}, metrics={},
+                        data_checksums=None)
+        assert load_checkpoint(tmp_path / "ensemble.pt")[0].tta == mirror
