@@ -37,9 +37,7 @@ passes a picture, as one model with the mirror) and with it (four), in RUNS/ense
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,7 +52,7 @@ from real_photos import retaken
 
 import fashion_cnn
 from fashion_cnn.evaluate import Forward, loss_and_accuracy, predict_logits
-from fashion_cnn.files import cached_tensor
+from fashion_cnn.files import cached_tensor, content_key
 from fashion_cnn.models import build_model, interpolate_weights, load_checkpoint, save_checkpoint
 from fashion_cnn.photos import find_photos_dir, list_photos
 from fashion_cnn.predict import Classifier
@@ -78,12 +76,10 @@ def hard_inputs(base: Path, data: Any, n: int, cache_dir: Path | None = HARD_CAC
     same base answers the same inputs: cached under `cache_dir` by the base checkpoint's bytes,
     n, the data and all the code that draws and cuts them out (the package and
     photo_accuracy.py); `cache_dir=None` never caches."""
-    digest = hashlib.sha256(Path(base).read_bytes())
-    digest.update(json.dumps([n, data.checksums], sort_keys=True).encode())
     package = Path(fashion_cnn.__file__).parent
-    for module in [*sorted(package.rglob("*.py")), Path(photo_accuracy.__file__)]:
-        digest.update(module.read_bytes())
-    cache = None if cache_dir is None else cache_dir / f"{digest.hexdigest()[:16]}.pt"
+    key = content_key(Path(base).read_bytes(), [n, data.checksums],
+                      [*sorted(package.rglob("*.py")), Path(photo_accuracy.__file__)])
+    cache = None if cache_dir is None else cache_dir / f"{key}.pt"
     return cached_tensor(cache, lambda: render_hard_inputs(base, data, n))
 
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,17 @@ def save_figure(fig: Any, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def content_key(data: bytes, settings: Any, sources: Iterable[str | Path]) -> str:
+    """A short key (16 hex digits) for a cached result: the bytes it is made from, its
+    JSON-able settings and the source files of the code that makes it, so a change to any of
+    them makes a new key rather than reusing a stale result."""
+    digest = hashlib.sha256(data)
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for source in sources:
+        digest.update(Path(source).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def cached_tensor(path: Path | None, make: Callable[[], Any]) -> Any:

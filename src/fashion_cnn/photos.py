@@ -21,7 +21,6 @@ operating point that keeps 95% of in-class pictures.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from collections import Counter
@@ -37,7 +36,7 @@ from PIL import Image, ImageEnhance
 from . import preprocess as preprocess_module
 from .data import CLASS_NAMES
 from .errors import FashionCNNError
-from .files import cached_tensor
+from .files import cached_tensor, content_key
 from .preprocess import PreprocessConfig, decode_image, preprocess
 
 # ---------------------------------------------------------------------------------------------
@@ -200,9 +199,8 @@ class PhotoSet:
 def cache_key(split: str, config: PreprocessConfig, files_sha256: str) -> str:
     """Changes whenever the split's files, the preprocessing settings or the preprocessing
     code change."""
-    text = json.dumps([split, config.to_dict(), files_sha256], sort_keys=True)
-    source = Path(preprocess_module.__file__).read_text()
-    return hashlib.sha256((text + source).encode()).hexdigest()[:16]
+    return content_key(files_sha256.encode(), [split, config.to_dict()],
+                       [preprocess_module.__file__])
 
 
 def load_photos(split: str, config: PreprocessConfig | None = None,
@@ -235,9 +233,9 @@ def load_photo_views(photos: PhotoSet, views: int, seed: int, crop: float = CROP
     config = config or PreprocessConfig()
     cache = None
     if cache_dir is not None:
-        key = cache_key(photos.checksums["split"], config, photos.checksums["files_sha256"])
-        extra = json.dumps([seed, views, crop]) + Path(__file__).read_text()
-        key = hashlib.sha256((key + extra).encode()).hexdigest()[:16]
+        key = content_key(photos.checksums["files_sha256"].encode(),
+                          [photos.checksums["split"], config.to_dict(), seed, views, crop],
+                          [preprocess_module.__file__, __file__])
         cache = Path(cache_dir) / f"{photos.checksums['split']}-views-{key}.pt"
     tasks = [(path, i, seed, views, crop, config) for i, path in enumerate(photos.paths)]
     return cached_tensor(cache, lambda: _convert_views(tasks, workers, progress))

@@ -17,9 +17,7 @@ converted by the model's preprocessing.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 from concurrent.futures import ProcessPoolExecutor
 from itertools import pairwise
 from pathlib import Path
@@ -30,7 +28,7 @@ from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from . import preprocess as preprocess_module
-from .files import cached_tensor
+from .files import cached_tensor, content_key
 from .preprocess import PreprocessConfig, bounding_box, fit_centred, preprocess
 
 HARD_FORMATS = ["JPEG"] * 6 + ["PNG"] * 2 + ["WEBP"] * 2
@@ -293,8 +291,5 @@ def _render_chunk(task: tuple[np.ndarray, int, int, PreprocessConfig]) -> np.nda
 
 
 def _cache_key(images: np.ndarray, seed: int, config: PreprocessConfig) -> str:
-    digest = hashlib.sha256(images.tobytes())
-    digest.update(json.dumps([seed, config.to_dict()], sort_keys=True).encode())
-    for module in (__file__, preprocess_module.__file__):
-        digest.update(Path(module).read_bytes())
-    return digest.hexdigest()[:16]
+    return content_key(images.tobytes(), [seed, config.to_dict()],
+                       (__file__, preprocess_module.__file__))
