@@ -224,6 +224,18 @@ def test_picture_over_the_pixel_cap_is_an_error_record(url: str) -> None:
     assert "megapixel limit" in response.json()["predictions"][0]["error"]
 
 
+def test_a_picture_in_the_field_file_is_read_too(url: str) -> None:
+    """`curl -F file=@shirt.jpg` (the field most upload examples name) is answered, after
+    the pictures in `files`."""
+    first, second = (p.read_bytes() for p in samples(2))
+    response = httpx.post(f"{url}/v1/predict", files=[("file", ("one.jpg", first))])
+    assert response.status_code == 200, response.text
+    assert [r["path"] for r in response.json()["predictions"]] == ["one.jpg"]
+    both = httpx.post(f"{url}/v1/predict", files=[("file", ("one.jpg", first)),
+                                                  ("files", ("two.jpg", second))])
+    assert [r["path"] for r in both.json()["predictions"]] == ["two.jpg", "one.jpg"]
+
+
 def test_no_pictures_is_422(url: str) -> None:
     assert_clean_error(httpx.post(f"{url}/v1/predict", content=b"",
                                   headers={"Content-Type": "image/png"}), 422)

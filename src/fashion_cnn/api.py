@@ -1,6 +1,6 @@
 """The HTTP API behind `fashion-cnn serve`: FastAPI on uvicorn, one model per worker process.
 
-    POST /v1/predict   pictures as multipart `files` (up to MAX_FILES) or one picture as the raw
+    POST /v1/predict   pictures as multipart `files` or `file` (up to MAX_FILES) or one as the raw
                        body (image/* content type); ?top_k=N. Answers {"model", "predictions"}
                        with the records of `fashion-cnn predict --format json`, in order.
     GET  /v1/health    the process is alive         GET /v1/ready   the model is loaded and warm
@@ -248,8 +248,8 @@ async def read_pictures(request: Request) -> list[tuple[str, bytes]]:
         return [("image 1", body)] if body else []
     if media != "multipart/form-data":
         raise ApiError(415, f"Unsupported content type {media[:60] or '(none)'!r}: send "
-                       "pictures as multipart/form-data field 'files', or one picture as the "
-                       "body with its image/* content type.")
+                       "pictures as multipart/form-data field 'files' (or 'file'), or one "
+                       "picture as the body with its image/* content type.")
     parser = MultiPartParser(request.headers, request.stream(), max_files=MAX_FILES)
     try:
         form = await parser.parse()
@@ -258,7 +258,9 @@ async def read_pictures(request: Request) -> list[tuple[str, bytes]]:
             raise ApiError(413, f"Too many pictures: at most {MAX_FILES} per request.") from None
         raise ApiError(400, f"Malformed multipart body: {err.message}") from None
     try:
-        files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+        # "file" too: the name most upload examples use for one picture (curl -F file=@...)
+        files = [f for field in ("files", "file") for f in form.getlist(field)
+                 if isinstance(f, UploadFile)]
         return [(f.filename or f"image {i + 1}", await f.read()) for i, f in enumerate(files)]
     finally:
         await form.close()
@@ -268,9 +270,10 @@ async def read_pictures(request: Request) -> list[tuple[str, bytes]]:
 # The application
 
 PREDICT_BODY = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "properties": {"files": {
-        "type": "array", "maxItems": MAX_FILES,
-        "items": {"type": "string", "format": "binary"}}}}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "files": {"type": "array", "maxItems": MAX_FILES,
+                  "items": {"type": "string", "format": "binary"}},
+        "file": {"type": "string", "format": "binary", "description": "one picture"}}}},
     "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
@@ -347,8 +350,9 @@ def create_app(classifier: Classifier, settings: Settings = Settings()) -> FastA
         """Classify pictures: multipart `files` (up to 64) or one picture as the raw body."""
         pictures = await read_pictures(request)
         if not pictures:
-            raise ApiError(422, "No pictures: send them as multipart/form-data field 'files', "
-                           "or one picture as the body with its image/* content type.")
+            raise ApiError(422, "No pictures: send them as multipart/form-data field 'files' "
+                           "(or 'file'), or one picture as the body with its image/* content "
+                           "type.")
         predictions = await prepare(pictures)
         await batcher.classify(predictions, top_k)
         failed = sum(p.error is not None for p in predictions)
