@@ -106,6 +106,17 @@ def test_not_a_checkpoint(tmp_path: Path) -> None:
         load_checkpoint(path)
 
 
+def test_a_text_file_as_checkpoint_gets_no_cryptic_detail(tmp_path: Path) -> None:
+    """torch.load fails on some text with a bare KeyError ('101'): the message keeps to what
+    is wrong and what to do."""
+    path = tmp_path / "notes.pt"
+    path.write_text("hello")
+    with pytest.raises(FashionCNNError) as err:
+        load_checkpoint(path)
+    assert str(err.value) == (f"{path} is not a readable checkpoint. It may be truncated or "
+                              "another kind of file; retrain or re-copy it.")
+
+
 def test_foreign_torch_file(tmp_path: Path) -> None:
     path = tmp_path / "other.pt"
     torch.save({"state_dict": {"w": torch.zeros(3)}}, path)

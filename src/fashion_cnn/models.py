@@ -373,9 +373,10 @@ def load_checkpoint(model: str | Path | None = None) -> tuple[nn.Module, dict[st
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a damaged file can fail anywhere in the unpickler
-        raise FashionCNNError(f"{path} is not a readable checkpoint ({str(err)[:120].strip()}). "
-                              "It may be truncated or another kind of file; retrain or re-copy "
-                              "it.") from None
+        detail = str(err)[:120].strip()  # a bare KeyError says only "'101'": not worth showing
+        detail = f" ({detail})" if any(c.isalpha() for c in detail) else ""
+        raise FashionCNNError(f"{path} is not a readable checkpoint{detail}. It may be "
+                              "truncated or another kind of file; retrain or re-copy it.") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise FashionCNNError(f"{path} is a PyTorch file but not a fashion-cnn checkpoint "
                               f"(expected format {CHECKPOINT_FORMAT}). Use a file written by "
