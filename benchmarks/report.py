@@ -506,10 +506,10 @@ def combination(row: dict[str, Any]) -> str:
 
 
 def render_weight_interpolation(name: str, d: Result) -> str:
-    """One row per alpha (and last layer averaged, where not all were): Fashion-MNIST
-    validation with and without the mirror, the real validation photos as they are and
-    retaken, and where scored the hard synthetic validation photos with the sign test against
-    the base (validation splits only)."""
+    """One row per alpha (and last layer averaged, where not all were; then the ensembles, where
+    scored): Fashion-MNIST validation with and without the mirror, the real validation photos
+    as they are and retaken, and where scored the hard synthetic validation photos with the
+    sign test against the base (validation splits only)."""
     hard = bool(d.get("hard_photos"))
     layers = any(r.get("until") for r in d["rows"])
     rows = [[combination(r), *([r["until"] or "all"] if layers else []),

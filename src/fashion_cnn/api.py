@@ -347,7 +347,8 @@ def create_app(classifier: Classifier, settings: Settings = Settings()) -> FastA
     add_error_handlers(app)
     @app.post("/v1/predict", openapi_extra=PREDICT_BODY)
     async def predict(request: Request, top_k: int = Query(3, ge=1, le=10)) -> Response:
-        """Classify pictures: multipart `files` (up to 64) or one picture as the raw body."""
+        """Classify pictures: multipart `files` or `file` (up to 64) or one picture as the raw
+        body."""
         pictures = await read_pictures(request)
         if not pictures:
             raise ApiError(422, "No pictures: send them as multipart/form-data field 'files' "
