@@ -15,10 +15,12 @@ import fashion_cnn.data as data
 from conftest import idx_bytes, run_cli, write_dataset
 from fashion_cnn.data import (
     FILES,
+    TEST_FILES,
     class_counts,
     find_data_dir,
     load_fashion_mnist,
     load_test_images,
+    load_test_set,
     read_idx,
 )
 from fashion_cnn.errors import FashionCNNError
@@ -185,6 +187,34 @@ def test_download_real_files_over_http(real_data_dir: Path, isolated_lookup: Pat
     assert names == sorted(f"{f.name}.gz" for f in FILES.values())  # no .part files left
     ds = load_fashion_mnist(offline=True)
     assert len(ds.train_labels) == 60_000 and ds.directory == isolated_lookup
+
+
+@pytest.mark.slow
+def test_scoring_needs_only_the_test_files(real_data_dir: Path, isolated_lookup: Path,
+                                           tmp_path: Path, monkeypatch) -> None:
+    """`evaluate` (load_test_set) takes a folder with only the two test files, and downloads
+    only those; training still asks for all four."""
+    only_test = tmp_path / "only-test"
+    only_test.mkdir()
+    for key in TEST_FILES:
+        name = f"{FILES[key].name}.gz"
+        (only_test / name).write_bytes((real_data_dir / name).read_bytes())
+    images, labels = load_test_set(only_test, offline=True)
+    assert images.shape == (10_000, 28, 28) and labels.dtype == torch.int64
+    assert class_counts(labels) == [1000] * 10
+    with pytest.raises(FashionCNNError, match="lacks train-images-idx3-ubyte.gz"):
+        find_data_dir(only_test)
+    result = run_cli("evaluate", "--model", "seed", "--data-dir", str(only_test), "--json")
+    assert result.returncode == 0, result.stderr
+    assert '"accuracy"' in result.stdout
+    server = _serve(real_data_dir)
+    monkeypatch.setenv("FASHION_MNIST_MIRROR", f"http://127.0.0.1:{server.server_port}")
+    try:
+        assert torch.equal(load_test_set(progress=False)[1], labels)
+    finally:
+        server.shutdown()
+    assert sorted(p.name for p in isolated_lookup.iterdir()) == sorted(
+        f"{FILES[key].name}.gz" for key in TEST_FILES)
 
 
 # --- the real data and the `data` command ----------------------------------------------------

@@ -277,6 +277,7 @@ def evaluate(
     data_dir: DataDir = None, offline: Offline = False,
 ) -> None:
     """Score a model on the official 10,000 test images."""
+    from .data import load_test_set
     from .evaluate import evaluate as run_evaluation
     from .evaluate import format_report, worst_mistakes
     from .models import tta_views
@@ -288,8 +289,8 @@ def evaluate(
     net, meta = classifier.net, classifier.meta
     # torch: the model itself (evaluation's fused forward pass where the model has one).
     forward = net if classifier.backend == "torch" else classifier.logits
-    ds = _load_data(data_dir, offline, quiet=as_json)
-    report = run_evaluation(forward, ds.test_images, ds.test_labels)
+    images, labels = load_test_set(data_dir, offline=offline, progress=not as_json)
+    report = run_evaluation(forward, images, labels)
     report["checkpoint"] = meta["path"]
     report["arch"] = meta["arch"]
     report["tta"] = getattr(net, "tta", False)
@@ -298,7 +299,7 @@ def evaluate(
         from .plots import confusion_plot, mistakes_grid
 
         confusion_plot(report["confusion_matrix"], plots / "confusion_matrix.png")
-        mistakes_grid(ds.test_images, worst_mistakes(forward, ds.test_images, ds.test_labels),
+        mistakes_grid(images, worst_mistakes(forward, images, labels),
                       plots / "worst_mistakes.png")
     if as_json:
         typer.echo(json.dumps(report))

@@ -17,6 +17,7 @@ import struct
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +62,8 @@ FILES: dict[str, IdxFile] = {
         "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
 }
 
+TEST_FILES = ("test_images", "test_labels")  # what scoring a model needs (`load_test_set`)
+
 ENV_DIR = "FASHION_MNIST_DIR"
 ENV_MIRROR = "FASHION_MNIST_MIRROR"  # override the download location (e.g. a local copy)
 OFFICIAL_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -91,43 +94,46 @@ def _file_in(directory: Path, idx: IdxFile) -> Path | None:
     return None
 
 
-def _missing(directory: Path) -> list[str]:
-    return [f"{idx.name}.gz" for idx in FILES.values() if _file_in(directory, idx) is None]
+def _missing(directory: Path, keys: Sequence[str] = tuple(FILES)) -> list[str]:
+    return [f"{FILES[k].name}.gz" for k in keys if _file_in(directory, FILES[k]) is None]
 
 
 def find_data_dir(data_dir: str | Path | None = None, offline: bool = False,
-                  progress: bool = True) -> Path:
-    """Return the directory holding all four files, downloading into the cache if needed."""
+                  progress: bool = True, keys: Sequence[str] = tuple(FILES)) -> Path:
+    """Return the directory holding the files named by `keys` (of FILES; default: all four),
+    downloading the missing ones into the cache if needed."""
     explicit = [("--data-dir", data_dir), (f"${ENV_DIR}", os.environ.get(ENV_DIR))]
     for origin, value in explicit:
         if value:
             directory = Path(value).expanduser()
-            missing = _missing(directory)
+            missing = _missing(directory, keys)
             if missing:
                 raise FashionCNNError(
                     f"{origin} points to {directory}, which lacks {', '.join(missing)}. "
-                    "Put the four official Fashion-MNIST .gz files there, or unset it to use "
-                    "the cache / download.")
+                    "Put the official Fashion-MNIST .gz files there, or unset it to use the "
+                    "cache / download.")
             return directory
     for directory in (CACHE_DIR, SYSTEM_DIR):
-        if directory.is_dir() and not _missing(directory):
+        if directory.is_dir() and not _missing(directory, keys):
             return directory
     if offline:
         raise FashionCNNError(
             f"Fashion-MNIST not found (looked in ${ENV_DIR}, {CACHE_DIR}, {SYSTEM_DIR}) and "
             "--offline forbids downloading. Set FASHION_MNIST_DIR or pass --data-dir to a folder "
             "with the four .gz files, or `apt-get install dataset-fashion-mnist`.")
-    download(CACHE_DIR, progress=progress)
+    download(CACHE_DIR, progress=progress, keys=keys)
     return CACHE_DIR
 
 
-def download(directory: Path, mirror: str | None = None, progress: bool = True) -> None:
-    """Download the missing official files into `directory`, verifying each before renaming."""
+def download(directory: Path, mirror: str | None = None, progress: bool = True,
+             keys: Sequence[str] = tuple(FILES)) -> None:
+    """Download the missing official files named by `keys` into `directory`, verifying each
+    before renaming."""
     from tqdm import tqdm
 
     mirror = mirror or os.environ.get(ENV_MIRROR) or OFFICIAL_MIRROR
     directory.mkdir(parents=True, exist_ok=True)
-    for idx in FILES.values():
+    for idx in (FILES[k] for k in keys):
         if _file_in(directory, idx) is not None:
             continue
         url = mirror.rstrip("/") + f"/{idx.name}.gz"
@@ -144,7 +150,7 @@ def download(directory: Path, mirror: str | None = None, progress: bool = True) 
             except (urllib.error.URLError, OSError, ValueError) as err:
                 raise FashionCNNError(
                     f"Could not download {url}: {err}. Check your connection, or download the "
-                    f"four files by hand into {directory} (or set {ENV_DIR}).") from None
+                    f"files by hand into {directory} (or set {ENV_DIR}).") from None
             read_idx(tmp, idx, display_name=url)  # raises on a bad download: nothing is renamed
 
 
@@ -211,6 +217,12 @@ def read_idx(path: Path, idx: IdxFile, display_name: str | None = None,
     return tensor, digest
 
 
+def _check_pair(split: str, images: torch.Tensor, labels: torch.Tensor, directory: Path) -> None:
+    if len(images) != len(labels):
+        raise FashionCNNError(f"The {split} files in {directory} disagree: {len(images)} images "
+                              f"but {len(labels)} labels. Download them again.")
+
+
 def load_fashion_mnist(data_dir: str | Path | None = None, offline: bool = False,
                        verify: bool = True, progress: bool = True) -> FashionMNIST:
     """Find (or download), verify and load the whole dataset into memory."""
@@ -222,26 +234,35 @@ def load_fashion_mnist(data_dir: str | Path | None = None, offline: bool = False
             raise FashionCNNError(f"{directory / (idx.name + '.gz')} is missing.")
         tensors[key], checksums[idx.name] = read_idx(path, idx, verify=verify)
     for split in ("train", "test"):
-        n_img, n_lab = len(tensors[f"{split}_images"]), len(tensors[f"{split}_labels"])
-        if n_img != n_lab:
-            raise FashionCNNError(f"The {split} files in {directory} disagree: {n_img} images "
-                                  f"but {n_lab} labels. Download them again.")
+        _check_pair(split, tensors[f"{split}_images"], tensors[f"{split}_labels"], directory)
     return FashionMNIST(
         train_images=tensors["train_images"], train_labels=tensors["train_labels"].long(),
         test_images=tensors["test_images"], test_labels=tensors["test_labels"].long(),
         directory=directory, checksums=checksums)
 
 
+def load_test_set(data_dir: str | Path | None = None, offline: bool = False,
+                  progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Only the official test set, verified: images uint8 [10000, 28, 28] and labels int64
+    [10000]. The same lookup as `load_fashion_mnist`, but a folder (or a download) without the
+    training files will do: scoring a model never reads them."""
+    directory = find_data_dir(data_dir, offline=offline, progress=progress, keys=TEST_FILES)
+    tensors = []
+    for key in TEST_FILES:
+        idx = FILES[key]
+        path = _file_in(directory, idx)
+        if path is None:  # vanished since the lookup
+            raise FashionCNNError(f"{directory / (idx.name + '.gz')} is missing.")
+        tensors.append(read_idx(path, idx)[0])
+    images, labels = tensors
+    _check_pair("test", images, labels, directory)
+    return images, labels.long()
+
+
 def load_test_images(data_dir: str | Path | None = None, offline: bool = False,
                      progress: bool = True) -> torch.Tensor:
-    """Only the 10,000 official test images, verified: uint8 [10000, 28, 28] (the same lookup
-    as `load_fashion_mnist`, without reading the 60,000 training images)."""
-    directory = find_data_dir(data_dir, offline=offline, progress=progress)
-    idx = FILES["test_images"]
-    path = _file_in(directory, idx)
-    if path is None:  # vanished since the lookup
-        raise FashionCNNError(f"{directory / (idx.name + '.gz')} is missing.")
-    return read_idx(path, idx)[0]
+    """Only the 10,000 official test images, verified: uint8 [10000, 28, 28]."""
+    return load_test_set(data_dir, offline, progress)[0]
 
 
 def class_counts(labels: torch.Tensor) -> list[int]:
