@@ -141,8 +141,12 @@ def test_lookup_order(tmp_path: Path, isolated_lookup: Path, monkeypatch) -> Non
 
 
 def test_offline_without_data(isolated_lookup: Path) -> None:
-    with pytest.raises(FashionCNNError, match="--offline"):
+    """The message names the files wanted: all four, or the test set's two for scoring."""
+    with pytest.raises(FashionCNNError, match="--offline.*train-images-idx3-ubyte.gz"):
         find_data_dir(offline=True)
+    with pytest.raises(FashionCNNError, match="--offline") as err:
+        find_data_dir(offline=True, keys=TEST_FILES)
+    assert "train-" not in str(err.value) and "t10k-labels-idx1-ubyte.gz" in str(err.value)
 
 
 # --- download --------------------------------------------------------------------------------

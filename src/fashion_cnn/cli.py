@@ -25,8 +25,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Classify clothing images with CNNs trained on Fashion-MNIST.")
 
 DataDir = Annotated[Optional[Path], typer.Option(
-    "--data-dir", help="Folder with the four Fashion-MNIST .gz files "
-    "(default: $FASHION_MNIST_DIR, the cache, /usr/share/datasets/fashion-mnist, download).")]
+    "--data-dir", help="Folder with the four Fashion-MNIST .gz files (`evaluate` needs only the "
+    "two t10k ones; default: $FASHION_MNIST_DIR, the cache, /usr/share/datasets/fashion-mnist, "
+    "download).")]
 Offline = Annotated[bool, typer.Option("--offline", help="Never download the data.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 Out = Annotated[Optional[Path], typer.Option(help="Output folder.", show_default=False)]

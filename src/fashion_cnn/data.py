@@ -119,8 +119,9 @@ def find_data_dir(data_dir: str | Path | None = None, offline: bool = False,
     if offline:
         raise FashionCNNError(
             f"Fashion-MNIST not found (looked in ${ENV_DIR}, {CACHE_DIR}, {SYSTEM_DIR}) and "
-            "--offline forbids downloading. Set FASHION_MNIST_DIR or pass --data-dir to a folder "
-            "with the four .gz files, or `apt-get install dataset-fashion-mnist`.")
+            f"--offline forbids downloading. Set FASHION_MNIST_DIR or pass --data-dir to a folder "
+            f"with {', '.join(f'{FILES[k].name}.gz' for k in keys)}, or `apt-get install "
+            "dataset-fashion-mnist`.")
     download(CACHE_DIR, progress=progress, keys=keys)
     return CACHE_DIR
 
