@@ -111,6 +111,14 @@ def test_image_label_count_mismatch(tmp_path: Path) -> None:
     assert "100 images but 7 labels" in _load_error(tmp_path, verify=False)
 
 
+def test_images_and_labels_of_different_lengths_are_refused(tmp_path: Path) -> None:
+    write_dataset(tmp_path, n_train=30, n_test=20)
+    labels = tmp_path / f"{FILES['test_labels'].name}.gz"
+    labels.write_bytes(gzip.compress(idx_bytes(torch.zeros(19, dtype=torch.uint8), 2049)))
+    msg = _load_error(tmp_path, verify=False)
+    assert "The test files" in msg and "20 images but 19 labels" in msg
+
+
 def test_class_counts() -> None:
     assert class_counts(torch.tensor([0, 0, 9, 3])) == [2, 0, 0, 1, 0, 0, 0, 0, 0, 1]
 

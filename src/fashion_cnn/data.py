@@ -62,6 +62,7 @@ FILES: dict[str, IdxFile] = {
         "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
 }
 
+ALL_FILES = tuple(FILES)  # what training needs
 TEST_FILES = ("test_images", "test_labels")  # what scoring a model needs (`load_test_set`)
 
 ENV_DIR = "FASHION_MNIST_DIR"
@@ -94,12 +95,12 @@ def _file_in(directory: Path, idx: IdxFile) -> Path | None:
     return None
 
 
-def _missing(directory: Path, keys: Sequence[str] = tuple(FILES)) -> list[str]:
+def _missing(directory: Path, keys: Sequence[str] = ALL_FILES) -> list[str]:
     return [f"{FILES[k].name}.gz" for k in keys if _file_in(directory, FILES[k]) is None]
 
 
 def find_data_dir(data_dir: str | Path | None = None, offline: bool = False,
-                  progress: bool = True, keys: Sequence[str] = tuple(FILES)) -> Path:
+                  progress: bool = True, keys: Sequence[str] = ALL_FILES) -> Path:
     """Return the directory holding the files named by `keys` (of FILES; default: all four),
     downloading the missing ones into the cache if needed."""
     explicit = [("--data-dir", data_dir), (f"${ENV_DIR}", os.environ.get(ENV_DIR))]
@@ -127,7 +128,7 @@ def find_data_dir(data_dir: str | Path | None = None, offline: bool = False,
 
 
 def download(directory: Path, mirror: str | None = None, progress: bool = True,
-             keys: Sequence[str] = tuple(FILES)) -> None:
+             keys: Sequence[str] = ALL_FILES) -> None:
     """Download the missing official files named by `keys` into `directory`, verifying each
     before renaming."""
     from tqdm import tqdm
@@ -218,24 +219,30 @@ def read_idx(path: Path, idx: IdxFile, display_name: str | None = None,
     return tensor, digest
 
 
-def _check_pair(split: str, images: torch.Tensor, labels: torch.Tensor, directory: Path) -> None:
-    if len(images) != len(labels):
-        raise FashionCNNError(f"The {split} files in {directory} disagree: {len(images)} images "
-                              f"but {len(labels)} labels. Download them again.")
+def _read_files(directory: Path, keys: Sequence[str], verify: bool = True
+                ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The files of FILES named by `keys`, read from `directory` (key -> tensor) with their
+    SHA-256s (IDX name -> hex); a split read whole must have as many labels as images."""
+    tensors, checksums = {}, {}
+    for key in keys:
+        idx = FILES[key]
+        path = _file_in(directory, idx)
+        if path is None:  # vanished since the lookup
+            raise FashionCNNError(f"{directory / (idx.name + '.gz')} is missing.")
+        tensors[key], checksums[idx.name] = read_idx(path, idx, verify=verify)
+    for split in ("train", "test"):
+        images, labels = tensors.get(f"{split}_images"), tensors.get(f"{split}_labels")
+        if images is not None and labels is not None and len(images) != len(labels):
+            raise FashionCNNError(f"The {split} files in {directory} disagree: {len(images)} "
+                                  f"images but {len(labels)} labels. Download them again.")
+    return tensors, checksums
 
 
 def load_fashion_mnist(data_dir: str | Path | None = None, offline: bool = False,
                        verify: bool = True, progress: bool = True) -> FashionMNIST:
     """Find (or download), verify and load the whole dataset into memory."""
     directory = find_data_dir(data_dir, offline=offline, progress=progress)
-    tensors, checksums = {}, {}
-    for key, idx in FILES.items():
-        path = _file_in(directory, idx)
-        if path is None:  # vanished since the lookup
-            raise FashionCNNError(f"{directory / (idx.name + '.gz')} is missing.")
-        tensors[key], checksums[idx.name] = read_idx(path, idx, verify=verify)
-    for split in ("train", "test"):
-        _check_pair(split, tensors[f"{split}_images"], tensors[f"{split}_labels"], directory)
+    tensors, checksums = _read_files(directory, ALL_FILES, verify)
     return FashionMNIST(
         train_images=tensors["train_images"], train_labels=tensors["train_labels"].long(),
         test_images=tensors["test_images"], test_labels=tensors["test_labels"].long(),
@@ -248,16 +255,8 @@ def load_test_set(data_dir: str | Path | None = None, offline: bool = False,
     [10000]. The same lookup as `load_fashion_mnist`, but a folder (or a download) without the
     training files will do: scoring a model never reads them."""
     directory = find_data_dir(data_dir, offline=offline, progress=progress, keys=TEST_FILES)
-    tensors = []
-    for key in TEST_FILES:
-        idx = FILES[key]
-        path = _file_in(directory, idx)
-        if path is None:  # vanished since the lookup
-            raise FashionCNNError(f"{directory / (idx.name + '.gz')} is missing.")
-        tensors.append(read_idx(path, idx)[0])
-    images, labels = tensors
-    _check_pair("test", images, labels, directory)
-    return images, labels.long()
+    tensors = _read_files(directory, TEST_FILES)[0]
+    return tensors["test_images"], tensors["test_labels"].long()
 
 
 def load_test_images(data_dir: str | Path | None = None, offline: bool = False,
