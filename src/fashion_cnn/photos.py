@@ -36,7 +36,7 @@ from PIL import Image, ImageEnhance
 from . import preprocess as preprocess_module
 from .data import CLASS_NAMES
 from .errors import FashionCNNError
-from .files import cached_tensor, content_key
+from .files import cached_tensor, content_key, file_sha256
 from .preprocess import PreprocessConfig, decode_image, preprocess
 
 # ---------------------------------------------------------------------------------------------
@@ -106,10 +106,6 @@ def find_photos_dir() -> Path:
                           "clothing-dataset-small folder (with train/ and validation/).")
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _listed_sums(root: Path, split: str) -> dict[str, str] | None:
     """relative path -> SHA-256 for the split's files in SHA256SUMS (None: no such file)."""
     sums = root / SUMS_FILE
@@ -154,7 +150,7 @@ def list_photos(root: Path, split: str, verify: bool = True) -> list[tuple[Path,
     on_disk = {_relative(root, p): p for p, _ in photos}
     problems = sorted(set(listed) ^ set(on_disk))
     problems += [n for n in sorted(set(listed) & set(on_disk))
-                 if _sha256(on_disk[n]) != listed[n]]
+                 if file_sha256(on_disk[n]) != listed[n]]
     if problems:
         raise FashionCNNError(f"{len(problems)} photo(s) of {root / split} do not match "
                               f"{root / SUMS_FILE} (missing, extra or changed), e.g. "
@@ -173,7 +169,7 @@ def checksums_summary(root: Path, split: str, photos: Sequence[tuple[Path, str]]
     are used when it lists a file: `list_photos` has verified them)."""
     listed = _listed_sums(root, split) or {}
     names = [_relative(root, p) for p, _ in photos]
-    lines = "".join(f"{listed.get(n) or _sha256(p)}  {n}\n"
+    lines = "".join(f"{listed.get(n) or file_sha256(p)}  {n}\n"
                     for n, (p, _) in zip(names, photos, strict=True))
     return {"split": split, "photos": len(photos),
             "files_sha256": hashlib.sha256(lines.encode()).hexdigest(),
