@@ -1,0 +1,276 @@
+"""Experiment: does a network that sees a photo at 3x Fashion-MNIST's resolution lose less to
+striped and checked cloth? (issue 15: the hard set's gap)
+
+    python benchmarks/resolution.py [--factor 3] [--synthetic 15000] [--epochs 4]
+        [--hard 2000] [--out benchmarks/results/resolution.json] [--data-dir DIR]
+
+At 28 px a dye's stripes and checks (0.8-2.8 output pixels apart) alias into the lines that
+tell a shirt, pullover and coat apart (docs/design.md); what they hide is gone for a network
+that sees 28 px. This script asks whether seeing more pixels gives it back, with everything
+else held equal. Two fine-tunes of the shipped default start from the same function:
+
+- "28 px": the network as shipped, fed each input area-averaged by `--factor` (84 -> 28 px);
+- "84 px": the same weights, its first 3x3 convolution enlarged to a (3f)x(3f) one with stride
+  f (each weight spread over an f x f block, divided by f^2), fed the input itself. On an
+  input that is constant over f x f blocks, or on any input, it computes exactly what the
+  first arm computes on the area-averaged one, so the two answer alike before training; only
+  the 84 px arm's first layer can learn to use detail finer than 28 px.
+
+Both are fine-tuned on the same batches: the Fashion-MNIST training part enlarged f times
+(each pixel an f x f block), plus synthetic hard photos of training images
+(`render.hard_photo`) converted to f*28 px by `predict`'s preprocessing with the garment's
+grey levels taken from the ~256 px work image instead of GrabCut's 96 px copy (the mask is
+enlarged to it). Augmentation (mirror, f*2-pixel translation, random erasing) works at the
+fine size, so both arms see the same augmented pictures. Scored on the model's validation
+split: clean (mirror), and the first `--hard` images as hard photos (photo_accuracy.py's
+seed, so the same scenes as its --hard --split val), per dye; paired sign test between the
+arms. The shipped default is scored on the 28 px inputs too, for reference. Nothing here
+ships: a network that sees more than 28 px would be a second input path for photos.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from common import load_data, parser, sign_test, write_result
+from photo_accuracy import PhotoStream, evaluation_set
+from PIL import Image
+from torch import nn
+from tqdm import tqdm
+
+import fashion_cnn.preprocess as preprocess_module
+from fashion_cnn.evaluate import predict_logits
+from fashion_cnn.files import cached_tensor, content_key
+from fashion_cnn.models import BestCNN, load_checkpoint
+from fashion_cnn.predict import Classifier
+from fashion_cnn.preprocess import (
+    PreprocessConfig,
+    bounding_box,
+    fit_centred,
+    foreground,
+    preprocess,
+    separation,
+)
+from fashion_cnn.render import hard_photo
+from fashion_cnn.training import TrainConfig, run_split
+from fashion_cnn.training.config import Augment
+from fashion_cnn.training.loop import train_epoch
+from fashion_cnn.training.steps import PlainStep
+
+CACHE = Path.home() / ".cache" / "fashion-cnn" / "resolution"
+SYNTHETIC_SIZES = (256, 600)  # px, the training photos' long side: at least the work size
+CHUNK = 100  # photos per task handed to a worker
+IMAGE = 28  # px, Fashion-MNIST's side
+
+
+# ---------------------------------------------------------------------------------------------
+# Photos at f*28 px: the cut-out's grey levels from the work image
+
+
+def cut_out_fine(img: Image.Image, config: PreprocessConfig) -> tuple[np.ndarray, float | None]:
+    """`preprocess.cut_out`, the garment's grey levels taken from `img` (the ~256 px work
+    image) rather than from GrabCut's fg_size copy, whose mask is enlarged (bilinear, then
+    halved) to the work image: at f*28 px the 96 px copy would be the limit."""
+    small = img.copy()
+    small.thumbnail((config.fg_size, config.fg_size), Image.Resampling.BOX)
+    if min(small.size) < 8 or np.asarray(small.convert("L"), np.float32).std() < 2:
+        return np.zeros((config.size, config.size), np.uint8), None
+    rgb = np.asarray(small)
+    found = foreground(rgb, config.fg_border, config.fg_iterations)
+    apart = 0.0 if found is None else separation(rgb, found)
+    mask = np.ones((img.height, img.width), bool)
+    if found is not None:
+        big = Image.fromarray(found.astype(np.uint8) * 255).resize(img.size,
+                                                                   Image.Resampling.BILINEAR)
+        mask = np.asarray(big) >= 128
+        mask = mask if mask.any() else np.ones_like(mask)
+    box = bounding_box(mask)
+    value = 255.0 - np.asarray(img.convert("L"), np.float32)[box]
+    low, high = np.percentile(value[mask[box]], [2, 98])
+    value = config.fg_low + (255 - config.fg_low) * np.clip(
+        (value - low) / max(high - low, 1.0), 0, 1)
+    return fit_centred(value * mask[box], config.size), apart
+
+
+def to_input(blob: bytes, config: PreprocessConfig) -> np.ndarray:
+    """An encoded photo -> uint8 [size, size]: `preprocess` with `cut_out_fine`."""
+    with mock.patch.object(preprocess_module, "cut_out", cut_out_fine):
+        return preprocess(blob, config).image
+
+
+def _synthetic_chunk(task: tuple[np.ndarray, int, int, PreprocessConfig]) -> np.ndarray:
+    images, seed, start, config = task
+    out = np.zeros((len(images), config.size, config.size), np.uint8)
+    for j, x in enumerate(images):
+        blob, _ = hard_photo(x, np.random.default_rng([seed, start + j]), SYNTHETIC_SIZES)
+        out[j] = to_input(blob, config)
+    return out
+
+
+def synthetic(images: torch.Tensor, seed: int, config: PreprocessConfig) -> torch.Tensor:
+    """uint8 [N, 28, 28] training images -> uint8 [N, size, size] hard photos as inputs
+    (photo i from seed (seed, i)), rendered by two worker processes; cached."""
+    x = np.ascontiguousarray(images.numpy())
+    key = content_key(x.tobytes(), [seed, config.to_dict(), SYNTHETIC_SIZES], [__file__])
+
+    def make() -> torch.Tensor:
+        tasks = [(x[i:i + CHUNK], seed, i, config) for i in range(0, len(x), CHUNK)]
+        with ProcessPoolExecutor(2) as pool, tqdm(total=len(x), desc="synthetic photos",
+                                                  unit="photo") as bar:
+            parts = []
+            for part in pool.map(_synthetic_chunk, tasks):
+                parts.append(part)
+                bar.update(len(part))
+        return torch.from_numpy(np.concatenate(parts))
+    return cached_tensor(CACHE / f"synthetic-{key}.pt", make)
+
+
+def hard_photos(images: torch.Tensor, labels: torch.Tensor, config: PreprocessConfig
+                ) -> dict[str, Any]:
+    """The hard photos of photo_accuracy.py --hard (its seed 0) for these images, converted
+    to uint8 [N, size, size] inputs, with each photo's dye; cached."""
+    key = content_key(images.numpy().tobytes(), [config.to_dict()], [__file__])
+
+    def make() -> dict[str, Any]:
+        stream = PhotoStream(hard_photo, np.random.default_rng(0))
+        with ProcessPoolExecutor(2) as pool:
+            inputs = list(tqdm(pool.map(to_input, stream.photos(images, labels),
+                                        [config] * len(images), chunksize=8),
+                               total=len(images), desc="hard photos", unit="photo"))
+        return {"inputs": torch.from_numpy(np.stack(inputs)),
+                "patterns": [c["pattern"] for c in stream.conditions]}
+    return cached_tensor(CACHE / f"hard-{key}.pt", make)
+
+
+# ---------------------------------------------------------------------------------------------
+# The two arms
+
+
+class AreaAveraged(nn.Module):
+    """A 28 px network fed inputs [N, f*28, f*28] area-averaged by f (0..255 floats)."""
+
+    def __init__(self, net: nn.Module, factor: int):
+        super().__init__()
+        self.net, self.factor = net, factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(F.avg_pool2d(x.float().unsqueeze(1), self.factor))
+
+
+def fine_input(net: BestCNN, factor: int) -> BestCNN:
+    """A copy of `net` whose first 3x3 convolution (padding 1) becomes a (3f)x(3f) one with
+    stride f and padding f, each weight spread over an f x f block / f^2: on inputs f times
+    larger it equals `net` on their f x f area averages."""
+    fine = copy.deepcopy(net)
+    conv = fine.features[0][0]
+    big = nn.Conv2d(1, conv.out_channels, 3 * factor, stride=factor, padding=factor, bias=False)
+    with torch.no_grad():
+        big.weight.copy_(conv.weight.repeat_interleave(factor, 2)
+                         .repeat_interleave(factor, 3) / factor ** 2)
+    fine.features[0][0] = big
+    return fine
+
+
+def enlarged(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """uint8 [N, 28, 28] -> uint8 [N, f*28, f*28], each pixel an f x f block."""
+    return images.repeat_interleave(factor, 1).repeat_interleave(factor, 2)
+
+
+def fine_tune(net: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+              config: TrainConfig) -> float:
+    """Fine-tune `net` in place as PlainStep and the training loop do; training seconds."""
+    step = PlainStep(net, config, -(-len(labels) // config.batch_size))
+    start = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        record = train_epoch(step, net, config, images, labels, epoch)
+        print(f"  epoch {epoch}: loss {record['train_loss']:.4f}, accuracy "
+              f"{100 * record['train_accuracy']:.2f}%, {record['epoch_seconds']:.0f} s", flush=True)
+    return time.perf_counter() - start
+
+
+def scored(net: nn.Module, clean: torch.Tensor, labels: torch.Tensor,
+           hard: dict[str, Any], hard_labels: torch.Tensor, hard_clean: torch.Tensor
+           ) -> tuple[dict[str, Any], torch.Tensor]:
+    """Validation accuracy (mirror), the hard photos' accuracy overall and per dye, and the
+    gap to the same images clean; with the hard photos answered right [n]."""
+    net.eval()
+    val = (predict_logits(net, clean).argmax(1) == labels).float().mean().item()
+    right = predict_logits(net, hard["inputs"]).argmax(1) == hard_labels
+    same = (predict_logits(net, hard_clean).argmax(1) == hard_labels).float().mean().item()
+    patterns = np.array(hard["patterns"])
+    by_dye = {p: right[torch.from_numpy(patterns == p)].float().mean().item()
+              for p in sorted(set(patterns))}
+    photo = right.float().mean().item()
+    return {"val_accuracy": val, "hard_accuracy": photo, "hard_clean_accuracy": same,
+            "gap_points": 100 * (same - photo), "hard_by_pattern": by_dye}, right
+
+
+def arms(base: BestCNN, factor: int, probe: torch.Tensor) -> Iterator[tuple[str, nn.Module]]:
+    """The two arms, each a fresh copy of `base`; checked to answer alike on `probe`
+    (uint8 [n, f*28, f*28]) before training."""
+    coarse, fine = AreaAveraged(copy.deepcopy(base), factor), fine_input(base, factor)
+    gap = (predict_logits(coarse, probe) - predict_logits(fine, probe)).abs().max().item()
+    assert gap < 1e-3, f"the arms differ before training by {gap}"
+    yield f"{IMAGE} px", coarse
+    yield f"{IMAGE * factor} px", fine
+
+
+def main() -> None:
+    p = parser(__doc__, "resolution")
+    p.add_argument("--factor", type=int, default=3)
+    p.add_argument("--synthetic", type=int, default=15000)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--hard", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    data = load_data(args)
+    classifier = Classifier("best", backend="torch")
+    base, meta = load_checkpoint("best")
+    f = args.factor
+    config = replace(PreprocessConfig.from_dict(meta["image_preprocessing"]), size=IMAGE * f)
+    train_idx, val_idx = run_split(len(data.train_labels), meta["config"])
+    order = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(args.seed))
+    chosen = train_idx[order[:args.synthetic]]
+    photos = synthetic(data.train_images[chosen], args.seed, config)
+    images = torch.cat([enlarged(data.train_images[train_idx], f), photos])
+    labels = torch.cat([data.train_labels[train_idx], data.train_labels[chosen]])
+    hard_images, hard_labels = evaluation_set(data, classifier, "val", args.hard)
+    hard = hard_photos(hard_images, hard_labels, config)
+    clean, clean_labels = enlarged(data.train_images[val_idx], f), data.train_labels[val_idx]
+    train = TrainConfig(model="best", epochs=args.epochs, batch_size=128, lr=0.01,
+                        momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
+                        label_smoothing=0.1, bf16=True, channels_last=True, seed=args.seed,
+                        augment=Augment(flip=True, translate=2 * f, erase=0.5))
+    rows, answers = [], {}
+    reference = AreaAveraged(base, f)
+    row, answers["shipped"] = scored(reference, clean, clean_labels, hard, hard_labels,
+                                     enlarged(hard_images, f))
+    rows.append({"arm": "shipped default, not fine-tuned", **row})
+    print(rows[-1], flush=True)
+    for name, net in arms(base, f, hard["inputs"][:256]):
+        seconds = fine_tune(net, images, labels, train)
+        row, answers[name] = scored(net, clean, clean_labels, hard, hard_labels,
+                                    enlarged(hard_images, f))
+        rows.append({"arm": name, "train_seconds": seconds, **row})
+        print(rows[-1], flush=True)
+    coarse, fine = (answers[row["arm"]] for row in rows[1:])
+    won, lost = int((fine & ~coarse).sum()), int((coarse & ~fine).sum())
+    write_result(args.out, {
+        "factor": f, "synthetic": args.synthetic, "epochs": args.epochs, "hard_photos": args.hard,
+        "train_images": len(labels), "train_config": asdict(train), "rows": rows,
+        "fine_against_coarse": {"won": won, "lost": lost, "sign_test_p": sign_test(won, lost)},
+    }, seed=args.seed, checksums=data.checksums)
+
+
+if __name__ == "__main__":
+    main()
