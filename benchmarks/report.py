@@ -540,6 +540,27 @@ def render_weight_interpolation(name: str, d: Result) -> str:
                      *(HARD_FIGURES if hard else [])], rows))
 
 
+def render_resolution(name: str, d: Result) -> str:
+    """resolution.py: the shipped default, then its fine-tunes at 28 and f*28 px, on
+    Fashion-MNIST validation and the hard synthetic validation photos (per dye)."""
+    patterns = sorted(d["rows"][0]["hard_by_pattern"])
+    rows = [[r["arm"], pct(r["val_accuracy"]), pct(r["hard_accuracy"]),
+             f"{r['gap_points']:.2f}", *(pct(r["hard_by_pattern"][p]) for p in patterns),
+             secs(r.get("train_seconds"))] for r in d["rows"]]
+    paired = d["fine_against_coarse"]
+    return (f"Two fine-tunes of the shipped default ({d['epochs']} epochs, "
+            f"{d['train_images']:,} images an epoch: the Fashion-MNIST training part and "
+            f"{d['synthetic']:,} synthetic hard photos), one fed each input area-averaged to "
+            f"28 px, the other fed it at {28 * d['factor']} px through its first convolution "
+            f"enlarged {d['factor']}x (the same function before training). Hard: the first "
+            f"{d['hard_photos']:,} validation images as hard photos; gap: their clean accuracy "
+            f"minus the photos'. The {28 * d['factor']} px arm against the 28 px one: won "
+            f"{paired['won']}, lost {paired['lost']}, sign test p = "
+            f"{paired['sign_test_p']:.3f}. Validation splits only.\n\n"
+            + table(["arm", "Fashion-MNIST validation", "hard photos", "gap (points)",
+                     *patterns, "training"], rows))
+
+
 def render_ship_candidate(name: str, d: Result) -> str:
     """A candidate default scored by scripts/ship_model.py but not shipped: validation (what
     decides), then the test set as it would ship."""
@@ -775,6 +796,8 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
      render_photo_views),
     ("weight_interpolation*", "Averaging the default's weights with a photo fine-tune",
      render_weight_interpolation),
+    ("resolution*", "Seeing photos at 84 px instead of 28 px: the dyes",
+     render_resolution),
     ("ship_candidate_*", "A candidate default, not shipped", render_ship_candidate),
     ("predict_speed*", "Prediction and evaluation speed", render_predict_speed),
     ("backend_speed*", "torch against onnxruntime (`--backend`)", render_backend_speed),
