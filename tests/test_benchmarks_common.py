@@ -134,3 +134,50 @@ def test_an_ensemble_of_base_and_tune_answers_their_mean_and_keeps_its_mirror(
         save_checkpoint(tmp_path / "ensemble.pt", net, config={}, metrics={},
                         data_checksums=None)
         assert load_checkpoint(tmp_path / "ensemble.pt")[0].tta == mirror
+
+
+def test_the_84_px_arm_answers_as_the_28_px_one_before_training() -> None:
+    """resolution.py: the first convolution enlarged 3x on an 84 px input computes what the
+    network computes on the input area-averaged to 28 px, for any input (not only one made of
+    3x3 blocks); a change to the enlarged weights shows."""
+    from fashion_cnn.models import build_model
+
+    resolution = load_benchmark("resolution")
+    torch.manual_seed(0)
+    base = build_model("best", width=4, tta=True)
+    for module in base.modules():  # batch norms with statistics of their own
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    base.eval()
+    coarse, fine = resolution.AreaAveraged(base, 3).eval(), resolution.fine_input(base, 3).eval()
+    x = torch.randint(0, 256, (3, 84, 84), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(fine(x), coarse(x), rtol=1e-4, atol=1e-4)
+        assert fine.features[0][0].weight.shape == (4, 1, 9, 9)
+        fine.features[0][0].weight[0, 0, 0, 0] += 1.0
+        assert not torch.allclose(fine(x), coarse(x), rtol=1e-4, atol=1e-4)
+
+
+def test_the_fine_cut_out_keeps_detail_the_96_px_copy_loses() -> None:
+    """resolution.py: the garment's grey levels come from the work image, so stripes 4 work
+    pixels apart on a garment 200 px wide still modulate the 84 px cut-out, where the 96 px
+    copy (1.5 px apart) has mostly averaged them away; at 28 px both find the same garment."""
+    import numpy as np
+    from PIL import Image
+
+    from fashion_cnn.preprocess import PreprocessConfig, cut_out
+
+    resolution = load_benchmark("resolution")
+    rng = np.random.default_rng(0)
+    photo = rng.normal(225, 6, (256, 256, 3))  # a textured light backdrop
+    cloth = np.where(np.arange(200)[None, :, None] % 4 < 2, 40.0, 110.0)  # stripes 4 px apart
+    photo[28:228, 28:228] = cloth
+    img = Image.fromarray(photo.clip(0, 255).astype(np.uint8))
+    fine = resolution.cut_out_fine(img, PreprocessConfig(size=84))[0].astype(float)
+    coarse = cut_out(img, PreprocessConfig(size=84))[0].astype(float)
+    middle = (slice(30, 54), slice(30, 54))
+    assert fine[middle].std(1).mean() > 2 * coarse[middle].std(1).mean()
+    fine28 = resolution.cut_out_fine(img, PreprocessConfig(size=28))[0]
+    coarse28 = cut_out(img, PreprocessConfig(size=28))[0]
+    assert ((fine28 > 0) == (coarse28 > 0)).mean() > 0.95
