@@ -24,8 +24,10 @@ enlarged to it). Augmentation (mirror, f*2-pixel translation, random erasing) wo
 fine size, so both arms see the same augmented pictures. Scored on the model's validation
 split: clean (mirror), and the first `--hard` images as hard photos (photo_accuracy.py's
 seed, so the same scenes as its --hard --split val), per dye; paired sign test between the
-arms. The shipped default is scored on the 28 px inputs too, for reference. Nothing here
-ships: a network that sees more than 28 px would be a second input path for photos.
+arms. A photo in which no garment is found is answered like any other here (photo_accuracy.py
+counts it wrong): both arms see the same inputs. The shipped default is scored on the 28 px
+inputs too, for reference. Nothing here ships: a network that sees more than 28 px would be a
+second input path for photos.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from torch import nn
 from tqdm import tqdm
 
 import fashion_cnn.preprocess as preprocess_module
+import fashion_cnn.render as render_module
 from fashion_cnn.evaluate import predict_logits
 from fashion_cnn.files import cached_tensor, content_key
 from fashion_cnn.models import BestCNN, load_checkpoint
@@ -71,6 +74,8 @@ CACHE = Path.home() / ".cache" / "fashion-cnn" / "resolution"
 SYNTHETIC_SIZES = (256, 600)  # px, the training photos' long side: at least the work size
 CHUNK = 100  # photos per task handed to a worker
 IMAGE = 28  # px, Fashion-MNIST's side
+# the code that draws and converts the cached photos: any change to it renders them again
+SOURCES = [__file__, render_module.__file__, preprocess_module.__file__]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,8 +84,8 @@ IMAGE = 28  # px, Fashion-MNIST's side
 
 def cut_out_fine(img: Image.Image, config: PreprocessConfig) -> tuple[np.ndarray, float | None]:
     """`preprocess.cut_out`, the garment's grey levels taken from `img` (the ~256 px work
-    image) rather than from GrabCut's fg_size copy, whose mask is enlarged (bilinear, then
-    halved) to the work image: at f*28 px the 96 px copy would be the limit."""
+    image) rather than from GrabCut's fg_size copy, whose mask is enlarged to the work image
+    (bilinear, thresholded at one half): at f*28 px the 96 px copy would be the limit."""
     small = img.copy()
     small.thumbnail((config.fg_size, config.fg_size), Image.Resampling.BOX)
     if min(small.size) < 8 or np.asarray(small.convert("L"), np.float32).std() < 2:
@@ -121,7 +126,7 @@ def synthetic(images: torch.Tensor, seed: int, config: PreprocessConfig) -> torc
     """uint8 [N, 28, 28] training images -> uint8 [N, size, size] hard photos as inputs
     (photo i from seed (seed, i)), rendered by two worker processes; cached."""
     x = np.ascontiguousarray(images.numpy())
-    key = content_key(x.tobytes(), [seed, config.to_dict(), SYNTHETIC_SIZES], [__file__])
+    key = content_key(x.tobytes(), [seed, config.to_dict(), SYNTHETIC_SIZES], SOURCES)
 
     def make() -> torch.Tensor:
         tasks = [(x[i:i + CHUNK], seed, i, config) for i in range(0, len(x), CHUNK)]
@@ -139,7 +144,7 @@ def hard_photos(images: torch.Tensor, labels: torch.Tensor, config: PreprocessCo
                 ) -> dict[str, Any]:
     """The hard photos of photo_accuracy.py --hard (its seed 0) for these images, converted
     to uint8 [N, size, size] inputs, with each photo's dye; cached."""
-    key = content_key(images.numpy().tobytes(), [config.to_dict()], [__file__])
+    key = content_key(images.numpy().tobytes(), [config.to_dict()], SOURCES)
 
     def make() -> dict[str, Any]:
         stream = PhotoStream(hard_photo, np.random.default_rng(0))
