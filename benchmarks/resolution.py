@@ -11,10 +11,10 @@ else held equal. Two fine-tunes of the shipped default start from the same funct
 
 - "28 px": the network as shipped, fed each input area-averaged by `--factor` (84 -> 28 px);
 - "84 px": the same weights, its first 3x3 convolution enlarged to a (3f)x(3f) one with stride
-  f (each weight spread over an f x f block, divided by f^2), fed the input itself. On an
-  input that is constant over f x f blocks, or on any input, it computes exactly what the
-  first arm computes on the area-averaged one, so the two answer alike before training; only
-  the 84 px arm's first layer can learn to use detail finer than 28 px.
+  f (each weight spread over an f x f block, divided by f^2), fed the input itself. On any
+  input it computes exactly what the first arm computes on the area-averaged one, so the two
+  answer alike before training; only the 84 px arm's first layer can learn to use detail
+  finer than 28 px.
 
 Both are fine-tuned on the same batches: the Fashion-MNIST training part enlarged f times
 (each pixel an f x f block), plus synthetic hard photos of training images
