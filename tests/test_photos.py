@@ -322,3 +322,18 @@ def test_the_shipped_default_is_right_on_real_photos(photos_root: Path) -> None:
     outliers = [p for p, (_, f) in zip(predictions, listed, strict=True)
                 if FOLDER_CODES[f] == photos.OUT_OF_CLASS]
     assert sum(p.unsure for p in outliers) >= 0.5 * len(outliers)
+
+
+@pytest.mark.slow
+def test_no_real_photo_looks_like_noise(photos_root: Path) -> None:
+    """`predict` calls a picture noise ("no garment found") when its neighbouring pixels are
+    less alike than NOISE_LIKENESS: every real photo, train and validation, is well above it
+    (the decoding as `predict` does it)."""
+    from fashion_cnn.predict import NOISE_LIKENESS, likeness
+    from fashion_cnn.preprocess import decode_image
+
+    config = PreprocessConfig()
+    for split in photos.SPLITS:
+        for path, _ in photos.list_photos(photos_root, split):
+            image = decode_image(path, config.max_pixels, config.work_size)
+            assert likeness(image) >= 2 * NOISE_LIKENESS, path
