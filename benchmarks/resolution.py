@@ -56,14 +56,7 @@ from fashion_cnn.evaluate import predict_logits
 from fashion_cnn.files import cached_tensor, content_key
 from fashion_cnn.models import BestCNN, load_checkpoint
 from fashion_cnn.predict import Classifier
-from fashion_cnn.preprocess import (
-    PreprocessConfig,
-    bounding_box,
-    fit_centred,
-    foreground,
-    preprocess,
-    separation,
-)
+from fashion_cnn.preprocess import PreprocessConfig, find_garment, garment_image, preprocess
 from fashion_cnn.render import hard_photo
 from fashion_cnn.training import TrainConfig, run_split
 from fashion_cnn.training.config import Augment
@@ -86,25 +79,14 @@ def cut_out_fine(img: Image.Image, config: PreprocessConfig) -> tuple[np.ndarray
     """`preprocess.cut_out`, the garment's grey levels taken from `img` (the ~256 px work
     image) rather than from GrabCut's fg_size copy, whose mask is enlarged to the work image
     (bilinear, thresholded at one half): at f*28 px the 96 px copy would be the limit."""
-    small = img.copy()
-    small.thumbnail((config.fg_size, config.fg_size), Image.Resampling.BOX)
-    if min(small.size) < 8 or np.asarray(small.convert("L"), np.float32).std() < 2:
+    found = find_garment(img, config)
+    if found is None:
         return np.zeros((config.size, config.size), np.uint8), None
-    rgb = np.asarray(small)
-    found = foreground(rgb, config.fg_border, config.fg_iterations)
-    apart = 0.0 if found is None else separation(rgb, found)
-    mask = np.ones((img.height, img.width), bool)
-    if found is not None:
-        big = Image.fromarray(found.astype(np.uint8) * 255).resize(img.size,
-                                                                   Image.Resampling.BILINEAR)
-        mask = np.asarray(big) >= 128
-        mask = mask if mask.any() else np.ones_like(mask)
-    box = bounding_box(mask)
-    value = 255.0 - np.asarray(img.convert("L"), np.float32)[box]
-    low, high = np.percentile(value[mask[box]], [2, 98])
-    value = config.fg_low + (255 - config.fg_low) * np.clip(
-        (value - low) / max(high - low, 1.0), 0, 1)
-    return fit_centred(value * mask[box], config.size), apart
+    _, mask, apart = found
+    big = Image.fromarray(mask.astype(np.uint8) * 255).resize(img.size, Image.Resampling.BILINEAR)
+    mask = np.asarray(big) >= 128
+    lum = np.asarray(img.convert("L"), np.float32)
+    return garment_image(lum, mask if mask.any() else np.ones_like(mask), config), apart
 
 
 def to_input(blob: bytes, config: PreprocessConfig) -> np.ndarray:

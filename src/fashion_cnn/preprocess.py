@@ -388,24 +388,40 @@ def cut_out(img: Image.Image, config: PreprocessConfig) -> tuple[np.ndarray, flo
     stretched to fg_low..255, so a white shirt on a white bed and a black coat on a dark floor
     both come out as bright shapes with their inner detail, as training garments are; then
     area-averaged to fit 28 px (subsampling would turn checks and stripes into noise)."""
+    found = find_garment(img, config)
+    if found is None:
+        return np.zeros((config.size, config.size), np.uint8), None
+    lum, mask, apart = found
+    return garment_image(lum, mask, config), apart
+
+
+def find_garment(img: Image.Image, config: PreprocessConfig
+                 ) -> tuple[np.ndarray, np.ndarray, float | None] | None:
+    """On a copy of the photo fg_size px across: (its luminance float [h, w], the garment bool
+    [h, w], the garment's `separation`); the whole copy with separation 0 when nothing stood
+    out from the border; None when there is nothing to find (a thin strip, one colour)."""
     small = img.copy()
     small.thumbnail((config.fg_size, config.fg_size), Image.Resampling.BOX)
     lum = np.asarray(small.convert("L"), dtype=np.float32)
-    if min(small.size) < 8 or lum.std() < 2:  # a thin strip, or one colour: nothing to find
-        return np.zeros((config.size, config.size), np.uint8), None
+    if min(small.size) < 8 or lum.std() < 2:
+        return None
     rgb = np.asarray(small)
     mask = foreground(rgb, config.fg_border, config.fg_iterations)
     if mask is None:  # nothing stood out from the border: take the whole picture, and say so
-        mask, apart = np.ones(rgb.shape[:2], bool), 0.0
-    else:
-        apart = separation(rgb, mask)
+        return lum, np.ones(rgb.shape[:2], bool), 0.0
+    return lum, mask, separation(rgb, mask)
+
+
+def garment_image(lum: np.ndarray, mask: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """Luminance float [H, W] and the garment bool [H, W] (holding some) -> uint8 [size, size]:
+    the garment's negated luminance stretched to fg_low..255 on black, area-averaged to fit."""
     box = bounding_box(mask)
     inside = mask[box].astype(np.float32)
     value = 255.0 - lum[box]
     low, high = np.percentile(value[mask[box]], [2, 98])
     value = config.fg_low + (255 - config.fg_low) * np.clip(
         (value - low) / max(high - low, 1.0), 0, 1)
-    return fit_centred(value * inside, config.size), apart
+    return fit_centred(value * inside, config.size)
 
 
 def bounding_box(mask: np.ndarray) -> tuple[slice, slice]:
