@@ -57,7 +57,7 @@ from fashion_cnn.files import cached_tensor, content_key
 from fashion_cnn.models import BestCNN, load_checkpoint
 from fashion_cnn.predict import Classifier
 from fashion_cnn.preprocess import PreprocessConfig, find_garment, garment_image, preprocess
-from fashion_cnn.render import hard_photo
+from fashion_cnn.render import hard_photo, synthetic_photos
 from fashion_cnn.training import TrainConfig, run_split
 from fashion_cnn.training.config import Augment
 from fashion_cnn.training.loop import train_epoch
@@ -65,7 +65,6 @@ from fashion_cnn.training.steps import PlainStep
 
 CACHE = Path.home() / ".cache" / "fashion-cnn" / "resolution"
 SYNTHETIC_SIZES = (256, 600)  # px, the training photos' long side: at least the work size
-CHUNK = 100  # photos per task handed to a worker
 IMAGE = 28  # px, Fashion-MNIST's side
 # the code that draws and converts the cached photos: any change to it renders them again
 SOURCES = [__file__, render_module.__file__, preprocess_module.__file__]
@@ -95,30 +94,17 @@ def to_input(blob: bytes, config: PreprocessConfig) -> np.ndarray:
         return preprocess(blob, config).image
 
 
-def _synthetic_chunk(task: tuple[np.ndarray, int, int, PreprocessConfig]) -> np.ndarray:
-    images, seed, start, config = task
-    out = np.zeros((len(images), config.size, config.size), np.uint8)
-    for j, x in enumerate(images):
-        blob, _ = hard_photo(x, np.random.default_rng([seed, start + j]), SYNTHETIC_SIZES)
-        out[j] = to_input(blob, config)
-    return out
-
-
 def synthetic(images: torch.Tensor, seed: int, config: PreprocessConfig) -> torch.Tensor:
-    """uint8 [N, 28, 28] training images -> uint8 [N, size, size] hard photos as inputs
-    (photo i from seed (seed, i)), rendered by two worker processes; cached."""
+    """uint8 [N, 28, 28] training images -> uint8 [N, size, size] hard photos as inputs:
+    `render.synthetic_photos` at SYNTHETIC_SIZES with `cut_out_fine`; cached here, by this
+    code too."""
     x = np.ascontiguousarray(images.numpy())
     key = content_key(x.tobytes(), [seed, config.to_dict(), SYNTHETIC_SIZES], SOURCES)
 
     def make() -> torch.Tensor:
-        tasks = [(x[i:i + CHUNK], seed, i, config) for i in range(0, len(x), CHUNK)]
-        with ProcessPoolExecutor(2) as pool, tqdm(total=len(x), desc="synthetic photos",
-                                                  unit="photo") as bar:
-            parts = []
-            for part in pool.map(_synthetic_chunk, tasks):
-                parts.append(part)
-                bar.update(len(part))
-        return torch.from_numpy(np.concatenate(parts))
+        # the renderer's worker processes are forked inside the patch, so they inherit it
+        with mock.patch.object(preprocess_module, "cut_out", cut_out_fine):
+            return synthetic_photos(images, seed, config, cache_dir=None, sizes=SYNTHETIC_SIZES)
     return cached_tensor(CACHE / f"synthetic-{key}.pt", make)
 
 

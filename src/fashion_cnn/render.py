@@ -251,23 +251,26 @@ CHUNK = 200  # images per task handed to a worker process
 
 def synthetic_photos(images: torch.Tensor, seed: int, config: PreprocessConfig | None = None,
                      cache_dir: Path | None = CACHE_DIR, workers: int = 2,
-                     progress: bool = True) -> torch.Tensor:
-    """uint8 [N, 28, 28] dataset images -> uint8 [N, 28, 28]: each rendered as a hard photo
-    (at TRAINING_SIZES) and converted by `preprocess`, exactly as `predict` would see it.
+                     progress: bool = True,
+                     sizes: tuple[int, int] = TRAINING_SIZES) -> torch.Tensor:
+    """uint8 [N, 28, 28] dataset images -> uint8 [N, size, size]: each rendered as a hard photo
+    (`sizes` px on its long side) and converted by `preprocess`, exactly as `predict` would
+    see it.
 
     Image i's photo depends only on (seed, i), so the result does not depend on `workers`.
     Cached under `cache_dir` by the images, seed, settings and this code (render.py and
     preprocess.py); `cache_dir=None` never caches."""
     config = config or PreprocessConfig()
     x = np.ascontiguousarray(images.numpy())
-    cache = None if cache_dir is None else Path(cache_dir) / f"{_cache_key(x, seed, config)}.pt"
-    return cached_tensor(cache, lambda: _render_all(x, seed, config, workers, progress))
+    cache = (None if cache_dir is None
+             else Path(cache_dir) / f"{_cache_key(x, seed, config, sizes)}.pt")
+    return cached_tensor(cache, lambda: _render_all(x, seed, config, sizes, workers, progress))
 
 
-def _render_all(x: np.ndarray, seed: int, config: PreprocessConfig, workers: int,
-                progress: bool) -> torch.Tensor:
+def _render_all(x: np.ndarray, seed: int, config: PreprocessConfig, sizes: tuple[int, int],
+                workers: int, progress: bool) -> torch.Tensor:
     """uint8 [N, 28, 28] images -> their synthetic photos as model inputs, in worker processes."""
-    chunks = [(x[i:i + CHUNK], seed, i, config) for i in range(0, len(x), CHUNK)]
+    chunks = [(x[i:i + CHUNK], seed, i, config, sizes) for i in range(0, len(x), CHUNK)]
     # Linux forks the workers (no re-import of the caller's script); they use numpy, Pillow
     # and OpenCV only, never torch's thread pool
     with ProcessPoolExecutor(workers) as pool, tqdm(
@@ -280,16 +283,18 @@ def _render_all(x: np.ndarray, seed: int, config: PreprocessConfig, workers: int
     return torch.from_numpy(np.concatenate(parts) if parts else x.copy())
 
 
-def _render_chunk(task: tuple[np.ndarray, int, int, PreprocessConfig]) -> np.ndarray:
+def _render_chunk(task: tuple[np.ndarray, int, int, PreprocessConfig, tuple[int, int]]
+                  ) -> np.ndarray:
     """A worker's share: images [n, 28, 28] starting at index `start` -> model inputs."""
-    images, seed, start, config = task
+    images, seed, start, config, sizes = task
     out = np.zeros((len(images), config.size, config.size), np.uint8)
     for j, x in enumerate(images):
-        blob, _ = hard_photo(x, np.random.default_rng([seed, start + j]), TRAINING_SIZES)
+        blob, _ = hard_photo(x, np.random.default_rng([seed, start + j]), sizes)
         out[j] = preprocess(blob, config).image
     return out
 
 
-def _cache_key(images: np.ndarray, seed: int, config: PreprocessConfig) -> str:
-    return content_key(images.tobytes(), [seed, config.to_dict()],
+def _cache_key(images: np.ndarray, seed: int, config: PreprocessConfig,
+               sizes: tuple[int, int]) -> str:
+    return content_key(images.tobytes(), [seed, config.to_dict(), list(sizes)],
                        (__file__, preprocess_module.__file__))
