@@ -49,6 +49,7 @@ from photo_accuracy import PhotoStream, evaluation_set
 from PIL import Image
 from torch import nn
 from tqdm import tqdm
+from weight_interpolation import hard_figures
 
 import fashion_cnn.preprocess as preprocess_module
 import fashion_cnn.render as render_module
@@ -171,21 +172,20 @@ def fine_tune(net: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return time.perf_counter() - start
 
 
-def scored(net: nn.Module, clean: torch.Tensor, labels: torch.Tensor,
-           hard: dict[str, Any], hard_labels: torch.Tensor, hard_clean: torch.Tensor
+def scored(net: nn.Module, clean: torch.Tensor, labels: torch.Tensor, hard: dict[str, Any]
            ) -> tuple[dict[str, Any], torch.Tensor]:
-    """Validation accuracy (mirror), the hard photos' accuracy overall and per dye, and the
-    gap to the same images clean; with the hard photos answered right [n]."""
+    """Validation accuracy (mirror), the hard photos' accuracy (weight_interpolation.py's
+    `hard_figures`) overall and per dye, and the gap to the same images clean; with the hard
+    photos answered right [n]."""
     net.eval()
     val = (predict_logits(net, clean).argmax(1) == labels).float().mean().item()
-    right = predict_logits(net, hard["inputs"]).argmax(1) == hard_labels
-    same = (predict_logits(net, hard_clean).argmax(1) == hard_labels).float().mean().item()
+    figures, right = hard_figures(net, hard, None)
     patterns = np.array(hard["patterns"])
     by_dye = {p: right[torch.from_numpy(patterns == p)].float().mean().item()
               for p in sorted(set(patterns))}
-    photo = right.float().mean().item()
-    return {"val_accuracy": val, "hard_accuracy": photo, "hard_clean_accuracy": same,
-            "gap_points": 100 * (same - photo), "hard_by_pattern": by_dye}, right
+    return {"val_accuracy": val, "hard_accuracy": figures["photo_accuracy"],
+            "hard_clean_accuracy": figures["clean_accuracy"],
+            "gap_points": figures["gap_points"], "hard_by_pattern": by_dye}, right
 
 
 def arms(base: BestCNN, factor: int, probe: torch.Tensor) -> Iterator[tuple[str, nn.Module]]:
@@ -218,7 +218,10 @@ def main() -> None:
     images = torch.cat([enlarged(data.train_images[train_idx], f), photos])
     labels = torch.cat([data.train_labels[train_idx], data.train_labels[chosen]])
     hard_images, hard_labels = evaluation_set(data, classifier, "val", args.hard)
-    hard = hard_photos(hard_images, hard_labels, config)
+    # as hard_figures reads them: every photo answered, found or not (see the docstring)
+    hard = {**hard_photos(hard_images, hard_labels, config), "labels": hard_labels,
+            "images": enlarged(hard_images, f),
+            "found": torch.ones(len(hard_labels), dtype=torch.bool)}
     clean, clean_labels = enlarged(data.train_images[val_idx], f), data.train_labels[val_idx]
     train = TrainConfig(model="best", epochs=args.epochs, batch_size=128, lr=0.01,
                         momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
@@ -226,14 +229,12 @@ def main() -> None:
                         augment=Augment(flip=True, translate=2 * f, erase=0.5))
     rows, answers = [], {}
     reference = AreaAveraged(base, f)
-    row, answers["shipped"] = scored(reference, clean, clean_labels, hard, hard_labels,
-                                     enlarged(hard_images, f))
+    row, answers["shipped"] = scored(reference, clean, clean_labels, hard)
     rows.append({"arm": "shipped default, not fine-tuned", **row})
     print(rows[-1], flush=True)
     for name, net in arms(base, f, hard["inputs"][:256]):
         seconds = fine_tune(net, images, labels, train)
-        row, answers[name] = scored(net, clean, clean_labels, hard, hard_labels,
-                                    enlarged(hard_images, f))
+        row, answers[name] = scored(net, clean, clean_labels, hard)
         rows.append({"arm": name, "train_seconds": seconds, **row})
         print(rows[-1], flush=True)
     coarse, fine = (answers[row["arm"]] for row in rows[1:])
