@@ -530,10 +530,20 @@ def render_weight_interpolation(name: str, d: Result) -> str:
                      if any(r.get("ensemble") for r in d["rows"]) else "")
     layer_note = (" Averaged up to: only the layers from the input to this one averaged, the "
                   "later ones the base's (`models.layer_names`)." if layers else "")
-    return (f"The weights (1 - alpha) `{d['base']}` + alpha `{d['tuned']}` (batch-norm "
-            "statistics averaged too), scored with the mirror; the real validation photos as "
+    alphas = {r["alpha"] for r in d["rows"]}
+    models = (f"`{d['base']}` (alpha 0) and `{d['tuned']}` (alpha 1), not averaged"
+              if alphas <= {0, 1} else f"The weights (1 - alpha) `{d['base']}` + alpha "
+              f"`{d['tuned']}` (batch-norm statistics averaged too)")
+    behind = d.get("tuned_training")
+    minutes = (f" The training behind `{d['tuned']}`: "
+               + ("unknown (a run's time is missing)" if any(
+                   r["train_seconds"] is None for r in behind) else
+                  f"{sum(r['train_seconds'] for r in behind) / 60:.1f} min")
+               + f" in {len(behind)} run{'s' * (len(behind) > 1)} ("
+               + "; ".join(f"`{r['command']}`" for r in behind) + ")." if behind else "")
+    return (f"{models}, scored with the mirror; the real validation photos as "
             f"they are, then each retaken {d['retaken_views']} times. Validation splits "
-            f"only.{hard_note}{layer_note}{ensemble_note}\n\n"
+            f"only.{minutes}{hard_note}{layer_note}{ensemble_note}\n\n"
             + table(["alpha" if not ensemble_note else "alpha, or ensemble",
                      *(["averaged up to"] if layers else []),
                      "Fashion-MNIST validation", "without the mirror", *PHOTO_AND_RETAKEN,
@@ -794,6 +804,8 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
      render_photo_finetune),
     ("photo_views", "Fine-tuning the default on real photos: retaken views",
      render_photo_views),
+    ("weight_interpolation_onerun*", "A default trained within 60 minutes, against the shipped one",
+     render_weight_interpolation),
     ("weight_interpolation*", "Averaging the default's weights with a photo fine-tune",
      render_weight_interpolation),
     ("resolution*", "Seeing photos at 84 px instead of 28 px: the dyes",

@@ -38,6 +38,7 @@ passes a picture, as one model with the mirror) and with it (four), in RUNS/ense
 from __future__ import annotations
 
 import itertools
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,25 @@ def scored(net: torch.nn.Module, meta: dict[str, Any], name: str, args: Any, dat
     return {**figures, "photos": photo_figures(photo_scores), "retaken": photo_figures(again)}
 
 
+def training_behind(tuned: Path) -> list[dict[str, Any]]:
+    """The training runs behind the tuned model, oldest first, as far as run folders say
+    (each run's metrics.json, then its `--init` checkpoint's folder, down to a run from
+    scratch or a shipped model's `lineage`): their commands and `train_seconds`, which a
+    candidate default's training time adds up."""
+    runs, folder = [], tuned if tuned.is_dir() else tuned.parent
+    while (metrics := folder / "metrics.json").is_file():
+        run = json.loads(metrics.read_text())
+        if "train_seconds" not in run:  # a shipped model: its metrics.json lists its chain
+            runs[:0] = [{k: r[k] for k in ("command", "train_seconds")}
+                        for r in run.get("lineage", [])]
+            break
+        runs.insert(0, {"command": run["command"], "train_seconds": run["train_seconds"]})
+        if not run.get("init"):
+            break
+        folder = Path(run["init"]["checkpoint"]).parent
+    return runs
+
+
 def report_row(name: str, row: dict[str, Any]) -> None:
     """One line of a row's figures on stderr."""
     fm, r, a = (row[k] for k in ("fashion_mnist_val_accuracy", "photos", "retaken"))
@@ -213,6 +233,7 @@ def main() -> None:
                      **scored(net, meta, name, args, data, val_idx, photos, hard)})
         report_row(name, rows[-1])
     write_result(args.out, {"base": str(args.base), "tuned": str(args.tuned),
+                            "tuned_training": training_behind(Path(args.tuned)),
                             "retaken_views": args.retaken, "hard_photos": args.hard,
                             "rows": rows}, seed=None, checksums=data.checksums)
 
