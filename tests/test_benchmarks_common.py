@@ -136,6 +136,29 @@ def test_an_ensemble_of_base_and_tune_answers_their_mean_and_keeps_its_mirror(
         assert load_checkpoint(tmp_path / "ensemble.pt")[0].tta == mirror
 
 
+def test_the_training_behind_a_candidate_follows_its_init_chain(tmp_path: Path) -> None:
+    """weight_interpolation.py records the runs behind the tuned model, oldest first: its own
+    run, the run its --init file came from, and a shipped model's lineage where one starts
+    the chain."""
+    interpolation = load_benchmark("weight_interpolation")
+
+    def folder(name: str, **metrics: object) -> Path:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(metrics))
+        return tmp_path / name
+
+    shipped = folder("shipped", lineage=[{"command": "a", "train_seconds": 1.0, "date": "x"}])
+    base = folder("base", command="b", train_seconds=2.0,
+                  init={"checkpoint": str(shipped / "model.pt"), "sha256": "0"})
+    tuned = folder("tuned", command="c", train_seconds=3.0,
+                   init={"checkpoint": str(base / "model.pt"), "sha256": "0"})
+    assert interpolation.training_behind(tuned / "model.pt") == [
+        {"command": c, "train_seconds": t} for c, t in (("a", 1.0), ("b", 2.0), ("c", 3.0))]
+    scratch = folder("scratch", command="d", train_seconds=4.0)
+    assert interpolation.training_behind(scratch) == [{"command": "d", "train_seconds": 4.0}]
+    assert interpolation.training_behind(tmp_path / "nothing") == []
+
+
 def test_the_84_px_arm_answers_as_the_28_px_one_before_training() -> None:
     """resolution.py: the first convolution enlarged 3x on an 84 px input computes what the
     network computes on the input area-averaged to 28 px, for any input (not only one made of
