@@ -505,6 +505,19 @@ def combination(row: dict[str, Any]) -> str:
     return f"{row['alpha']:g}"
 
 
+def training_note(d: Result) -> str:
+    """' The training behind TUNED: M min in N runs (commands).', where recorded."""
+    behind = d.get("tuned_training")
+    if not behind:
+        return ""
+    times = [r["train_seconds"] for r in behind]
+    total = ("unknown (a run's time is missing)" if None in times
+             else f"{sum(times) / 60:.1f} min")
+    commands = "; ".join(f"`{r['command'] or 'unknown'}`" for r in behind)
+    return (f" The training behind `{d['tuned']}`: {total} in {len(behind)} "
+            f"run{'s' * (len(behind) > 1)} ({commands}).")
+
+
 def render_weight_interpolation(name: str, d: Result) -> str:
     """One row per alpha (and last layer averaged, where not all were; then the ensembles, where
     scored): Fashion-MNIST validation with and without the mirror, the real validation photos
@@ -534,16 +547,9 @@ def render_weight_interpolation(name: str, d: Result) -> str:
     models = (f"`{d['base']}` (alpha 0) and `{d['tuned']}` (alpha 1), not averaged"
               if alphas <= {0, 1} else f"The weights (1 - alpha) `{d['base']}` + alpha "
               f"`{d['tuned']}` (batch-norm statistics averaged too)")
-    behind = d.get("tuned_training")
-    minutes = (f" The training behind `{d['tuned']}`: "
-               + ("unknown (a run's time is missing)" if any(
-                   r["train_seconds"] is None for r in behind) else
-                  f"{sum(r['train_seconds'] for r in behind) / 60:.1f} min")
-               + f" in {len(behind)} run{'s' * (len(behind) > 1)} ("
-               + "; ".join(f"`{r['command']}`" for r in behind) + ")." if behind else "")
     return (f"{models}, scored with the mirror; the real validation photos as "
             f"they are, then each retaken {d['retaken_views']} times. Validation splits "
-            f"only.{minutes}{hard_note}{layer_note}{ensemble_note}\n\n"
+            f"only.{training_note(d)}{hard_note}{layer_note}{ensemble_note}\n\n"
             + table(["alpha" if not ensemble_note else "alpha, or ensemble",
                      *(["averaged up to"] if layers else []),
                      "Fashion-MNIST validation", "without the mirror", *PHOTO_AND_RETAKEN,

@@ -53,7 +53,7 @@ from real_photos import retaken
 
 import fashion_cnn
 from fashion_cnn.evaluate import Forward, loss_and_accuracy, predict_logits
-from fashion_cnn.files import cached_tensor, content_key
+from fashion_cnn.files import cached_tensor, content_key, file_sha256
 from fashion_cnn.models import build_model, interpolate_weights, load_checkpoint, save_checkpoint
 from fashion_cnn.photos import find_photos_dir, list_photos
 from fashion_cnn.predict import Classifier
@@ -176,9 +176,13 @@ def training_behind(tuned: Path) -> list[dict[str, Any]]:
                         for r in run.get("lineage", [])]
             break
         runs.insert(0, {"command": run["command"], "train_seconds": run["train_seconds"]})
-        if not run.get("init"):
+        if not (start := run.get("init")):
             break
-        folder = Path(run["init"]["checkpoint"]).parent
+        checkpoint = Path(start["checkpoint"])
+        if not checkpoint.is_file() or file_sha256(checkpoint) != start["sha256"]:
+            runs.insert(0, {"command": None, "train_seconds": None})  # replaced since: unknown
+            break
+        folder = checkpoint.parent
     return runs
 
 

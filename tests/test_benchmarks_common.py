@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import load_benchmark
+from fashion_cnn.files import file_sha256
 from fashion_cnn.preprocess import PreprocessConfig
 from fashion_cnn.training import TrainConfig
 
@@ -147,13 +148,17 @@ def test_the_training_behind_a_candidate_follows_its_init_chain(tmp_path: Path) 
         (tmp_path / name / "metrics.json").write_text(json.dumps(metrics))
         return tmp_path / name
 
+    def start(run: Path) -> dict[str, str]:
+        (run / "model.pt").write_bytes(run.name.encode())
+        return {"checkpoint": str(run / "model.pt"), "sha256": file_sha256(run / "model.pt")}
+
     shipped = folder("shipped", lineage=[{"command": "a", "train_seconds": 1.0, "date": "x"}])
-    base = folder("base", command="b", train_seconds=2.0,
-                  init={"checkpoint": str(shipped / "model.pt"), "sha256": "0"})
-    tuned = folder("tuned", command="c", train_seconds=3.0,
-                   init={"checkpoint": str(base / "model.pt"), "sha256": "0"})
+    base = folder("base", command="b", train_seconds=2.0, init=start(shipped))
+    tuned = folder("tuned", command="c", train_seconds=3.0, init=start(base))
     assert interpolation.training_behind(tuned / "model.pt") == [
         {"command": c, "train_seconds": t} for c, t in (("a", 1.0), ("b", 2.0), ("c", 3.0))]
+    (shipped / "model.pt").write_bytes(b"shipped since")  # a start replaced: its chain unknown
+    assert interpolation.training_behind(tuned)[0] == {"command": None, "train_seconds": None}
     scratch = folder("scratch", command="d", train_seconds=4.0)
     assert interpolation.training_behind(scratch) == [{"command": "d", "train_seconds": 4.0}]
     assert interpolation.training_behind(tmp_path / "nothing") == []
