@@ -607,14 +607,16 @@ def test_training_with_photos_and_from_a_checkpoint(tiny_data, tmp_path: Path,
     monkeypatch.setattr(fashion_cnn.photos, "load_photos", _fake_photos)
     first = run_training(TrainConfig(**TINY), tiny_data, tmp_path / "a", progress=False,
                          log=_quiet)
+    monkeypatch.chdir(tmp_path)  # `--init a` as typed in tmp_path
     config = TrainConfig(**{**TINY, "epochs": 1, "lr": 0.0001}, photos=True, photo_repeat=2,
-                         init=str(tmp_path / "a"))
+                         init="a")
     tuned = run_training(config, tiny_data, tmp_path / "b", progress=False, log=_quiet)
     assert tuned["photos"]["train"]["n"] == 60 and tuned["photos"]["train"]["repeat"] == 2
     assert tuned["epochs"][0]["images_per_second"] > 0
     assert abs(tuned["test_accuracy"] - first["test_accuracy"]) < 0.1  # started from `a`
-    # the start is recorded by file, not only by the name in the config
-    assert tuned["init"] == {"checkpoint": str(tmp_path / "a" / "model.pt"),
+    # the start is recorded by file, not only by the name in the config, and where it is
+    # wherever the run is read from later
+    assert tuned["init"] == {"checkpoint": str((tmp_path / "a" / "model.pt").resolve()),
                              "sha256": file_sha256(tmp_path / "a" / "model.pt")}
     assert "init" not in first
     scores = tuned["photos"]["validation"]

@@ -371,7 +371,9 @@ def initial_model(config: TrainConfig) -> tuple[torch.nn.Module, dict[str, str] 
     except RuntimeError:  # the same architecture at another size
         raise FashionCNNError(f"--init {config.init} is a {meta['arch']!r} model of another "
                               f"size ({meta['arch_kwargs']}); pass its --width.") from None
-    return model, {"checkpoint": meta["path"], "sha256": file_sha256(meta["path"])}
+    # absolute: whatever reads the run later (ship_model.py, benchmarks) may run elsewhere
+    path = str(Path(meta["path"]).resolve())
+    return model, {"checkpoint": path, "sha256": file_sha256(path)}
 
 
 def score_on_photos(model: torch.nn.Module, progress: bool = True) -> dict[str, Any]:
