@@ -38,7 +38,6 @@ passes a picture, as one model with the mirror) and with it (four), in RUNS/ense
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,10 +52,11 @@ from real_photos import retaken
 
 import fashion_cnn
 from fashion_cnn.evaluate import Forward, loss_and_accuracy, predict_logits
-from fashion_cnn.files import cached_tensor, content_key, file_sha256
+from fashion_cnn.files import cached_tensor, content_key
 from fashion_cnn.models import build_model, interpolate_weights, load_checkpoint, save_checkpoint
 from fashion_cnn.photos import find_photos_dir, list_photos
 from fashion_cnn.predict import Classifier
+from fashion_cnn.provenance import runs_behind
 from fashion_cnn.render import hard_photo
 from fashion_cnn.training.run import run_split, score_on_photos, unsure_rule
 
@@ -164,26 +164,11 @@ def scored(net: torch.nn.Module, meta: dict[str, Any], name: str, args: Any, dat
 
 
 def training_behind(tuned: Path) -> list[dict[str, Any]]:
-    """The training runs behind the tuned model, oldest first, as far as run folders say
-    (each run's metrics.json, then its `--init` checkpoint's folder, down to a run from
-    scratch or a shipped model's `lineage`): their commands and `train_seconds`, which a
-    candidate default's training time adds up."""
-    runs, folder = [], tuned if tuned.is_dir() else tuned.parent
-    while (metrics := folder / "metrics.json").is_file():
-        run = json.loads(metrics.read_text())
-        if "train_seconds" not in run:  # a shipped model: its metrics.json lists its chain
-            runs[:0] = [{k: r[k] for k in ("command", "train_seconds")}
-                        for r in run.get("lineage", [])]
-            break
-        runs.insert(0, {"command": run["command"], "train_seconds": run["train_seconds"]})
-        if not (start := run.get("init")):
-            break
-        checkpoint = Path(start["checkpoint"])
-        if not checkpoint.is_file() or file_sha256(checkpoint) != start["sha256"]:
-            runs.insert(0, {"command": None, "train_seconds": None})  # replaced since: unknown
-            break
-        folder = checkpoint.parent
-    return runs
+    """The training runs behind the tuned model, oldest first (provenance.runs_behind: down
+    to a run from scratch or a shipped model's `lineage`), which a candidate default's
+    training time adds up; none if the model has no run folder."""
+    folder = tuned if tuned.is_dir() else tuned.parent
+    return runs_behind(folder, None) if (folder / "metrics.json").is_file() else []
 
 
 def report_row(name: str, row: dict[str, Any]) -> None:

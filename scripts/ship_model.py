@@ -67,7 +67,7 @@ from fashion_cnn.models import (
 )
 from fashion_cnn.plots import confusion_plot
 from fashion_cnn.predict import Classifier
-from fashion_cnn.provenance import provenance
+from fashion_cnn.provenance import provenance, run_lineage, runs_behind
 from fashion_cnn.training import TrainConfig, recipe_config, run_split, run_training
 from fashion_cnn.training.config import setting_argument
 from fashion_cnn.training.run import saved_config, score_on_photos, test_scores, unsure_rule
@@ -242,32 +242,8 @@ def averaged_with(net: nn.Module, run: Path, alpha: float) -> dict[str, Any]:
 
 
 # A shipped model is often a chain: a run from scratch, fine-tunes of it, weight averages. Its
-# training time is every run whose weights went into it, each counted once.
-
-
-def _entry(run: dict[str, Any]) -> dict[str, Any]:
-    return {k: run.get(k) for k in ("command", "date", "git_commit", "train_seconds")}
-
-
-def runs_behind(folder: Path, sha256: str | None) -> list[dict[str, Any]]:
-    """The training runs behind the model.pt in `folder` (a run's or a shipped model's), if
-    it is still the file of `sha256`; else one entry saying the source is unknown."""
-    model, metrics = folder / "model.pt", folder / "metrics.json"
-    if metrics.is_file() and not (sha256 and model.is_file() and file_sha256(model) != sha256):
-        found = json.loads(metrics.read_text())
-        if "lineage" in found:  # a shipped model
-            return found["lineage"]
-        if "train_seconds" in found:  # a run
-            return run_lineage(found)
-    return [{"command": None, "date": None, "source": str(folder), "sha256": sha256,
-             "train_seconds": None}]
-
-
-def run_lineage(run: dict[str, Any]) -> list[dict[str, Any]]:
-    """The runs behind a run's weights: those behind its `--init` file, then itself."""
-    start = run.get("init")
-    before = runs_behind(Path(start["checkpoint"]).parent, start["sha256"]) if start else []
-    return [*before, _entry(run)]
+# training time is every run whose weights went into it, each counted once
+# (provenance.run_lineage follows the chain).
 
 
 def lineage(run: dict[str, Any], averaging: dict[str, Any] | None) -> dict[str, Any]:

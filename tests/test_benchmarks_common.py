@@ -155,12 +155,14 @@ def test_the_training_behind_a_candidate_follows_its_init_chain(tmp_path: Path) 
     shipped = folder("shipped", lineage=[{"command": "a", "train_seconds": 1.0, "date": "x"}])
     base = folder("base", command="b", train_seconds=2.0, init=start(shipped))
     tuned = folder("tuned", command="c", train_seconds=3.0, init=start(base))
-    assert interpolation.training_behind(tuned / "model.pt") == [
-        {"command": c, "train_seconds": t} for c, t in (("a", 1.0), ("b", 2.0), ("c", 3.0))]
+    def behind(model: Path) -> list[tuple[object, object]]:
+        return [(r["command"], r["train_seconds"]) for r in interpolation.training_behind(model)]
+
+    assert behind(tuned / "model.pt") == [("a", 1.0), ("b", 2.0), ("c", 3.0)]
     (shipped / "model.pt").write_bytes(b"shipped since")  # a start replaced: its chain unknown
-    assert interpolation.training_behind(tuned)[0] == {"command": None, "train_seconds": None}
+    assert behind(tuned)[0] == (None, None)
     scratch = folder("scratch", command="d", train_seconds=4.0)
-    assert interpolation.training_behind(scratch) == [{"command": "d", "train_seconds": 4.0}]
+    assert behind(scratch) == [("d", 4.0)]
     assert interpolation.training_behind(tmp_path / "nothing") == []
 
 

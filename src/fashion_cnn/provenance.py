@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import subprocess
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 
 from . import __version__
+from .files import file_sha256
 
 # Outputs, not inputs: a run that rewrites them (a chain of benchmarks, the generated docs)
 # still ran the committed code, so they do not make a commit "-dirty".
@@ -59,3 +61,33 @@ def provenance(seed: int | None = None,
         },
         "data_checksums": data_checksums or {},
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# The runs behind a model: a run from scratch, fine-tunes of it (`--init`), shipped models
+
+
+def _entry(run: dict[str, Any]) -> dict[str, Any]:
+    """What a chain records of one run."""
+    return {k: run.get(k) for k in ("command", "date", "git_commit", "train_seconds")}
+
+
+def runs_behind(folder: Path, sha256: str | None) -> list[dict[str, Any]]:
+    """The training runs behind the model.pt in `folder` (a run's or a shipped model's), if
+    it is still the file of `sha256`; else one entry saying the source is unknown."""
+    model, metrics = folder / "model.pt", folder / "metrics.json"
+    if metrics.is_file() and not (sha256 and model.is_file() and file_sha256(model) != sha256):
+        found = json.loads(metrics.read_text())
+        if "lineage" in found:  # a shipped model
+            return found["lineage"]
+        if "train_seconds" in found:  # a run
+            return run_lineage(found)
+    return [{"command": None, "date": None, "source": str(folder), "sha256": sha256,
+             "train_seconds": None}]
+
+
+def run_lineage(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs behind a run's weights: those behind its `--init` file, then itself."""
+    start = run.get("init")
+    before = runs_behind(Path(start["checkpoint"]).parent, start["sha256"]) if start else []
+    return [*before, _entry(run)]
