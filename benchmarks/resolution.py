@@ -57,7 +57,7 @@ from fashion_cnn.evaluate import predict_logits
 from fashion_cnn.files import cached_tensor, content_key
 from fashion_cnn.models import BestCNN, load_checkpoint
 from fashion_cnn.predict import Classifier
-from fashion_cnn.preprocess import PreprocessConfig, find_garment, garment_image, preprocess
+from fashion_cnn.preprocess import PreprocessConfig, find_garment, garment_image, model_input
 from fashion_cnn.render import hard_photo, synthetic_photos
 from fashion_cnn.training import TrainConfig, run_split
 from fashion_cnn.training.config import Augment
@@ -92,7 +92,7 @@ def cut_out_fine(img: Image.Image, config: PreprocessConfig) -> tuple[np.ndarray
 def to_input(blob: bytes, config: PreprocessConfig) -> np.ndarray:
     """An encoded photo -> uint8 [size, size]: `preprocess` with `cut_out_fine`."""
     with mock.patch.object(preprocess_module, "cut_out", cut_out_fine):
-        return preprocess(blob, config).image
+        return model_input(blob, config)
 
 
 def synthetic(images: torch.Tensor, seed: int, config: PreprocessConfig) -> torch.Tensor:

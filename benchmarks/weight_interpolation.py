@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,8 @@ def hard_inputs(base: Path, data: Any, n: int, cache_dir: Path | None = HARD_CAC
 def render_hard_inputs(base: Path, data: Any, n: int) -> dict[str, torch.Tensor]:
     """`hard_inputs` without the cache."""
     classifier = Classifier(base, backend="torch")
+    # one cut-out per photo: with the second, the base would choose the inputs others answer
+    classifier.config = replace(classifier.config, fg_edge=0.0)
     images, labels = evaluation_set(data, classifier, "val", n)
     stream = PhotoStream(hard_photo, np.random.default_rng(0))  # photo_accuracy.py's seed
     predictions = list(classifier.iter_classify(stream.photos(images, labels),

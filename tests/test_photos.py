@@ -25,7 +25,7 @@ from fashion_cnn.photos import (
     auroc,
     score_photos,
 )
-from fashion_cnn.preprocess import PreprocessConfig, Preprocessed, preprocess
+from fashion_cnn.preprocess import PreprocessConfig, model_input, preprocess
 
 # ---------------------------------------------------------------------------------------------
 # The mapping
@@ -204,11 +204,11 @@ def test_cache_skips_preprocess_and_follows_the_config(tmp_path: Path,
     root, cache = fake_dataset(tmp_path / "photos"), tmp_path / "cache"
     calls = []
 
-    def counting(source: Path, config: PreprocessConfig) -> Preprocessed:
+    def counting(source: Path, config: PreprocessConfig) -> np.ndarray:
         calls.append(source)
-        return preprocess(source, config)
+        return model_input(source, config)
 
-    monkeypatch.setattr(photos, "preprocess", counting)
+    monkeypatch.setattr(photos, "model_input", counting)
     first = photos.load_photos("validation", cache_dir=cache, root=root, progress=False)
     assert len(calls) == 4
     assert first.images.shape == (4, 28, 28) and first.images.dtype == torch.uint8

@@ -17,6 +17,7 @@ from PIL import Image
 
 from conftest import SAMPLES
 from fashion_cnn import formats
+from fashion_cnn.batching import padded
 from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.evaluate import predict_logits
 from fashion_cnn.explain import overlay, saliency
@@ -32,7 +33,7 @@ from fashion_cnn.predict import (
     collect_pictures,
     likeness,
 )
-from fashion_cnn.preprocess import ImageError, decode_image
+from fashion_cnn.preprocess import ImageError, Preprocessed, decode_image, preprocess
 
 
 @pytest.fixture(scope="module")
@@ -263,6 +264,29 @@ def test_fine_stripes_checks_and_photos_are_not_noise() -> None:
         assert likeness(Image.open(path)) > 2 * NOISE_LIKENESS, path
     noise = np.random.default_rng(3).integers(0, 256, (300, 300), dtype=np.uint8)
     assert likeness(Image.fromarray(noise)) < NOISE_LIKENESS / 2
+
+
+def test_the_answer_comes_from_the_cut_out_the_model_is_surer_of(classifier) -> None:
+    """A picture's second cut-out (`Preprocessed.edge_image`) is answered from only when the
+    model's top probability on it beats the first's by more than `fg_edge_margin`; it is then
+    the model input the prediction shows."""
+    boot = preprocess(SAMPLES / "ankle-boot-1.jpg")
+    blend = ((boot.image.astype(np.uint16) + preprocess(SAMPLES / "bag-1.jpg").image) // 2)
+    sure, torn = boot.image, blend.astype(np.uint8)
+    p_sure, p_torn = classifier.probabilities(np.stack([sure, torn]))
+    assert p_sure.max() > p_torn.max() + classifier.config.fg_edge_margin  # the premise
+
+    def picture(image: np.ndarray, second: np.ndarray | None) -> Preprocessed:
+        return Preprocessed(boot.original, image.copy(), False, [], second)
+
+    pictures = [picture(torn, sure), picture(sure, torn), picture(torn, None)]
+    for pad in (None, padded):  # `predict`'s batches, and the HTTP API's padded ones
+        inputs = copy.deepcopy(pictures)
+        probs = classifier.input_probabilities(inputs, pad=pad)
+        assert len(probs) == 3
+        assert torch.allclose(probs[0], p_sure, atol=1e-5) and np.array_equal(inputs[0].image, sure)
+        assert torch.allclose(probs[1], p_sure, atol=1e-5) and np.array_equal(inputs[1].image, sure)
+        assert torch.allclose(probs[2], p_torn, atol=1e-5) and np.array_equal(inputs[2].image, torn)
 
 
 def _darkened(path: Path) -> bytes:

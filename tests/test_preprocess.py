@@ -218,9 +218,36 @@ def test_fewer_grabcut_rounds_still_find_the_garment(rounds: int,
     monkeypatch.setattr(cv2, "grabCut", lambda *a: seen.append(a[5]) or grab_cut(*a))
     photo, mask = _room_photo()
     cut = preprocess(photo, PreprocessConfig(fg_iterations=rounds)).image
-    assert seen == [rounds]
+    assert seen == [rounds]  # the garment leaves the border alone: no second cut-out
     assert _silhouette_iou(cut, mask) > 0.75
     assert PreprocessConfig.from_dict({"fg_size": 96}).fg_iterations == 4
+
+
+def _edge_photo() -> tuple[Image.Image, np.ndarray]:
+    """`_room_photo`'s garment reaching down to the picture's bottom edge, with a white print
+    on it: its colour fills part of the border band that the cut-out takes as background."""
+    photo, _ = _room_photo()
+    rgb = np.asarray(photo).copy()
+    mask = np.zeros(rgb.shape[:2], bool)
+    mask[110:, 95:205] = True  # the body, down to the edge
+    mask[110:170, 50:250] = True  # sleeves
+    mask[110:130, 130:170] = False  # neckline
+    rgb[mask] = (40, 60, 150)
+    rgb[200:260, 120:180] = 240  # the print
+    return Image.fromarray(rgb), mask
+
+
+def test_a_garment_reaching_the_edge_gets_a_second_cut_out() -> None:
+    """The first cut-out keeps what stands out from the garment (its print); the second leaves
+    the border segments of the garment's colour to GrabCut and finds the whole garment."""
+    photo, mask = _edge_photo()
+    cut = preprocess(photo)
+    assert _silhouette_iou(cut.image, mask) < 0.6
+    assert _silhouette_iou(cut.edge_image, mask) > 0.9
+    assert preprocess(photo, PreprocessConfig(fg_edge=0)).edge_image is None
+    room, _ = _room_photo()
+    assert preprocess(room).edge_image is None  # its border is one floor: nothing to leave
+    assert preprocess(_article()).edge_image is None  # product photos: the authors' steps
 
 
 def test_cut_out_is_deterministic_and_product_photos_keep_the_authors_steps() -> None:

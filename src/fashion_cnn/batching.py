@@ -135,9 +135,7 @@ class Batcher:
         error: BaseException | None = None
         pictures = [p for job in jobs for p in job.pictures]
         try:
-            images = np.stack([p.input.image for p in pictures])
-            spare = padded_size(len(images)) - len(images)
-            probs = self.classifier.probabilities(np.pad(images, ((0, spare), (0, 0), (0, 0))))
+            probs = self.classifier.input_probabilities([p.input for p in pictures], pad=padded)
             start = 0
             for job in jobs:
                 for picture, row in zip(job.pictures, probs[start:], strict=False):
@@ -150,6 +148,11 @@ class Batcher:
             self.on_batch(len(pictures))
         for job in jobs:
             job.loop.call_soon_threadsafe(_settle, job.future, error)
+
+
+def padded(images: np.ndarray) -> np.ndarray:
+    """uint8 [n, H, W] with black rows added up to `padded_size(n)`."""
+    return np.pad(images, ((0, padded_size(len(images)) - len(images)), (0, 0), (0, 0)))
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:

@@ -37,7 +37,7 @@ from . import preprocess as preprocess_module
 from .data import CLASS_NAMES
 from .errors import FashionCNNError
 from .files import cached_tensor, content_key, file_sha256
-from .preprocess import PreprocessConfig, decode_image, preprocess
+from .preprocess import PreprocessConfig, decode_image, model_input
 
 # ---------------------------------------------------------------------------------------------
 # The dataset's facts, in one place.
@@ -258,8 +258,8 @@ def _photo_views(task: tuple[Path, int, int, int, float, PreprocessConfig]) -> n
     """One photo's views as model inputs, uint8 [views, 28, 28]."""
     path, index, seed, views, crop, config = task
     img = decode_image(path, config.max_pixels, config.work_size)
-    return np.stack([preprocess(photo_view(img, np.random.default_rng([seed, index, v]), crop),
-                                config).image for v in range(views)])
+    return np.stack([model_input(photo_view(img, np.random.default_rng([seed, index, v]), crop),
+                                 config) for v in range(views)])
 
 
 def photo_view(img: Image.Image, rng: np.random.Generator, crop: float = CROP) -> Image.Image:
@@ -290,7 +290,7 @@ def _preprocess_all(paths: list[Path], config: PreprocessConfig, split: str,
     images = np.zeros((len(paths), config.size, config.size), np.uint8)
     for i, path in enumerate(tqdm(paths, desc=f"photos {split}", unit="photo",
                                   disable=not progress, leave=False)):
-        images[i] = preprocess(path, config).image
+        images[i] = model_input(path, config)
     return torch.from_numpy(images)
 
 

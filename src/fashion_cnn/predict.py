@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -245,6 +245,27 @@ class Classifier:
         """uint8 [N, 28, 28] model inputs -> class probabilities float [N, 10]."""
         return self.logits(images).softmax(1)
 
+    @torch.inference_mode()
+    def input_probabilities(self, inputs: list[Preprocessed],
+                            pad: Callable[[np.ndarray], np.ndarray] | None = None
+                            ) -> torch.Tensor:
+        """Class probabilities float [N, 10] of preprocessed pictures: of each one's model
+        input or, where the model is surer of a picture's second cut-out
+        (`Preprocessed.edge_image`) by more than `fg_edge_margin`, of that cut-out, which then
+        becomes its model input. `pad`, if given, pads the uint8 [n, 28, 28] inputs of a
+        forward pass (rows past n are dropped)."""
+        pad = pad or (lambda images: images)
+        probs = self.probabilities(pad(np.stack([p.image for p in inputs])))[:len(inputs)]
+        second = [p for p in inputs if p.edge_image is not None]
+        if not second:
+            return probs
+        rows = [i for i, p in enumerate(inputs) if p.edge_image is not None]
+        alternatives = self.probabilities(pad(np.stack([p.edge_image for p in second])))
+        for i, p, row in zip(rows, second, alternatives, strict=False):  # padded rows: none
+            if row.max() > probs[i].max() + self.config.fg_edge_margin:
+                probs[i], p.image = row, p.edge_image
+        return probs
+
     def classify(self, sources: list[Source], names: list[str] | None = None,
                  top_k: int = 3, keep_inputs: bool = True) -> list[Prediction]:
         """Classify pictures in order; unreadable ones get `error` and no label."""
@@ -282,7 +303,7 @@ class Classifier:
                 keep_inputs: bool) -> list[Prediction]:
         ready = [r for r in batch if r.error is None]
         if ready:
-            probs = self.probabilities(np.stack([r.input.image for r in ready]))
+            probs = self.input_probabilities([r.input for r in ready])
             for r, p in zip(ready, probs, strict=True):
                 self.fill(r, p, top_k)
         if not keep_inputs:

@@ -11,7 +11,9 @@ Two stages, both used by `fashion-cnn predict`, the app and any export:
    longest side to 28, [sharpen,] centre, negate, grayscale). Any other photo (a garment on a
    floor, a bed, a hanger against a wall: the trim cannot find its edges there) gets the
    garment cut out by GrabCut, seeded with the picture's border as background (`foreground`),
-   put on black as a bright silhouette and area-averaged down to 28 px.
+   put on black as a bright silhouette and area-averaged down to 28 px. Where part of the
+   border is unlike the rest (a garment reaching the picture's edge) a second cut-out leaves
+   that part to GrabCut (`edge_cut_out`); `predict` answers from it when the model is surer.
 
 The settings are a `PreprocessConfig`, saved in every checkpoint and read back by `load_checkpoint`.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -68,6 +70,11 @@ class PreprocessConfig:
     plain_spread: float = 4.0  # "auto": a border whose grey levels vary more than this (std,
     # 0..255) is no studio backdrop and gets the cut-out: the sample product photos have 0, the
     # hard synthetic set's backdrops (5-20% uneven light, paper, fabric, wood) 5 or more
+    fg_edge: float = 40.0  # cut-outs: a second one (`edge_cut_out`) in which the border's
+    # segments further than this from its median colour (OpenCV's 8-bit Lab) are not taken as
+    # background, for a garment that reaches the picture's edge; 0: none
+    fg_edge_margin: float = 0.1  # `predict` answers from the second cut-out when its top
+    # probability beats the first's by more than this
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +93,8 @@ class Preprocessed:
     image: np.ndarray  # uint8 [28, 28], white article on black
     dataset_form: bool  # True when the picture already was a Fashion-MNIST-style image
     warnings: list[str]
+    edge_image: np.ndarray | None = None  # uint8 [28, 28]: the second cut-out (`fg_edge`), if
+    # any; `predict` makes it `image` when the model is surer of it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,16 +248,18 @@ def to_dataset_form(img: Image.Image, config: PreprocessConfig = PreprocessConfi
 
 
 def convert(img: Image.Image, config: PreprocessConfig = PreprocessConfig(),
-            layout: Layout | None = None) -> tuple[np.ndarray, list[str]]:
-    """A picture not in dataset form -> (uint8 [28, 28] model input, warnings about it): the
-    garment cut out, or the authors' conversion of a product photo (`cuts_out`)."""
+            layout: Layout | None = None) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """A picture not in dataset form -> (uint8 [28, 28] model input, warnings about it, the
+    second cut-out or None): the garment cut out, or the authors' conversion of a product photo
+    (`cuts_out`)."""
     layout = layout or analyse(img, config)
     if cuts_out(img, config, layout):
         if config.skin and is_plain(img, layout, config):  # "cutout" on a shop photo: the
             img = without_person(img, config, layout) or img  # person wearing it goes first
         image, apart = cut_out(img, config)
-        return image, [] if apart is None or apart >= MIN_SEPARATION else [UNSEPARATED]
-    return authors_conversion(img, config, layout), photo_warnings(img, config, layout)
+        warned = [] if apart is None or apart >= MIN_SEPARATION else [UNSEPARATED]
+        return image, warned, edge_cut_out(img, config) if config.fg_edge > 0 else None
+    return authors_conversion(img, config, layout), photo_warnings(img, config, layout), None
 
 
 def cuts_out(img: Image.Image, config: PreprocessConfig, layout: Layout) -> bool:
@@ -322,8 +333,17 @@ def preprocess(source: bytes | str | Path | BinaryIO | Image.Image,
     if is_dataset_form(img):
         return Preprocessed(original=img, image=to_dataset_form(img, config), dataset_form=True,
                             warnings=[])
-    image, warnings = convert(img, config)
-    return Preprocessed(original=img, image=image, dataset_form=False, warnings=warnings)
+    image, warnings, edge_image = convert(img, config)
+    return Preprocessed(original=img, image=image, dataset_form=False, warnings=warnings,
+                        edge_image=edge_image)
+
+
+def model_input(source: bytes | str | Path | BinaryIO | Image.Image,
+                config: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
+    """uint8 [28, 28]: `preprocess(source, config).image` without the second cut-out, which
+    only `predict` uses (the model chooses between the two): what the training photos and the
+    benchmarks' fixed inputs are made of."""
+    return preprocess(source, replace(config, fg_edge=0.0)).image
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,14 +361,56 @@ def foreground(rgb: np.ndarray, border: float, iterations: int = 4) -> np.ndarra
     for band in (max(1, round(border * max(rgb.shape[:2]))), 1):
         mask = np.full(rgb.shape[:2], cv2.GC_PR_FGD, np.uint8)
         mask[:band], mask[-band:], mask[:, :band], mask[:, -band:] = (cv2.GC_BGD,) * 4
-        models = np.zeros((1, 65)), np.zeros((1, 65))
-        cv2.setRNGSeed(0)  # GrabCut's k-means start: the same picture gives the same mask
-        cv2.grabCut(np.ascontiguousarray(rgb[..., ::-1]), mask, None, *models, iterations,
-                    cv2.GC_INIT_WITH_MASK)
-        found = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
-        if found.mean() >= 0.03:
-            return _main_regions(found, cv2)
+        found = grab_cut(rgb, mask, iterations)
+        if found is not None:
+            return found
     return None
+
+
+def grab_cut(rgb: np.ndarray, seeds: np.ndarray, iterations: int) -> np.ndarray | None:
+    """GrabCut on RGB uint8 [H, W, 3] from `seeds` (OpenCV's GC_* labels uint8 [H, W]): the
+    garment bool [H, W] (`_main_regions`), or None when under 3% of the picture is found."""
+    import cv2
+
+    models = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.setRNGSeed(0)  # GrabCut's k-means start: the same picture gives the same mask
+    cv2.grabCut(np.ascontiguousarray(rgb[..., ::-1]), seeds, None, *models, iterations,
+                cv2.GC_INIT_WITH_MASK)
+    found = ((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)).astype(np.uint8)
+    return _main_regions(found, cv2) if found.mean() >= 0.03 else None
+
+
+EDGE_SEGMENTS = 8  # each side of the border band is cut into this many segments
+EDGE_ITERATIONS = 1  # GrabCut's rounds for the second cut-out: as good as 4 on the photos
+
+
+def edge_foreground(rgb: np.ndarray, border: float, far: float,
+                    iterations: int = 4) -> np.ndarray | None:
+    """bool [H, W]: `foreground` for a garment that reaches the picture's edge. Its colour
+    fills part of the border band, which `foreground` takes as background, so GrabCut keeps
+    only what stands out from the garment (a print, a bow). Here the band is cut into
+    EDGE_SEGMENTS segments a side, and those whose median colour is further than `far` (Lab)
+    from the median of all segments' are left to GrabCut. None when no segment is that far,
+    when over half are (no background colour to trust), or when nothing is found."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    band, n = max(1, round(border * max(h, w))), EDGE_SEGMENTS
+    lab = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
+    segments = []
+    for k in range(n):
+        across, down = slice(k * w // n, (k + 1) * w // n), slice(k * h // n, (k + 1) * h // n)
+        segments += [(slice(0, band), across), (slice(h - band, h), across),
+                     (down, slice(0, band)), (down, slice(w - band, w))]
+    colours = np.array([np.median(lab[s].reshape(-1, 3), 0) for s in segments])
+    apart = np.linalg.norm(colours - np.median(colours, 0), axis=1) > far
+    if not apart.any() or apart.mean() > 0.5:
+        return None
+    seeds = np.full((h, w), cv2.GC_PR_FGD, np.uint8)
+    for segment, left_to_grab_cut in zip(segments, apart, strict=True):
+        if not left_to_grab_cut:
+            seeds[segment] = cv2.GC_BGD
+    return grab_cut(rgb, seeds, iterations)
 
 
 def _main_regions(found: np.ndarray, cv2: Any, keep_share: float = 0.15) -> np.ndarray:
@@ -400,16 +462,37 @@ def find_garment(img: Image.Image, config: PreprocessConfig
     """On a copy of the photo fg_size px across: (its luminance float [h, w], the garment bool
     [h, w], the garment's `separation`); the whole copy with separation 0 when nothing stood
     out from the border; None when there is nothing to find (a thin strip, one colour)."""
+    small = small_copy(img, config)
+    if small is None:
+        return None
+    rgb, lum = small
+    mask = foreground(rgb, config.fg_border, config.fg_iterations)
+    if mask is None:  # nothing stood out from the border: take the whole picture, and say so
+        return lum, np.ones(rgb.shape[:2], bool), 0.0
+    return lum, mask, separation(rgb, mask)
+
+
+def small_copy(img: Image.Image, config: PreprocessConfig
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The photo fg_size px across, as RGB uint8 [h, w, 3] and luminance float [h, w]; None
+    when there is nothing to find in it (a thin strip, one colour)."""
     small = img.copy()
     small.thumbnail((config.fg_size, config.fg_size), Image.Resampling.BOX)
     lum = np.asarray(small.convert("L"), dtype=np.float32)
     if min(small.size) < 8 or lum.std() < 2:
         return None
-    rgb = np.asarray(small)
-    mask = foreground(rgb, config.fg_border, config.fg_iterations)
-    if mask is None:  # nothing stood out from the border: take the whole picture, and say so
-        return lum, np.ones(rgb.shape[:2], bool), 0.0
-    return lum, mask, separation(rgb, mask)
+    return np.asarray(small), lum
+
+
+def edge_cut_out(img: Image.Image, config: PreprocessConfig) -> np.ndarray | None:
+    """`cut_out` with `edge_foreground`'s mask: uint8 [28, 28], or None when it finds no other
+    garment."""
+    small = small_copy(img, config)
+    if small is None:
+        return None
+    rgb, lum = small
+    mask = edge_foreground(rgb, config.fg_border, config.fg_edge, EDGE_ITERATIONS)
+    return None if mask is None else garment_image(lum, mask, config)
 
 
 def garment_image(lum: np.ndarray, mask: np.ndarray, config: PreprocessConfig) -> np.ndarray:

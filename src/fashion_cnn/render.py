@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from . import preprocess as preprocess_module
 from .files import cached_tensor, content_key
-from .preprocess import PreprocessConfig, bounding_box, fit_centred, preprocess
+from .preprocess import PreprocessConfig, bounding_box, fit_centred, model_input
 
 HARD_FORMATS = ["JPEG"] * 6 + ["PNG"] * 2 + ["WEBP"] * 2
 BACKGROUNDS = ["plain", "paper", "fabric", "wood"]
@@ -290,7 +290,7 @@ def _render_chunk(task: tuple[np.ndarray, int, int, PreprocessConfig, tuple[int,
     out = np.zeros((len(images), config.size, config.size), np.uint8)
     for j, x in enumerate(images):
         blob, _ = hard_photo(x, np.random.default_rng([seed, start + j]), sizes)
-        out[j] = preprocess(blob, config).image
+        out[j] = model_input(blob, config)
     return out
 
 
