@@ -385,7 +385,7 @@ EDGE_ITERATIONS = 1  # GrabCut's rounds for the second cut-out: as good as 4 on 
 
 
 def edge_foreground(rgb: np.ndarray, border: float, far: float,
-                    iterations: int = 4) -> np.ndarray | None:
+                    iterations: int = EDGE_ITERATIONS) -> np.ndarray | None:
     """bool [H, W]: `foreground` for a garment that reaches the picture's edge. Its colour
     fills part of the border band, which `foreground` takes as background, so GrabCut keeps
     only what stands out from the garment (a print, a bow). Here the band is cut into
@@ -491,7 +491,7 @@ def edge_cut_out(img: Image.Image, config: PreprocessConfig) -> np.ndarray | Non
     if small is None:
         return None
     rgb, lum = small
-    mask = edge_foreground(rgb, config.fg_border, config.fg_edge, EDGE_ITERATIONS)
+    mask = edge_foreground(rgb, config.fg_border, config.fg_edge)
     return None if mask is None else garment_image(lum, mask, config)
 
 
