@@ -5,6 +5,7 @@ phone formats (HEIC, AVIF) decode."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import json
 import subprocess
@@ -287,6 +288,11 @@ def test_the_answer_comes_from_the_cut_out_the_model_is_surer_of(classifier) -> 
         assert torch.allclose(probs[0], p_sure, atol=1e-5) and np.array_equal(inputs[0].image, sure)
         assert torch.allclose(probs[1], p_sure, atol=1e-5) and np.array_equal(inputs[1].image, sure)
         assert torch.allclose(probs[2], p_torn, atol=1e-5) and np.array_equal(inputs[2].image, torn)
+    demanding = copy.copy(classifier)  # the same model, a margin no answer can beat
+    demanding.config = dataclasses.replace(classifier.config, fg_edge_margin=1.0)
+    kept = copy.deepcopy(pictures[:1])
+    assert torch.allclose(demanding.input_probabilities(kept)[0], p_torn, atol=1e-5)
+    assert np.array_equal(kept[0].image, torn)
 
 
 def _darkened(path: Path) -> bytes:
