@@ -256,14 +256,13 @@ class Classifier:
         forward pass (rows past n are dropped)."""
         pad = pad or (lambda images: images)
         probs = self.probabilities(pad(np.stack([p.image for p in inputs])))[:len(inputs)]
-        second = [p for p in inputs if p.edge_image is not None]
-        if not second:
-            return probs
         rows = [i for i, p in enumerate(inputs) if p.edge_image is not None]
-        alternatives = self.probabilities(pad(np.stack([p.edge_image for p in second])))
-        for i, p, row in zip(rows, second, alternatives, strict=False):  # padded rows: none
+        if not rows:
+            return probs
+        second = self.probabilities(pad(np.stack([inputs[i].edge_image for i in rows])))
+        for i, row in zip(rows, second[:len(rows)], strict=True):
             if row.max() > probs[i].max() + self.config.fg_edge_margin:
-                probs[i], p.image = row, p.edge_image
+                probs[i], inputs[i].image = row, inputs[i].edge_image
         return probs
 
     def classify(self, sources: list[Source], names: list[str] | None = None,
