@@ -190,9 +190,10 @@ def render_threads(name: str, d: Result) -> str:
     for s in scenarios.values():
         steps: dict[str, int] = {}
         for epoch in s.get("auto", {}).get("thread_steps", []):
-            for count, n in epoch.items():
+            for count, n in (epoch or {}).items():  # None: the tuner stood down
                 steps[count] = steps.get(count, 0) + n
-        spread = ", ".join(f"{num(n)} steps on {c} thread(s)" for c, n in sorted(steps.items()))
+        spread = (", ".join(f"{num(n)} steps on {c} thread(s)" for c, n in sorted(steps.items()))
+                  or "no switch: the tuner stood down, as no other count trains alike here")
         notes.append(f"- {load(s['busy_processes'])}: the automatic runs made {spread}; "
                      "weights bit-identical to the all-cores run: "
                      f"{s.get('automatic_weights_equal_all_cores')}")

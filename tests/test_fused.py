@@ -285,6 +285,26 @@ def test_kernels_give_the_same_bits_on_any_number_of_threads() -> None:
     assert torch.equal(small[0][0], results[0][0][:15])  # each image alone, as in any batch
 
 
+@pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16"])
+def test_training_steps_give_the_same_bits_on_one_thread_and_on_all(bf16: bool) -> None:
+    """The automatic thread count switches only between counts that train alike. On AVX-512
+    CPUs MKL's float32 fc1 products (the forward's long sum, and addmm_ adding into the
+    momentum buffer) gave other bits on 1 thread than on 2, so the tuner stood down there
+    (benchmarks/results/threads.json); the step now avoids both."""
+    import fashion_cnn.seed_fast.step as fused_step
+    from fashion_cnn.training import recipe_config
+
+    config = recipe_config("faithful", bf16=bf16)
+    model, x, y = _model(), _images(48), torch.arange(48) % 10
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # the counts of a 2-core machine: 2 and 1
+        tuner = fused_step.thread_tuner(config, model, x, y)
+    finally:
+        torch.set_num_threads(before)
+    assert tuner is not None and 1 in tuner.choices
+
+
 def test_predict_logits_fused_and_plain_agree() -> None:
     model, x = _model(), _images(300)
     torch.testing.assert_close(predict_logits(model, x, batch_size=128),

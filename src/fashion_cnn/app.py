@@ -62,8 +62,9 @@ def classify_page() -> None:
     classifier = get_classifier(model_name())
     st.title("What is this piece of clothing?")
     scored_on, accuracy = accuracy_words(classifier.meta)
-    st.caption(f"Model `{classifier.meta['arch']}`, {accuracy} on {scored_on}. Works best "
-               "with one article on a plain, light background, like a shop's product photo.")
+    st.caption(f"Model `{classifier.meta['arch']}`, {accuracy} on {scored_on}. Works with "
+               "one garment, whole, photographed on a floor, bed, table, hanger or plain "
+               "background, and with shop photos.")
     upload_tab, camera_tab, sample_tab = st.tabs(["Upload", "Camera", "Samples"])
     with upload_tab:
         uploads = st.file_uploader("Pictures of clothing (JPEG, PNG, WebP, GIF, BMP, TIFF, "
@@ -105,7 +106,7 @@ def show_prediction(p: Prediction, classifier: Classifier, explain: bool) -> Non
         st.error(f"Could not classify this picture: {p.error}")
         return
     original, seen, result = st.columns([2, 1, 2])
-    original.image(p.input.original, caption="Test image", width="stretch")
+    original.image(p.input.original, caption="The picture", width="stretch")
     seen.image(Image.fromarray(p.input.image).resize((140, 140), Image.Resampling.NEAREST),
                caption="What the model sees (28x28)")
     with result:

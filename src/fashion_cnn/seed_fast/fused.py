@@ -20,6 +20,8 @@ operations per step and NCHW max-pooling cost more than the arithmetic:
   [B, 26, 26, 32] activations to memory, and the head's backward a third; otherwise they are
   the torch operations above;
 - with `bf16=True`, training steps run fc1's three products in bfloat16 (`_head`).
+- fc1's float32 forward product is summed in 8 fixed parts (`same_on_any_threads_addmm`), so
+  a step gives the same bits on any number of threads, which the automatic thread count needs.
 
 `tests/test_fused.py` checks outputs, gradients and a short training run against the plain path;
 `benchmarks/train_seed.py` and `benchmarks/train_profile.py` measure the effect.
@@ -141,7 +143,7 @@ class FusedSeed:
             fc1 = (h0.bfloat16(), p["fc1_w"].bfloat16())
             h1 = torch.addmm(p["fc1_b"].bfloat16(), *fc1).float().relu_()  # [B, 100]
         else:
-            h1 = torch.addmm(p["fc1_b"], *fc1).relu_()
+            h1 = same_on_any_threads_addmm(p["fc1_b"], *fc1).relu_()
         logits = torch.addmm(p["fc2_b"], h1, p["fc2_w"])  # [B, 10]
         return logits, (conv_saved, argmax, h0, h1, fc1)
 
@@ -200,8 +202,8 @@ class FusedSeed:
 
         With plain momentum SGD and no `reduce`, fc1's weight gradient [5408, 100] never lands
         in `theta.grad`: the product that computes it adds it straight into the momentum
-        buffer (buffer = momentum * buffer + gradient, one `addmm_`), and fc1's weights take
-        the buffer's step, a 2.2 MB write and read less per step. Same update up to float
+        buffer (buffer = momentum * buffer + gradient), and fc1's weights take the buffer's
+        step: theta.grad's fc1 slice is neither written nor read. Same update up to float
         rounding (tests/test_fused.py)."""
         folded = self.momentum_views(optimizer) if reduce is None else None
         logits, saved = self.forward(x, record=True)
@@ -248,20 +250,14 @@ class FusedSeed:
             # threshold_backward(grad, out, 0) = grad where out > 0, else 0: ReLU's backward
             dh1 = torch.ops.aten.threshold_backward(torch.mm(d, p["fc2_w"].t()), h1, 0)
             torch.sum(dh1, 0, out=g["fc1_b"])
-        if fc1_in.dtype == torch.bfloat16:  # bf16 training (see `_head`)
-            dh1 = dh1.bfloat16()
-            grad = torch.mm(fc1_in.t(), dh1)  # [5408, 100] bfloat16
-            if fc1_into is None:
-                g["fc1_w"].copy_(grad)
-            else:  # one pass: fc1_into = grad + beta * fc1_into
-                torch.add(grad, fc1_into, alpha=beta, out=fc1_into)
-            dh0 = torch.mm(dh1, fc1_w.t()).float()  # [B, 5408]
-        else:
-            if fc1_into is None:
-                torch.mm(h0.t(), dh1, out=g["fc1_w"])
-            else:
-                fc1_into.addmm_(h0.t(), dh1, beta=beta)
-            dh0 = torch.mm(dh1, fc1_w.t())
+        dh1 = dh1.to(fc1_in.dtype)  # bfloat16 in bf16 training (see `_head`)
+        grad = torch.mm(fc1_in.t(), dh1)  # [5408, 100]
+        if fc1_into is None:
+            g["fc1_w"].copy_(grad)
+        else:  # fc1_into = grad + beta * fc1_into; not addmm_(beta=...), whose bits depend on
+            # the thread count on some CPUs (see `same_on_any_threads_addmm`)
+            torch.add(grad, fc1_into, alpha=beta, out=fc1_into)
+        dh0 = torch.mm(dh1, fc1_w.t()).float()  # [B, 5408]
         if self.numba:  # conv_saved: the uint8 images
             kernels.conv_block_backward(conv_saved, self.lut, dh0, h0, argmax, g["conv_w"],
                                         g["conv_b"])
@@ -273,6 +269,24 @@ class FusedSeed:
         dconv = torch.ops.aten.max_pool2d_with_indices_backward(
             dpooled, conv, [2, 2], [2, 2], [0, 0], [1, 1], False, argmax)  # channels-last
         torch.mm(patches, dconv.permute(0, 2, 3, 1).reshape(-1, 32), out=g["conv_w"])
+
+
+FC1_PARTS = 8  # fc1's forward sum of 5,408 terms, in 8 parts of 676
+
+
+def same_on_any_threads_addmm(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                              parts: int = FC1_PARTS) -> torch.Tensor:
+    """bias + a @ b for a [N, K] and b [K, M], the same bits on any number of threads.
+
+    On some CPUs (AVX-512) MKL splits one long sum of a product between threads, so its order,
+    and the result's last bits, depend on the thread count; then the automatic thread count
+    (threads.py) finds no two counts that train alike and stands down, and training slows
+    several-fold when other programs want a core. Here the sum is cut into `parts` products
+    short enough to stay whole (one batched product), added in a fixed order."""
+    n, k = a.shape
+    pieces = torch.bmm(a.view(n, parts, k // parts).transpose(0, 1),
+                       b.view(parts, k // parts, -1))  # [parts, N, M]
+    return pieces.sum(0).add_(bias)
 
 
 def soft_targets(labels: torch.Tensor, label_smoothing: float = 0.0,
