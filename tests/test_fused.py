@@ -14,7 +14,8 @@ from fashion_cnn.evaluate import predict_logits
 from fashion_cnn.models import build_model
 from fashion_cnn.seed_fast import kernels
 from fashion_cnn.seed_fast.fused import FusedSeed, soft_targets
-from fashion_cnn.training import TrainConfig, run_training
+from fashion_cnn.seed_fast.step import thread_tuner
+from fashion_cnn.training import TrainConfig, recipe_config, run_training
 
 TINY = dict(epochs=2, batch_size=16, lr=0.05, val_fraction=0.25)
 # The fused step's conv block: compiled numba kernels (the default) or torch operations.
@@ -290,16 +291,13 @@ def test_training_steps_give_the_same_bits_on_one_thread_and_on_all(bf16: bool) 
     """The automatic thread count switches only between counts that train alike. On AVX-512
     CPUs MKL's float32 fc1 products (the forward's long sum, and addmm_ adding into the
     momentum buffer) gave other bits on 1 thread than on 2, so the tuner stood down there
-    (benchmarks/results/threads.json); the step now avoids both."""
-    import fashion_cnn.seed_fast.step as fused_step
-    from fashion_cnn.training import recipe_config
-
+    (docs/design.md, the seed CNN's fast CPU path); the step now avoids both."""
     config = recipe_config("faithful", bf16=bf16)
     model, x, y = _model(), _images(48), torch.arange(48) % 10
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)  # the counts of a 2-core machine: 2 and 1
-        tuner = fused_step.thread_tuner(config, model, x, y)
+        tuner = thread_tuner(config, model, x, y)
     finally:
         torch.set_num_threads(before)
     assert tuner is not None and 1 in tuner.choices
