@@ -39,7 +39,7 @@ def step_seconds(bf16: bool, channels_last: bool, batches: int) -> float:
     model, _ = initial_model(config)
     images = torch.randint(0, 256, (BATCH * (batches + 1), 28, 28), dtype=torch.uint8)
     labels = torch.randint(0, 10, (BATCH * (batches + 1),))
-    step = PlainStep(model, config, steps_per_epoch=100)  # the schedule: any length will do
+    step = PlainStep(model, config, steps=[100])  # the schedule: any length will do
     step.start_epoch(images, labels, 1)
     model.train()
     times: list[float] = []

@@ -428,7 +428,7 @@ def test_sam_steps_with_the_gradient_at_the_ascended_weights(tiny_data) -> None:
     with torch.no_grad():
         for p, w in zip(model.parameters(), start, strict=True):
             p.copy_(w)
-    step = PlainStep(model, config, steps_per_epoch=1)
+    step = PlainStep(model, config, steps=[1])
     step.start_epoch(x, y, 1)
     step(slice(0, 16), 16)
     for p, w, t in zip(model.parameters(), start, g_ascended, strict=True):
@@ -439,7 +439,7 @@ def test_sam_steps_with_the_gradient_at_the_ascended_weights(tiny_data) -> None:
     for rho in (0.0, 0.5):
         torch.manual_seed(0)
         model, _ = initial_model(replace(best, sam=rho))
-        step = PlainStep(model, replace(best, sam=rho), steps_per_epoch=1)
+        step = PlainStep(model, replace(best, sam=rho), steps=[1])
         step.start_epoch(x, y, 1)
         step(slice(0, 16), 16)
         runs[rho] = model.state_dict()
@@ -626,6 +626,25 @@ def test_training_with_photos_and_from_a_checkpoint(tiny_data, tmp_path: Path,
     with pytest.raises(FashionCNNError, match="--init"):
         run_training(TrainConfig(**TINY, model="best", init=str(tmp_path / "a")), tiny_data,
                      tmp_path / "c", progress=False, log=_quiet)
+
+
+def test_photos_can_join_a_run_at_a_later_epoch(tiny_data, tmp_path: Path,
+                                                monkeypatch) -> None:
+    """--photos-from 3: epochs 1-2 train on Fashion-MNIST's images alone, epoch 3 on the
+    photos too (the one-cycle schedule counts those steps: more would raise), and an
+    interrupted run resumes to the same weights."""
+    import fashion_cnn.photos
+
+    monkeypatch.setattr(fashion_cnn.photos, "load_photos", _fake_photos)
+    config = recipe_config("fast", **{**TINY, "batch_size": 64}, photos=True, photo_repeat=2,
+                           photos_from=3)
+    metrics = _full_and_resumed_match(config, tiny_data, tmp_path)
+    n_train, n_photos = metrics["n_train"], 2 * metrics["photos"]["train"]["n"]
+    assert [e["images"] for e in metrics["epochs"]] == [n_train, n_train, n_train + n_photos]
+    with pytest.raises(FashionCNNError, match="--photos-from"):
+        TrainConfig(epochs=3, photos_from=2)  # nothing to join
+    with pytest.raises(FashionCNNError, match="--photos-from"):
+        TrainConfig(epochs=3, photos=True, photos_from=4)
 
 
 def test_a_fine_tune_keeps_the_validation_split_of_its_start(tiny_data, tmp_path: Path) -> None:

@@ -26,11 +26,11 @@ class FusedStep:
     The weights live in the fused layout while training; `end_epoch` writes them back."""
 
     def __init__(self, model: SeedCNN, config: TrainConfig, images: torch.Tensor,
-                 labels: torch.Tensor, steps_per_epoch: int, reduce: Reduce | None = None):
+                 labels: torch.Tensor, steps: list[int], reduce: Reduce | None = None):
         self.config, self.reduce = config, reduce
         self.fused = FusedSeed(model, numba=config.numba, bf16=config.bf16)
         self.optimizer = make_optimizer(config, [self.fused.theta], fused=True)
-        self.scheduler = make_scheduler(config, self.optimizer, steps_per_epoch)
+        self.scheduler = make_scheduler(config, self.optimizer, sum(steps))
         self.threads_before = torch.get_num_threads()
         self.tuner = (thread_tuner(config, model, images, labels)
                       if reduce is None and self.fused.numba else None)

@@ -142,6 +142,9 @@ class TrainConfig:
     synthetic: int = _option(0, "Also train on this many synthetic hard photos of training "
                              "images (fashion_cnn.render: textured backdrops, uneven light, "
                              "shadows, dyed patterns), converted as `predict` converts photos.")
+    photos_from: int = _option(1, "With --photos or --synthetic: the epoch at which they join "
+                               "the run; the epochs before it train on Fashion-MNIST alone "
+                               "(a curriculum in one run; 1: from the start).")
     init: str = _option("", "Start from this checkpoint's weights (a shipped model name or a "
                         "path; same architecture), e.g. to fine-tune.")
     # Distillation (distill.py): the teacher answers once on the training images
@@ -188,6 +191,10 @@ class TrainConfig:
             problems.append("--photo-repeat must be at least 1")
         if not 0 <= self.photo_views < self.photo_repeat:
             problems.append("--photo-views must be 0 or more and less than --photo-repeat")
+        if not 1 <= self.photos_from <= self.epochs or (
+                self.photos_from > 1 and not (self.photos or self.synthetic)):
+            problems.append("--photos-from is an epoch of the run (1 to --epochs), for runs "
+                            "with --photos or --synthetic")
         if not 0 <= self.photo_crop <= 0.5:
             problems.append("--photo-crop must be in [0, 0.5]")
         if not 0 <= self.distill <= 1:

@@ -27,7 +27,7 @@ from ..files import atomic_path
 from .augment import alternating_mirror, augment_all, cutmix
 from .config import TrainConfig
 from .distributed import all_reduce_sum, share, sync_batch_norm, world
-from .steps import Step, make_step, summed_loss
+from .steps import Step, epoch_size, make_step, summed_loss
 
 
 def _log(message: str) -> None:
@@ -44,7 +44,8 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
         state_path: Path | None = None, progress: bool = True,
         log: Callable[[str], None] = _log,
         after_epoch: Callable[[nn.Module, dict[str, Any]], None] | None = None,
-        targets: torch.Tensor | None = None) -> list[dict[str, Any]]:
+        targets: torch.Tensor | None = None,
+        first: int | None = None) -> list[dict[str, Any]]:
     """Train `model` in place on uint8 images [N, 28, 28]; return the per-epoch history.
 
     If `state_path` holds a saved state, training continues from it; after every epoch the
@@ -53,21 +54,25 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
     there after validation and before the save: what it adds to the epoch's record (JSON
     values) stays in the history, across a resume; its time is not in `epoch_seconds`.
     `targets` [N, 10], if given, are what the images train towards instead of their labels
-    (distill.py); the labels still score the training accuracy.
+    (distill.py); the labels still score the training accuracy. Epochs before the config's
+    `photos_from` train on the `first` images only (Fashion-MNIST's: run.training_set puts
+    them first).
     """
     rank, processes = world()
     if processes > 1:
         sync_batch_norm(model)  # batch statistics over every process's share of the batch
     state = load_state(state_path, model)
     step = make_step(model, config, images, labels,
-                     reduce=all_reduce_sum if processes > 1 else None)
+                     reduce=all_reduce_sum if processes > 1 else None, first=first)
     history = restore_step(step, state, state_path)
     if history and rank == 0:
         log(f"resuming after epoch {history[-1]['epoch']} of {config.epochs}")
     try:
         for epoch in range(len(history) + 1, config.epochs + 1):
-            record = train_epoch(step, model, config, images, labels, epoch,
-                                 progress=progress and rank == 0, targets=targets)
+            n = epoch_size(config, epoch, len(labels), first)
+            record = train_epoch(step, model, config, images[:n], labels[:n], epoch,
+                                 progress=progress and rank == 0,
+                                 targets=None if targets is None else targets[:n])
             if val_images is not None and len(val_images) and rank == 0:
                 record["val_loss"], record["val_accuracy"] = loss_and_accuracy(
                     model, val_images, val_labels)
@@ -116,7 +121,8 @@ def train_epoch(step: Step, model: nn.Module, config: TrainConfig, images: torch
     seconds = time.perf_counter() - start
     bar.close()
     extra = step.end_epoch(model)
-    return {"epoch": epoch, "epoch_seconds": seconds, "images_per_second": n / seconds,
+    return {"epoch": epoch, "images": n, "epoch_seconds": seconds,
+            "images_per_second": n / seconds,
             **_loss_and_accuracy(logits, ys, config, ts), "val_loss": None, "val_accuracy": None,
             **extra}
 

@@ -200,7 +200,7 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
             histories = [fit(model, config, images, labels,
                              data.train_images[val_idx], data.train_labels[val_idx],
                              state_path=out / "state.pt", progress=progress, log=log,
-                             after_epoch=after_epoch, targets=targets)]
+                             after_epoch=after_epoch, targets=targets, first=len(train_idx))]
         if rank != 0:  # the first process tests the model and writes the results
             return {"rank": rank}
         model.eval()

@@ -52,13 +52,25 @@ def make_optimizer(config: TrainConfig, params: Iterable[torch.Tensor],
 
 
 def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer,
-                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """The learning-rate schedule, stepped once per training step (None: constant)."""
+                   total_steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule over the run's `total_steps`, stepped once per training step
+    (None: constant)."""
     if config.schedule != "onecycle":
         return None
     return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch,
-        pct_start=0.25)
+        optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=0.25)
+
+
+def epoch_size(config: TrainConfig, epoch: int, n: int, first: int | None = None) -> int:
+    """How many of the `n` training images an epoch trains on: all, but only the `first`
+    (Fashion-MNIST's, which come first) in epochs before `photos_from`."""
+    return first if first is not None and epoch < config.photos_from else n
+
+
+def epoch_steps(config: TrainConfig, n: int, first: int | None = None) -> list[int]:
+    """Steps in each epoch of the run (batches of its `epoch_size` images)."""
+    return [-(-epoch_size(config, epoch, n, first) // config.batch_size)
+            for epoch in range(1, config.epochs + 1)]
 
 
 class PlainStep:
@@ -66,22 +78,22 @@ class PlainStep:
     optimizer step (with `sam`, a second forward and backward at the ascended weights first);
     with `bf16`, under bfloat16 autocast. Works for any architecture."""
 
-    def __init__(self, model: nn.Module, config: TrainConfig, steps_per_epoch: int,
+    def __init__(self, model: nn.Module, config: TrainConfig, steps: list[int],
                  reduce: Reduce | None = None):
+        # steps: how many in each epoch (epoch_steps)
         if config.channels_last:
             model.to(memory_format=torch.channels_last)
         self.model, self.config, self.reduce = model, config, reduce
         self.optimizer = make_optimizer(config, model.parameters())
-        self.scheduler = make_scheduler(config, self.optimizer, steps_per_epoch)
-        self.steps_per_epoch = steps_per_epoch
-        self.lookahead = (Lookahead(model, config.epochs * steps_per_epoch)
-                          if config.lookahead else None)
+        self.scheduler = make_scheduler(config, self.optimizer, sum(steps))
+        self.steps = steps
+        self.lookahead = Lookahead(model, sum(steps)) if config.lookahead else None
 
     def start_epoch(self, images: torch.Tensor, labels: torch.Tensor, epoch: int) -> None:
         # [N, 28, 28] uint8; [N] int64, or [N, 10] float target distributions (distilling)
         self.images, self.labels = images, labels
         if self.lookahead is not None:
-            self.lookahead.start((epoch - 1) * self.steps_per_epoch)
+            self.lookahead.start(sum(self.steps[:epoch - 1]))
 
     def __call__(self, rows: slice, whole: int) -> torch.Tensor:
         x, y = self.images[rows], self.labels[rows]
@@ -219,20 +231,22 @@ def for_this_cpu(config: TrainConfig) -> TrainConfig:
 
 
 def make_step(model: nn.Module, config: TrainConfig, images: torch.Tensor,
-              labels: torch.Tensor, reduce: Reduce | None = None) -> Step:
+              labels: torch.Tensor, reduce: Reduce | None = None,
+              first: int | None = None) -> Step:
     """The step object for this model and config, over training data images [N, 28, 28]
-    (uint8) and labels [N] (the fused step checks its thread counts on a few of them). What
-    the config freezes (`freeze_parameters`) is set and frozen first, before any optimizer."""
+    (uint8) and labels [N] (the fused step checks its thread counts on a few of them), of
+    which epochs before `photos_from` train on the `first` only. What the config freezes
+    (`freeze_parameters`) is set and frozen first, before any optimizer."""
     config = for_this_cpu(config)
-    steps_per_epoch = -(-len(labels) // config.batch_size)
+    steps = epoch_steps(config, len(labels), first)
     freeze_parameters(model, config, images)
     fused = config.fused and not (config.photos or config.lookahead or config.sam
                                   or config.augment.cutmix)
     if fused and getattr(model, "fused_step", False):
         from ..seed_fast.step import FusedStep  # imports numba: only when it runs
 
-        return FusedStep(model, config, images, labels, steps_per_epoch, reduce)
-    return PlainStep(model, config, steps_per_epoch, reduce)
+        return FusedStep(model, config, images, labels, steps, reduce)
+    return PlainStep(model, config, steps, reduce)
 
 
 # ---------------------------------------------------------------------------------------------
