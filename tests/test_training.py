@@ -641,6 +641,8 @@ def test_photos_can_join_a_run_at_a_later_epoch(tiny_data, tmp_path: Path,
     metrics = _full_and_resumed_match(config, tiny_data, tmp_path)
     n_train, n_photos = metrics["n_train"], 2 * metrics["photos"]["train"]["n"]
     assert [e["images"] for e in metrics["epochs"]] == [n_train, n_train, n_train + n_photos]
+    assert metrics["images_per_second"] == pytest.approx(
+        (3 * n_train + n_photos) / metrics["train_seconds"])
     with pytest.raises(FashionCNNError, match="--photos-from"):
         TrainConfig(epochs=3, photos_from=2)  # nothing to join
     with pytest.raises(FashionCNNError, match="--photos-from"):
