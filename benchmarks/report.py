@@ -548,7 +548,10 @@ def render_weight_interpolation(name: str, d: Result) -> str:
     models = (f"`{d['base']}` (alpha 0) and `{d['tuned']}` (alpha 1), not averaged"
               if alphas <= {0, 1} else f"The weights (1 - alpha) `{d['base']}` + alpha "
               f"`{d['tuned']}` (batch-norm statistics averaged too)")
-    return (f"{models}, scored with the mirror; the real validation photos as "
+    # files from before base_mirror was recorded: their bases were shipped, with the mirror
+    mirror = ("scored with the mirror" if d.get("base_mirror", True) else "scored without the "
+              "mirror, as the base has none (a run's `model.pt`)")
+    return (f"{models}, {mirror}; the real validation photos as "
             f"they are, then each retaken {d['retaken_views']} times. Validation splits "
             f"only.{training_note(d)}{hard_note}{layer_note}{ensemble_note}\n\n"
             + table(["alpha" if not ensemble_note else "alpha, or ensemble",

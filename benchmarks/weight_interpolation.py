@@ -225,6 +225,8 @@ def main() -> None:
                      **scored(net, meta, name, args, data, val_idx, photos, hard)})
         report_row(name, rows[-1])
     write_result(args.out, {"base": str(args.base), "tuned": str(args.tuned),
+                            # every alpha answers with the base's mirror, or without it
+                            "base_mirror": bool(getattr(base, "tta", False)),
                             "tuned_training": training_behind(Path(args.tuned)),
                             "retaken_views": args.retaken, "hard_photos": args.hard,
                             "rows": rows}, seed=None, checksums=data.checksums)

@@ -198,7 +198,8 @@ def test_time_to_accuracy_section(results_copy: Path) -> None:
 
 def test_weight_interpolation_section_adds_the_hard_photos_when_scored(
         results_copy: Path) -> None:
-    """A run with --hard gets four more columns per alpha; the recorded one keeps its table."""
+    """A run with --hard gets four more columns per alpha; the recorded one keeps its table.
+    The text says the mirror was on unless the file records a base without it."""
     recorded = json.loads((results_copy / "weight_interpolation.json").read_text())
     assert not recorded.get("hard_photos")
     hard = {"n": 2000, "photo_accuracy": 0.915, "clean_accuracy": 0.9465, "gap_points": 3.15,
@@ -214,6 +215,12 @@ def test_weight_interpolation_section_adds_the_hard_photos_when_scored(
     assert len(lines) == 1 and lines[0].endswith("| 91.50% | 3.15 | 32 / 24 | 0.350 |")
     old = text[text.index("`weight_interpolation.json`"):]
     assert "hard photos" not in old[:old.index("\n## ")]
+    assert "scored with the mirror" in part
+    (results_copy / "weight_interpolation_candidate.json").write_text(json.dumps(
+        {**recorded, "base_mirror": False}))
+    part = report.render_benchmarks(results_copy)
+    part = part[part.index("`weight_interpolation_candidate.json`"):]
+    assert "scored without the mirror" in part[:part.index("\n## ")]
 
 
 def test_output_is_deterministic(results_copy: Path) -> None:
