@@ -35,7 +35,7 @@ README = ROOT / "README.md"
 BENCHMARKS_MD = ROOT / "docs" / "benchmarks.md"
 BEGIN = "<!-- begin generated: models (python benchmarks/report.py) -->"
 END = "<!-- end generated: models -->"
-PROVENANCE_KEYS = ("command", "seed", "git_commit", "date", "versions", "machine",
+PROVENANCE_KEYS = ("command", "cwd", "seed", "git_commit", "date", "versions", "machine",
                    "data_checksums")
 
 Result = dict[str, Any]
@@ -87,7 +87,8 @@ def provenance(data: Result) -> str:
     if not any(k in data for k in ("command", "date", "git_commit")):
         return "_No provenance recorded: the file has no command, date or commit._"
     command = data.get("command", "n/a")
-    line = (f"Command: `{command}`; date: {data.get('date', 'n/a')}; "
+    where = f" (in `{data['cwd']}`)" if data.get("cwd") not in (None, ".") else ""
+    line = (f"Command{where}: `{command}`; date: {data.get('date', 'n/a')}; "
             f"commit: `{short_commit(data.get('git_commit'))}`")
     versions = data.get("versions") or {}
     if "torch" in versions:
@@ -560,6 +561,48 @@ def render_weight_interpolation(name: str, d: Result) -> str:
                      *(HARD_FIGURES if hard else [])], rows))
 
 
+# Issue 17's rule for a default trained within an hour (docs/design.md, "A one-run default"):
+# each figure at least the shipped default's minus this much, as weight_interpolation.py
+# scores both (alpha 0 is the default, alpha 1 the candidate), and the chain at most 60 min.
+ONE_HOUR_BARS = {"Fashion-MNIST validation": 0.002, "strict": 0.01, "lenient": 0.01,
+                 "AUROC": 0.01, "hard photos": 0.005}
+ONE_HOUR_MINUTES = 60
+
+
+def one_hour_figures(row: dict[str, Any]) -> dict[str, float]:
+    """A weight_interpolation.py row's figures that the one-hour rule bars."""
+    photos = row["photos"]
+    return {"Fashion-MNIST validation": row["fashion_mnist_val_accuracy"],
+            "strict": photos["strict_accuracy"], "lenient": photos["lenient_accuracy"],
+            "AUROC": photos["out_of_class_auroc"], "hard photos": row["hard"]["photo_accuracy"]}
+
+
+def render_one_hour_summary(results: dict[str, Result]) -> str:
+    """The one-hour candidates side by side against the rule, from the files that score one
+    against the shipped default with the mirror (weight_interpolation_onerun*.json)."""
+    rows = []
+    for name, d in results.items():
+        if (not fnmatch.fnmatchcase(name, "weight_interpolation_onerun*")
+                or not d.get("base_mirror", True) or not d.get("tuned_training")
+                or not d.get("hard_photos")):
+            continue
+        by_alpha = {r["alpha"]: one_hour_figures(r) for r in d["rows"] if not r.get("until")}
+        base, tuned = by_alpha[0], by_alpha[1]
+        minutes = sum(r["train_seconds"] for r in d["tuned_training"]) / 60
+        short = [k for k, bar in ONE_HOUR_BARS.items() if tuned[k] < base[k] - bar - 1e-9]
+        short += ["minutes"] * (minutes > ONE_HOUR_MINUTES)
+        rows.append([f"`{d['tuned']}`", f"{minutes:.1f}",
+                     *(f"{v:.3f}" if k == "AUROC" else pct(v) for k, v in tuned.items()),
+                     ", ".join(short) or "none: eligible"])
+    bars = ", ".join(f"{k} -{v * 100:g} points" if k != "AUROC" else f"AUROC -{v:g}"
+                     for k, v in ONE_HOUR_BARS.items())
+    return ("Each candidate against the shipped default as the same file scores it (its alpha "
+            f"0 row), by the rule in design.md: at most {ONE_HOUR_MINUTES} training minutes "
+            f"for the whole chain, and at most this much below the default: {bars}. "
+            "Validation splits only; files scored without the mirror are left out.\n\n"
+            + table(["candidate", "chain (min)", *ONE_HOUR_BARS, "short on"], rows))
+
+
 def render_resolution(name: str, d: Result) -> str:
     """resolution.py: the shipped default, then its fine-tunes at 28 and f*28 px, on
     Fashion-MNIST validation and the hard synthetic validation photos (per dye)."""
@@ -862,6 +905,9 @@ def render_benchmarks(results_dir: Path = RESULTS_DIR) -> str:
     ]
     done: set[str] = set()
     for pattern, title, render in SECTIONS:
+        if pattern == "weight_interpolation_onerun*":
+            parts.append("## A default trained within 60 minutes: every candidate\n\n"
+                         + render_one_hour_summary(results) + "\n")
         for name in results:
             if name not in done and fnmatch.fnmatchcase(name, pattern):
                 parts.append(section(name, title, results[name], render))

@@ -223,6 +223,28 @@ def test_weight_interpolation_section_adds_the_hard_photos_when_scored(
     assert "scored without the mirror" in part[:part.index("\n## ")]
 
 
+def test_one_hour_summary_names_what_each_candidate_is_short_on(results_copy: Path) -> None:
+    """Issue 17's candidates side by side: a bar missed by a hair fails, one met exactly
+    passes, a chain over 60 minutes fails, and a file scored without the mirror is left out."""
+    recorded = json.loads((results_copy / "weight_interpolation_onerun_e25.json").read_text())
+    base = next(r for r in recorded["rows"] if r["alpha"] == 0)
+    rows = [base, {**base, "alpha": 1.0,
+                   "fashion_mnist_val_accuracy": base["fashion_mnist_val_accuracy"] - 0.002,
+                   "hard": {**base["hard"],
+                            "photo_accuracy": base["hard"]["photo_accuracy"] - 0.0051}}]
+    made = [{"command": "train", "train_seconds": 61 * 60.0}]
+    for name, extra in [("a", {"base_mirror": True}), ("b", {"base_mirror": False})]:
+        (results_copy / f"weight_interpolation_onerun_{name}.json").write_text(json.dumps(
+            {**recorded, **extra, "tuned": f"runs/{name}", "rows": rows,
+             "tuned_training": made}))
+    text = report.render_benchmarks(results_copy)
+    part = text[text.index("every candidate"):]
+    part = part[:part.index("\n## ")]
+    line = next(row for row in part.splitlines() if row.startswith("| `runs/a` |"))
+    assert line.startswith("| `runs/a` | 61.0 |") and line.endswith("| hard photos, minutes |")
+    assert "`runs/b`" not in part and "| `../runs/onerun-e25` |" in part
+
+
 def test_output_is_deterministic(results_copy: Path) -> None:
     assert report.render_benchmarks(results_copy) == report.render_benchmarks(results_copy)
 

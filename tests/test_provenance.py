@@ -5,9 +5,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 
-from fashion_cnn.provenance import git_commit, provenance
+from fashion_cnn.provenance import git_commit, provenance, working_dir
 
 
 def test_a_result_says_which_commit_versions_data_and_cpu_made_it() -> None:
@@ -17,6 +18,18 @@ def test_a_result_says_which_commit_versions_data_and_cpu_made_it() -> None:
     # timings are only comparable on the same vector instructions (AVX2 vs AVX-512 ...)
     assert record["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert {"command", "git_commit", "date"} <= set(record)
+
+
+def test_a_result_says_where_its_command_ran(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command's relative paths (`--out results/x.json`) need the folder they ran in."""
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root / "benchmarks")
+    assert provenance()["cwd"] == "benchmarks"
+    monkeypatch.chdir(root)
+    assert working_dir() == "."
+    monkeypatch.chdir(tmp_path)  # outside the checkout: the whole path
+    assert working_dir() == str(tmp_path.resolve())
 
 
 def test_only_changed_code_makes_a_commit_dirty(tmp_path: Path) -> None:

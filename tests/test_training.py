@@ -21,6 +21,7 @@ from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.evaluate import loss_and_accuracy
 from fashion_cnn.files import file_sha256
 from fashion_cnn.models import build_model, load_checkpoint
+from fashion_cnn.provenance import working_dir
 from fashion_cnn.training import (
     RECIPES,
     TrainConfig,
@@ -103,11 +104,13 @@ def test_a_resumed_run_leaves_the_test_set_alone_if_it_started_so(
         run_training(TrainConfig(**TINY), untouchable, tmp_path, progress=False,
                      log=_interrupt_after(1), score_test=False)
     monkeypatch.setattr(sys, "argv", ["cli.py", "train", "--resume", str(tmp_path)])
+    started_in = working_dir()
+    monkeypatch.chdir(tmp_path)  # resumed elsewhere: the command's paths mean the first folder
     metrics = run_training(None, untouchable, tmp_path, resume=True, progress=False, log=_quiet)
     assert not [k for k in metrics if k.startswith("test_")], metrics.keys()
     assert metrics["val_accuracy"] > 0.5
     # the metrics name the command that started the run, and the one that resumed it
-    assert metrics["command"] == started
+    assert metrics["command"] == started and metrics["cwd"] == started_in
     assert metrics["resumed_with"] == f"cli.py train --resume {tmp_path}"
 
 

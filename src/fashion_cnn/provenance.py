@@ -37,11 +37,26 @@ def git_commit(where: Path = Path(__file__).parent) -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def working_dir(where: Path = Path(__file__).parent) -> str:
+    """Where the command ran: relative to the checkout holding `where` (".", "benchmarks"),
+    else absolute; a command's relative paths mean nothing without it."""
+    cwd = Path.cwd().resolve()
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=where,
+                             capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        top = ""
+    if top and cwd.is_relative_to(Path(top).resolve()):
+        return cwd.relative_to(Path(top).resolve()).as_posix()
+    return str(cwd)
+
+
 def provenance(seed: int | None = None,
                data_checksums: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything a metrics JSON needs to say how it was made."""
     return {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "cwd": working_dir(),
         "seed": seed,
         "git_commit": git_commit(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -125,7 +125,8 @@ def start_folder(out: Path, config: TrainConfig, resume: bool, score_test: bool 
     if not resume and world()[0] == 0:
         write_json(out / "config.json", asdict(config))
         origin = provenance()
-        write_json(out / STARTED, {k: origin[k] for k in ("command", "date", "git_commit")})
+        write_json(out / STARTED,
+                   {k: origin[k] for k in ("command", "cwd", "date", "git_commit")})
         if not score_test:
             (out / NO_TEST).write_text("Started with --no-test: the test set is left alone, "
                                        "also when the run is resumed.\n")
@@ -140,8 +141,9 @@ def run_provenance(out: Path, resume: bool, seed: int,
     origin = provenance(seed, data_checksums)
     started = out / STARTED
     if resume and started.is_file():
+        first = json.loads(started.read_text())
         origin["resumed_with"] = origin["command"]
-        origin["command"] = json.loads(started.read_text())["command"]
+        origin["command"], origin["cwd"] = first["command"], first.get("cwd")
     return origin
 
 
