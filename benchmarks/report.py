@@ -322,9 +322,11 @@ def render_cv(name: str, d: Result) -> str:
     """k-fold cross-validation of the faithful recipe."""
     rows = [[str(i + 1), pct(a)] for i, a in enumerate(d["fold_accuracies"])]
     rows.append(["mean ± std", f"{pct(d['mean_accuracy'])} ± {100 * d['std_accuracy']:.2f}"])
+    plot = BENCHMARKS_MD.parent / "cv_boxplot.png"  # the run's own plot, copied with its cv.json
     return (f"{d['folds']} folds of the training set, model `{d['config']['model']}`; "
             f"all folds trained in {secs(d.get('train_seconds'))}.\n\n"
-            + table(["fold", "accuracy"], rows))
+            + table(["fold", "accuracy"], rows)
+            + (f"\n\n![the folds' accuracies]({plot.name})" if plot.is_file() else ""))
 
 
 def render_fast_recipe(name: str, d: Result) -> str:
