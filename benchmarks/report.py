@@ -589,6 +589,8 @@ def render_one_hour_summary(results: dict[str, Result]) -> str:
                 or not d.get("hard_photos")):
             continue
         by_alpha = {r["alpha"]: one_hour_figures(r) for r in d["rows"] if not r.get("until")}
+        if not {0, 1} <= by_alpha.keys():  # not the default against one candidate
+            continue
         base, tuned = by_alpha[0], by_alpha[1]
         minutes = sum(r["train_seconds"] for r in d["tuned_training"]) / 60
         short = [k for k, bar in ONE_HOUR_BARS.items() if tuned[k] < base[k] - bar - 1e-9]
