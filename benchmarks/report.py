@@ -569,6 +569,7 @@ def render_weight_interpolation(name: str, d: Result) -> str:
 ONE_HOUR_BARS = {"Fashion-MNIST validation": 0.002, "strict": 0.01, "lenient": 0.01,
                  "AUROC": 0.01, "hard photos": 0.005}
 ONE_HOUR_MINUTES = 60
+ONE_HOUR_FILES = "weight_interpolation_onerun*"  # weight_interpolation.py's one-hour candidates
 
 
 def one_hour_figures(row: dict[str, Any]) -> dict[str, float]:
@@ -584,7 +585,7 @@ def render_one_hour_summary(results: dict[str, Result]) -> str:
     against the shipped default with the mirror (weight_interpolation_onerun*.json)."""
     rows = []
     for name, d in results.items():
-        if (not fnmatch.fnmatchcase(name, "weight_interpolation_onerun*")
+        if (not fnmatch.fnmatchcase(name, ONE_HOUR_FILES)
                 or not d.get("base_mirror", True) or not d.get("tuned_training")
                 or not d.get("hard_photos")):
             continue
@@ -861,7 +862,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
      render_photo_finetune),
     ("photo_views", "Fine-tuning the default on real photos: retaken views",
      render_photo_views),
-    ("weight_interpolation_onerun*", "A default trained within 60 minutes, against the shipped one",
+    (ONE_HOUR_FILES, "A default trained within 60 minutes, against the shipped one",
      render_weight_interpolation),
     ("weight_interpolation*", "Averaging the default's weights with a photo fine-tune",
      render_weight_interpolation),
@@ -909,7 +910,7 @@ def render_benchmarks(results_dir: Path = RESULTS_DIR) -> str:
     ]
     done: set[str] = set()
     for pattern, title, render in SECTIONS:
-        if pattern == "weight_interpolation_onerun*":
+        if pattern == ONE_HOUR_FILES:
             parts.append("## A default trained within 60 minutes: every candidate\n\n"
                          + render_one_hour_summary(results) + "\n")
         for name in results:

@@ -21,31 +21,32 @@ from .files import file_sha256
 OUTPUTS = ("benchmarks/results", "docs")
 
 
+def _git(where: Path, *args: str) -> str | None:
+    """`git ARGS` run at `where`: its output, or None where git is missing or fails."""
+    try:
+        out = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True,
+                             timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
 def git_commit(where: Path = Path(__file__).parent) -> str | None:
     """The commit of the source tree at `where` (this package's by default), "-dirty" if a
     tracked file other than the OUTPUTS differs from it; None outside a git checkout."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where,
-                             capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
+    head = _git(where, "rev-parse", "HEAD")
+    if head is None:
         return None
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
                             ":(top)", *(f":(top,exclude){path}" for path in OUTPUTS)],
                            cwd=where, capture_output=True, text=True, timeout=5)
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    return head + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def working_dir(where: Path = Path(__file__).parent) -> str:
     """Where the command ran: relative to the checkout holding `where` (".", "benchmarks"),
     else absolute; a command's relative paths mean nothing without it."""
-    cwd = Path.cwd().resolve()
-    try:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=where,
-                             capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        top = ""
+    cwd, top = Path.cwd().resolve(), _git(where, "rev-parse", "--show-toplevel")
     if top and cwd.is_relative_to(Path(top).resolve()):
         return cwd.relative_to(Path(top).resolve()).as_posix()
     return str(cwd)
