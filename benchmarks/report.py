@@ -78,8 +78,8 @@ def short_commit(commit: str | None) -> str:
     """First 10 hex digits, keeping a '-dirty' suffix."""
     if not commit:
         return "n/a"
-    dirty = commit.endswith("-dirty")
-    return commit.removesuffix("-dirty")[:10] + ("-dirty" if dirty else "")
+    head, dash, dirty = commit.partition("-")
+    return head[:10] + dash + dirty
 
 
 def provenance(data: Result) -> str:

@@ -40,7 +40,7 @@ from fashion_cnn.data import FashionMNIST
 from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.evaluate import loss_and_accuracy
 from fashion_cnn.training import RECIPES, TrainConfig, recipe_config, run_training
-from fashion_cnn.training.run import saved_config
+from fashion_cnn.training.run import run_finished, saved_config
 
 ROOT = common.HERE.parent
 PLOT = ROOT / "docs" / "time_to_accuracy.png"
@@ -98,7 +98,7 @@ def train_or_load(config: TrainConfig, data: FashionMNIST, out: Path,
     """metrics.json of the run of `config` in `out`: read if finished, resumed if interrupted,
     else trained; the test set scored after every epoch. A run of another config there, or
     one made without the scores, is refused (remove it to start again)."""
-    if (out / "metrics.json").is_file():
+    if run_finished(out):
         metrics = json.loads((out / "metrics.json").read_text())
         _check_run(out, metrics["config"], config)
         print(f"reusing {out}", file=sys.stderr)

@@ -70,7 +70,13 @@ from fashion_cnn.predict import Classifier
 from fashion_cnn.provenance import provenance, run_lineage, runs_behind
 from fashion_cnn.training import TrainConfig, recipe_config, run_split, run_training
 from fashion_cnn.training.config import setting_argument
-from fashion_cnn.training.run import saved_config, score_on_photos, test_scores, unsure_rule
+from fashion_cnn.training.run import (
+    run_finished,
+    saved_config,
+    score_on_photos,
+    test_scores,
+    unsure_rule,
+)
 
 SHIPPED_SEED = 0
 # Fine-tuning the best model on real photos too: a few epochs of the best recipe at a lower
@@ -109,7 +115,7 @@ def finished_run(out: Path, data: FashionMNIST) -> dict[str, Any] | None:
     """metrics.json of the finished run in `out`, or None. A run trained with `--no-test`
     (a candidate chosen on validation) has its test set scored now, once, as the candidate
     that ships: the card reports the test accuracy the run was trained to."""
-    if not (out / "metrics.json").is_file():
+    if not run_finished(out):
         return None
     metrics = json.loads((out / "metrics.json").read_text())
     if "test_accuracy" not in metrics:

@@ -35,8 +35,10 @@ KEY = "s3cret-key"
 
 
 @contextmanager
-def running(settings: Settings, classifier: Classifier | None = None) -> Iterator[str]:
-    """A real uvicorn server in a thread on a free loopback port; yields its URL once ready."""
+def running(settings: Settings, classifier: Classifier | None = None,
+            until: str = "/v1/ready") -> Iterator[str]:
+    """A real uvicorn server in a thread on a free loopback port; yields its URL once `until`
+    answers 200 (ready: the model is warm)."""
     app = create_app(classifier or api.load_classifier(settings), settings)
     sock = api.bind("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
@@ -44,7 +46,7 @@ def running(settings: Settings, classifier: Classifier | None = None) -> Iterato
     thread.start()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
-        wait_ready(url)
+        wait_ready(url, until)
         yield url
     finally:
         server.should_exit = True
@@ -52,11 +54,11 @@ def running(settings: Settings, classifier: Classifier | None = None) -> Iterato
         sock.close()
 
 
-def wait_ready(url: str, timeout: float = 120) -> None:
+def wait_ready(url: str, path: str = "/v1/ready", timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/v1/ready", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -389,6 +391,25 @@ def test_without_batching_every_request_has_its_own_pass(seed: Classifier) -> No
 
         assert asyncio.run(run()) == [200] * 40
         assert metric(address, "fashion_cnn_batch_pictures_count") == 40
+
+
+def test_a_model_that_fails_is_not_ready_and_answers_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model whose forward pass fails (at warm-up and after): every request gets a 500, none
+    waits forever (the worker thread once died on it and left them hanging)."""
+    broken = Classifier("seed")
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the forward pass failed")
+
+    monkeypatch.setattr(broken, "probabilities", fail)
+    monkeypatch.setattr(broken, "input_probabilities", fail)
+    with running(Settings(model="seed"), broken, until="/v1/health") as address:
+        assert httpx.get(f"{address}/v1/ready").status_code == 503
+        data = samples(1)[0].read_bytes()
+        for _ in range(2):
+            answer = httpx.post(f"{address}/v1/predict", content=data, timeout=30,
+                                headers={"Content-Type": "image/jpeg"})
+            assert answer.status_code == 500 and "Internal error" in answer.json()["detail"]
 
 
 # ---------------------------------------------------------------------------------------------

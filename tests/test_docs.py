@@ -151,6 +151,7 @@ def test_sections_name_command_date_and_commit() -> None:
         assert f"`{report.short_commit(data['git_commit'])}`" in text, name
     assert report.short_commit("0123456789abcdef-dirty") == "0123456789-dirty"
     assert report.short_commit("0123456789abcdef") == "0123456789"
+    assert report.short_commit("0123456789abcdef-dirty?") == "0123456789-dirty?"
 
 
 def test_unknown_and_broken_files_get_a_generic_section(results_copy: Path) -> None:

@@ -81,6 +81,23 @@ def test_checkpoint_round_trip(tmp_path: Path, weights: str, tol: float,
     assert next(loaded.parameters()).dtype == torch.float32
 
 
+@pytest.mark.parametrize("arch,kwargs", [("best", {"width": 8}),
+                                         ("ensemble", {"members": 2, "width": 8})])
+def test_a_checkpoint_keeps_the_input_scaling_it_was_trained_with(
+        tmp_path: Path, arch: str, kwargs: dict) -> None:
+    """The mean/std saved with the weights are the ones loaded, even where the defaults in
+    the code (data.PIXEL_MEAN, PIXEL_STD) have since changed."""
+    model = build_model(arch, **kwargs).eval()
+    for module in model.modules():
+        if type(module).__name__ == "Normalize":
+            module.mean, module.std = 0.5, 0.25  # what another version's defaults were
+    save_checkpoint(tmp_path / "model.pt", model, config={}, metrics={}, data_checksums=None)
+    loaded, meta = load_checkpoint(tmp_path / "model.pt")
+    assert (meta["preprocessing"]["mean"], meta["preprocessing"]["std"]) == (0.5, 0.25)
+    x = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
+    torch.testing.assert_close(loaded(x), model(x))
+
+
 def test_loading_a_run_folder(tmp_path: Path) -> None:
     _saved(tmp_path)
     _, meta = load_checkpoint(tmp_path)

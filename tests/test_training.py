@@ -19,7 +19,7 @@ import same_bits
 from conftest import cli_executable, run_cli
 from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.evaluate import loss_and_accuracy
-from fashion_cnn.files import file_sha256
+from fashion_cnn.files import file_sha256, write_json
 from fashion_cnn.models import build_model, load_checkpoint
 from fashion_cnn.provenance import working_dir
 from fashion_cnn.training import (
@@ -89,6 +89,11 @@ def test_a_run_without_the_test_set_never_reads_it(tiny_data, tmp_path: Path) ->
         run_training(TrainConfig(**{**TINY, "val_fraction": 0.0}), untouchable,
                      tmp_path / "unscored", progress=False, log=_quiet, score_test=False)
     assert not (tmp_path / "unscored").exists()
+    # an ensemble's members are scored on the validation split, so it needs one too
+    with pytest.raises(FashionCNNError, match="--members needs a validation split"):
+        run_training(TrainConfig(**{**TINY, "model": "best", "members": 2, "val_fraction": 0.0}),
+                     untouchable, tmp_path / "ensemble", progress=False, log=_quiet)
+    assert not (tmp_path / "ensemble").exists()
 
 
 def test_a_resumed_run_leaves_the_test_set_alone_if_it_started_so(
@@ -112,6 +117,27 @@ def test_a_resumed_run_leaves_the_test_set_alone_if_it_started_so(
     # the metrics name the command that started the run, and the one that resumed it
     assert metrics["command"] == started and metrics["cwd"] == started_in
     assert metrics["resumed_with"] == f"cli.py train --resume {tmp_path}"
+
+
+def test_a_run_interrupted_while_saving_its_results_resumes(
+        tiny_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the results are written: the run is not yet finished, so --resume writes
+    them (model.pt, the mark of a finished run, once came first and blocked the resume)."""
+    from fashion_cnn.training import run
+
+    def write_all_but_the_metrics(path: Path, obj: object) -> None:
+        if Path(path).name == "metrics.json":
+            raise KeyboardInterrupt
+        write_json(path, obj)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(run, "write_json", write_all_but_the_metrics)
+        with pytest.raises(KeyboardInterrupt):
+            run_training(TrainConfig(**TINY), tiny_data, tmp_path, progress=False, log=_quiet)
+    assert not run.run_finished(tmp_path)
+    metrics = run_training(None, tiny_data, tmp_path, resume=True, progress=False, log=_quiet)
+    assert run.run_finished(tmp_path) and (tmp_path / "metrics.json").is_file()
+    assert len(metrics["epochs"]) == TINY["epochs"]  # no epoch trained twice
 
 
 def test_validation_split_is_disjoint_and_reproducible() -> None:
@@ -542,9 +568,29 @@ def test_cv_takes_a_recipe(tiny_data, tmp_path: Path, monkeypatch) -> None:
     config = json.loads((tmp_path / "cv" / "cv.json").read_text())["config"]
     assert (config["batch_size"], config["schedule"], config["augment"]["flip"],
             config["epochs"], config["val_fraction"]) == (128, "onecycle", True, 1, 0.0)
-    assert main(["cv", "--resume", str(tmp_path / "cv"), "--folds", "2", "--quiet",
-                 "--epochs", "3"]) == 0  # --epochs ignored (said): both folds found done
+    assert main(["cv", "--resume", str(tmp_path / "cv"), "--quiet",
+                 "--epochs", "3"]) == 0  # --epochs ignored (said), --folds the run's: done
     assert json.loads((tmp_path / "cv" / "cv.json").read_text())["config"] == config
+    # the same folder with another config or number of folds: refused before the data
+    monkeypatch.setattr(cli, "_load_data", lambda *args: pytest.fail("data loaded"))
+    for other in (["--epochs", "2", "--folds", "2"], ["--epochs", "1", "--folds", "3"]):
+        assert main(["cv", "--recipe", "fast", *other, "--quiet",
+                     "--out", str(tmp_path / "cv")]) == 2
+    assert json.loads((tmp_path / "cv" / "config.json").read_text()) == config
+
+
+def test_a_state_saved_under_another_config_is_refused(tiny_data, tmp_path: Path) -> None:
+    """A half-trained fold left in a folder by one cross-validation must not be continued by
+    another (it once was: under the new config, or with a traceback for another model)."""
+    config = TrainConfig(**{**TINY, "epochs": 2, "val_fraction": 0.0})
+    state = tmp_path / "fold1" / "state.pt"
+    model = build_model("seed")
+    fit(model, config, tiny_data.train_images[:64], tiny_data.train_labels[:64],
+        state_path=state, progress=False, log=_quiet)
+    assert state.is_file()
+    with pytest.raises(FashionCNNError, match="another config .*epochs differ"):
+        fit(build_model("seed"), replace(config, epochs=3), tiny_data.train_images[:64],
+            tiny_data.train_labels[:64], state_path=state, progress=False, log=_quiet)
 
 
 def test_functions_stay_short() -> None:

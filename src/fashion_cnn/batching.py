@@ -96,15 +96,24 @@ class Batcher:
     # -- the worker thread ------------------------------------------------------------------
 
     def _run(self) -> None:
-        size = self.classifier.meta.get("image_size", 28)
-        for n in sorted({padded_size(n) for n in range(1, self.settings.max_batch + 1)}):
-            self.classifier.probabilities(np.zeros((n, size, size), np.uint8))  # warm up
-        self.ready.set()
+        broken = self._warm_up()
         while (job := self._queue.get()) is not None:
             jobs = self._gather(job)
-            self._forward([j for j in jobs if j is not None])
+            self._forward([j for j in jobs if j is not None], broken)
             if jobs[-1] is None:  # stop() was called while gathering
                 return
+
+    def _warm_up(self) -> Exception | None:
+        """Run the model once at each batch size it will see, then set `ready`; a model that
+        fails here is not ready, and its error answers every request (none waits forever)."""
+        size = self.classifier.meta.get("image_size", 28)
+        try:
+            for n in sorted({padded_size(n) for n in range(1, self.settings.max_batch + 1)}):
+                self.classifier.probabilities(np.zeros((n, size, size), np.uint8))
+        except Exception as err:  # noqa: BLE001 - handed to the requests, which answer 500
+            return err
+        self.ready.set()
+        return None
 
     def _gather(self, first: _Job) -> list[_Job | None]:
         """`first` plus the requests that join its forward pass (None last: stop now)."""
@@ -130,9 +139,16 @@ class Batcher:
             count += len(job.pictures)
         return jobs
 
-    def _forward(self, jobs: list[_Job]) -> None:
-        """One forward pass for all pictures of `jobs`; then wake their requests."""
-        error: BaseException | None = None
+    def _forward(self, jobs: list[_Job], error: BaseException | None = None) -> None:
+        """One forward pass for all pictures of `jobs` (or `error` for each, without one);
+        then wake their requests."""
+        if error is None:
+            error = self._fill(jobs)
+        for job in jobs:
+            job.loop.call_soon_threadsafe(_settle, job.future, error)
+
+    def _fill(self, jobs: list[_Job]) -> Exception | None:
+        """Fill the pictures of `jobs` from one forward pass; the error if it failed."""
         pictures = [p for job in jobs for p in job.pictures]
         try:
             probs = self.classifier.input_probabilities([p.input for p in pictures], pad=padded)
@@ -142,12 +158,11 @@ class Batcher:
                     self.classifier.fill(picture, row, job.top_k)
                     picture.input = None  # the decoded picture is no longer needed
                 start += len(job.pictures)
+            if self.on_batch is not None:
+                self.on_batch(len(pictures))
         except Exception as err:  # noqa: BLE001 - handed to the requests, which answer 500
-            error = err
-        if self.on_batch is not None:
-            self.on_batch(len(pictures))
-        for job in jobs:
-            job.loop.call_soon_threadsafe(_settle, job.future, error)
+            return err
+        return None
 
 
 def padded(images: np.ndarray) -> np.ndarray:

@@ -220,7 +220,8 @@ def train(
 @training_command
 def cv(
     options: dict[str, object],
-    folds: Annotated[int, typer.Option(help="Number of folds.")] = 5,
+    folds: Annotated[Optional[int], typer.Option(
+        help="Number of folds [default: 5; with --resume, the run's].")] = None,
     out: Annotated[Path, typer.Option(
         help="Output folder; re-running with the same folder skips finished folds.")
     ] = Path("runs/cv"),
@@ -233,16 +234,19 @@ def cv(
     """k-fold cross-validation on the training set: per-fold accuracy, mean, std, plots."""
     from .training import cross_validate
     from .training.distributed import finish
-    from .training.run import check_cv_config, saved_config
+    from .training.run import check_cv_config, check_cv_folder, saved_config, saved_folds
 
     first = _start_processes(nproc)
     quiet = quiet or not first
     if resume is not None:
         config, out = saved_config(resume / "config.json"), resume
         _config(options, resume)  # says which options it ignores
+        folds = saved_folds(resume) if folds is None else folds
     else:
         config = _config(options, None, val_fraction=0.0)  # each fold is held out in turn
-    check_cv_config(config, folds)  # fails before the data
+    folds = 5 if folds is None else folds
+    check_cv_config(config, folds)  # both fail before the data
+    check_cv_folder(out, config, folds)
     ds = _load_data(data_dir, offline, quiet)
     try:
         summary = cross_validate(config, ds, out, folds, progress=_progress(quiet))

@@ -386,6 +386,10 @@ def load_checkpoint(model: str | Path | None = None) -> tuple[nn.Module, dict[st
         raise FashionCNNError(f"{path} is an incomplete fashion-cnn checkpoint (missing "
                               f"{', '.join(sorted(missing))}); retrain or re-copy it.")
     net = build_model(payload["arch"], **payload["arch_kwargs"])
+    scaling = payload.get("preprocessing") or {}  # as trained with, not today's defaults
+    for module in net.modules():
+        if isinstance(module, Normalize) and "mean" in scaling:
+            module.mean, module.std = scaling["mean"], scaling["std"]
     try:
         net.load_state_dict(expand_state(payload["state_dict"]))
     except RuntimeError as err:

@@ -90,9 +90,9 @@ def mistakes_grid(images: torch.Tensor, mistakes: list[dict[str, Any]], path: st
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 2.2, rows * 2.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, m in zip(axes.flat, mistakes, strict=True):
+    for ax, m in zip(axes.flat, mistakes, strict=False):  # the last row may have room left
         ax.imshow(images[m["index"]], cmap="gray_r", vmin=0, vmax=255)
         ax.set_title(f"{CLASS_NAMES[m['label']]}\n-> {CLASS_NAMES[m['predicted']]} "
                      f"({100 * m['confidence']:.0f}%)", fontsize=8)
-    fig.suptitle("Most confident mistakes (true -> predicted)")
+    fig.suptitle("Most confident mistakes (true -> predicted)" if mistakes else "No mistakes")
     save_figure(fig, path)

@@ -33,14 +33,14 @@ def _git(where: Path, *args: str) -> str | None:
 
 def git_commit(where: Path = Path(__file__).parent) -> str | None:
     """The commit of the source tree at `where` (this package's by default), "-dirty" if a
-    tracked file other than the OUTPUTS differs from it; None outside a git checkout."""
+    tracked file other than the OUTPUTS differs from it ("-dirty?" if git could not tell);
+    None outside a git checkout."""
     head = _git(where, "rev-parse", "HEAD")
     if head is None:
         return None
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                            ":(top)", *(f":(top,exclude){path}" for path in OUTPUTS)],
-                           cwd=where, capture_output=True, text=True, timeout=5)
-    return head + ("-dirty" if dirty.stdout.strip() else "")
+    changed = _git(where, "status", "--porcelain", "--untracked-files=no", "--", ":(top)",
+                   *(f":(top,exclude){path}" for path in OUTPUTS))
+    return head + ("-dirty?" if changed is None else "-dirty" if changed else "")
 
 
 def working_dir(where: Path = Path(__file__).parent) -> str:

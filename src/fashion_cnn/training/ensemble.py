@@ -56,13 +56,13 @@ def train_members(config: TrainConfig, data: FashionMNIST, out: Path, *, progres
                   ) -> tuple[torch.nn.Module, list[list[dict[str, Any]]], dict | None]:
     """Train (or resume, or reuse) each member in out/member{k}; returns the ensemble, the
     members' epoch histories and the real photos' summary of the first member's run."""
-    from .run import run_training
+    from .run import run_finished, run_training
 
     runs = []
     for k in range(config.members):
         folder = out / f"member{k}"
         log(f"member {k + 1} of {config.members} -> {folder}")
-        if (folder / "metrics.json").is_file():
+        if run_finished(folder):
             runs.append(json.loads((folder / "metrics.json").read_text()))
             continue
         resume = (folder / "config.json").is_file()

@@ -61,7 +61,7 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
     rank, processes = world()
     if processes > 1:
         sync_batch_norm(model)  # batch statistics over every process's share of the batch
-    state = load_state(state_path, model)
+    state = load_state(state_path, model, config)
     step = make_step(model, config, images, labels,
                      reduce=all_reduce_sum if processes > 1 else None, first=first)
     history = restore_step(step, state, state_path)
@@ -157,11 +157,19 @@ def describe_epoch(record: dict[str, Any], config: TrainConfig) -> str:
 # Resuming: DIR/state.pt holds the model, optimizer, schedule and history after each epoch
 
 
-def load_state(path: Path | None, model: nn.Module) -> dict[str, Any] | None:
-    """The saved state at `path`, if any, with its weights already loaded into `model`."""
+def load_state(path: Path | None, model: nn.Module,
+               config: TrainConfig) -> dict[str, Any] | None:
+    """The saved state at `path`, if any, with its weights already loaded into `model`;
+    refuses a state saved under another config (a folder reused for another run)."""
     if path is None or not path.is_file():
         return None
     state = torch.load(path, map_location="cpu", weights_only=True)
+    now = asdict(config)  # a field added since the state was saved is not a difference
+    changed = sorted(k for k, v in state.get("config", {}).items() if k in now and now[k] != v)
+    if changed:
+        raise FashionCNNError(f"{path} was saved by a run with another config (its "
+                              f"{', '.join(changed)} differ); continue that run as it was "
+                              "started, or start this one with another --out.")
     model.load_state_dict(state["model"])
     return state
 

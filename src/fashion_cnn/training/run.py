@@ -59,6 +59,7 @@ def torch_threads(count: int) -> Iterator[None]:
 
 NO_TEST = "no-test"  # the file in a run folder that was started without scoring the test set
 STARTED = "started.json"  # the command that started a run, for its metrics after a resume
+CV_FOLDS = "folds.json"  # a cross-validation's number of folds, for `cv --resume`
 
 
 def scores_test(out_dir: str | Path, resume: bool, score_test: bool | None) -> bool:
@@ -83,13 +84,16 @@ def resolve_run_config(config: TrainConfig | None, out_dir: str | Path,
             raise FashionCNNError(f"{out} already holds a training run. Continue it with "
                                   f"--resume {out}, or choose another --out.")
         config = config or TrainConfig()
-    elif model_path.is_file():
+    elif run_finished(out):
         raise FashionCNNError(f"The run in {out} already finished ({model_path} exists).")
     else:
         config = saved_config(config_path)
     if not scores_test(out, resume, score_test) and config.val_fraction == 0:
         raise FashionCNNError("--no-test needs a validation split (--val-fraction above 0): "
                               "without one nothing would score the model.")
+    if config.members > 1 and config.val_fraction == 0:  # the members leave the test set
+        raise FashionCNNError("--members needs a validation split (--val-fraction above 0): "
+                              "each member is scored on it, the test set only by the ensemble.")
     check_init_split(config)
     return config
 
@@ -294,20 +298,26 @@ def accuracy_with_tta(model: torch.nn.Module, images: torch.Tensor, labels: torc
 def write_run_results(out: Path, model: torch.nn.Module, config: TrainConfig,
                       metrics: dict[str, Any], checksums: dict[str, str] | None,
                       histories: list[list[dict[str, Any]]]) -> None:
-    """model.pt (self-describing), metrics.json and learning_curves.png; state.pt goes."""
+    """metrics.json, learning_curves.png and, last, model.pt (self-describing), the mark of a
+    finished run (`run_finished`); state.pt goes. Interrupted before model.pt, it resumes."""
     from ..plots import learning_curves
 
     photos = metrics.get("photos")
+    write_json(out / "metrics.json", metrics)
+    learning_curves(histories, out / "learning_curves.png",
+                    title=f"{config.model} model, seed {config.seed}")
     save_checkpoint(out / "model.pt", model, config=asdict(config),
                     metrics={k: metrics[k] for k in ("test_accuracy", "test_accuracy_tta",
                                                      "test_loss", "val_accuracy",
                                                      "train_seconds") if k in metrics},
                     data_checksums=checksums,
                     unsure=unsure_rule(photos["validation"]) if photos else None)
-    write_json(out / "metrics.json", metrics)
-    learning_curves(histories, out / "learning_curves.png",
-                    title=f"{config.model} model, seed {config.seed}")
     (out / "state.pt").unlink(missing_ok=True)
+
+
+def run_finished(out: Path) -> bool:
+    """Whether the run in `out` finished: its model.pt, written after everything else."""
+    return (out / "model.pt").is_file()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,6 +432,25 @@ def check_cv_config(config: TrainConfig, folds: int) -> None:
                               f"{'them' if len(unused) > 1 else 'it'} with `train`.")
 
 
+def saved_folds(out: Path) -> int | None:
+    """The number of folds of the cross-validation in `out`, if one was started there."""
+    path = out / CV_FOLDS
+    return json.loads(path.read_text())["folds"] if path.is_file() else None
+
+
+def check_cv_folder(out: Path, config: TrainConfig, folds: int) -> None:
+    """Refuses to go on with a cross-validation in `out` started with another config or
+    number of folds: its half-trained folds would carry on under the new one."""
+    config_path = out / "config.json"
+    if not config_path.is_file():
+        return
+    saved = saved_folds(out) or folds  # a folder from before folds.json: as asked
+    if saved != folds or asdict(saved_config(config_path)) != asdict(config):
+        raise FashionCNNError(f"{out} holds a {saved}-fold cross-validation with another "
+                              f"config. Continue it with `fashion-cnn cv --resume {out} --folds "
+                              f"{saved}`, or choose another --out.")
+
+
 def cross_validate(config: TrainConfig, data: FashionMNIST, out_dir: str | Path, folds: int = 5,
                    *, progress: bool = True,
                    log: Callable[[str], None] = _log) -> dict[str, Any]:
@@ -429,11 +458,13 @@ def cross_validate(config: TrainConfig, data: FashionMNIST, out_dir: str | Path,
     (a fold whose result.json matches the config is not trained again)."""
     check_cv_config(config, folds)
     out = Path(out_dir)
+    check_cv_folder(out, config, folds)
     perm = torch.randperm(len(data.train_labels),
                           generator=torch.Generator().manual_seed(config.seed))
     parts = perm.chunk(folds)
     if world()[0] == 0:
         write_json(out / "config.json", asdict(config))  # what `cv --resume` continues with
+        write_json(out / CV_FOLDS, {"folds": folds})
     with torch_threads(config.threads):
         results = [_fold(config, data, out, parts, k, progress, log) for k in range(folds)]
     if world()[0] != 0:
