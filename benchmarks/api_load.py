@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 from predict_speed import megapixel_jpeg
 
-from fashion_cnn.serve import free_port
+from fashion_cnn.ports import free_port
 
 LUA = common.HERE / "api_load.lua"
 MALFORMED_EVERY = 10  # one request in ten is malformed

@@ -18,8 +18,9 @@ from pathlib import Path
 import common
 from playwright.sync_api import sync_playwright
 
-from fashion_cnn import serve
+from fashion_cnn import app_server
 from fashion_cnn.app import SAMPLES
+from fashion_cnn.ports import free_port
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
@@ -28,12 +29,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
 
 def measure(repeats: int, screenshot: Path) -> dict:
     """Start the server, time its start-up, the first page and `repeats` uploads."""
-    port = serve.free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
-    proc = serve.start(port)
+    proc = app_server.start(port)
     try:
-        startup = serve.wait_healthy(url, proc)
+        startup = app_server.wait_healthy(url, proc)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
                                          args=CHROMIUM_ARGS)

@@ -12,8 +12,16 @@ import pytest
 from PIL import Image
 
 from conftest import cli_executable, undecided_pictures
-from fashion_cnn import serve
-from fashion_cnn.app import SAMPLES, UPLOAD_TYPES, headline, sample_pictures
+from fashion_cnn import app_server
+from fashion_cnn.app import (
+    DATASET_NOTE,
+    PHOTOS_NOTE,
+    SAMPLES,
+    UPLOAD_TYPES,
+    headline,
+    sample_pictures,
+)
+from fashion_cnn.ports import free_port
 from fashion_cnn.predict import LOW, NO_GARMENT, NOT_A_CLASS, Classifier, Prediction
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
@@ -139,7 +147,11 @@ def test_unsure_pictures_say_so_instead_of_a_label(classifier: Classifier) -> No
     assert unsure.startswith("Not sure: ") and unsure == headline(classifier.classify_one(torn))
     assert result == f"Result: {classifier.classify_one(sure).label}"
     assert len(at.get("vega_lite_chart")) == 2  # no chart for the blank picture
-    assert any("No garment found" in w.value for w in at.warning)
+    # each verdict's details once, under its headline, not again in a warning box
+    details = [c.value for c in at.caption]
+    assert any(d.startswith("No garment found in this picture:") for d in details)
+    assert any(d.startswith(unsure) and "%" in d for d in details)
+    assert not any(w.value.startswith(("No garment", "Not sure")) for w in at.warning)
 
 
 def test_phone_pictures_upload(classifier: Classifier) -> None:
@@ -174,13 +186,21 @@ def test_model_page_reads_the_shipped_files() -> None:
     assert any("Model card" in e.label for e in at.expander)
 
 
+@pytest.mark.parametrize("model,note", [("best", PHOTOS_NOTE), ("seed", DATASET_NOTE)])
+def test_the_page_says_what_its_model_is_good_for(model: str, note: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seed model never saw a phone photo: the page must not promise that it reads them."""
+    monkeypatch.setenv(app_server.MODEL_ENV, model)
+    assert note in _app().caption[0].value
+
+
 def test_model_page_of_a_run_that_left_the_test_set_alone(tiny_data, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from fashion_cnn.training import TrainConfig, run_training
 
     run_training(TrainConfig(epochs=1, val_fraction=0.25), tiny_data, tmp_path, progress=False,
                  log=lambda _: None, score_test=False)
-    monkeypatch.setenv(serve.MODEL_ENV, str(tmp_path / "model.pt"))
+    monkeypatch.setenv(app_server.MODEL_ENV, str(tmp_path / "model.pt"))
     at = streamlit_testing.AppTest.from_string(
         "from fashion_cnn.app import model_page\nmodel_page()", default_timeout=60)
     at.run()
@@ -195,13 +215,13 @@ def test_model_page_of_a_run_that_left_the_test_set_alone(tiny_data, tmp_path: P
 @pytest.fixture(scope="module")
 def server():
     """The real server, started through the real `fashion-cnn app` command."""
-    port = serve.free_port()
+    port = free_port()
     proc = subprocess.Popen([cli_executable(), "app", "--port", str(port), "--host",
                              "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        serve.wait_healthy(url, proc)
+        app_server.wait_healthy(url, proc)
         yield url
     finally:
         proc.terminate()

@@ -35,7 +35,7 @@ LAYOUT = [
     "src/fashion_cnn/predict.py",
     "src/fashion_cnn/explain.py",
     "src/fashion_cnn/app.py",
-    "src/fashion_cnn/serve.py",
+    "src/fashion_cnn/app_server.py",
     "src/fashion_cnn/api.py",
     "src/fashion_cnn/batching.py",
     "src/fashion_cnn/cli.py",

@@ -34,7 +34,13 @@ from fashion_cnn.predict import (
     collect_pictures,
     likeness,
 )
-from fashion_cnn.preprocess import ImageError, Preprocessed, decode_image, preprocess
+from fashion_cnn.preprocess import (
+    ImageError,
+    PreprocessConfig,
+    Preprocessed,
+    decode_image,
+    preprocess,
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +82,18 @@ def test_order_kept_and_errors_isolated(classifier: Classifier) -> None:
                            "in_class", "unsure", "unsure_reason"}
 
 
-def test_checkpoint_carries_image_preprocessing(classifier: Classifier) -> None:
+def test_checkpoint_carries_image_preprocessing(classifier: Classifier, tmp_path: Path) -> None:
+    """A Classifier converts pictures by the settings saved in its checkpoint, not by the
+    defaults of the code that loads it."""
     _, meta = load_checkpoint()
-    assert classifier.config.size == 28
-    assert meta["preprocessing"]["scale"] == pytest.approx(1 / 255)
+    assert meta["image_preprocessing"].items() <= classifier.config.to_dict().items()
+    payload = torch.load(resolve_checkpoint("seed"), weights_only=True)
+    payload["image_preprocessing"] |= {"foreground": "trim", "work_size": 128}
+    torch.save(payload, tmp_path / "model.pt")
+    config = Classifier(tmp_path / "model.pt").config
+    assert (config.foreground, config.work_size) == ("trim", 128)
+    assert (config.foreground, config.work_size) != (PreprocessConfig.foreground,
+                                                     PreprocessConfig.work_size)
 
 
 def test_saliency_and_overlay(classifier: Classifier) -> None:

@@ -19,7 +19,6 @@ import asyncio
 import hmac
 import json
 import os
-import socket
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -33,10 +32,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from .batching import Batcher, BatchSettings
-from .errors import FashionCNNError
 from .models import model_files, model_name
+from .ports import bind
 from .predict import Classifier, Prediction, output_record
 
 MAX_FILES = 64  # pictures per request
@@ -91,8 +91,9 @@ class ApiError(Exception):
 
 
 def load_classifier(settings: Settings) -> Classifier:
-    """The model, once per worker, on the settings' backend (`predict.choose_backend`); set the
-    thread count first (`_set_torch_threads`): an onnxruntime session takes torch's."""
+    """The model, once per worker, on the settings' backend (`predict.choose_backend`); load
+    it inside `torch_threads(settings.torch_threads)`: an onnxruntime session takes torch's
+    thread count."""
     return Classifier(settings.model, backend=settings.backend)
 
 
@@ -100,11 +101,13 @@ def model_info(classifier: Classifier, model: str | None) -> dict[str, Any]:
     """What GET /v1/model answers."""
     meta = classifier.meta
     card = model_files(model).get("card")
+    accuracy = (meta.get("metrics") or {}).get("test_accuracy")
     return {
         "name": model_name(model),
         "arch": meta["arch"],
+        "backend": classifier.backend,  # what answers; the card gives each backend's accuracy
         "classes": classifier.class_names,
-        "test_accuracy": (meta.get("metrics") or {}).get("test_accuracy"),
+        "test_accuracy": None if accuracy is None else round(accuracy, 6),  # saved as float32
         "preprocessing": {"picture": classifier.config.to_dict(),
                           "model_input": meta.get("preprocessing")},
         "unsure_threshold": classifier.policy.threshold,
@@ -290,6 +293,12 @@ def add_error_handlers(app: FastAPI) -> None:
                              for e in err.errors())
         return JSONResponse({"detail": problems}, 422)
 
+    @app.exception_handler(ClientDisconnect)
+    async def gone(request: Request, err: ClientDisconnect) -> JSONResponse:
+        # nobody reads this answer; 499 (nginx's "client closed request") keeps it out of the
+        # 5xx count and the server log, as the client's doing, not the server's failure
+        return JSONResponse({"detail": "The client left before its request was read."}, 499)
+
     @app.exception_handler(Exception)
     async def failed(request: Request, err: Exception) -> JSONResponse:  # logged by uvicorn
         return JSONResponse({"detail": "Internal error; the server log has the details."}, 500)
@@ -390,22 +399,6 @@ def _set_torch_threads(settings: Settings) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Running the server
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port; FashionCNNError (one line) when it is taken."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as err:
-        sock.close()
-        raise FashionCNNError(f"Cannot listen on {host}:{port} ({err.strerror}); is another "
-                              "server using it? Pick another with --port.") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000,

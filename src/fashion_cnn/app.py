@@ -15,14 +15,19 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
+from fashion_cnn.app_server import MODEL_ENV
 from fashion_cnn.explain import overlay, saliency
+from fashion_cnn.formats import PICTURE_SUFFIXES, readable_names
 from fashion_cnn.models import model_files
 from fashion_cnn.predict import NO_GARMENT, NOT_A_CLASS, Classifier, Prediction
-from fashion_cnn.serve import MODEL_ENV
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif",
-                "avif"]
+# What a model is good for: one with an unsure rule was chosen on real phone photos
+PHOTOS_NOTE = ("Works with one garment, whole, photographed on a floor, bed, table, hanger or "
+               "plain background, and with shop photos.")
+DATASET_NOTE = ("This model knows Fashion-MNIST's product pictures (one article on a plain "
+                "background) and never saw a phone photo: for those, use the default model.")
+UPLOAD_TYPES = [suffix.removeprefix(".") for suffix in PICTURE_SUFFIXES]
 TOP_K = 5
 
 
@@ -31,7 +36,8 @@ def get_classifier(model: str | None) -> Classifier:
     return Classifier(model)
 
 
-def model_name() -> str | None:
+def model_from_env() -> str | None:
+    """The model `fashion-cnn app --model` asked for (None: the default)."""
     return os.environ.get(MODEL_ENV) or None
 
 
@@ -59,16 +65,14 @@ def sample_pictures() -> dict[str, Path]:
 
 
 def classify_page() -> None:
-    classifier = get_classifier(model_name())
+    classifier = get_classifier(model_from_env())
     st.title("What is this piece of clothing?")
     scored_on, accuracy = accuracy_words(classifier.meta)
-    st.caption(f"Model `{classifier.meta['arch']}`, {accuracy} on {scored_on}. Works with "
-               "one garment, whole, photographed on a floor, bed, table, hanger or plain "
-               "background, and with shop photos.")
+    st.caption(f"Model `{classifier.meta['arch']}`, {accuracy} on {scored_on}. "
+               + (PHOTOS_NOTE if classifier.meta.get("unsure") else DATASET_NOTE))
     upload_tab, camera_tab, sample_tab = st.tabs(["Upload", "Camera", "Samples"])
     with upload_tab:
-        uploads = st.file_uploader("Pictures of clothing (JPEG, PNG, WebP, GIF, BMP, TIFF, "
-                                   "HEIC, AVIF)",
+        uploads = st.file_uploader(f"Pictures of clothing ({readable_names()})",
                                    type=UPLOAD_TYPES, accept_multiple_files=True)
     with camera_tab:
         photo = st.camera_input("Take a picture") if st.toggle("Use the camera") else None
@@ -109,14 +113,19 @@ def show_prediction(p: Prediction, classifier: Classifier, explain: bool) -> Non
     original.image(p.input.original, caption="The picture", width="stretch")
     seen.image(Image.fromarray(p.input.image).resize((140, 140), Image.Resampling.NEAREST),
                caption="What the model sees (28x28)")
+    # fill() adds the unsure verdict's sentence last: its details go under the headline that
+    # says it in short, the picture's own warnings (cut-out, size) in boxes
+    verdict, warnings = (p.warnings[-1], p.warnings[:-1]) if p.unsure else (None, p.warnings)
     with result:
         st.markdown(f"### {headline(p)}")
+        if verdict:
+            st.caption(verdict)
         if p.label is not None:  # no garment found: there is no guess to show
             lead = f"Best guess {p.label}, confidence" if p.unsure else "Confidence"
             st.markdown(f"{lead} **{100 * p.confidence:.1f}%**")
             chart = {t["label"]: t["confidence"] for t in p.top_k}
             st.bar_chart(chart, horizontal=True, sort=False, x_label="probability", height=180)
-    for warning in p.warnings:
+    for warning in warnings:
         st.warning(warning)
     if explain and p.index is not None:
         heat = saliency(classifier.net, p.input.image, p.index)
@@ -129,9 +138,9 @@ def show_prediction(p: Prediction, classifier: Classifier, explain: bool) -> Non
 
 
 def model_page() -> None:
-    classifier = get_classifier(model_name())
+    classifier = get_classifier(model_from_env())
     meta = classifier.meta
-    files = model_files(model_name())
+    files = model_files(model_from_env())
     st.title(f"Model: {meta['arch']}")
     scored_on, accuracy = accuracy_words(meta)
     st.metric(f"Accuracy on {scored_on}", accuracy)

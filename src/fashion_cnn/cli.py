@@ -418,7 +418,7 @@ def export(
 
 @app.command("app")
 def app_command(
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8501,
     host: Annotated[str, typer.Option(
         help="Address to listen on; 0.0.0.0 shares the app on your network.")] = "localhost",
     model: Annotated[Optional[str], typer.Option(
@@ -428,14 +428,16 @@ def app_command(
     import importlib.util
     import os
 
+    from .app_server import app_env, streamlit_command
     from .models import load_checkpoint
-    from .serve import app_env, streamlit_command
+    from .ports import bind
 
     if importlib.util.find_spec("streamlit") is None:
         raise FashionCNNError("The app needs Streamlit: pip install 'fashion-cnn[app]'.")
     load_checkpoint(model)  # a wrong checkpoint fails here, with a clear message
     if model and Path(model).exists():
         model = str(Path(model).resolve())  # the server may not share our idea of '.'
+    bind(host, port).close()  # a taken port fails here, before the address is announced
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     typer.echo(f"fashion-cnn app: open http://{shown}:{port} in your browser (Ctrl-C stops it)",
                err=True)
@@ -477,9 +479,13 @@ def serve_command(
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise FashionCNNError("The HTTP API needs FastAPI: pip install 'fashion-cnn[api]'.")
     from .api import Settings, serve
+    from .models import load_checkpoint
+    from .ports import bind
 
     settings = Settings(model=model, backend=backend, api_key=api_key or None,
                         batching=batching, max_batch=max_batch, max_wait_ms=max_wait_ms)
+    load_checkpoint(model)  # a wrong checkpoint or a taken port fails here, before the
+    bind(host, port).close()  # address is announced
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     typer.echo(f"fashion-cnn serve: http://{shown}:{port}/docs (Ctrl-C stops it)", err=True)
     serve(settings, host, port, workers)

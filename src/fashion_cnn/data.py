@@ -68,7 +68,8 @@ TEST_FILES = ("test_images", "test_labels")  # what scoring a model needs (`load
 ENV_DIR = "FASHION_MNIST_DIR"
 ENV_MIRROR = "FASHION_MNIST_MIRROR"  # override the download location (e.g. a local copy)
 OFFICIAL_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
-CACHE_DIR = Path.home() / ".cache" / "fashion-cnn" / "fashion-mnist"
+CACHE_ROOT = Path.home() / ".cache" / "fashion-cnn"  # every cache of the package, one folder each
+CACHE_DIR = CACHE_ROOT / "fashion-mnist"
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 

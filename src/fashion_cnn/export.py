@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .data import CACHE_DIR, CLASS_NAMES, IMAGE_SIZE, load_test_images
+from .data import CACHE_ROOT, CLASS_NAMES, IMAGE_SIZE, load_test_images
 from .errors import FashionCNNError
 from .evaluate import EVAL_BATCH
 from .files import atomic_path, file_sha256
@@ -58,7 +58,7 @@ SESSION_CHECK_IMAGES = EVAL_BATCH  # Classifier's in-memory graph: one batch, so
 # use of the onnxruntime backend (before the cache) waits seconds less
 ONNX_PACKAGES = ("onnx", "onnxruntime")  # the `[onnx]` extra
 INSTALL_HINT = "pip install 'fashion-cnn[onnx]'"
-ONNX_CACHE_DIR = CACHE_DIR.parent / "onnx"  # ~/.cache/fashion-cnn/onnx
+ONNX_CACHE_DIR = CACHE_ROOT / "onnx"
 
 
 @dataclass

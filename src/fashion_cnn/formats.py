@@ -14,6 +14,9 @@ from pathlib import Path
 from PIL import features
 
 PHONE_SUFFIXES = {".heic": "HEIF", ".heif": "HEIF", ".avif": "AVIF"}
+# every picture file `predict` picks from a folder and the app takes as an upload
+PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff",
+                    *PHONE_SUFFIXES)
 INSTALL_HINTS = {
     "HEIF": "HEIC/HEIF pictures need the pillow-heif package: pip install pillow-heif.",
     "AVIF": "AVIF pictures need Pillow 11.3 or newer (pip install -U pillow) or "

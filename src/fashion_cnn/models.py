@@ -211,6 +211,7 @@ def build_model(arch: str, /, **kwargs: Any) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Trainable and frozen parameters alike (the model card's "parameters")."""
     return sum(p.numel() for p in model.parameters())
 
 

@@ -34,7 +34,7 @@ import torch
 from PIL import Image, ImageEnhance
 
 from . import preprocess as preprocess_module
-from .data import CLASS_NAMES
+from .data import CACHE_ROOT, CLASS_NAMES
 from .errors import FashionCNNError
 from .files import cached_tensor, content_key, file_sha256
 from .preprocess import PreprocessConfig, decode_image, model_input
@@ -45,7 +45,7 @@ from .preprocess import PreprocessConfig, decode_image, model_input
 ENV_DIR = "CLOTHING_PHOTOS_DIR"
 RELATIVE_DIR = Path("..") / "shared" / "datasets" / "clothing-dataset-small"
 REPO_DIR = Path(__file__).resolve().parents[2]  # the checkout, when installed in editable mode
-CACHE_DIR = Path.home() / ".cache" / "fashion-cnn" / "photos"
+CACHE_DIR = CACHE_ROOT / "photos"
 SUMS_FILE = "SHA256SUMS"
 SPLITS = ("train", "validation")
 EXPECTED_COUNTS = {"train": 3068, "validation": 341}  # checked when SHA256SUMS is absent

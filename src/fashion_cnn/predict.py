@@ -26,7 +26,7 @@ from PIL import Image
 
 from .data import CLASS_NAMES
 from .errors import FashionCNNError
-from .formats import PHONE_SUFFIXES, missing_note
+from .formats import PICTURE_SUFFIXES, missing_note
 from .models import load_checkpoint
 from .preprocess import ImageError, PreprocessConfig, Preprocessed, preprocess
 
@@ -345,8 +345,6 @@ def _name(source: Source, i: int) -> str:
 # ---------------------------------------------------------------------------------------------
 # Command-line input and output
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff",
-                  *PHONE_SUFFIXES}
 RECORD_KEYS = ("path", "label", "index", "confidence", "top_k", "error", "in_class", "unsure",
                "unsure_reason", "warnings")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet may run such a cell
@@ -369,11 +367,11 @@ def collect_pictures(paths: list[str], recursive: bool = False,
             sources.append(stdin.read() if stdin is not None else b"")
         elif path.is_dir():
             files = sorted(f for f in (path.rglob("*") if recursive else path.iterdir())
-                           if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+                           if f.is_file() and f.suffix.lower() in PICTURE_SUFFIXES)
             if not files:
                 hint = "" if recursive else " (add --recursive to look in subfolders)"
                 raise FashionCNNError(f"No pictures in folder {p}{hint}; looked for "
-                                      f"{', '.join(sorted(IMAGE_SUFFIXES))} files.")
+                                      f"{', '.join(PICTURE_SUFFIXES)} files.")
             names += [str(f) for f in files]
             sources += files
         else:

@@ -15,7 +15,8 @@ Two stages, both used by `fashion-cnn predict`, the app and any export:
    border is unlike the rest (a garment reaching the picture's edge) a second cut-out leaves
    that part to GrabCut (`edge_cut_out`); `predict` answers from it when the model is surer.
 
-The settings are a `PreprocessConfig`, saved in every checkpoint and read back by `load_checkpoint`.
+The settings are a `PreprocessConfig`, saved in every checkpoint and read back by the
+`predict.Classifier` that loads it.
 """
 
 from __future__ import annotations

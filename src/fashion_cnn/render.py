@@ -28,6 +28,7 @@ from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from . import preprocess as preprocess_module
+from .data import CACHE_ROOT
 from .files import cached_tensor, content_key
 from .preprocess import PreprocessConfig, bounding_box, fit_centred, model_input
 
@@ -245,7 +246,7 @@ def hard_photo(x: np.ndarray, rng: np.random.Generator, sizes: tuple[int, int] =
 # ---------------------------------------------------------------------------------------------
 # A training set of such photos, as the model will see them (rendered, then preprocessed)
 
-CACHE_DIR = Path.home() / ".cache" / "fashion-cnn" / "synthetic"
+CACHE_DIR = CACHE_ROOT / "synthetic"
 CHUNK = 200  # images per task handed to a worker process
 
 

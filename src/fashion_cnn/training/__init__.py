@@ -1,6 +1,7 @@
 """Training: configuration and recipes (config.py), batched augmentation (augment.py), step
-objects (steps.py), the one training loop (loop.py), run folders and k-fold CV (run.py), and
-several processes (distributed.py).
+objects (steps.py), the one training loop (loop.py), run folders and k-fold CV (run.py),
+several processes (distributed.py), ensembles (ensemble.py) and a teacher's answers as targets
+(distill.py).
 
 The names below are imported on first use, so that the CLI can read `TrainConfig` to build
 its options without importing torch.

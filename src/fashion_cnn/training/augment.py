@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..data import CLASS_NAMES
 from .config import PRESETS, Augment
 
 __all__ = ["PRESETS", "Augment", "alternating_mirror", "augment", "augment_all", "cutmix",
@@ -100,8 +101,8 @@ def cutmix(x: torch.Tensor, targets: torch.Tensor, p: float, label_smoothing: fl
     label-smoothed one-hot distributions first; distributions [N, 10] are mixed as they are.
     Returns (images, targets [N, 10])."""
     if not targets.is_floating_point():
-        targets = F.one_hot(targets, 10).float()
-        targets = targets * (1 - label_smoothing) + label_smoothing / 10
+        targets = F.one_hot(targets, len(CLASS_NAMES)).float()
+        targets = targets * (1 - label_smoothing) + label_smoothing / len(CLASS_NAMES)
     box = random_boxes(len(x), *x.shape[-2:], p, generator, (0.0, 1.0))
     share = box.flatten(1).float().mean(1, keepdim=True)  # [N, 1]: the partner's part
     mixed = torch.where(box, x.roll(1, 0), x)

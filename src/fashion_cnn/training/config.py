@@ -333,7 +333,7 @@ def default_recipe(model: str | None) -> str:
 def recipe_config(recipe: str | None = "faithful", augment: str | None = None,
                   **options: Any) -> TrainConfig:
     """A TrainConfig from a named recipe, then an augmentation preset (`augment`: a name in
-    augment.PRESETS), then explicit options (flat names; None counts as not given). No recipe:
+    PRESETS), then explicit options (flat names; None counts as not given). No recipe:
     the model's own ("best" for the best model), else the faithful one."""
     recipe = recipe or default_recipe(options.get("model"))
     if recipe not in RECIPES:

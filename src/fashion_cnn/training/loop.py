@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..data import CLASS_NAMES
 from ..errors import FashionCNNError
 from ..evaluate import loss_and_accuracy
 from ..files import atomic_path
@@ -107,7 +108,7 @@ def train_epoch(step: Step, model: nn.Module, config: TrainConfig, images: torch
         xs, ts = cutmix(xs, ts, config.augment.cutmix, config.label_smoothing, rng)
     model.train()
     step.start_epoch(xs, ts, epoch)
-    logits = torch.zeros(n, 10)  # [N, 10]: the epoch's loss and accuracy come from it
+    logits = torch.zeros(n, len(CLASS_NAMES))  # [N, 10]: the epoch's loss and accuracy
     bar = tqdm(range(0, n, bs), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
                disable=not progress, leave=False, mininterval=0.5, file=sys.stderr)
     postfix = progress and world()[1] == 1  # running figures need every process's rows
@@ -191,6 +192,8 @@ def restore_step(step: Step, state: dict[str, Any] | None,
 
 def save_state(path: Path | None, model: nn.Module, step: Step,
                history: list[dict[str, Any]], config: TrainConfig) -> None:
+    """Write the model, optimizer, schedule, history and config to `path` (atomically: an
+    interrupted write leaves the previous epoch's state); nothing when `path` is None."""
     if path is None:
         return
     with atomic_path(path) as tmp:

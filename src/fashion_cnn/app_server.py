@@ -7,7 +7,6 @@ and `wait_healthy` to run it in the background.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,13 +29,8 @@ def streamlit_command(port: int = 8501, host: str = "localhost") -> list[str]:
 
 
 def app_env(model: str | None) -> dict[str, str]:
+    """The server's environment: ours, plus the model it is to load (empty: the default)."""
     return {**os.environ, MODEL_ENV: model or ""}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(port: int, host: str = "127.0.0.1", model: str | None = None) -> subprocess.Popen:

@@ -1,0 +1,32 @@
+"""Listening sockets for the two servers (the HTTP API and the web app): one clear line when a
+port is taken or out of range, before either announces its address."""
+
+from __future__ import annotations
+
+import socket
+
+from .errors import FashionCNNError
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; FashionCNNError (one line) when it is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except (OSError, OverflowError) as err:
+        sock.close()
+        reason = getattr(err, "strerror", None) or str(err)
+        raise FashionCNNError(f"Cannot listen on {host}:{port} ({reason}); is another "
+                              "server using it? Pick another with --port.") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (for tests and benchmarks)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
