@@ -245,7 +245,9 @@ boot; hat, shorts and skirt photos were trained towards the uniform distribution
 exposure, weight {cfg['outlier_weight']}). Files: SHA-256 of the sorted file list
 `{seen['checksums']['files_sha256'][:16]}...`.
 
-On the `validation` split ({p['n']} photos; chosen on, never tested on): strict accuracy
+On the `validation` split ({p['n']} photos; chosen on, never tested on), as the training run
+scores it (PyTorch, the first cut-out; `predict` as shipped, with its int8 graph and a second
+cut-out, is scored by `benchmarks/real_photos.py`, README's figures): strict accuracy
 **{_pct(p['strict_accuracy'])}** (t-shirt, pants, dress, outwear, shirt), lenient
 **{_pct(p['lenient_accuracy'])}** (the seven in-class folders), out-of-class AUROC
 **{p['out_of_class_auroc']:.3f}** (top probability; hat, shorts, skirt against the rest).

@@ -96,13 +96,15 @@ def test_bad_uploads_get_a_message_and_the_rest_still_works(classifier: Classifi
     assert not at.exception
     assert _results(at) == [classifier.classify_one(good).label]
     errors = [e.value for e in at.error]
-    assert len(errors) == 5 and not any("Traceback" in e for e in errors)
+    assert len(errors) == 4 and not any("Traceback" in e for e in errors)
     assert [s.value for s in at.subheader] == ["empty.png", "coat.jpg", "notes.png", "cut.jpg",
                                                "bomb.png", "huge.jpg"]
-    for error, words in zip(errors, ["empty", "not an image", "truncated", "megapixel",
-                                     "megapixel"], strict=True):
+    for error, words in zip(errors, ["empty", "not an image", "truncated", "400 megapixels"],
+                            strict=True):
         assert words in error, error
-    assert "megapixel" in errors[3] and "50 megapixels" in errors[4]
+    # a phone's 50-megapixel JPEG is decoded at a reduced scale, not refused (one colour: no
+    # garment in it)
+    assert _headlines(at)[-1] == "No garment found in this picture"
 
 
 def test_unlike_a_product_photo_gets_a_warning(classifier: Classifier) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLES, run_cli
+from conftest import SAMPLES, cli_executable, run_cli
 from fashion_cnn import cli
 from fashion_cnn.cli import main
 
@@ -103,6 +104,16 @@ def test_predict_blank_picture_is_unsure_not_an_error(tmp_path: Path) -> None:
     assert table.stdout.splitlines()[1].split("  ")[-1] == "unsure: no garment found"
 
 
+def test_output_the_disk_cannot_take_is_one_line() -> None:
+    """`predict ... > out.csv` on a full disk: the reason, not a traceback."""
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([cli_executable(), "predict", str(SAMPLES / "bag-1.jpg")],
+                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith("error: No space left on device"), result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_predict_csv_cells_never_run_as_formulas(tmp_path: Path) -> None:
     import csv
     import io
@@ -112,12 +123,14 @@ def test_predict_csv_cells_never_run_as_formulas(tmp_path: Path) -> None:
     for name in names:
         shutil.copy(SAMPLES / "bag-1.jpg", tmp_path / name)
     (tmp_path / "=broken.jpg").write_bytes(b"=1+1")
-    for args in (["."], ["--", *names, "=broken.jpg"]):  # a folder scan, and names as given
+    lines = "two\n=1+2.jpg"  # unquoted, its second line would be a row of its own
+    shutil.copy(SAMPLES / "bag-1.jpg", tmp_path / lines)
+    for args in (["."], ["--", *names, "=broken.jpg", lines]):  # a folder scan, names as given
         result = run_cli("predict", "--format", "csv", *args, cwd=tmp_path)
         assert result.returncode == 1, result.stderr  # =broken.jpg is not a picture
-        rows = list(csv.reader(io.StringIO(result.stdout)))
+        rows = list(csv.reader(io.StringIO(result.stdout, newline="")))
         paths = [row[0] for row in rows[1:]]
-        assert sorted(paths) == sorted("'" + n for n in [*names, "=broken.jpg"]), paths
+        assert sorted(paths) == sorted(["'" + n for n in [*names, "=broken.jpg"]] + [lines])
         for row in rows:
             for cell in row:
                 assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (args, cell)

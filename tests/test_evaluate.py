@@ -70,7 +70,7 @@ def test_evaluate_and_worst_mistakes() -> None:
     mistakes = worst_mistakes(model, _images(4), labels, k=5)
     assert [m["index"] for m in mistakes] == [2, 3]
     assert mistakes[0]["predicted"] == 7 and mistakes[0]["confidence"] > 0.99
-    assert format_report(report).startswith("Accuracy : 50.000")
+    assert format_report(report).startswith("Accuracy : 50.00%")
 
 
 # --- real data -------------------------------------------------------------------------------
@@ -102,4 +102,4 @@ def test_shipped_models_on_the_official_test_set(real_data_dir: Path, tmp_path: 
 
     text = run_cli("evaluate", *chosen, "--data-dir", str(real_data_dir), "--offline")
     assert text.returncode == 0, text.stderr
-    assert f"Accuracy : {100 * report['accuracy']:.3f}" in text.stdout
+    assert f"Accuracy : {100 * report['accuracy']:.2f}%" in text.stdout

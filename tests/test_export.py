@@ -188,6 +188,12 @@ def test_an_unknown_format_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_onnxruntime_backend_gives_the_torch_probabilities(checkpoint: Path,
                                                            cache_in_tmp: Path) -> None:
+    # what an older version left: this model's graph (goes) and another model's (stays)
+    cache_in_tmp.mkdir()
+    stale = cache_in_tmp / f"{file_sha256(checkpoint)}-0123456789ab.onnx"
+    other = cache_in_tmp / f"{'0' * 64}-0123456789ab.onnx"
+    for old in (stale, other):
+        old.write_bytes(b"an old graph")
     torch_clf = Classifier(checkpoint, backend="torch")
     onnx_clf = Classifier(checkpoint, backend="onnxruntime")
     assert (torch_clf.backend, onnx_clf.backend) == ("torch", "onnxruntime")
@@ -195,6 +201,8 @@ def test_onnxruntime_backend_gives_the_torch_probabilities(checkpoint: Path,
     torch.testing.assert_close(onnx_clf.probabilities(x), torch_clf.probabilities(x),
                                atol=1e-4, rtol=0)
     # Kept in the cache (atomically), and the next Classifier starts from it.
+    assert not stale.exists() and other.exists()
+    other.unlink()
     [cached] = cache_in_tmp.iterdir()
     assert cached.name.startswith(file_sha256(checkpoint)) and cached.suffix == ".onnx"
     options = onnx_clf.session.get_session_options()

@@ -107,6 +107,31 @@ def test_loading_a_run_folder(tmp_path: Path) -> None:
 def test_missing_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(FashionCNNError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.pt")
+    # folders that exist say what they are instead
+    with pytest.raises(FashionCNNError, match="is a folder without a model.pt"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(FashionCNNError, match=f"not finished .* --resume {tmp_path}"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "folds.json").write_text('{"folds": 5}')
+    with pytest.raises(FashionCNNError, match="a cross-validation, which keeps no model"):
+        load_checkpoint(tmp_path)
+
+
+def test_a_checkpoint_that_names_other_classes_is_damaged(tmp_path: Path) -> None:
+    _, path = _saved(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    payload["class_names"] = payload["class_names"][:5]
+    torch.save(payload, path)
+    with pytest.raises(FashionCNNError, match="names 5 classes where its model answers 10"):
+        load_checkpoint(path)
+
+
+def test_a_pickle_of_other_objects_is_not_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "other.pt"
+    torch.save({"optimizer": torch.optim.SGD}, path)  # a class: weights_only refuses it
+    with pytest.raises(FashionCNNError, match=r"Python objects no checkpoint holds\)\. It may"):
+        load_checkpoint(path)
 
 
 def test_truncated_checkpoint(tmp_path: Path) -> None:

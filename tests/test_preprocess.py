@@ -124,6 +124,35 @@ def test_pixel_cap_is_configurable() -> None:
         decode_image(_encode(_article(), "PNG"), max_pixels=10_000)
 
 
+def test_a_jpeg_over_the_pixel_cap_is_decoded_at_a_reduced_scale() -> None:
+    """Phones save 48- and 50-megapixel JPEGs; decoded at 1/8 scale they are small. Other
+    formats decode whole, so the cap holds for them."""
+    big = Image.new("RGB", (1600, 1200), "white")
+    big.paste(Image.new("RGB", (600, 800), "navy"), (500, 200))
+    cap = 500_000  # 1.9 megapixels is over it; at the 1/4 scale a 256 px copy needs, under
+    decoded = decode_image(_encode(big, "JPEG"), max_pixels=cap, work_size=256)
+    assert max(decoded.size) < 1600 and decoded.size[0] * 3 == decoded.size[1] * 4
+    with pytest.raises(ImageError, match="1600x1200 .* over the 0-megapixel limit"):
+        decode_image(_encode(big, "PNG"), max_pixels=cap, work_size=256)
+    with pytest.raises(ImageError, match="megapixel limit"):
+        decode_image(_encode(big, "JPEG"), max_pixels=cap)  # full size asked: the cap holds
+
+
+def test_a_file_bigger_than_any_picture_is_refused_unread(tmp_path, monkeypatch) -> None:
+    """`predict /dev/zero` or a video once read until the memory ran out."""
+    from fashion_cnn import preprocess as module
+
+    monkeypatch.setattr(module, "MAX_FILE_BYTES", 1000)
+    big = tmp_path / "film.jpg"
+    big.write_bytes(_encode(_article(), "PNG") + bytes(2000))
+    for source in (big, str(big), io.BytesIO(big.read_bytes())):
+        with pytest.raises(ImageError, match="over 0 MB, more than any picture"):
+            decode_image(source)
+    with open("/dev/zero", "rb") as endless:  # never ends: only the limit stops it
+        with pytest.raises(ImageError, match="more than any picture"):
+            decode_image(endless)
+
+
 def test_missing_file(tmp_path) -> None:
     with pytest.raises(ImageError, match="cannot read"):
         decode_image(tmp_path / "nope.png")

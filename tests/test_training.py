@@ -89,6 +89,12 @@ def test_a_run_without_the_test_set_never_reads_it(tiny_data, tmp_path: Path) ->
         run_training(TrainConfig(**{**TINY, "val_fraction": 0.0}), untouchable,
                      tmp_path / "unscored", progress=False, log=_quiet, score_test=False)
     assert not (tmp_path / "unscored").exists()
+    # an --init of another architecture: refused before the folder is written (it once was
+    # written first, and then blocked every later run there)
+    with pytest.raises(FashionCNNError, match="pass --model best"):
+        run_training(TrainConfig(**{**TINY, "init": "best"}), untouchable,
+                     tmp_path / "wrong-init", progress=False, log=_quiet)
+    assert not (tmp_path / "wrong-init").exists()
     # an ensemble's members are scored on the validation split, so it needs one too
     with pytest.raises(FashionCNNError, match="--members needs a validation split"):
         run_training(TrainConfig(**{**TINY, "model": "best", "members": 2, "val_fraction": 0.0}),
@@ -177,6 +183,9 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_data, tmp_path: Path) 
     assert [e["epoch"] for e in history] == [1, 2, 3]
     with pytest.raises(FashionCNNError, match="already finished"):
         run_training(None, tiny_data, tmp_path / "cut", resume=True, log=_quiet)
+    with pytest.raises(FashionCNNError, match="finished run .* choose another --out") as err:
+        run_training(TrainConfig(**TINY), tiny_data, tmp_path / "cut", log=_quiet)
+    assert "--resume" not in str(err.value)  # a finished run is not to be continued
 
 
 
@@ -292,7 +301,7 @@ def test_real_training_killed_and_resumed_reaches_85_percent(real_data_dir: Path
     metrics = json.loads((out / "metrics.json").read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
     assert metrics["test_accuracy"] >= 0.85
-    assert f"Accuracy : {100 * metrics['test_accuracy']:.3f}" in result.stdout
+    assert f"Accuracy : {100 * metrics['test_accuracy']:.2f}%" in result.stdout
 
 
 def _full_and_resumed_match(config: TrainConfig, data, root: Path) -> dict:

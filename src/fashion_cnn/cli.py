@@ -204,13 +204,13 @@ def train(
     if not first:
         return
     if "test_accuracy" not in metrics:
-        typer.echo(f"Accuracy : {100 * metrics['val_accuracy']:.3f}  (validation split; "
+        typer.echo(f"Accuracy : {100 * metrics['val_accuracy']:.2f}%  (validation split; "
                    "test set not scored)")
     else:
-        typer.echo(f"Accuracy : {100 * metrics['test_accuracy']:.3f}  (official test set)")
+        typer.echo(f"Accuracy : {100 * metrics['test_accuracy']:.2f}%  (official test set)")
     if "test_accuracy_tta" in metrics:
         views = tta_views(metrics["config"].get("tta_shift", 0))
-        typer.echo(f"           {100 * metrics['test_accuracy_tta']:.3f}  averaged with "
+        typer.echo(f"           {100 * metrics['test_accuracy_tta']:.2f}%  averaged with "
                    f"{views} (test-time augmentation; `evaluate --tta`)")
     typer.echo(f"train time {metrics['train_seconds']:.1f}s, "
                f"{metrics['images_per_second']:,.0f} images/s; results in {out_dir}")
@@ -350,7 +350,8 @@ def predict(
     for line in format_predictions(results, output.value, names, failed):
         typer.echo(line)
     if failed:
-        typer.echo(f"{len(failed)} of {len(names)} pictures could not be classified", err=True)
+        typer.echo(f"{len(failed)} of {len(names)} picture{'s' * (len(names) > 1)} could not be "
+                   "classified", err=True)
     raise typer.Exit(1 if failed else 0)
 
 
@@ -516,6 +517,10 @@ def main(argv: list[str] | None = None) -> int:
     except FashionCNNError as err:
         typer.echo(f"error: {err}", err=True)
         return 2
+    except OSError as err:  # the machine's doing (a full disk under `> out.csv`), not ours
+        where = f" ({err.filename})" if err.filename else ""
+        typer.echo(f"error: {err.strerror or err}{where}", err=True)
+        return 1
     except KeyboardInterrupt:
         typer.echo("\ninterrupted", err=True)
         return 130

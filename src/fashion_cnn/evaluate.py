@@ -103,7 +103,7 @@ def worst_mistakes(model: Forward, images: torch.Tensor, labels: torch.Tensor,
 
 def format_report(report: dict[str, Any]) -> str:
     """Human-readable accuracy line plus the per-class table."""
-    lines = [f"Accuracy : {100 * report['accuracy']:.3f}  "
+    lines = [f"Accuracy : {100 * report['accuracy']:.2f}%  "
              f"({report['n_images']:,} test images)", "",
              f"{'class':<12} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}"]
     for row in report["per_class"]:

@@ -31,6 +31,7 @@ import io
 import json
 import logging
 import os
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -42,7 +43,15 @@ import torch
 from torch import nn
 
 from . import __version__
-from .data import CACHE_ROOT, CLASS_NAMES, IMAGE_SIZE, load_test_images
+from .data import (
+    CACHE_DIR,
+    CACHE_ROOT,
+    CLASS_NAMES,
+    ENV_DIR,
+    IMAGE_SIZE,
+    SYSTEM_DIR,
+    load_test_images,
+)
 from .errors import FashionCNNError
 from .evaluate import EVAL_BATCH
 from .files import atomic_path, file_sha256
@@ -358,9 +367,10 @@ def onnx_session(net: nn.Module, meta: dict[str, Any], cache_dir: Path | None = 
     """A checked onnxruntime session for a loaded checkpoint (`load_checkpoint`'s pair).
 
     Built in memory and checked on the first SESSION_CHECK_IMAGES test images (seeded random
-    images where the data is not found offline), then kept in `cache_dir` (None: no cache) under the
-    checkpoint's SHA-256 plus what the graph depends on, written atomically. A cache that
-    cannot be written or read is skipped. `int8`: the quantized graph (`quantize`), calibrated
+    images where the data is not found offline), then kept in `cache_dir` (None:
+    ONNX_CACHE_DIR) under the checkpoint's SHA-256 plus what the graph depends on, written
+    atomically; the same checkpoint's graphs of older builds go. A cache that cannot be
+    written or read is skipped. `int8`: the quantized graph (`quantize`), calibrated
     on training images found offline (a FashionCNNError saying how to get them otherwise).
     """
     require_onnx()
@@ -378,6 +388,9 @@ def onnx_session(net: nn.Module, meta: dict[str, Any], cache_dir: Path | None = 
             return new_session(cached)
         except Exception:  # noqa: BLE001 - a damaged cache entry: rebuild it below
             pass
+    # seconds, once per model and version: say so, or the first `predict` just seems slow
+    print(f"fashion-cnn: building this model's {'int8 ' if int8 else ''}onnxruntime graph once "
+          f"(kept in {cached.parent})", file=sys.stderr)
     data = onnx_bytes(net, meta, sha)
     if int8:
         data = quantize(data, session_calibration(meta))
@@ -386,8 +399,11 @@ def onnx_session(net: nn.Module, meta: dict[str, Any], cache_dir: Path | None = 
     try:
         with atomic_path(cached) as tmp:
             tmp.write_bytes(data)
-    except OSError:
-        pass  # a read-only home: run without the cache
+    except (OSError, FashionCNNError):  # a read-only home or a full disk: run without the cache
+        return session
+    for stale in cached.parent.glob(f"{sha}-*.onnx"):  # this model's graphs of older builds
+        if stale != cached and stale.name.endswith("-int8.onnx") == int8:
+            stale.unlink(missing_ok=True)
     return session
 
 
@@ -407,8 +423,8 @@ def session_calibration(meta: dict[str, Any]) -> torch.Tensor:
     """`calibration_images` found offline, or a FashionCNNError saying how to get them."""
     try:
         return calibration_images(meta, offline=True)
-    except FashionCNNError as err:
+    except FashionCNNError:
         raise FashionCNNError(f"The onnxruntime-int8 backend calibrates on Fashion-MNIST "
-                              f"training images, which were not found ({err}). Run "
-                              "`fashion-cnn data` once to download them, or use the "
-                              "onnxruntime backend.") from None
+                              f"training images, which were not found (looked in ${ENV_DIR}, "
+                              f"{CACHE_DIR}, {SYSTEM_DIR}). Run `fashion-cnn data` once to "
+                              "download them, or use the onnxruntime backend.") from None

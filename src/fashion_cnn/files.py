@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import FashionCNNError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -20,18 +22,32 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
+    A place that cannot be written (no such folder, no permission, a folder of that name) is
+    a FashionCNNError saying so, not a traceback."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as err:
+        raise cannot_write(path, err) from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as err:
+            raise cannot_write(path, err) from None
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def cannot_write(path: Path, err: OSError) -> FashionCNNError:
+    """The one message for an output that cannot be written where it was asked."""
+    return FashionCNNError(f"Cannot write {path} ({err.strerror or err}). Choose a file name in "
+                           "a folder you can write to.")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -49,13 +65,23 @@ def write_json(path: str | Path, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2) + "\n")
 
 
+FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg")  # by the file name's suffix
+
+
 def save_figure(fig: Any, path: str | Path) -> None:
-    """Save a matplotlib figure as PNG, atomically, and release its memory."""
+    """Save a matplotlib figure, atomically, as its name's suffix says (PNG without one), and
+    release its memory."""
     import matplotlib.pyplot as plt
 
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    fmt = Path(path).suffix.lower().removeprefix(".") or "png"
+    try:
+        if fmt not in FIGURE_FORMATS:
+            raise FashionCNNError(f"Cannot save a figure as {Path(path).name}: give it a "
+                                  ".png, .pdf, .svg or .jpg name.")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def content_key(data: bytes, settings: Any, sources: Iterable[str | Path]) -> str:

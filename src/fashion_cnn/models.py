@@ -365,16 +365,31 @@ def model_name(model: str | Path | None) -> str:
     return path.parent.name if path.name == "model.pt" else path.stem
 
 
+def _missing_checkpoint(path: Path) -> str:
+    """Why there is no checkpoint at `path`, and what to do."""
+    if (path / "folds.json").is_file() or (path / "cv.json").is_file():
+        return (f"{path} holds a cross-validation, which keeps no model: give a run folder of "
+                "`fashion-cnn train`, or its model.pt.")
+    if path.is_dir() and ((path / "state.pt").is_file() or (path / "config.json").is_file()):
+        return (f"{path} holds a training run that has not finished (no model.pt yet): "
+                f"continue it with `fashion-cnn train --resume {path}`.")
+    where = f"{path} is a folder without a model.pt" if path.is_dir() else \
+        f"Checkpoint {path} does not exist"
+    return (f"{where}. Give a file written by `fashion-cnn train`, its run folder, or one of: "
+            f"{', '.join(SHIPPED_MODELS)}.")
+
+
 def load_checkpoint(model: str | Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Load a checkpoint (path or shipped name) -> (eval-mode model, metadata minus weights)."""
     path = resolve_checkpoint(model)
     if not path.is_file():
-        raise FashionCNNError(f"Checkpoint {path} does not exist. Give a file written by "
-                              f"`fashion-cnn train`, or one of: {', '.join(SHIPPED_MODELS)}.")
+        raise FashionCNNError(_missing_checkpoint(path))
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a damaged file can fail anywhere in the unpickler
         detail = str(err)[:120].strip()  # a bare KeyError says only "'101'": not worth showing
+        if detail.startswith("Weights only load failed"):  # torch's advice is not ours to give
+            detail = "it holds Python objects no checkpoint holds"
         detail = f" ({detail})" if any(c.isalpha() for c in detail) else ""
         raise FashionCNNError(f"{path} is not a readable checkpoint{detail}. It may be "
                               "truncated or another kind of file; retrain or re-copy it.") from None
@@ -386,6 +401,10 @@ def load_checkpoint(model: str | Path | None = None) -> tuple[nn.Module, dict[st
     if missing:
         raise FashionCNNError(f"{path} is an incomplete fashion-cnn checkpoint (missing "
                               f"{', '.join(sorted(missing))}); retrain or re-copy it.")
+    names = payload.get("class_names", CLASS_NAMES)
+    if len(names) != len(CLASS_NAMES):
+        raise FashionCNNError(f"{path} names {len(names)} classes where its model answers "
+                              f"{len(CLASS_NAMES)}: the file is damaged; retrain or re-copy it.")
     net = build_model(payload["arch"], **payload["arch_kwargs"])
     scaling = payload.get("preprocessing") or {}  # as trained with, not today's defaults
     for module in net.modules():

@@ -28,7 +28,7 @@ from .data import CLASS_NAMES
 from .errors import FashionCNNError
 from .formats import PICTURE_SUFFIXES, missing_note
 from .models import load_checkpoint
-from .preprocess import ImageError, PreprocessConfig, Preprocessed, preprocess
+from .preprocess import MAX_FILE_BYTES, ImageError, PreprocessConfig, Preprocessed, preprocess
 
 BATCH = 256  # pictures decoded per forward pass: bounds memory, amortises the model call
 LOW_CONFIDENCE = 0.6  # models without an in-class threshold: below this top-class
@@ -364,7 +364,8 @@ def collect_pictures(paths: list[str], recursive: bool = False,
         path = Path(p)
         if p == "-":
             names.append("-")
-            sources.append(stdin.read() if stdin is not None else b"")
+            # at most one byte over the limit: decode_image then refuses it
+            sources.append(stdin.read(MAX_FILE_BYTES + 1) if stdin is not None else b"")
         elif path.is_dir():
             files = sorted(f for f in (path.rglob("*") if recursive else path.iterdir())
                            if f.is_file() and f.suffix.lower() in PICTURE_SUFFIXES)
@@ -445,6 +446,8 @@ def _table_row(p: Prediction, width: int) -> str:
 
 
 def _csv_line(values: Iterable[Any]) -> str:
+    """One CSV row without its line end. The writer needs a real line end to quote a cell
+    holding one (a file name with a newline would otherwise start a row of its own)."""
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="").writerow(values)
-    return buf.getvalue()
+    csv.writer(buf, lineterminator="\r\n").writerow(values)
+    return buf.getvalue().removesuffix("\r\n")

@@ -35,7 +35,10 @@ from .data import IMAGE_SIZE
 from .errors import FashionCNNError
 from .formats import readable_names, register_phone_formats
 
-MAX_PIXELS = 40_000_000  # 40 megapixels: larger pictures are refused before decoding
+MAX_PIXELS = 40_000_000  # 40 megapixels as decoded (a JPEG at up to 1/8 scale): larger
+# pictures are refused before decoding
+MAX_FILE_BYTES = 256 * 2**20  # no picture file is bigger (40 MP as uncompressed 16-bit TIFF:
+# 240 MB); a bigger one (a video, /dev/zero) is refused before it fills the memory
 
 
 class ImageError(FashionCNNError):
@@ -109,25 +112,29 @@ def decode_image(source: bytes | str | Path | BinaryIO, max_pixels: int = MAX_PI
     register_phone_formats()  # HEIC/HEIF and AVIF from phones, when installed
     if isinstance(source, (str, Path)):
         try:
-            source = Path(source).read_bytes()
+            with open(source, "rb") as file:
+                source = file.read(MAX_FILE_BYTES + 1)
         except OSError as err:
             raise ImageError(f"cannot read the file ({err.strerror}).") from None
-    data = source if isinstance(source, bytes) else source.read()
+    data = source if isinstance(source, bytes) else source.read(MAX_FILE_BYTES + 1)
     if not data:
         raise ImageError("the file is empty (0 bytes).")
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(f"the file is over {MAX_FILE_BYTES >> 20} MB, more than any picture "
+                         "this tool reads; is it a picture? Downscale it first if so.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))  # reads the header only
             width, height = img.size
-            if width * height > max_pixels:
+            if work_size and img.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale, so a
+                img.draft(None, (work_size, work_size))  # 48-MP phone photo decodes as 0.75
+            if img.size[0] * img.size[1] > max_pixels:
                 raise ImageError(
                     f"the picture is {width}x{height} ({width * height / 1e6:.0f} "
                     f"megapixels), over the {max_pixels / 1e6:.0f}-megapixel limit. "
                     "Downscale it first; the model only needs a few hundred pixels across.")
             img.seek(0)  # animations: the first frame
-            if work_size and img.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale
-                img.draft(None, (work_size, work_size))
             img.load()
             img = ImageOps.exif_transpose(img)
     except ImageError:

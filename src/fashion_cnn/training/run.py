@@ -80,7 +80,10 @@ def resolve_run_config(config: TrainConfig | None, out_dir: str | Path,
     out = Path(out_dir)
     config_path, model_path = out / "config.json", out / "model.pt"
     if not resume:
-        if config_path.exists() or model_path.exists():
+        if run_finished(out):
+            raise FashionCNNError(f"{out} already holds a finished run ({model_path.name}); "
+                                  "choose another --out.")
+        if config_path.exists():
             raise FashionCNNError(f"{out} already holds a training run. Continue it with "
                                   f"--resume {out}, or choose another --out.")
         config = config or TrainConfig()
@@ -94,20 +97,27 @@ def resolve_run_config(config: TrainConfig | None, out_dir: str | Path,
     if config.members > 1 and config.val_fraction == 0:  # the members leave the test set
         raise FashionCNNError("--members needs a validation split (--val-fraction above 0): "
                               "each member is scored on it, the test set only by the ensemble.")
-    check_init_split(config)
+    check_init(config)
     return config
 
 
-def check_init_split(config: TrainConfig) -> None:
-    """Refuses a fine-tune (`init`) whose validation images its starting checkpoint trained
-    on: its validation split must be the checkpoint's (same fraction and seed), else its
-    validation figures, and every choice made on them, would be inflated."""
-    if not config.init or config.val_fraction == 0:
+def check_init(config: TrainConfig) -> None:
+    """Refuses a fine-tune (`init`) from a checkpoint of another architecture, or whose
+    validation images that checkpoint trained on: its validation split must be the
+    checkpoint's (same fraction and seed), else its validation figures, and every choice made
+    on them, would be inflated. Called before the run's folder is written."""
+    if not config.init:
         return
     from ..models import load_checkpoint
 
-    saved = load_checkpoint(config.init)[1].get("config")
-    if not saved:  # a checkpoint that does not say how it was trained
+    meta = load_checkpoint(config.init)[1]
+    # an ensemble may start each member from one model, or from an ensemble's members
+    allowed = {config.model, "ensemble"} if config.members > 1 else {config.model}
+    if meta["arch"] not in allowed:
+        raise FashionCNNError(f"--init {config.init} is a {meta['arch']!r} model, not "
+                              f"{config.model!r}; pass --model {meta['arch']}.")
+    saved = meta.get("config")
+    if config.val_fraction == 0 or not saved:  # a checkpoint that does not say how it trained
         return
     fraction = saved.get("val_fraction", 0.1)
     if fraction == 0:

@@ -1,0 +1,49 @@
+"""Writing outputs: whole files or none, and one clear message where a file cannot go."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pytest
+
+from fashion_cnn.errors import FashionCNNError
+from fashion_cnn.files import atomic_path, save_figure, write_json
+
+
+def test_a_place_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-folder").mkdir()
+    for bad in (tmp_path / "a-file" / "out.json",  # under a file
+                tmp_path / "a-folder",  # a folder of that name
+                Path("/proc/no/such/out.json")):  # nowhere anyone may write
+        with pytest.raises(FashionCNNError, match=r"Cannot write .*\(.+\)\. Choose"):
+            write_json(bad, {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "a-folder"]  # no .part
+    assert list((tmp_path / "a-folder").iterdir()) == []
+
+
+def test_a_failed_write_leaves_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    write_json(path, {"run": 1})
+    with pytest.raises(RuntimeError), atomic_path(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+    assert path.read_text() == '{\n  "run": 1\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+@pytest.mark.parametrize("name,magic", [("f.png", b"\x89PNG"), ("f.pdf", b"%PDF"),
+                                        ("f.jpg", b"\xff\xd8"), ("f", b"\x89PNG")])
+def test_a_figure_is_saved_as_its_name_says(tmp_path: Path, name: str, magic: bytes) -> None:
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    save_figure(fig, tmp_path / name)
+    assert (tmp_path / name).read_bytes().startswith(magic)
+
+
+def test_a_figure_name_of_no_picture_format_is_refused(tmp_path: Path) -> None:
+    fig, _ = plt.subplots()
+    with pytest.raises(FashionCNNError, match=r"\.png, \.pdf, \.svg or \.jpg"):
+        save_figure(fig, tmp_path / "grid.txt")
+    assert not plt.fignum_exists(fig.number)  # released all the same
