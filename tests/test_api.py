@@ -155,6 +155,8 @@ def assert_clean_error(response: httpx.Response, status: int) -> None:
 
 def test_health_ready_model_docs(url: str, seed: Classifier) -> None:
     assert httpx.get(f"{url}/v1/health").json() == {"status": "ok"}
+    assert [httpx.head(f"{url}/v1/{path}").status_code for path in ("health", "ready")] == \
+        [200, 200]  # uptime checkers send HEAD
     ready = httpx.get(f"{url}/v1/ready").json()
     assert ready["status"] == "ready" and ready["model"]["name"] == "seed"
     info = httpx.get(f"{url}/v1/model").json()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,16 @@ def test_help_lists_the_commands() -> None:
     assert result.returncode == 0
     for command in ("data", "train", "cv", "evaluate", "predict", "app", "serve"):
         assert command in result.stdout
+
+
+def test_version_and_python_dash_m(capsys: pytest.CaptureFixture[str]) -> None:
+    from fashion_cnn import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"fashion-cnn {__version__}"
+    result = subprocess.run([sys.executable, "-m", "fashion_cnn", "--version"],
+                            capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout.strip()) == (0, f"fashion-cnn {__version__}")
 
 
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

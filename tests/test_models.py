@@ -332,3 +332,12 @@ def test_weight_averaging_up_to_a_layer_leaves_the_later_ones() -> None:
     assert not torch.equal(after[residual], before[residual])
     with pytest.raises(FashionCNNError, match="no layer 'features.2'.*features.0, features.1"):
         interpolate_weights(base, other, 1.0, until="features.2")
+
+
+def test_the_torch_free_list_of_architectures_is_the_models_list() -> None:
+    """config.py names the architectures without importing torch (the CLI's options); it must
+    name every one models.py builds for `--model` (an ensemble is `--members`, not a model)."""
+    from fashion_cnn.models import ARCHITECTURES
+    from fashion_cnn.training import config
+
+    assert set(config.ARCHITECTURES) == set(ARCHITECTURES) - {"ensemble"}

@@ -309,12 +309,12 @@ def add_info_routes(app: FastAPI, batcher: Batcher, info: dict[str, Any],
     """GET /v1/health, /v1/ready, /v1/model and /metrics."""
     summary = {"name": info["name"], "arch": info["arch"]}
 
-    @app.get("/v1/health")
+    @app.api_route("/v1/health", methods=["GET", "HEAD"])  # HEAD: what uptime checkers send
     async def health() -> dict[str, str]:
         """The server is up."""
         return {"status": "ok"}
 
-    @app.get("/v1/ready")
+    @app.api_route("/v1/ready", methods=["GET", "HEAD"])
     async def ready() -> JSONResponse:
         """200 once the model is loaded and has run once; 503 before."""
         if batcher.ready.is_set():

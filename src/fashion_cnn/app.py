@@ -113,9 +113,9 @@ def show_prediction(p: Prediction, classifier: Classifier, explain: bool) -> Non
     original.image(p.input.original, caption="The picture", width="stretch")
     seen.image(Image.fromarray(p.input.image).resize((140, 140), Image.Resampling.NEAREST),
                caption="What the model sees (28x28)")
-    # fill() adds the unsure verdict's sentence last: its details go under the headline that
-    # says it in short, the picture's own warnings (cut-out, size) in boxes
-    verdict, warnings = (p.warnings[-1], p.warnings[:-1]) if p.unsure else (None, p.warnings)
+    # the unsure verdict's details go under the headline that says it in short, the picture's
+    # own warnings (cut-out, size) in boxes
+    verdict, warnings = p.verdict()
     with result:
         st.markdown(f"### {headline(p)}")
         if verdict:

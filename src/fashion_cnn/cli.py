@@ -24,6 +24,21 @@ from .errors import FashionCNNError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Classify clothing images with CNNs trained on Fashion-MNIST.")
 
+
+def _version(asked: bool) -> None:
+    if asked:
+        from . import __version__
+
+        typer.echo(f"fashion-cnn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")
+] = False) -> None:
+    """Classify clothing images with CNNs trained on Fashion-MNIST."""
+
 DataDir = Annotated[Optional[Path], typer.Option(
     "--data-dir", help="Folder with the four Fashion-MNIST .gz files (`evaluate` needs only the "
     "two t10k ones; default: $FASHION_MNIST_DIR, the cache, /usr/share/datasets/fashion-mnist, "

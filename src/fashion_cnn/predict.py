@@ -74,6 +74,12 @@ class Prediction:
     probabilities: list[float] = field(default_factory=list, repr=False)
     input: Preprocessed | None = field(default=None, repr=False)  # what the model saw
 
+    def verdict(self) -> tuple[str | None, list[str]]:
+        """(the unsure verdict's sentence or None, the warnings about the picture itself):
+        `fill` adds the verdict's sentence last, where a headline or a table row that already
+        says "unsure" wants only its details."""
+        return (self.warnings[-1], self.warnings[:-1]) if self.unsure else (None, self.warnings)
+
     def record(self) -> dict[str, Any]:
         """The JSON/CSV record: every field but the probabilities and the model input."""
         d = asdict(self)
@@ -409,6 +415,7 @@ def format_predictions(predictions: Iterable[Prediction], fmt: str, names: list[
         yield f"{'path':<{width}}  {'label':<12} {'conf':>6}  top-k"
         for p in tracked():
             yield _table_row(p, width)
+            yield from (f"{'':<{width}}  note: {note}" for note in p.verdict()[1])
 
 
 def output_record(p: Prediction) -> dict[str, Any]:
