@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from fashion_cnn.preprocess import (
+    FIRST_FRAME,
     ImageError,
     PreprocessConfig,
     analyse,
@@ -151,6 +152,16 @@ def test_a_file_bigger_than_any_picture_is_refused_unread(tmp_path, monkeypatch)
     with open("/dev/zero", "rb") as endless:  # never ends: only the limit stops it
         with pytest.raises(ImageError, match="more than any picture"):
             decode_image(endless)
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF", "WEBP", "PNG"])
+def test_an_animation_says_only_its_first_frame_was_classified(fmt: str) -> None:
+    frames = [Image.new("RGB", (200, 200), "white") for _ in range(3)]
+    for i, frame in enumerate(frames):  # frames that differ: equal ones are merged on saving
+        frame.paste(Image.new("RGB", (80, 120), "navy"), (60 + 5 * i, 40))
+    moving = _encode(frames[0], fmt, save_all=True, append_images=frames[1:])
+    assert preprocess(moving).warnings[0] == FIRST_FRAME
+    assert FIRST_FRAME not in preprocess(_encode(frames[0], fmt)).warnings
 
 
 def test_missing_file(tmp_path) -> None:

@@ -37,6 +37,8 @@ from .formats import readable_names, register_phone_formats
 
 MAX_PIXELS = 40_000_000  # 40 megapixels as decoded (a JPEG at up to 1/8 scale): larger
 # pictures are refused before decoding
+FIRST_FRAME = "An animation or a file of several pages: only the first frame was classified."
+ANIMATED = ("GIF", "PNG", "WEBP", "TIFF")  # formats whose frames are pictures in a sequence
 MAX_FILE_BYTES = 256 * 2**20  # no picture file is bigger (40 MP as uncompressed 16-bit TIFF:
 # 240 MB); a bigger one (a video, /dev/zero) is refused before it fills the memory
 
@@ -127,6 +129,9 @@ def decode_image(source: bytes | str | Path | BinaryIO, max_pixels: int = MAX_PI
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))  # reads the header only
             width, height = img.size
+            # animations and multi-page files; a phone JPEG's extra pictures (MPO: depth, gain
+            # maps) and HEIC's are not frames of what was photographed
+            frames = getattr(img, "n_frames", 1) if img.format in ANIMATED else 1
             if work_size and img.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale, so a
                 img.draft(None, (work_size, work_size))  # 48-MP phone photo decodes as 0.75
             if img.size[0] * img.size[1] > max_pixels:
@@ -151,7 +156,9 @@ def decode_image(source: bytes | str | Path | BinaryIO, max_pixels: int = MAX_PI
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageError(f"the image is truncated or corrupt ({str(err)[:80]}); "
                          "re-save or re-download it.") from None
-    return reduce_to(to_rgb(img), work_size)
+    img = reduce_to(to_rgb(img), work_size)
+    img.info["frames"] = frames  # an animation or a multi-page TIFF: only the first is used
+    return img
 
 
 def reduce_to(img: Image.Image, work_size: int) -> Image.Image:
@@ -338,12 +345,13 @@ def preprocess(source: bytes | str | Path | BinaryIO | Image.Image,
         img = reduce_to(to_rgb(source), config.work_size)
     else:
         img = decode_image(source, config.max_pixels, config.work_size)
+    first = [FIRST_FRAME] if img.info.get("frames", 1) > 1 else []
     if is_dataset_form(img):
         return Preprocessed(original=img, image=to_dataset_form(img, config), dataset_form=True,
-                            warnings=[])
+                            warnings=first)
     image, warnings, edge_image = convert(img, config)
-    return Preprocessed(original=img, image=image, dataset_form=False, warnings=warnings,
-                        edge_image=edge_image)
+    return Preprocessed(original=img, image=image, dataset_form=False,
+                        warnings=first + warnings, edge_image=edge_image)
 
 
 def model_input(source: bytes | str | Path | BinaryIO | Image.Image,
