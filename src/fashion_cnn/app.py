@@ -150,7 +150,9 @@ def model_page() -> None:
         if rows:
             st.subheader("Per class")
             st.dataframe([{k: r[k] for k in ("class", "precision", "recall", "f1", "support")}
-                          for r in rows], hide_index=True)
+                          for r in rows], hide_index=True,
+                         column_config={k: st.column_config.NumberColumn(format="%.3f")
+                                        for k in ("precision", "recall", "f1")})
     plots = [(key, title) for key, title in (("confusion_matrix", "Confusion matrix"),
                                              ("learning_curves", "Learning curves"))
              if key in files]
