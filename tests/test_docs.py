@@ -272,6 +272,14 @@ def test_layout_names_every_expected_file() -> None:
         assert Path(path).name in block, f"README layout does not mention {path}"
 
 
+def test_layout_names_every_module() -> None:
+    """A newcomer reads the layout as the map of the package: no module may be missing."""
+    names = set(re.findall(r"[\w]+\.py", layout_block()))
+    modules = {p.name for p in (ROOT / "src" / "fashion_cnn").rglob("*.py")
+               if not p.name.startswith("__")}
+    assert modules <= names, f"README's layout does not name {sorted(modules - names)}"
+
+
 @pytest.mark.parametrize("path", LAYOUT)
 def test_layout_paths_exist(path: str) -> None:
     assert (ROOT / path).exists(), f"README's layout names {path}, which does not exist"

@@ -28,12 +28,8 @@ from fashion_cnn.predict import (
     NO_GARMENT,
     NOISE_LIKENESS,
     NOT_A_CLASS,
-    RECORD_KEYS,
     Classifier,
-    Prediction,
     UnsurePolicy,
-    collect_pictures,
-    format_predictions,
     likeness,
 )
 from fashion_cnn.preprocess import (
@@ -43,6 +39,7 @@ from fashion_cnn.preprocess import (
     decode_image,
     preprocess,
 )
+from fashion_cnn.records import RECORD_KEYS, collect_pictures
 
 
 @pytest.fixture(scope="module")
@@ -82,17 +79,6 @@ def test_order_kept_and_errors_isolated(classifier: Classifier) -> None:
     record = results[0].record()
     assert set(record) == {"path", "label", "index", "confidence", "top_k", "error", "warnings",
                            "in_class", "unsure", "unsure_reason"}
-
-
-def test_the_table_shows_a_pictures_warnings_and_not_the_verdict_twice() -> None:
-    top = [{"label": "Coat", "index": 4, "confidence": 0.5}]
-    cut = Prediction("a.jpg", "Coat", 4, 0.5, top, warnings=["Could not tell a garment."])
-    torn = Prediction("b.jpg", "Coat", 4, 0.5, top, warnings=["Small.", "Not sure: between."],
-                      unsure=True, unsure_reason=LOW)
-    lines = list(format_predictions([cut, torn], "table", ["a.jpg", "b.jpg"], []))
-    assert [line.split()[0] for line in lines] == ["path", "a.jpg", "note:", "b.jpg", "note:"]
-    assert lines[2].endswith("note: Could not tell a garment.") and lines[4].endswith("Small.")
-    assert lines[3].endswith("unsure: low confidence")
 
 
 def test_checkpoint_carries_image_preprocessing(classifier: Classifier, tmp_path: Path) -> None:

@@ -37,7 +37,8 @@ from starlette.requests import ClientDisconnect
 from .batching import Batcher, BatchSettings
 from .models import model_files, model_name
 from .ports import bind
-from .predict import Classifier, Prediction, output_record
+from .predict import Classifier, Prediction
+from .records import output_record
 
 MAX_FILES = 64  # pictures per request
 MAX_BODY_BYTES = 20 * 1024 * 1024  # 20 MB per request, refused before it is read

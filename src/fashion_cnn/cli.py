@@ -355,7 +355,8 @@ def predict(
     """Classify pictures of clothing. Exit status 1 if any picture could not be read."""
     from tqdm import tqdm
 
-    from .predict import Classifier, collect_pictures, format_predictions
+    from .predict import Classifier
+    from .records import collect_pictures, format_predictions
 
     names, sources = collect_pictures(paths, recursive, stdin=sys.stdin.buffer)
     classifier = Classifier(model, backend=backend)

@@ -12,9 +12,6 @@ model torn between two classes ("low confidence").
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,9 +23,9 @@ from PIL import Image
 
 from .data import CLASS_NAMES
 from .errors import FashionCNNError
-from .formats import PICTURE_SUFFIXES, missing_note
+from .formats import missing_note
 from .models import load_checkpoint
-from .preprocess import MAX_FILE_BYTES, ImageError, PreprocessConfig, Preprocessed, preprocess
+from .preprocess import ImageError, PreprocessConfig, Preprocessed, preprocess
 
 BATCH = 256  # pictures decoded per forward pass: bounds memory, amortises the model call
 LOW_CONFIDENCE = 0.6  # models without an in-class threshold: below this top-class
@@ -346,115 +343,3 @@ def _name(source: Source, i: int) -> str:
     if isinstance(source, (str, Path)):
         return str(source)
     return getattr(source, "name", None) or f"image {i + 1}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Command-line input and output
-
-RECORD_KEYS = ("path", "label", "index", "confidence", "top_k", "error", "in_class", "unsure",
-               "unsure_reason", "warnings")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet may run such a cell
-
-
-def collect_pictures(paths: list[str], recursive: bool = False,
-                     stdin: BinaryIO | None = None) -> tuple[list[str], list[Source]]:
-    """Expand files, folders (their image files, sorted) and '-' (stdin) into names+sources.
-
-    A path that does not exist stays in the list: it gets an error record, like a bad file.
-    """
-    if paths.count("-") > 1:
-        raise FashionCNNError("'-' (standard input) can be given only once.")
-    names: list[str] = []
-    sources: list[Source] = []
-    for p in paths:
-        path = Path(p)
-        if p == "-":
-            names.append("-")
-            # at most one byte over the limit: decode_image then refuses it
-            sources.append(stdin.read(MAX_FILE_BYTES + 1) if stdin is not None else b"")
-        elif path.is_dir():
-            files = sorted(f for f in (path.rglob("*") if recursive else path.iterdir())
-                           if f.is_file() and f.suffix.lower() in PICTURE_SUFFIXES)
-            if not files:
-                hint = "" if recursive else " (add --recursive to look in subfolders)"
-                raise FashionCNNError(f"No pictures in folder {p}{hint}; looked for "
-                                      f"{', '.join(PICTURE_SUFFIXES)} files.")
-            names += [str(f) for f in files]
-            sources += files
-        else:
-            names.append(p)
-            sources.append(path)
-    return names, sources
-
-
-def format_predictions(predictions: Iterable[Prediction], fmt: str, names: list[str],
-                       failed: list[str]) -> Iterator[str]:
-    """Lines of output as table, json or csv, streamed; appends failed paths to `failed`."""
-    def tracked() -> Iterator[Prediction]:
-        for p in predictions:
-            if p.error:
-                failed.append(p.path)
-            yield p
-
-    if fmt == "json":
-        yield "["
-        previous = None
-        for p in tracked():
-            if previous is not None:
-                yield f"  {previous},"
-            previous = json.dumps(output_record(p))
-        if previous is not None:
-            yield f"  {previous}"
-        yield "]"
-    elif fmt == "csv":
-        yield _csv_line(RECORD_KEYS)
-        for p in tracked():
-            yield _csv_line(_csv_cells(output_record(p)))
-    else:
-        width = min(max([len(n) for n in names] + [4]), 60)
-        yield f"{'path':<{width}}  {'label':<12} {'conf':>6}  top-k"
-        for p in tracked():
-            yield _table_row(p, width)
-            yield from (f"{'':<{width}}  note: {note}" for note in p.verdict()[1])
-
-
-def output_record(p: Prediction) -> dict[str, Any]:
-    """The record `predict --format json` prints (and the HTTP API answers), keys in order."""
-    r = p.record()
-    return {k: r[k] for k in RECORD_KEYS}
-
-
-def _csv_cells(r: dict[str, Any]) -> list[str]:
-    """One record as CSV cells, in RECORD_KEYS order; lists joined, numbers to 4 decimals."""
-    def number(x: float | None) -> str:
-        return "" if x is None else f"{x:.4f}"
-
-    cells = {**r, "confidence": number(r["confidence"]), "in_class": number(r["in_class"]),
-             "top_k": ";".join(f"{t['label']}:{t['confidence']:.4f}" for t in r["top_k"]),
-             "unsure": "true" if r["unsure"] else "false", "warnings": " | ".join(r["warnings"])}
-    return [spreadsheet_safe("" if cells[k] is None else str(cells[k])) for k in RECORD_KEYS]
-
-
-def spreadsheet_safe(cell: str) -> str:
-    """Quote a cell a spreadsheet would run as a formula (OWASP "CSV injection"): a file named
-    `=HYPERLINK(...).png` must show as text, not become a link."""
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
-
-
-def _table_row(p: Prediction, width: int) -> str:
-    path = p.path if len(p.path) <= width else "..." + p.path[-(width - 3):]
-    if p.error:
-        return f"{path:<{width}}  error: {p.error}"
-    if p.label is None:  # no garment found: nothing to show but the reason
-        return f"{path:<{width}}  unsure: {p.unsure_reason}"
-    top = ", ".join(f"{t['label']} {100 * t['confidence']:.1f}%" for t in p.top_k)
-    note = f"  unsure: {p.unsure_reason}" if p.unsure else ""
-    return f"{path:<{width}}  {p.label:<12} {100 * p.confidence:>5.1f}%  {top}{note}"
-
-
-def _csv_line(values: Iterable[Any]) -> str:
-    """One CSV row without its line end. The writer needs a real line end to quote a cell
-    holding one (a file name with a newline would otherwise start a row of its own)."""
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerow(values)
-    return buf.getvalue().removesuffix("\r\n")
