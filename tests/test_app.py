@@ -168,14 +168,25 @@ def test_phone_pictures_upload(classifier: Classifier) -> None:
     assert _results(at) == [expected, expected]
 
 
-def test_explanation_overlay_is_shown() -> None:
+def test_explanation_overlay_is_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """And clicking does not classify the same pictures again: the page runs again on every
+    click, and with 30 photos each click once took seconds."""
+    import streamlit as st
+
+    st.cache_data.clear()  # other tests' pictures may be in it
+    seen: list[str] = []
+    classify_one = Classifier.classify_one
+    monkeypatch.setattr(Classifier, "classify_one", lambda self, source, name=None, top_k=3: (
+        seen.append(name) or classify_one(self, source, name, top_k)))
     at = _app()
-    at.pills(key="samples").set_value(["Dress 1"]).run()
+    at.pills(key="samples").set_value(["Dress 1", "Bag 1"]).run()
     n_images = len(at.image)
     at.toggle[1].set_value(True).run()
     assert not at.exception
-    assert len(at.image) == n_images + 1
+    assert len(at.image) == n_images + 2
     assert "SmoothGrad" in at.image[-1].proto.imgs[0].caption
+    at.toggle[1].set_value(False).run()
+    assert len(at.image) == n_images and sorted(seen) == ["Bag 1", "Dress 1"]  # once each
 
 
 def test_model_page_reads_the_shipped_files() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fashion_cnn.predict import LOW, Prediction
-from fashion_cnn.records import format_predictions, spreadsheet_safe
+from fashion_cnn.records import format_predictions, percent, spreadsheet_safe
 
 
 def test_the_table_shows_a_pictures_warnings_and_not_the_verdict_twice() -> None:
@@ -20,3 +20,8 @@ def test_the_table_shows_a_pictures_warnings_and_not_the_verdict_twice() -> None
 def test_a_cell_a_spreadsheet_would_run_is_quoted() -> None:
     assert [spreadsheet_safe(c) for c in ("=1+2", "+a", "-b", "@c", "plain", "a=b")] == \
         ["'=1+2", "'+a", "'-b", "'@c", "plain", "a=b"]
+
+
+def test_a_probability_short_of_one_never_reads_100_percent() -> None:
+    assert [percent(p) for p in (0.5, 0.9994, 0.9996, 1.0)] == \
+        ["50.0%", "99.9%", ">99.9%", "100.0%"]

@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 from PIL import Image
 
@@ -20,6 +21,7 @@ from fashion_cnn.explain import overlay, saliency
 from fashion_cnn.formats import PICTURE_SUFFIXES, readable_names
 from fashion_cnn.models import model_files
 from fashion_cnn.predict import NO_GARMENT, NOT_A_CLASS, Classifier, Prediction
+from fashion_cnn.records import percent
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 # What a model is good for: one with an unsure rule was chosen on real phone photos
@@ -34,6 +36,20 @@ TOP_K = 5
 @st.cache_resource(show_spinner="Loading the model ...")
 def get_classifier(model: str | None) -> Classifier:
     return Classifier(model)
+
+
+# Streamlit runs the page again on every click: a picture already classified (or explained)
+# is answered from these caches, not computed again
+@st.cache_data(max_entries=200, show_spinner=False)
+def classify_cached(model: str | None, data: bytes, name: str) -> Prediction:
+    """One picture's prediction by `model` (None: the default)."""
+    return get_classifier(model).classify_one(data, name, top_k=TOP_K)
+
+
+@st.cache_data(max_entries=200, show_spinner="Finding the pixels that drove it ...")
+def saliency_cached(model: str | None, image: np.ndarray, index: int) -> np.ndarray:
+    """`explain.saliency` of a model input (uint8 [28, 28]) for class `index`."""
+    return saliency(get_classifier(model).net, image, index)
 
 
 def model_from_env() -> str | None:
@@ -88,8 +104,8 @@ def classify_page() -> None:
     if not sources:
         st.info("Upload pictures, take one with the camera, or pick a sample.")
         return
-    for prediction in classifier.classify(sources, names, top_k=TOP_K):
-        show_prediction(prediction, classifier, explain)
+    for source, name in zip(sources, names, strict=True):
+        show_prediction(classify_cached(model_from_env(), source, name), explain)
 
 
 def headline(p: Prediction) -> str:
@@ -103,7 +119,7 @@ def headline(p: Prediction) -> str:
     return f"Result: {p.label}"
 
 
-def show_prediction(p: Prediction, classifier: Classifier, explain: bool) -> None:
+def show_prediction(p: Prediction, explain: bool) -> None:
     st.divider()
     st.subheader(p.path)
     if p.error:
@@ -122,13 +138,13 @@ def show_prediction(p: Prediction, classifier: Classifier, explain: bool) -> Non
             st.caption(verdict)
         if p.label is not None:  # no garment found: there is no guess to show
             lead = f"Best guess {p.label}, confidence" if p.unsure else "Confidence"
-            st.markdown(f"{lead} **{100 * p.confidence:.1f}%**")
+            st.markdown(f"{lead} **{percent(p.confidence)}**")
             chart = {t["label"]: t["confidence"] for t in p.top_k}
             st.bar_chart(chart, horizontal=True, sort=False, x_label="probability", height=180)
     for warning in warnings:
         st.warning(warning)
     if explain and p.index is not None:
-        heat = saliency(classifier.net, p.input.image, p.index)
+        heat = saliency_cached(model_from_env(), p.input.image, p.index)
         st.image(overlay(p.input.image, heat), width=224,
                  caption=f"Pixels that most raised the score of '{p.label}' (SmoothGrad)")
 

@@ -115,9 +115,16 @@ def _table_row(p: Prediction, width: int) -> str:
         return f"{path:<{width}}  error: {p.error}"
     if p.label is None:  # no garment found: nothing to show but the reason
         return f"{path:<{width}}  unsure: {p.unsure_reason}"
-    top = ", ".join(f"{t['label']} {100 * t['confidence']:.1f}%" for t in p.top_k)
+    top = ", ".join(f"{t['label']} {percent(t['confidence'])}" for t in p.top_k)
     note = f"  unsure: {p.unsure_reason}" if p.unsure else ""
-    return f"{path:<{width}}  {p.label:<12} {100 * p.confidence:>5.1f}%  {top}{note}"
+    return f"{path:<{width}}  {p.label:<12} {percent(p.confidence):>6}  {top}{note}"
+
+
+def percent(probability: float) -> str:
+    """A probability as a percentage to one decimal; a model short of certainty never reads
+    "100.0%" (">99.9%" instead)."""
+    text = f"{100 * probability:.1f}%"
+    return ">99.9%" if text == "100.0%" and probability < 1 else text
 
 
 def _csv_line(values: Iterable[Any]) -> str:
