@@ -67,7 +67,7 @@ def test_evaluate_and_worst_mistakes() -> None:
     report = evaluate(model, _images(4), labels)
     assert report["accuracy"] == pytest.approx(0.5) and report["n_images"] == 4
     assert report["confusion_matrix"][2][7] == 1 and report["confusion_matrix"][3][4] == 1
-    mistakes = worst_mistakes(model, _images(4), labels, k=5)
+    mistakes = worst_mistakes(logits, labels, k=5)
     assert [m["index"] for m in mistakes] == [2, 3]
     assert mistakes[0]["predicted"] == 7 and mistakes[0]["confidence"] > 0.99
     assert format_report(report).startswith("Accuracy : 50.00%")

@@ -298,8 +298,7 @@ def evaluate(
 ) -> None:
     """Score a model on the official 10,000 test images."""
     from .data import load_test_set
-    from .evaluate import evaluate as run_evaluation
-    from .evaluate import format_report, worst_mistakes
+    from .evaluate import format_report, predict_logits, report_of, worst_mistakes
     from .models import tta_views
     from .predict import Classifier
 
@@ -310,7 +309,8 @@ def evaluate(
     # torch: the model itself (evaluation's fused forward pass where the model has one).
     forward = net if classifier.backend == "torch" else classifier.logits
     images, labels = load_test_set(data_dir, offline=offline, progress=not as_json)
-    report = run_evaluation(forward, images, labels)
+    logits = predict_logits(forward, images, progress="" if as_json else "scoring")
+    report = report_of(logits, labels)
     report["checkpoint"] = meta["path"]
     report["arch"] = meta["arch"]
     report["tta"] = getattr(net, "tta", False)
@@ -319,8 +319,7 @@ def evaluate(
         from .plots import confusion_plot, mistakes_grid
 
         confusion_plot(report["confusion_matrix"], plots / "confusion_matrix.png")
-        mistakes_grid(images, worst_mistakes(forward, images, labels),
-                      plots / "worst_mistakes.png")
+        mistakes_grid(images, worst_mistakes(logits, labels), plots / "worst_mistakes.png")
     if as_json:
         typer.echo(json.dumps(report))
     else:

@@ -75,9 +75,15 @@ def per_class_metrics(confusion: torch.Tensor) -> list[dict[str, Any]]:
             for i, name in enumerate(CLASS_NAMES)]
 
 
-def evaluate(model: Forward, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
-    """Full report on a labelled set: accuracy (fraction), loss, per-class table, confusion."""
-    logits = predict_logits(model, images)
+def evaluate(model: Forward, images: torch.Tensor, labels: torch.Tensor,
+             progress: str = "") -> dict[str, Any]:
+    """Full report on a labelled set: accuracy (fraction), loss, per-class table, confusion
+    (`progress`: a progress bar's label, as predict_logits)."""
+    return report_of(predict_logits(model, images, progress=progress), labels)
+
+
+def report_of(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+    """`evaluate`'s report from the logits [N, 10] already computed for the labels [N]."""
     predictions = logits.argmax(1)
     confusion = confusion_matrix(labels, predictions)
     return {
@@ -90,10 +96,11 @@ def evaluate(model: Forward, images: torch.Tensor, labels: torch.Tensor) -> dict
     }
 
 
-def worst_mistakes(model: Forward, images: torch.Tensor, labels: torch.Tensor,
+def worst_mistakes(logits: torch.Tensor, labels: torch.Tensor,
                    k: int = 25) -> list[dict[str, Any]]:
-    """The k wrong predictions made with the highest confidence."""
-    probs = predict_logits(model, images).softmax(1)
+    """The k wrong predictions (logits [N, 10] for labels [N]) made with the highest
+    confidence."""
+    probs = logits.softmax(1)
     confidence, predictions = probs.max(1)
     wrong = (predictions != labels).nonzero().flatten()
     order = wrong[confidence[wrong].argsort(descending=True)][:k]
