@@ -1,10 +1,15 @@
 # fashion-cnn: `make run` (install + start the web app), `make test` (install + pytest).
-# Every install path puts torch==2.13.0 (CPU build) in first, so nothing pulls a CUDA build.
+# Every install path puts torch==2.13.0 in first (from TORCH_INDEX if set), so that no other
+# requirement lets pip choose a torch, and with it a CUDA build.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
+# Where torch comes from: pip's own indexes by default; on Linux outside this project's machines
+# PyPI's wheel is the multi-GB CUDA build, so `make run TORCH_INDEX=https://download.pytorch.org/whl/cpu`
+TORCH_INDEX ?=
+PIP_TORCH := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
 PORT   ?= 8501
 
 # The official files next to this checkout, if present; otherwise the package's own lookup
@@ -34,10 +39,11 @@ lint: $(VENV)/.installed-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet $(PIP_TORCH)
 
+# everything a user runs: the app, the HTTP API and the onnxruntime backend `auto` picks
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet $(TORCH) -e '.[app]'
+	$(BIN)/pip install --quiet $(TORCH) -e '.[app,api,onnx]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python

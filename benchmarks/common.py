@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from fashion_cnn.data import FashionMNIST, load_fashion_mnist
-from fashion_cnn.files import write_json
+from fashion_cnn.files import file_sha256, write_json
 from fashion_cnn.preprocess import PreprocessConfig
 from fashion_cnn.provenance import provenance
 from fashion_cnn.training import TrainConfig, recipe_config
@@ -99,7 +99,11 @@ def data_dir_flag(args: argparse.Namespace) -> list[str]:
 def write_result(out: Path, result: dict[str, Any], *, seed: int | None,
                  checksums: dict[str, str]) -> None:
     """Write `result` to `out` after its provenance (the result's own keys win, e.g. a
-    "command" naming the training command it measured)."""
+    "command" naming the training command it measured). A result naming its `checkpoint` also
+    records that file's SHA-256: a shipped model's path stays while its weights change."""
+    checkpoint = result.get("checkpoint")
+    if isinstance(checkpoint, str) and Path(checkpoint).is_file():
+        result = {**result, "checkpoint_sha256": file_sha256(checkpoint)}
     write_json(out, {**provenance(seed, checksums), **result})
 
 

@@ -73,9 +73,11 @@ Files here: `metrics.json` (all numbers above plus the confusion matrix),
 
 ## Limits
 Trained on Fashion-MNIST only: 28x28 grayscale product shots on a black background, no
-augmentation. `fashion-cnn predict` and the app convert photos the way the dataset's authors
-did (`fashion_cnn.preprocess`: trim, fit to 28x28, centre, negate, stretch); this model was
-never trained on such conversions, yet on photo-style versions of the test images it keeps most
+augmentation, and never on a phone photo: on the real validation photos it is near chance
+(README's table); use the default model for photos. `fashion-cnn predict` and the app convert
+a product photo on a plain backdrop the way the dataset's authors did (`fashion_cnn.preprocess`:
+trim, fit to 28x28, centre, negate, stretch) and cut the garment out of any other; this model
+was never trained on such conversions, yet on photo-style versions of the test images it keeps most
 of its accuracy (see `benchmarks/results/photo_accuracy_seed_test.json`, made by
 `python benchmarks/photo_accuracy.py`). Shirt vs T-shirt/top, pullover and coat are its weakest
 classes.
@@ -97,9 +99,10 @@ Runs as a float32 ONNX graph by default: its int8 graph failed the check ({q['er
 `predict`, `evaluate`, the app and the API run this model as an int8 ONNX graph by default
 (`--backend auto`; `--backend torch` or `onnxruntime` give the float32 model): int8 weights,
 activation ranges calibrated on {q['calibration_images']:,} training images of the training
-part that the checkpoint carries (`export.calibration_images`). Test accuracy
-{100 * q['test_accuracy']:.2f}% (float32 {100 * s['shipped_test_accuracy']:.2f}%); the same top
-class as PyTorch on {q['same_top_class']:,} of {q['n_images']:,} test images.
+part that the checkpoint carries (`export.calibration_images`). Test accuracy on the CPU that
+shipped it {100 * q['test_accuracy']:.2f}% (float32 {100 * s['shipped_test_accuracy']:.2f}%); the
+same top class as PyTorch on {q['same_top_class']:,} of {q['n_images']:,} test images (int8 kernels
+differ a little between CPUs: `benchmarks/results/backend_speed*.json`).
 """
 
 
@@ -118,12 +121,14 @@ def best_card(s: dict[str, Any], model: Path, weights: str) -> str:
                  f"{100 * val['photos_plain']:.2f}% without, {100 * val['photos_tta']:.2f}% with; "
                  "the two gains added decide" if "photos_tta" in val else "")
     resumed = f", resumed as `{run['resumed_with']}`" if "resumed_with" in run else ""
-    command = (f"`{run['command']}`{resumed} (`python scripts/ship_model.py --model best --photos` "
-               "trains the base runs, fine-tunes them and ships seed 0)" if cfg.get("init") else
+    command = (f"`{run['command']}`{resumed} (shipped by `python scripts/{s['command']}`)"
+               if cfg.get("init") else
                "`fashion-cnn train --model best --seed N` (`python scripts/ship_model.py "
                "--model best` trains the seeds and ships seed 0)")
     if start := run.get("init"):  # `init` may name a shipped model: the file says which
         command += f" (it started from `{cfg['init']}` as it was then, sha256 `{start['sha256']}`)"
+    momentum = ("cycling 0.95 -> 0.85 -> 0.95 against the learning rate"
+                if cfg.get("schedule") == "onecycle" else cfg["momentum"])
     tuned = (" of the fine-tuning (the base model: `fashion-cnn train --recipe best`, from "
              "scratch)" if cfg.get("init") else "")
     if average := s.get("weight_average"):  # WiSE-FT: this run's weights averaged with another's
@@ -160,7 +165,7 @@ training set's pixel mean and std; photos are converted by `fashion_cnn.preproce
 {int8_section(s)}
 ## Training
 - Command: {command}
-- Recipe{tuned}: SGD with Nesterov momentum {cfg['momentum']}, batch {cfg['batch_size']},
+- Recipe{tuned}: SGD with Nesterov momentum {momentum}, batch {cfg['batch_size']},
   {cfg['epochs']} epochs, one-cycle learning rate peaking at {cfg['lr']}, weight decay
   {cfg['weight_decay']}, label smoothing {cfg['label_smoothing']}; augmentation: mirror
   (p=0.5), whole-pixel shifts up to {augment['translate']} px, random erasing

@@ -211,3 +211,15 @@ def test_the_fine_cut_out_keeps_detail_the_96_px_copy_loses() -> None:
     fine28 = resolution.cut_out_fine(img, PreprocessConfig(size=28))[0]
     coarse28 = cut_out(img, PreprocessConfig(size=28))[0]
     assert ((fine28 > 0) == (coarse28 > 0)).mean() > 0.95
+
+
+def test_a_result_names_the_weights_it_measured(tmp_path: Path) -> None:
+    """`checkpoint` is a path a new model ships to; its SHA-256 says which weights it was."""
+    weights = tmp_path / "model.pt"
+    weights.write_bytes(b"weights one")
+    common.write_result(tmp_path / "r.json", {"checkpoint": str(weights), "x": 1}, seed=0,
+                        checksums={})
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["checkpoint_sha256"] == file_sha256(weights) and saved["x"] == 1
+    common.write_result(tmp_path / "s.json", {"x": 2}, seed=0, checksums={})
+    assert "checkpoint_sha256" not in json.loads((tmp_path / "s.json").read_text())

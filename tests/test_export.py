@@ -230,12 +230,12 @@ def test_without_onnxruntime_auto_is_torch_and_onnxruntime_says_what_to_install(
     assert choose_backend("auto", "best") == "torch"
     assert Classifier(checkpoint).backend == "torch"
     for backend in ("onnxruntime", "onnxruntime-int8"):
-        with pytest.raises(FashionCNNError, match=r"pip install 'fashion-cnn\[onnx\]'"):
+        with pytest.raises(FashionCNNError, match=r"pip install -e '\.\[onnx\]'"):
             Classifier(checkpoint, backend=backend)
     sample = str(sorted(SAMPLES.glob("*.jpg"))[0])
     assert main(["predict", sample, "--model", str(checkpoint), "--backend", "onnxruntime"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "fashion-cnn[onnx]" in err and "Traceback" not in err
+    assert err.startswith("error: ") and ".[onnx]" in err and "Traceback" not in err
 
 
 def test_predict_backends_agree(capsys: pytest.CaptureFixture[str]) -> None:

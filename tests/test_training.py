@@ -95,6 +95,14 @@ def test_a_run_without_the_test_set_never_reads_it(tiny_data, tmp_path: Path) ->
         run_training(TrainConfig(**{**TINY, "init": "best"}), untouchable,
                      tmp_path / "wrong-init", progress=False, log=_quiet)
     assert not (tmp_path / "wrong-init").exists()
+    # a checkpoint that does not say how it trained may have seen any validation image
+    from fashion_cnn.models import save_checkpoint
+
+    save_checkpoint(tmp_path / "anonymous.pt", build_model("seed"), config={}, metrics={},
+                    data_checksums=None)
+    with pytest.raises(FashionCNNError, match="does not say how it was trained"):
+        run_training(TrainConfig(**{**TINY, "init": str(tmp_path / "anonymous.pt")}),
+                     untouchable, tmp_path / "anonymous", progress=False, log=_quiet)
     # an ensemble's members are scored on the validation split, so it needs one too
     with pytest.raises(FashionCNNError, match="--members needs a validation split"):
         run_training(TrainConfig(**{**TINY, "model": "best", "members": 2, "val_fraction": 0.0}),
@@ -838,3 +846,16 @@ def test_bf16_runs_only_where_the_cpu_has_it(tiny_data, tmp_path: Path, monkeypa
     metrics = run_training(config, tiny_data, tmp_path, progress=False, log=said.append)
     assert metrics["bf16_used"] == native and metrics["config"]["bf16"] is True
     assert any("no native bfloat16" in line for line in said) == (not native)
+
+
+def test_throughput_counts_every_image_an_epoch_trained_on() -> None:
+    """An epoch record from before records counted their images (the shipped default's) once
+    counted Fashion-MNIST's 54,000 alone, where it trained on 132,544 with the photos."""
+    from fashion_cnn.training.run import throughput
+
+    new = [{"images": 132_544, "epoch_seconds": 1000.0, "images_per_second": 132.544}]
+    old = [{"epoch_seconds": 1000.0, "images_per_second": 132.544}]
+    oldest = [{"epoch_seconds": 1000.0}]
+    assert throughput([new], 54_000, 1000.0) == throughput([old], 54_000, 1000.0) == \
+        pytest.approx(132.544)
+    assert throughput([oldest], 54_000, 1000.0) == pytest.approx(54.0)

@@ -236,7 +236,7 @@ def train(
 def cv(
     options: dict[str, object],
     folds: Annotated[Optional[int], typer.Option(
-        help="Number of folds [default: 5; with --resume, the run's].")] = None,
+        help="Number of folds (default 5; with --resume, the run's).")] = None,
     out: Annotated[Path, typer.Option(
         help="Output folder; re-running with the same folder skips finished folds.")
     ] = Path("runs/cv"),
@@ -291,8 +291,8 @@ def evaluate(
         help="Write confusion_matrix.png and worst_mistakes.png into this folder.")] = None,
     tta: Annotated[Optional[bool], typer.Option(
         "--tta/--no-tta", help="Average each image with its mirror image, and its shifts for a "
-        "model trained with --tta-shift (test-time augmentation) [default: as the model "
-        "ships].", show_default=False)] = None,
+        "model trained with --tta-shift (test-time augmentation; default: as the model "
+        "ships).", show_default=False)] = None,
     backend: Backend = "auto",
     data_dir: DataDir = None, offline: Offline = False,
 ) -> None:
@@ -449,7 +449,8 @@ def app_command(
     from .ports import bind
 
     if importlib.util.find_spec("streamlit") is None:
-        raise FashionCNNError("The app needs Streamlit: pip install 'fashion-cnn[app]'.")
+        raise FashionCNNError("The app needs Streamlit: pip install -e '.[app]' in "
+                              "fashion-cnn's checkout.")
     load_checkpoint(model)  # a wrong checkpoint fails here, with a clear message
     if model and Path(model).exists():
         model = str(Path(model).resolve())  # the server may not share our idea of '.'
@@ -493,7 +494,8 @@ def serve_command(
     import importlib.util
 
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
-        raise FashionCNNError("The HTTP API needs FastAPI: pip install 'fashion-cnn[api]'.")
+        raise FashionCNNError("The HTTP API needs FastAPI: pip install -e '.[api]' in "
+                              "fashion-cnn's checkout.")
     from .api import Settings, serve
     from .models import load_checkpoint
     from .ports import bind

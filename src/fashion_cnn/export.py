@@ -66,7 +66,7 @@ CALIBRATION_BATCH = 100  # images per calibration run (bounds the calibrator's m
 SESSION_CHECK_IMAGES = EVAL_BATCH  # Classifier's in-memory graph: one batch, so the first
 # use of the onnxruntime backend (before the cache) waits seconds less
 ONNX_PACKAGES = ("onnx", "onnxruntime")  # the `[onnx]` extra
-INSTALL_HINT = "pip install 'fashion-cnn[onnx]'"
+INSTALL_HINT = "pip install -e '.[onnx]' in fashion-cnn's checkout"
 ONNX_CACHE_DIR = CACHE_ROOT / "onnx"
 
 

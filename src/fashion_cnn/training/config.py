@@ -86,7 +86,8 @@ class TrainConfig:
     epochs: int = _option(10, "Passes over the training data.")
     batch_size: int = _option(32, "Images per SGD step.")
     lr: float = _option(0.01, "SGD learning rate (the peak, with --schedule onecycle).")
-    momentum: float = _option(0.9, "SGD momentum (Keras-style).")
+    momentum: float = _option(0.9, "SGD momentum (Keras-style); with --schedule onecycle it "
+                              "cycles 0.95 -> 0.85 -> 0.95 against the learning rate instead.")
     seed: int = _option(0, "Random seed (initialisation, validation split or folds, shuffling).")
     split_seed: int = _option(-1, "Seed of the validation split; -1: --seed (an ensemble's "
                               "members share their ensemble's split).")

@@ -117,8 +117,12 @@ def check_init(config: TrainConfig) -> None:
         raise FashionCNNError(f"--init {config.init} is a {meta['arch']!r} model, not "
                               f"{config.model!r}; pass --model {meta['arch']}.")
     saved = meta.get("config")
-    if config.val_fraction == 0 or not saved:  # a checkpoint that does not say how it trained
+    if config.val_fraction == 0:
         return
+    if not saved:  # a checkpoint that does not say how it trained may have seen any image
+        raise FashionCNNError(f"--init {config.init} does not say how it was trained, so it may "
+                              "have learned any of this run's validation images. Fine-tune it "
+                              "with --val-fraction 0 (scored on the test set).")
     fraction = saved.get("val_fraction", 0.1)
     if fraction == 0:
         raise FashionCNNError(f"--init {config.init} was trained on every training image, so "
@@ -250,8 +254,18 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
 
 def throughput(histories: list[list[dict[str, Any]]], n_train: int, seconds: float) -> float:
     """Training images per second over every epoch: Fashion-MNIST's and, with them, the
-    photos (an epoch recorded before records counted their images counts `n_train`)."""
-    return sum(h.get("images", n_train) for history in histories for h in history) / seconds
+    photos. An epoch recorded before records counted their images counts its own rate times
+    its seconds (`n_train`, Fashion-MNIST's alone, once undercounted runs with photos)."""
+    return sum(epoch_images(h, n_train) for history in histories for h in history) / seconds
+
+
+def epoch_images(record: dict[str, Any], n_train: int) -> float:
+    """How many images an epoch record's epoch trained on."""
+    if "images" in record:
+        return record["images"]
+    if "images_per_second" in record:
+        return record["images_per_second"] * record["epoch_seconds"]
+    return n_train
 
 
 def _quiet(_: str) -> None:
