@@ -63,6 +63,14 @@ def results_copy(tmp_path: Path) -> Path:
     return Path(shutil.copytree(report.RESULTS_DIR, tmp_path / "results"))
 
 
+def section_of(text: str, heading: str) -> str:
+    """The section of docs/benchmarks.md whose `## ` heading holds `heading` (not its line in
+    the contents), up to the next section."""
+    start = next(m.start() for m in re.finditer(r"^## .*$", text, re.M) if heading in m[0])
+    end = text.find("\n## ", start + 1)
+    return text[start:] if end < 0 else text[start:end]
+
+
 def layout_block() -> str:
     """The fenced block under README's '## Layout' heading."""
     match = re.search(r"^## Layout\n+```\n(.*?)```", README.read_text(), re.S | re.M)
@@ -160,7 +168,7 @@ def test_unknown_and_broken_files_get_a_generic_section(results_copy: Path) -> N
          "nested": {"ignored": 1}}))
     (results_copy / "threads.json").write_text(json.dumps({"command": "threads.py"}))
     text = report.render_benchmarks(results_copy)
-    new = text[text.index("`zz_new_benchmark.json`"):]
+    new = section_of(text, "`zz_new_benchmark.json`")
     assert "`new.py`" in new and "| `speedup` | 1.5 |" in new and "ignored" not in new
     assert "could not read this file (KeyError" in text
 
@@ -209,19 +217,17 @@ def test_weight_interpolation_section_adds_the_hard_photos_when_scored(
     (results_copy / "weight_interpolation_candidate.json").write_text(json.dumps(
         {**recorded, "hard_photos": 2000, "rows": rows}))
     text = report.render_benchmarks(results_copy)
-    part = text[text.index("`weight_interpolation_candidate.json`"):]
-    part = part[:part.index("\n## ")]
+    part = section_of(text, "`weight_interpolation_candidate.json`")
     assert "could not read" not in part and "the first 2,000 Fashion-MNIST validation" in part
     lines = [line for line in part.splitlines() if line.startswith("| 0.5 |")]
     assert len(lines) == 1 and lines[0].endswith("| 91.50% | 3.15 | 32 / 24 | 0.350 |")
-    old = text[text.index("`weight_interpolation.json`"):]
-    assert "hard photos" not in old[:old.index("\n## ")]
+    assert "hard photos" not in section_of(text, "`weight_interpolation.json`")
     assert "scored with the mirror" in part
     (results_copy / "weight_interpolation_candidate.json").write_text(json.dumps(
         {**recorded, "base_mirror": False}))
-    part = report.render_benchmarks(results_copy)
-    part = part[part.index("`weight_interpolation_candidate.json`"):]
-    assert "scored without the mirror" in part[:part.index("\n## ")]
+    part = section_of(report.render_benchmarks(results_copy),
+                      "`weight_interpolation_candidate.json`")
+    assert "scored without the mirror" in part
 
 
 def test_one_hour_summary_names_what_each_candidate_is_short_on(results_copy: Path) -> None:
@@ -239,8 +245,7 @@ def test_one_hour_summary_names_what_each_candidate_is_short_on(results_copy: Pa
             {**recorded, **extra, "tuned": f"runs/{name}", "rows": rows,
              "tuned_training": made}))
     text = report.render_benchmarks(results_copy)
-    part = text[text.index("every candidate"):]
-    part = part[:part.index("\n## ")]
+    part = section_of(text, "every candidate")
     line = next(row for row in part.splitlines() if row.startswith("| `runs/a` |"))
     assert line.startswith("| `runs/a` | 61.0 |") and line.endswith("| hard photos, minutes |")
     assert "`runs/b`" not in part and "| `../runs/onerun-e25` |" in part
@@ -303,3 +308,16 @@ def test_the_models_table_marks_figures_of_earlier_weights(results_copy: Path) -
     row = next(line for line in report.render_models(results_dir=results_copy).splitlines()
                if line.startswith("| [`best`]"))
     assert f"{data['validation']['out_of_class_auroc']:.3f} (earlier weights)" in row
+
+
+def test_benchmarks_open_with_the_shipped_models_and_a_contents_list() -> None:
+    """A user asks first how good and how fast the shipped models are; then finds a section
+    among sixty by its link, which must lead to a heading."""
+    text = BENCHMARKS_MD.read_text()
+    first = re.findall(r"^## (.*)$", text, re.M)[:2]
+    assert first == ["For users: the shipped models", "Contents"]
+    anchors = re.findall(r"^- \[.*\]\(#([\w-]+)\)$", text, re.M)
+    headings = re.findall(r"^## (.*)$", text, re.M)[2:]
+    assert len(anchors) == len(headings) == len(set(anchors))
+    for anchor, heading in zip(anchors, headings, strict=True):
+        assert anchor.startswith(re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-"))
