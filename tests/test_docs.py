@@ -280,7 +280,8 @@ def test_layout_names_every_expected_file() -> None:
 def test_layout_names_every_module() -> None:
     """A newcomer reads the layout as the map of the package: no module may be missing."""
     names = set(re.findall(r"[\w]+\.py", layout_block()))
-    modules = {p.name for p in (ROOT / "src" / "fashion_cnn").rglob("*.py")
+    modules = {p.name for p in [*(ROOT / "src" / "fashion_cnn").rglob("*.py"),
+                                *(ROOT / "scripts").glob("*.py")]
                if not p.name.startswith("__")}
     assert modules <= names, f"README's layout does not name {sorted(modules - names)}"
 
