@@ -40,7 +40,7 @@ def get_classifier(model: str | None) -> Classifier:
 
 # Streamlit runs the page again on every click: a picture already classified (or explained)
 # is answered from these caches, not computed again
-@st.cache_data(max_entries=200, show_spinner=False)
+@st.cache_data(max_entries=200, show_spinner="Classifying ...")
 def classify_cached(model: str | None, data: bytes, name: str) -> Prediction:
     """One picture's prediction by `model` (None: the default)."""
     return get_classifier(model).classify_one(data, name, top_k=TOP_K)
