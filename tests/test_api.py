@@ -329,6 +329,15 @@ def test_api_key(keyed_url: str) -> None:
     assert httpx.post(post, content=data, headers=bearer).status_code == 200
     assert httpx.get(f"{keyed_url}/v1/health").status_code == 200  # open for load balancers
     assert httpx.get(f"{keyed_url}/v1/ready").status_code == 200
+    # the schema says so, which gives /docs its "Authorize" button
+    schema = httpx.get(f"{keyed_url}/openapi.json").json()
+    assert {"apiKey", "bearer"} <= schema["components"]["securitySchemes"].keys()
+    assert schema["security"] and schema["paths"]["/v1/health"]["get"]["security"] == []
+    assert "security" not in schema["paths"]["/v1/predict"]["post"]  # the global rule holds
+
+
+def test_a_server_without_a_key_declares_none(url: str) -> None:
+    assert "security" not in httpx.get(f"{url}/openapi.json").json()
 
 
 def test_settings_travel_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -281,6 +281,27 @@ PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
+def declare_the_key(app: FastAPI) -> None:
+    """Say in the OpenAPI schema what Gate enforces: every path but the public ones needs the
+    key, as `X-API-Key` or `Authorization: Bearer` (so /docs offers "Authorize")."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "bearer": {"type": "http", "scheme": "bearer"}}
+            schema["security"] = [{"apiKey": []}, {"bearer": []}]
+            for path in PUBLIC_PATHS & schema["paths"].keys():
+                for operation in schema["paths"][path].values():
+                    operation["security"] = []
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
 def add_error_handlers(app: FastAPI) -> None:
     """Every refusal and failure answers JSON {"detail": ...}: no traceback, no server path."""
 
@@ -353,8 +374,10 @@ def create_app(classifier: Classifier, settings: Settings = Settings()) -> FastA
     app = FastAPI(title="fashion-cnn", version="1", lifespan=lifespan,
                   description="Classify pictures of clothing into the 10 Fashion-MNIST classes.")
     app.add_middleware(Gate, api_key=settings.api_key, metrics=metrics)
-
+    if settings.api_key:
+        declare_the_key(app)
     add_error_handlers(app)
+
     @app.post("/v1/predict", openapi_extra=PREDICT_BODY)
     async def predict(request: Request, top_k: int = Query(3, ge=1, le=10)) -> Response:
         """Classify pictures: multipart `files` or `file` (up to 64) or one picture as the raw

@@ -479,7 +479,7 @@ def serve_command(
     api_key: Annotated[Optional[str], typer.Option(
         envvar="FASHION_CNN_API_KEY", show_default=False,
         help="Require this key ('X-API-Key: KEY' or 'Authorization: Bearer KEY') on every "
-        "endpoint but /v1/health and /v1/ready.")] = None,
+        "endpoint but /v1/health, /v1/ready and the docs (/docs, /openapi.json).")] = None,
     backend: Backend = "auto",
     batching: Annotated[bool, typer.Option(
         "--batching/--no-batching", help="Let concurrent requests share forward passes.")
