@@ -31,6 +31,16 @@ def test_version_and_python_dash_m(capsys: pytest.CaptureFixture[str]) -> None:
     assert (result.returncode, result.stdout.strip()) == (0, f"fashion-cnn {__version__}")
 
 
+def test_ctrl_c_says_so_and_exits_130(monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_load_data", interrupted)
+    assert main(["data"]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
+
+
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--epochs", "many"]) == 2
     assert "Traceback" not in capsys.readouterr().err

@@ -530,6 +530,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="fashion-cnn")  # standalone mode: ends with SystemExit
     except SystemExit as exit_:
+        if isinstance(getattr(exit_.__context__, "__cause__", None), KeyboardInterrupt):
+            typer.echo("\ninterrupted", err=True)  # typer turns Ctrl-C into a silent exit 130
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except FashionCNNError as err:
         typer.echo(f"error: {err}", err=True)
