@@ -693,7 +693,7 @@ def render_backend_speed(name: str, d: Result) -> str:
                     "onnxruntime-int8": r.get("same_argmax_int8")}.get(backend)
             rows.append([f"`{model}`", f"`{backend}`" + (" (auto)" * (backend == r["faster"])),
                          f"{v['test_10k_seconds']:.2f} s", f"{v['single_ms']:.3f} ms",
-                         pct(v.get("test_accuracy")),
+                         pct(v.get("test_accuracy")), pct(v.get("val_accuracy")),
                          "-" if same is None else f"{num(same)} of {num(r['n_images'])}"])
     load_note = ""
     if "load_average" in d:
@@ -706,12 +706,14 @@ def render_backend_speed(name: str, d: Result) -> str:
              f"{d['single_calls_per_round']} calls per round); {d['torch_threads']} torch "
              "threads, as many onnxruntime intra-op threads. `auto` takes the faster exact "
              "backend, or the int8 graph where it is faster still and costs at most "
-             "0.1 points of test accuracy (`fashion_cnn.predict.FASTER_BACKEND`, checked "
+             "0.1 points of validation accuracy (the checkpoint's held-out training images; a "
+             "file without them chose on test accuracy) (`fashion_cnn.predict.FASTER_BACKEND`, "
+             "checked "
              "against this file; a checkpoint without calibration images gets float32 "
              f"onnxruntime instead).{load_note}")
     return intro + "\n\n" + table(
         ["model", "backend", "10,000 test images", "one picture", "test accuracy",
-         "same top class as torch"], rows)
+         "validation accuracy", "same top class as torch"], rows)
 
 
 def render_app_latency(name: str, d: Result) -> str:
