@@ -25,7 +25,7 @@ A finished run in RUNS is reused and an interrupted one resumes, if its config i
 asked for; a folder holding a run of another config (say an earlier candidate's fine-tune from
 another --init) is refused, so give each candidate its own --runs. Seed 0 is shipped whatever the
 scores (declared before training, so the test set picks no seed; it does gate a candidate, as
-docs/design.md says under "Where the test set does gate a choice"); what is scored is what is
+docs/design.md says under "Where the test set gates a choice"); what is scored is what is
 shipped: the weights go through the compression round trip first. Writes DEST/MODEL/: model.pt,
 metrics.json, learning_curves.png, confusion_matrix.png and MODEL_CARD.md (model_card.py).
 DEST defaults to the package's weights folder (src/fashion_cnn/weights). The best model's
