@@ -32,6 +32,7 @@ from typing import Any
 
 from fashion_cnn.data import FashionMNIST, load_fashion_mnist
 from fashion_cnn.files import file_sha256, write_json
+from fashion_cnn.models import resolve_checkpoint
 from fashion_cnn.preprocess import PreprocessConfig
 from fashion_cnn.provenance import provenance
 from fashion_cnn.training import TrainConfig, recipe_config
@@ -138,13 +139,24 @@ def train_or_reuse(out: Path, expected: TrainConfig, args: list[str]) -> dict[st
     config is read as training reads it, so a run from before a new setting existed (saved
     without it, so at its default) is still the same run."""
     metrics_path = out / "metrics.json"
-    if (metrics_path.is_file() and TrainConfig.from_dict(
-            json.loads(metrics_path.read_text())["config"]) == expected):
-        print(f"reusing {out}", file=sys.stderr)
-        return json.loads(metrics_path.read_text())
+    if metrics_path.is_file():
+        metrics = json.loads(metrics_path.read_text())
+        if TrainConfig.from_dict(metrics["config"]) == expected and same_start(metrics):
+            print(f"reusing {out}", file=sys.stderr)
+            return metrics
     shutil.rmtree(out, ignore_errors=True)
     subprocess.run([FASHION_CNN, "train", *args, "--out", str(out), "--quiet"], check=True)
     return json.loads(metrics_path.read_text())
+
+
+def same_start(metrics: dict[str, Any]) -> bool:
+    """Whether a finished run's `--init` file is still the one it started from (`--init best`
+    names whatever is shipped now, which changes when a new default ships)."""
+    start = metrics.get("init")
+    if not start or "sha256" not in start:
+        return True  # from scratch, or recorded before runs named their start's SHA-256
+    path = resolve_checkpoint(metrics["config"]["init"])
+    return path.is_file() and file_sha256(path) == start["sha256"]
 
 
 @contextlib.contextmanager

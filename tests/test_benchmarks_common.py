@@ -36,6 +36,26 @@ def test_a_finished_run_is_reused_even_if_saved_before_a_new_setting(
                         "--quiet"]]
 
 
+def test_a_fine_tune_of_a_default_shipped_since_is_trained_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--init best` names whatever is shipped: a run that started from an earlier default
+    has the same config but another start, so it is not reused."""
+    trained = []
+    monkeypatch.setattr(common.subprocess, "run", lambda cmd, check: trained.append(cmd))
+    expected = TrainConfig(model="best", init="seed", epochs=4)
+    now = file_sha256(common.resolve_checkpoint("seed"))
+    for start, reused in (({"sha256": now}, True), ({"sha256": "0" * 64}, False)):
+        (tmp_path / "metrics.json").write_text(json.dumps(
+            {"config": asdict(expected), "init": {"path": "seed", **start}}))
+        trained.clear()
+        if reused:
+            common.train_or_reuse(tmp_path, expected, ["--epochs", "4"])
+        else:  # the run is removed and trained again, which the stub does not
+            with pytest.raises(FileNotFoundError):
+                common.train_or_reuse(tmp_path, expected, ["--epochs", "4"])
+        assert (trained == []) == reused
+
+
 def test_a_preprocessing_setting_is_typed_or_a_usage_error(
         capsys: pytest.CaptureFixture[str]) -> None:
     """--set reads KEY=VALUE into the field's type; a key that is no setting, or a value of the

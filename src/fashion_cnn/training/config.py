@@ -44,8 +44,8 @@ class Augment:
     noise: float = _option(0.0, "Max std of Gaussian pixel noise (0..255 units).")
     translate: int = _option(0, "Max whole-pixel shift, zero fill (pad and crop).")
     # Zhong et al. 2017, arXiv:1708.04896
-    erase: float = _option(0.0, "Random-erasing probability: a random rectangle (2-25% of the "
-                           "image, aspect 1/3..3) filled with noise.")
+    erase: float = _option(0.0, "Random-erasing probability: a random rectangle (about 2-25% "
+                           "of the image, aspect 1/3..3) filled with noise.")
     # patterned cloth: after the shrink to 28 px, stripes and checks a few pixels apart cover
     # the article's own shading (seams, collars, pockets), which is what tells a shirt from a coat
     dye: float = _option(0.0, "Probability of dyeing the article with stripes or checks "
