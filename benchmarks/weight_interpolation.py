@@ -186,6 +186,13 @@ def report_row(name: str, row: dict[str, Any]) -> None:
              f" p = {h['sign_test_p']:.3f})" if h else ""), file=sys.stderr)
 
 
+def held_out(meta: dict, val_idx: torch.Tensor, n: int) -> bool:
+    """Whether a checkpoint's run held out exactly the images `val_idx` of the n training
+    images (a run that does not say, may not have)."""
+    saved = meta.get("config")
+    return bool(saved) and torch.equal(run_split(n, saved)[1], val_idx)
+
+
 def main() -> None:
     p = parser(__doc__, "weight_interpolation", runs="runs/interpolated")
     p.add_argument("--base", default="runs/wise/best-photos-seed0/model.pt")
@@ -208,7 +215,12 @@ def main() -> None:
         hard["base_right"] = hard_figures(base, hard, None)[1]
     _, val_idx = run_split(len(data.train_labels), meta["config"])
     photos = list_photos(find_photos_dir(), "validation")
-    tuned_state = load_checkpoint(args.tuned)[0].state_dict()
+    tuned, tuned_meta = load_checkpoint(args.tuned)
+    if not held_out(tuned_meta, val_idx, len(data.train_labels)):
+        sys.exit(f"{args.tuned} did not hold out {args.base}'s validation split (or does not "
+                 "say what it held out): it may have trained on images scored here as "
+                 "validation. Compare models trained with the same --val-fraction and seed.")
+    tuned_state = tuned.state_dict()
     rows = []
     # alpha 0 is the base whatever layers would move: scored once
     for until, alpha in dict.fromkeys((until if alpha else None, alpha) for until, alpha

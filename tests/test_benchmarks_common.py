@@ -243,3 +243,17 @@ def test_a_result_names_the_weights_it_measured(tmp_path: Path) -> None:
     assert saved["checkpoint_sha256"] == file_sha256(weights) and saved["x"] == 1
     common.write_result(tmp_path / "s.json", {"x": 2}, seed=0, checksums={})
     assert "checkpoint_sha256" not in json.loads((tmp_path / "s.json").read_text())
+
+
+def test_a_model_compared_on_validation_must_have_held_it_out() -> None:
+    """weight_interpolation.py scores the tuned model on the base's validation split: a tuned
+    model that trained on those images (another split, or one it does not record) is refused."""
+    interpolation = load_benchmark("weight_interpolation")
+    from fashion_cnn.training import run_split
+
+    base = {"val_fraction": 0.1, "seed": 0}
+    _, val = run_split(1000, base)
+    assert interpolation.held_out({"config": base}, val, 1000)
+    assert not interpolation.held_out({"config": {**base, "split_seed": 7}}, val, 1000)
+    assert not interpolation.held_out({"config": {**base, "val_fraction": 0.2}}, val, 1000)
+    assert not interpolation.held_out({}, val, 1000)
