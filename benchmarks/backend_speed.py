@@ -97,9 +97,7 @@ def measure(model: str, data: FashionMNIST, rounds: int) -> dict:
             times[b]["test_10k_seconds"] += timed(lambda c=c: run_all(c, images), 1)
             single = timed(lambda c=c: c.probabilities(one), SINGLE_CALLS)
             times[b]["single_ms"].append(1000 * statistics.median(single))
-    probs = {b: torch.cat([c.probabilities(images[i:i + BATCH])  # what `predict` computes
-                           for i in range(0, len(images), BATCH)])
-             for b, c in classifiers.items()}
+    probs = {b: batched_probabilities(c, images) for b, c in classifiers.items()}
     medians = {b: {k: statistics.median(v) for k, v in t.items()} for b, t in times.items()}
     top = {b: p.argmax(1) for b, p in probs.items()}
     accuracy = {b: float((top[b] == labels).float().mean()) for b in BACKENDS}
@@ -121,9 +119,15 @@ def validation_accuracy(classifiers: dict[str, Classifier], data: FashionMNIST
     """Each backend's accuracy on the training images its checkpoint held out."""
     _, val = run_split(len(data.train_labels), classifiers["torch"].meta["config"])
     images, labels = data.train_images[val], data.train_labels[val]
-    return {b: float((torch.cat([c.probabilities(images[i:i + BATCH])
-                                 for i in range(0, len(images), BATCH)]).argmax(1)
-                      == labels).float().mean()) for b, c in classifiers.items()}
+    return {b: float((batched_probabilities(c, images).argmax(1) == labels).float().mean())
+            for b, c in classifiers.items()}
+
+
+def batched_probabilities(classifier: Classifier, images: torch.Tensor) -> torch.Tensor:
+    """[N, 10] for uint8 images [N, 28, 28], in batches of predict.BATCH: what `predict`
+    computes."""
+    return torch.cat([classifier.probabilities(images[i:i + BATCH])
+                      for i in range(0, len(images), BATCH)])
 
 
 def main() -> None:
