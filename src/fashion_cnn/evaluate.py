@@ -75,11 +75,9 @@ def per_class_metrics(confusion: torch.Tensor) -> list[dict[str, Any]]:
             for i, name in enumerate(CLASS_NAMES)]
 
 
-def evaluate(model: Forward, images: torch.Tensor, labels: torch.Tensor,
-             progress: str = "") -> dict[str, Any]:
-    """Full report on a labelled set: accuracy (fraction), loss, per-class table, confusion
-    (`progress`: a progress bar's label, as predict_logits)."""
-    return report_of(predict_logits(model, images, progress=progress), labels)
+def evaluate(model: Forward, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+    """Full report on a labelled set: accuracy (fraction), loss, per-class table, confusion."""
+    return report_of(predict_logits(model, images), labels)
 
 
 def report_of(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
