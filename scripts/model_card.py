@@ -9,6 +9,7 @@ from typing import Any
 
 from fashion_cnn.data import FILES
 from fashion_cnn.photos import CROP, TURN_DEGREES
+from fashion_cnn.training.config import ONE_CYCLE_MOMENTUM_WORDS
 
 
 def provenance_line(run: dict[str, Any]) -> str:
@@ -127,7 +128,7 @@ def best_card(s: dict[str, Any], model: Path, weights: str) -> str:
                "--model best` trains the seeds and ships seed 0)")
     if start := run.get("init"):  # `init` may name a shipped model: the file says which
         command += f" (it started from `{cfg['init']}` as it was then, sha256 `{start['sha256']}`)"
-    momentum = ("cycling 0.95 -> 0.85 -> 0.95 against the learning rate"
+    momentum = (f"cycling {ONE_CYCLE_MOMENTUM_WORDS} against the learning rate"
                 if cfg.get("schedule") == "onecycle" else cfg["momentum"])
     tuned = (" of the fine-tuning (the base model: `fashion-cnn train --recipe best`, from "
              "scratch)" if cfg.get("init") else "")

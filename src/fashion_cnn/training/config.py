@@ -20,6 +20,9 @@ from ..errors import FashionCNNError
 ARCHITECTURES = ("seed", "best")  # models.ARCHITECTURES' names (kept torch-free for the CLI)
 
 SCHEDULES = ("constant", "onecycle")
+# onecycle's momentum (low, high): it runs high -> low -> high against the learning rate
+ONE_CYCLE_MOMENTUM = (0.85, 0.95)
+ONE_CYCLE_MOMENTUM_WORDS = "{1} -> {0} -> {1}".format(*ONE_CYCLE_MOMENTUM)
 
 
 def _option(default: Any, help: str, **metadata: Any):  # noqa: A002
@@ -87,7 +90,8 @@ class TrainConfig:
     batch_size: int = _option(32, "Images per SGD step.")
     lr: float = _option(0.01, "SGD learning rate (the peak, with --schedule onecycle).")
     momentum: float = _option(0.9, "SGD momentum (Keras-style); with --schedule onecycle it "
-                              "cycles 0.95 -> 0.85 -> 0.95 against the learning rate instead.")
+                              f"cycles {ONE_CYCLE_MOMENTUM_WORDS} against the learning rate "
+                              "instead.")
     seed: int = _option(0, "Random seed (initialisation, validation split or folds, shuffling).")
     split_seed: int = _option(-1, "Seed of the validation split; -1: --seed (an ensemble's "
                               "members share their ensemble's split).")

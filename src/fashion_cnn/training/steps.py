@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import TrainConfig
+from .config import ONE_CYCLE_MOMENTUM, TrainConfig
 
 Reduce = Callable[[list[torch.Tensor]], None]  # sums gradients across processes, in place
 
@@ -57,12 +57,13 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer,
     (None: constant)."""
     if config.schedule != "onecycle":
         return None
-    # Smith's one-cycle also moves momentum against the learning rate, 0.95 -> 0.85 -> 0.95
-    # (torch's defaults, spelled out): every onecycle run on record trained so, and --momentum
+    # Smith's one-cycle also moves momentum against the learning rate (ONE_CYCLE_MOMENTUM,
+    # torch's defaults spelled out): every onecycle run on record trained so, and --momentum
     # sets the constant schedule's only
+    low, high = ONE_CYCLE_MOMENTUM
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=0.25,
-        cycle_momentum=True, base_momentum=0.85, max_momentum=0.95)
+        cycle_momentum=True, base_momentum=low, max_momentum=high)
 
 
 def epoch_size(config: TrainConfig, epoch: int, n: int, first: int | None = None) -> int:
