@@ -116,9 +116,9 @@ def check_init(config: TrainConfig) -> None:
     if meta["arch"] not in allowed:
         raise FashionCNNError(f"--init {config.init} is a {meta['arch']!r} model, not "
                               f"{config.model!r}; pass --model {meta['arch']}.")
-    saved = meta.get("config")
     if config.val_fraction == 0:
         return
+    saved = meta.get("config")
     if not saved:  # a checkpoint that does not say how it trained may have seen any image
         raise FashionCNNError(f"--init {config.init} does not say how it was trained, so it may "
                               "have learned any of this run's validation images. Fine-tune it "
