@@ -1000,23 +1000,25 @@ def _model_row(folder: Path, speed: Result, dtype: str | None, real: Result | No
     folder_rate = speed.get("png_folder", {}).get("images_per_second")
     name = folder.name
     card = f"[`{name}`]({root}src/fashion_cnn/weights/{name}/MODEL_CARD.md)"
+    shipped = file_sha256(weights) if weights.is_file() else None
     val = (real or {}).get("validation")  # the real photos' validation split
     real_photos = "n/a" if val is None else (
         f"{pct(val['strict_accuracy'], 1)} / {pct(val['lenient_accuracy'], 1)} / "
-        f"{val['out_of_class_auroc']:.3f}" + _earlier(real, weights))
-    folder_rate = "n/a" if folder_rate is None else (
-        f"{num(folder_rate)} images/s" + _earlier(speed, weights))
+        f"{val['out_of_class_auroc']:.3f}" + _earlier(real, shipped))
+    timed = _earlier(speed, shipped)  # the three speed cells come from one file
     return [card, pct(m.get("shipped_test_accuracy")), real_photos, num(params),
             size + (f" ({dtype})" if dtype else ""),
             secs(training_seconds(m)),  # the whole chain
-            "n/a" if photo is None else f"{photo:.0f} ms",
-            "n/a" if one is None else f"{one:.2f} ms", folder_rate]
+            "n/a" if photo is None else f"{photo:.0f} ms{timed}",
+            "n/a" if one is None else f"{one:.2f} ms{timed}",
+            "n/a" if folder_rate is None else f"{num(folder_rate)} images/s{timed}"]
 
 
-def _earlier(result: Result, weights: Path) -> str:
-    """' (earlier weights)' when a result records the SHA-256 of weights other than these."""
-    measured = result.get("checkpoint_sha256")
-    return "" if measured is None or measured == file_sha256(weights) else " (earlier weights)"
+def _earlier(result: Result | None, shipped: str | None) -> str:
+    """' (earlier weights)' when a result records the SHA-256 of weights other than the
+    shipped ones (`shipped`: their SHA-256)."""
+    measured = (result or {}).get("checkpoint_sha256")
+    return "" if measured is None or measured == shipped else " (earlier weights)"
 
 
 def splice(readme: str, block: str) -> str:
