@@ -2,7 +2,8 @@
 
     python benchmarks/weight_interpolation.py [--base runs/wise/best-photos-seed0/model.pt]
         [--tuned runs/photo-views7-crop0-seed0] [--alphas 0 0.25 0.5 0.75 1]
-        [--retaken 4] [--hard 0] [--until LAYER ...] [--ensemble] [--runs runs/interpolated]
+        [--retaken 4] [--hard 0] [--until LAYER ...] [--ensemble] [--mirror]
+        [--runs runs/interpolated]
         [--out benchmarks/results/...json]
 
 Wortsman et al. 2022 ("Robust fine-tuning of zero-shot models") keep what a model knew before
@@ -15,15 +16,16 @@ from the same weights, so their average is a working network; batch-norm statist
 averaged too. Alpha 0.25 shipped as the default (scripts/ship_model.py --average-with) until
 2026-12-05, when a longer fine-tune of it replaced it (docs/design.md).
 
-Every alpha is written as a checkpoint into RUNS/alpha{alpha} (its "unsure" threshold chosen
-on the real validation photos, as training chooses it) and scored on validation splits only,
-with the base's test-time mirror: Fashion-MNIST's (the base's own held-out 6,000), the real
-validation photos, and the same photos retaken RETAKEN times (benchmarks/real_photos.py).
-With --hard N, also the first N of those 6,000 as hard synthetic photos (photo_accuracy.py
---hard --split val --n N): rendered and cut out once per base (cached in
-~/.cache/fashion-cnn/hard-inputs), so every alpha answers the same model inputs, with a
-paired sign test against the base (alpha 0) on the photos one answers right and the other
-wrong: what a candidate default's ship rule asks (docs/design.md).
+Every alpha is written as a checkpoint into RUNS/alpha{alpha} (its "unsure" threshold chosen on
+the real validation photos, as training chooses it) and scored on validation splits only, with
+the base's test-time mirror (with --mirror, with it whatever the base has: a run's model.pt has
+none, the shipped default has it): Fashion-MNIST's (the base's own held-out 6,000), the real
+validation photos, and the same photos retaken RETAKEN times (benchmarks/real_photos.py). With
+--hard N, also the first N of those 6,000 as hard synthetic photos (photo_accuracy.py --hard
+--split val --n N): rendered and cut out once per base (cached in
+~/.cache/fashion-cnn/hard-inputs), so every alpha answers the same model inputs, with a paired
+sign test against the base (alpha 0) on the photos one answers right and the other wrong: what
+a candidate default's ship rule asks (docs/design.md).
 
 With --until LAYER ... (models.layer_names: features.0 ... head), each alpha is scored with
 only the layers up to each LAYER in turn averaged, the later ones the base's (surgical: a
@@ -54,7 +56,13 @@ from real_photos import retaken
 import fashion_cnn
 from fashion_cnn.evaluate import Forward, loss_and_accuracy, predict_logits
 from fashion_cnn.files import cached_tensor, content_key
-from fashion_cnn.models import build_model, interpolate_weights, load_checkpoint, save_checkpoint
+from fashion_cnn.models import (
+    build_model,
+    interpolate_weights,
+    load_checkpoint,
+    save_checkpoint,
+    set_tta,
+)
 from fashion_cnn.photos import find_photos_dir, list_photos
 from fashion_cnn.predict import Classifier
 from fashion_cnn.provenance import runs_behind
@@ -120,11 +128,19 @@ def hard_figures(net: Forward, hard: dict[str, torch.Tensor],
 # One alpha
 
 
+def load_base(path: Path, mirror: bool) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The base checkpoint, with the test-time mirror if `mirror` (else as saved)."""
+    base, meta = load_checkpoint(path)
+    if mirror:
+        set_tta(base, True)
+    return base, meta
+
+
 def interpolated(alpha: float, until: str | None, tuned_state: dict[str, torch.Tensor],
-                 base_path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+                 base_path: Path, mirror: bool) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The base with (1 - alpha) of its weights and alpha of the tuned ones (`until`: only the
     layers up to this one averaged; None: all), and the base's metadata."""
-    base, meta = load_checkpoint(base_path)  # afresh: interpolate works in place
+    base, meta = load_base(base_path, mirror)  # afresh: interpolate works in place
     interpolate_weights(base, tuned_state, alpha, until)
     return base, meta
 
@@ -203,12 +219,14 @@ def main() -> None:
                    help="also score N hard synthetic validation photos (0: none)")
     p.add_argument("--until", nargs="+", default=[None], metavar="LAYER",
                    help="average only the layers up to LAYER (each in turn; default: all)")
+    p.add_argument("--mirror", action="store_true",
+                   help="score every alpha with the test-time mirror, whatever the base has")
     p.add_argument("--ensemble", action="store_true",
                    help="also score the base and the tuned model as a two-member ensemble "
                         "(logits averaged), without and with the mirror")
     args = p.parse_args()
     data = load_data(args)
-    base, meta = load_checkpoint(args.base)
+    base, meta = load_base(args.base, args.mirror)
     hard = None
     if args.hard:
         hard = hard_inputs(args.base, data, args.hard)
@@ -226,7 +244,7 @@ def main() -> None:
     for until, alpha in dict.fromkeys((until if alpha else None, alpha) for until, alpha
                                       in itertools.product(args.until, args.alphas)):
         name = f"alpha{alpha:g}" + (f"-{until}" if until else "")
-        net, meta = interpolated(alpha, until, tuned_state, args.base)
+        net, meta = interpolated(alpha, until, tuned_state, args.base, args.mirror)
         rows.append({"alpha": alpha, "until": until,
                      **scored(net, meta, name, args, data, val_idx, photos, hard)})
         report_row(name, rows[-1])

@@ -64,6 +64,7 @@ from fashion_cnn.models import (
     interpolate_weights,
     load_checkpoint,
     save_checkpoint,
+    set_tta,
     shipped_model_dir,
 )
 from fashion_cnn.plots import confusion_plot
@@ -206,8 +207,7 @@ def score_best(net: nn.Module, meta: dict, runs: dict[int, dict], data: FashionM
         gain += validation["photos_tta"] - validation["photos_plain"]
     use_tta = gain > 0  # decided on validation, not on test
     test_plain = accuracy(net, *test, False)
-    net.tta = use_tta
-    net.arch_kwargs = {**net.arch_kwargs, "tta": use_tta}  # the checkpoint loads this way
+    set_tta(net, use_tta)
     report = evaluate(net, *test)
     return Shipped(
         report=report,

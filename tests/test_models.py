@@ -20,6 +20,7 @@ from fashion_cnn.models import (
     layer_names,
     load_checkpoint,
     save_checkpoint,
+    set_tta,
     shipped_model_dir,
 )
 
@@ -97,6 +98,24 @@ def test_a_checkpoint_keeps_the_input_scaling_it_was_trained_with(
     x = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
     torch.testing.assert_close(loaded(x), model(x))
 
+
+
+@pytest.mark.parametrize("arch,kwargs", [("best", {"width": 8}),
+                                         ("ensemble", {"members": 2, "width": 8})])
+def test_test_time_mirror_turned_on_travels_in_the_checkpoint(
+        tmp_path: Path, arch: str, kwargs: dict) -> None:
+    """A model saved without the mirror and turned on later (a run's model.pt, shipped with
+    it) loads with the mirror and answers as the mirrored model does."""
+    model = build_model(arch, **kwargs).eval()
+    x = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
+    plain = model(x)
+    set_tta(model, True)
+    mirrored = model(x)
+    assert not torch.allclose(plain, mirrored)
+    save_checkpoint(tmp_path / "model.pt", model, config={}, metrics={}, data_checksums=None)
+    loaded, meta = load_checkpoint(tmp_path / "model.pt")
+    assert loaded.tta and meta["arch_kwargs"]["tta"]
+    torch.testing.assert_close(loaded(x), mirrored)
 
 def test_loading_a_run_folder(tmp_path: Path) -> None:
     _saved(tmp_path)

@@ -288,6 +288,13 @@ def interpolate_weights(model: nn.Module, other: dict[str, torch.Tensor], alpha:
                 state[name].lerp_(other[name], alpha)
 
 
+def set_tta(model: nn.Module, on: bool) -> None:
+    """Turn test-time augmentation on or off, in the model and in what its checkpoint will
+    record (`arch_kwargs`), so that it loads again the same way."""
+    model.tta = on
+    model.arch_kwargs = {**model.arch_kwargs, "tta": on}
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, *, config: dict[str, Any],
                     metrics: dict[str, Any], data_checksums: dict[str, str] | None,
                     weights: str = "float32", unsure: dict[str, Any] | None = None,
