@@ -114,7 +114,8 @@ class BestCNN(nn.Module):
     """
 
     def __init__(self, width: int = 32, tta: bool = False, mean: float = PIXEL_MEAN,
-                 std: float = PIXEL_STD, tta_shift: int = 0, ceil_pool: bool = False):
+                 std: float = PIXEL_STD, tta_shift: int = 0, ceil_pool: bool = False,
+                 outputs: int = len(CLASS_NAMES)):
         super().__init__()
         self.tta = tta  # test-time augmentation: in eval mode, average with the mirror image
         self.tta_shift = tta_shift  # pixels; > 0: with tta, also the picture moved this far
@@ -128,7 +129,7 @@ class BestCNN(nn.Module):
             # 7 -> 3 drops the map's last row and column; ceil_pool: 7 -> 4 keeps them
             conv_bn(4 * w, 8 * w), nn.MaxPool2d(2, ceil_mode=ceil_pool), Residual(8 * w),
             nn.AdaptiveMaxPool2d(1), nn.Flatten())
-        self.head = nn.Linear(8 * w, len(CLASS_NAMES))
+        self.head = nn.Linear(8 * w, outputs)  # outputs: 10 classes (orientation.py: 4 turns)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.normalize(x).contiguous(memory_format=torch.channels_last)  # faster on CPU
