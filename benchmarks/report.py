@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fashion_cnn.files import file_sha256
-from fashion_cnn.models import training_seconds, tta_views
+from fashion_cnn.models import SHIPPED_MODELS, training_seconds, tta_views
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -787,6 +787,28 @@ def _scalar(v: Any) -> str:
     return str(v)
 
 
+def render_upright(name: str, d: Result) -> str:
+    """upright.py: the real validation photos at each turn, classified as they come and with
+    the orientation network turning sure ones back; then Fashion-MNIST validation both ways."""
+    photos = [r for r in d["rows"] if "fashion_mnist_validation" not in r]
+    rows = [[f"{r['turn']}°", "on" if r["upright"] else "off", pct(r["strict_accuracy"], 1),
+             pct(r["lenient_accuracy"], 1), f"{r['out_of_class_auroc']:.3f}",
+             pct(r["turned_back"], 1)]
+            for r in sorted(photos, key=lambda r: (r["turn"], r["upright"]))]
+    fm = {r["upright"]: r["fashion_mnist_validation"] for r in d["rows"]
+          if "fashion_mnist_validation" in r}
+    return (f"`{d['model']}` ({d['backend']}) on the {photos[0]['n']} real validation photos, "
+            "each turned counter-clockwise by the angle shown, classified through `predict` "
+            "with the orientation step off and on (`Classifier(upright=...)`; "
+            "weights/upright/MODEL_CARD.md). Turned back: the share of pictures the step "
+            "turned before classifying.\n\n"
+            + table(["photos turned", "turning back", "strict", "lenient", "AUROC",
+                     "turned back"], rows)
+            + f"\n\nFashion-MNIST validation ({fm[False]['n']:,} images, dataset form, all "
+            f"upright): {pct(fm[False]['accuracy'])} with the step off, "
+            f"{pct(fm[True]['accuracy'])} with it on ({pct(fm[True]['turned_back'])} turned).")
+
+
 def render_tta_views(name: str, d: Result) -> str:
     """Validation accuracy of each checkpoint under each set of test-time views, and each
     set's mean gain over the mirror image alone."""
@@ -869,6 +891,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
     ("augment_ablation", "Training augmentation flags", render_augment),
     ("photo_accuracy*", "Accuracy on photo-style pictures", render_photo),
     ("real_photos*", "Real phone photos (clothing-dataset-small)", render_real_photos),
+    ("upright", "Garments lying on their side: turning them upright first", render_upright),
     ("photo_finetune", "Fine-tuning the default on real photos: the learning rate",
      render_photo_finetune),
     ("photo_views", "Fine-tuning the default on real photos: retaken views",
@@ -980,7 +1003,9 @@ def render_models(weights_dir: Path = WEIGHTS_DIR, results_dir: Path = RESULTS_D
     dtypes = {m["model"]: m.get("weights")
               for m in results.get("accuracy", {}).get("shipped", [])}
     rows = []
-    for folder in sorted(p.parent for p in weights_dir.glob("*/metrics.json")):
+    # the classifiers; weights/upright is a helper of predict's, with a card of its own
+    for folder in sorted(weights_dir / name for name in SHIPPED_MODELS
+                         if (weights_dir / name / "metrics.json").is_file()):
         real = results.get(f"real_photos_{folder.name}_validation")
         rows.append(_model_row(folder, speed.get(folder.name, {}), dtypes.get(folder.name), real,
                                root))

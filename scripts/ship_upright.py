@@ -1,8 +1,8 @@
 """Train the orientation network that `predict` uses to turn garments lying on their side
 upright (orientation.py), choose its threshold on validation pictures and ship it.
 
-    python scripts/ship_upright.py [--epochs 12] [--width 8] [--photo-repeat 4]
-        [--allowed 0.01] [--seed 0] [--out src/fashion_cnn/weights/upright]
+    python scripts/ship_upright.py [--epochs 20] [--width 8] [--photo-repeat 8]
+        [--allowed 0.02] [--seed 0] [--out src/fashion_cnn/weights/upright]
 
 Trains on the default model's Fashion-MNIST training split (its validation split held out) and
 the real photos' train split (clothing-dataset-small, every folder, repeated --photo-repeat
@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     defaults = UprightConfig()
     for name in ("epochs", "width", "seed"):
         p.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
-    p.add_argument("--photo-repeat", type=int, default=4)
-    p.add_argument("--allowed", type=float, default=0.01)
+    p.add_argument("--photo-repeat", type=int, default=8)
+    p.add_argument("--allowed", type=float, default=0.02)
     p.add_argument("--out", type=Path, default=shipped_model_dir(SHIPPED))
     args = p.parse_args(argv)
     config = UprightConfig(epochs=args.epochs, width=args.width, seed=args.seed)

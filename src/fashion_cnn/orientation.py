@@ -15,6 +15,7 @@ Turns are counter-clockwise, as `torch.rot90` turns: TURN k means "turned k quar
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,7 +56,7 @@ class UprightConfig:
     """One orientation network's training run (scripts/ship_upright.py)."""
 
     width: int = 8  # BestCNN width: 1/16 of the default's products
-    epochs: int = 12
+    epochs: int = 20
     batch_size: int = 256
     lr: float = 0.1  # one-cycle peak (SGD, Nesterov momentum)
     weight_decay: float = 5e-4
@@ -134,7 +135,9 @@ class Upright:
 
 def save_upright(path: Path, net: nn.Module, threshold: float, config: UprightConfig,
                  metrics: dict[str, Any], data_checksums: dict[str, Any]) -> None:
-    """A self-describing orientation checkpoint (atomically)."""
+    """A self-describing orientation checkpoint (atomically). `metrics` go in as JSON data
+    (e.g. torch's version string becomes a str), so the file loads with weights_only."""
+    metrics = json.loads(json.dumps(metrics, default=str))
     payload = {"format": UPRIGHT_FORMAT, "kind": "orientation", "arch": net.arch,
                "arch_kwargs": net.arch_kwargs, "turns": list(TURNS), "threshold": threshold,
                "config": asdict(config), "metrics": metrics, "data_checksums": data_checksums,
@@ -151,7 +154,8 @@ def load_upright(path: str | Path | None = None) -> Upright:
         net = build_model(payload["arch"], **payload["arch_kwargs"])
         net.load_state_dict(payload["state_dict"])
     except Exception as err:  # noqa: BLE001 - a damaged file can fail anywhere in the unpickler
-        raise FashionCNNError(f"{path} is not a readable orientation checkpoint ({err}); "
+        detail = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise FashionCNNError(f"{path} is not a readable orientation checkpoint ({detail}); "
                               "re-install fashion-cnn or rerun scripts/ship_upright.py.") from None
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return Upright(net.eval(), float(payload["threshold"]), meta)

@@ -25,6 +25,7 @@ from .data import CLASS_NAMES
 from .errors import FashionCNNError
 from .formats import missing_note
 from .models import load_checkpoint
+from .orientation import Upright, load_upright, turned
 from .preprocess import ImageError, PreprocessConfig, Preprocessed, preprocess
 
 BATCH = 256  # pictures decoded per forward pass: bounds memory, amortises the model call
@@ -51,6 +52,12 @@ NOISE_LIKENESS = 0.2
 NOISE_SIDE = 128  # px: likeness is measured on a copy this size (noise stays noise)
 
 Source = bytes | str | Path | BinaryIO | Image.Image
+
+# The warning for a picture turned back before it was classified, by how many quarters
+# counter-clockwise it lay turned (orientation.TURNS).
+TURNED_BACK = {k: f"The garment seemed to lie {how}: classified turned upright."
+               for k, how in ((1, "on its side, its top to the left"), (2, "upside down"),
+                              (3, "on its side, its top to the right"))}
 
 
 @dataclass
@@ -205,12 +212,14 @@ class Classifier:
     calibrated on training images the shipped checkpoints carry; its top class checked against
     PyTorch's) or "auto" (`choose_backend`). `tta` overrides the test-time augmentation of
     models that have one (None: as the model ships). `net` is always the PyTorch model
-    (saliency needs gradients).
+    (saliency needs gradients). `upright` turns garments lying on their side back before they
+    are classified (orientation.py; False: every picture as it comes).
     """
 
     def __init__(self, model: str | Path | None = None, backend: str = "auto",
-                 tta: bool | None = None):
+                 tta: bool | None = None, upright: bool = True):
         self.net, self.meta = load_checkpoint(model)
+        self.upright: Upright | None = load_upright() if upright else None
         if tta is not None:
             if not hasattr(self.net, "tta"):
                 raise FashionCNNError(f"The {self.meta['arch']} model has no test-time "
@@ -255,17 +264,39 @@ class Classifier:
         """Class probabilities float [N, 10] of preprocessed pictures: of each one's model
         input or, where the model is surer of a picture's second cut-out
         (`Preprocessed.edge_image`) by more than `fg_edge_margin`, of that cut-out, which then
-        becomes its model input. `pad`, if given, pads the uint8 [n, 28, 28] inputs of a
-        forward pass (rows past n are dropped)."""
+        becomes its model input; then each one turned upright where it lies turned
+        (`turned_back`). `pad`, if given, pads the uint8 [n, 28, 28] inputs of a forward pass
+        (rows past n are dropped)."""
         pad = pad or (lambda images: images)
         probs = self.probabilities(pad(np.stack([p.image for p in inputs])))[:len(inputs)]
         rows = [i for i, p in enumerate(inputs) if p.edge_image is not None]
-        if not rows:
+        if rows:
+            second = self.probabilities(pad(np.stack([inputs[i].edge_image for i in rows])))
+            for i, row in zip(rows, second[:len(rows)], strict=True):
+                if row.max() > probs[i].max() + self.config.fg_edge_margin:
+                    probs[i], inputs[i].image = row, inputs[i].edge_image
+        return self.turned_back(inputs, probs, pad)
+
+    def turned_back(self, inputs: list[Preprocessed], probs: torch.Tensor,
+                    pad: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
+        """`probs` [N, 10] with, for each picture the orientation network is sure lies turned
+        (`Upright.turns`), the probabilities of it turned back wherever the classifier is at
+        least as sure of that: the turned-back picture becomes its model input, with a
+        warning saying so."""
+        if self.upright is None:
             return probs
-        second = self.probabilities(pad(np.stack([inputs[i].edge_image for i in rows])))
-        for i, row in zip(rows, second[:len(rows)], strict=True):
-            if row.max() > probs[i].max() + self.config.fg_edge_margin:
-                probs[i], inputs[i].image = row, inputs[i].edge_image
+        images = torch.from_numpy(np.stack([p.image for p in inputs]))
+        turns = self.upright.turns(images)
+        rows = turns.nonzero().flatten()
+        if not len(rows):
+            return probs
+        back = turned(images[rows], -turns[rows])
+        second = self.probabilities(pad(back.numpy()))[:len(rows)]
+        for i, row, image, k in zip(rows.tolist(), second, back, turns[rows].tolist(),
+                                    strict=True):
+            if row.max() >= probs[i].max():
+                probs[i], inputs[i].image = row, image.numpy()
+                inputs[i].warnings.append(TURNED_BACK[k])
         return probs
 
     def classify(self, sources: list[Source], names: list[str] | None = None,
