@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from conftest import SAMPLES
+from conftest import SAMPLES, synthetic_article
 from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.orientation import (
     TURNS,
@@ -109,3 +110,17 @@ def test_predict_turns_garments_lying_on_their_side_back(
         assert sum(same) >= 0.7 * len(same) > sum(plain_same)
         turned_back = [p for p in helped if set(p.warnings) & set(TURNED_BACK.values())]
         assert len(turned_back) >= sum(same) - sum(plain_same)
+
+
+def test_dataset_form_images_are_never_turned(samples: list[tuple[Image.Image, str]]) -> None:
+    """28x28 dataset images are upright by the dataset's making: the orientation network is
+    not even asked (their latency stays the model's), while photos are."""
+    classifier = Classifier(backend="torch")
+    asked: list[int] = []
+    real_turns = classifier.upright.turns
+    classifier.upright.turns = lambda images: asked.append(len(images)) or real_turns(images)
+    trouser = np.rot90(synthetic_article(1)).copy()  # on its side, in dataset form
+    prediction = classifier.classify([Image.fromarray(trouser)])[0]
+    assert asked == [] and not set(prediction.warnings) & set(TURNED_BACK.values())
+    classifier.classify([samples[0][0]])
+    assert asked == [1]

@@ -282,17 +282,20 @@ class Classifier:
         """`probs` [N, 10] with, for each picture the orientation network is sure lies turned
         (`Upright.turns`), the probabilities of it turned back wherever the classifier is at
         least as sure of that: the turned-back picture becomes its model input, with a
-        warning saying so."""
-        if self.upright is None:
+        warning saying so. Dataset-form images are upright by the dataset's making: skipped
+        (their one-picture latency stays the model's alone)."""
+        photos = [i for i, p in enumerate(inputs) if not p.dataset_form]
+        if self.upright is None or not photos:
             return probs
-        images = torch.from_numpy(np.stack([p.image for p in inputs]))
+        images = torch.from_numpy(np.stack([inputs[i].image for i in photos]))
         turns = self.upright.turns(images)
-        rows = turns.nonzero().flatten()
-        if not len(rows):
+        sure = turns.nonzero().flatten()
+        if not len(sure):
             return probs
-        back = turned(images[rows], -turns[rows])
+        rows = torch.tensor(photos)[sure]
+        back = turned(images[sure], -turns[sure])
         second = self.probabilities(pad(back.numpy()))[:len(rows)]
-        for i, row, image, k in zip(rows.tolist(), second, back, turns[rows].tolist(),
+        for i, row, image, k in zip(rows.tolist(), second, back, turns[sure].tolist(),
                                     strict=True):
             if row.max() >= probs[i].max():
                 probs[i], inputs[i].image = row, image.numpy()
