@@ -124,3 +124,18 @@ def test_dataset_form_images_are_never_turned(samples: list[tuple[Image.Image, s
     assert asked == [] and not set(prediction.warnings) & set(TURNED_BACK.values())
     classifier.classify([samples[0][0]])
     assert asked == [1]
+
+
+def test_beside_an_onnxruntime_classifier_the_network_runs_there_too(
+        samples: list[tuple[Image.Image, str]]) -> None:
+    """One runtime's threads, not two pools taking turns; the graph answers as the network."""
+    pytest.importorskip("onnxruntime")
+    classifier = Classifier(backend="onnxruntime")
+    assert classifier.upright.session is not None
+    inputs = [classifier.prepare(im.transpose(Image.Transpose.ROTATE_90), name).input.image
+              for im, name in samples]
+    images = torch.from_numpy(np.stack(inputs))
+    on_onnx = classifier.upright.turns(images)
+    classifier.upright.session = None
+    assert torch.equal(on_onnx, classifier.upright.turns(images))
+    assert (on_onnx == 1).sum() >= len(samples) // 2

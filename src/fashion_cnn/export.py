@@ -238,14 +238,15 @@ def quantize(data: bytes, calibration: np.ndarray | torch.Tensor) -> bytes:
 # Running and checking it
 
 
-def new_session(model: bytes | str | Path) -> Any:
+def new_session(model: bytes | str | Path, threads: int | None = None) -> Any:
     """An onnxruntime CPU session on a model (bytes or file), with the project's thread policy:
-    as many intra-op threads as torch uses (its default: one per core), one inter-op thread."""
+    `threads` intra-op threads (None: as many as torch uses, its default one per core), one
+    inter-op thread."""
     require_onnx()
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
     source = model if isinstance(model, bytes) else str(model)
@@ -363,7 +364,7 @@ def export_onnx(model: str | Path | None, out: str | Path, images: torch.Tensor,
 
 
 def onnx_session(net: nn.Module, meta: dict[str, Any], cache_dir: Path | None = None,
-                 int8: bool = False) -> Any:
+                 int8: bool = False, threads: int | None = None) -> Any:
     """A checked onnxruntime session for a loaded checkpoint (`load_checkpoint`'s pair).
 
     Built in memory and checked on the first SESSION_CHECK_IMAGES test images (seeded random
@@ -372,6 +373,7 @@ def onnx_session(net: nn.Module, meta: dict[str, Any], cache_dir: Path | None = 
     atomically; the same checkpoint's graphs of older builds go. A cache that cannot be
     written or read is skipped. `int8`: the quantized graph (`quantize`), calibrated
     on training images found offline (a FashionCNNError saying how to get them otherwise).
+    `threads`: the session's (`new_session`).
     """
     require_onnx()
     import onnxruntime as ort
@@ -385,7 +387,7 @@ def onnx_session(net: nn.Module, meta: dict[str, Any], cache_dir: Path | None = 
     cached = (cache_dir or ONNX_CACHE_DIR) / f"{sha}-{build}{'-int8' if int8 else ''}.onnx"
     if cached.is_file():
         try:
-            return new_session(cached)
+            return new_session(cached, threads)
         except Exception:  # noqa: BLE001 - a damaged cache entry: rebuild it below
             pass
     # seconds, once per model and version: say so, or the first `predict` just seems slow
@@ -394,7 +396,7 @@ def onnx_session(net: nn.Module, meta: dict[str, Any], cache_dir: Path | None = 
     data = onnx_bytes(net, meta, sha)
     if int8:
         data = quantize(data, session_calibration(meta))
-    session = new_session(data)
+    session = new_session(data, threads)
     check(net, session, session_check_images(meta), meta["path"], int8=int8)
     try:
         with atomic_path(cached) as tmp:

@@ -243,6 +243,8 @@ class Classifier:
                 # auto's int8 graph failed its check: run the exact float32 graph instead
                 self.backend = "onnxruntime"
                 self.session = onnx_session(self.net, self.meta)
+            if self.upright is not None:  # one runtime's threads, not two taking turns
+                self.upright.on_onnxruntime()
 
     @torch.inference_mode()
     def logits(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
