@@ -85,7 +85,7 @@ turned back only where it is at least as sure of the turned-back picture.
   {metrics['train_seconds'] / 60:.1f} minutes on this CPU.
 - Threshold: {metrics['threshold']:.3f}, the lowest at which at most
   {100 * metrics['allowed']:g}% of the upright real validation photos are called turned.
-- Made by: `{metrics['command']}` (commit {metrics['git_commit']}).
+- Made by: `python scripts/{metrics['command']}` (commit {metrics['git_commit']}).
 
 ## Validation (each picture shown at all four turns)
 

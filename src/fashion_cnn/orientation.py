@@ -105,12 +105,14 @@ def turn_probabilities(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def choose_threshold(net: nn.Module, upright: torch.Tensor, allowed: float) -> float:
-    """The lowest probability of a turn above which at most `allowed` (a share) of the
-    upright validation pictures `upright` [N, 28, 28] would be called turned."""
+    """The lowest probability of a turn at which (`Upright.turns`: >= it) at most `allowed`
+    (a share) of the upright validation pictures `upright` [N, 28, 28] are called turned."""
     probs = turn_probabilities(net, upright)
     called = probs[:, 1:].max(1).values.sort(descending=True).values  # their surest turn
     keep = int(allowed * len(called))
-    return float(called[keep]) if keep < len(called) else 0.0
+    if keep >= len(called):
+        return 0.0
+    return float(torch.nextafter(called[keep], torch.tensor(2.0)))  # just above the next one
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,11 +146,16 @@ class Upright:
         """Run the network as a checked float32 onnxruntime graph (export.onnx_session, cached
         like the classifier's) on one thread: beside a classifier on onnxruntime, torch's
         thread pool taking turns with onnxruntime's cost ~4 ms a picture on 2 cores, and a
-        second 2-thread pool ~1 ms, against ~0.2 ms for this network on one thread."""
+        second 2-thread pool ~1 ms, against ~0.2 ms for this network on one thread. A graph
+        that fails its check leaves the network in torch: slower, never wrong."""
         from .export import onnx_session
 
-        self.session = onnx_session(self.net, {"path": self.meta["path"], "arch": self.net.arch,
-                                               "class_names": list(TURNS)}, threads=1)
+        try:
+            self.session = onnx_session(self.net, {"path": self.meta["path"],
+                                                   "arch": self.net.arch,
+                                                   "class_names": list(TURNS)}, threads=1)
+        except FashionCNNError:
+            self.session = None
 
 
 def save_upright(path: Path, net: nn.Module, threshold: float, config: UprightConfig,
