@@ -195,7 +195,8 @@ def test_onnxruntime_backend_gives_the_torch_probabilities(checkpoint: Path,
     for old in (stale, other):
         old.write_bytes(b"an old graph")
     torch_clf = Classifier(checkpoint, backend="torch")
-    onnx_clf = Classifier(checkpoint, backend="onnxruntime")
+    # the orientation network's graph, cached beside it, is test_orientation.py's
+    onnx_clf = Classifier(checkpoint, backend="onnxruntime", upright=False)
     assert (torch_clf.backend, onnx_clf.backend) == ("torch", "onnxruntime")
     x = images().numpy()
     torch.testing.assert_close(onnx_clf.probabilities(x), torch_clf.probabilities(x),
@@ -208,7 +209,7 @@ def test_onnxruntime_backend_gives_the_torch_probabilities(checkpoint: Path,
     options = onnx_clf.session.get_session_options()
     assert options.intra_op_num_threads == torch.get_num_threads()
     before = cached.stat().st_mtime_ns
-    again = Classifier(checkpoint, backend="onnxruntime")
+    again = Classifier(checkpoint, backend="onnxruntime", upright=False)
     assert cached.stat().st_mtime_ns == before
     torch.testing.assert_close(again.probabilities(x), onnx_clf.probabilities(x))
 
@@ -345,12 +346,12 @@ def test_int8_backend_is_cached_apart_and_needs_the_training_images(
     monkeypatch.setattr(export, "load_test_images", no_data)
     monkeypatch.setattr(export, "calibration_images", lambda meta, **kw: calibration())
     torch_clf = Classifier(checkpoint, backend="torch")
-    int8_clf = Classifier(checkpoint, backend="onnxruntime-int8")
+    int8_clf = Classifier(checkpoint, backend="onnxruntime-int8", upright=False)
     assert int8_clf.backend == "onnxruntime-int8" and int8_clf.session is not None
     x = images(256).numpy()
     same = (int8_clf.probabilities(x).argmax(1) == torch_clf.probabilities(x).argmax(1)).sum()
     assert int(same) >= export.INT8_MIN_AGREEMENT * len(x)
-    Classifier(checkpoint, backend="onnxruntime")
+    Classifier(checkpoint, backend="onnxruntime", upright=False)
     assert sorted(p.name.endswith("-int8.onnx") for p in cache_in_tmp.iterdir()) == [False, True]
 
     monkeypatch.setattr(export, "calibration_images", no_data)
