@@ -22,13 +22,13 @@ import common
 import torch
 from PIL import Image
 
-from fashion_cnn.models import DEFAULT_MODEL, load_checkpoint, model_name
+from fashion_cnn.models import DEFAULT_MODEL, model_name
 from fashion_cnn.photos import FOLDER_CODES, find_photos_dir, list_photos, score_photos
 from fashion_cnn.predict import TURNED_BACK, Classifier, Prediction
 from fashion_cnn.preprocess import decode_image
 from fashion_cnn.training.run import run_split
 
-TURNS = (0, 90, 180, 270)  # degrees counter-clockwise, as PIL's Image.rotate turns
+ANGLES = (0, 90, 180, 270)  # degrees counter-clockwise, as PIL's Image.rotate turns
 PIL_TURN = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180,
             270: Image.Transpose.ROTATE_270}
 
@@ -74,11 +74,11 @@ def main() -> None:
     decoded = [decode_image(path, config.max_pixels, config.work_size) for path, _ in photos]
     codes = [FOLDER_CODES[f] for _, f in photos]
     folders = [f for _, f in photos]
-    _, meta = load_checkpoint(args.model)
+    meta = classifiers[False].meta
     _, val = run_split(len(data.train_labels), meta["config"])
     rows = []
     for upright, classifier in classifiers.items():
-        for turn in TURNS:
+        for turn in ANGLES:
             pictures = [im.transpose(PIL_TURN[turn]) if turn else im for im in decoded]
             rows.append({"upright": upright, "turn": turn,
                          **photo_row(classifier, pictures, codes, folders)})

@@ -24,7 +24,7 @@ import torch
 
 from fashion_cnn.data import load_fashion_mnist
 from fashion_cnn.files import atomic_path, write_json
-from fashion_cnn.models import load_checkpoint, shipped_model_dir
+from fashion_cnn.models import count_parameters, load_checkpoint, shipped_model_dir
 from fashion_cnn.orientation import (
     SHIPPED,
     TURNS,
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics = {**provenance(config.seed, checksums), "config": asdict(config),
                "photo_repeat": args.photo_repeat, "allowed": args.allowed,
                "threshold": threshold, "train_seconds": seconds,
-               "parameters": sum(t.numel() for t in net.parameters()),
+               "parameters": count_parameters(net),
                "validation": {
                    "Fashion-MNIST validation": turn_figures(
                        net, data.train_images[val_idx], threshold),

@@ -387,6 +387,15 @@ def _missing_checkpoint(path: Path) -> str:
             f"{', '.join(SHIPPED_MODELS)}.")
 
 
+def unreadable(err: Exception) -> str:
+    """' (what went wrong)' for a file torch could not load, or '' where the error says
+    nothing a user can act on."""
+    detail = str(err)[:120].strip()  # a bare KeyError says only "'101'": not worth showing
+    if detail.startswith("Weights only load failed"):  # torch's advice is not ours to give
+        detail = "it holds Python objects no checkpoint holds"
+    return f" ({detail})" if any(c.isalpha() for c in detail) else ""
+
+
 def load_checkpoint(model: str | Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Load a checkpoint (path or shipped name) -> (eval-mode model, metadata minus weights)."""
     path = resolve_checkpoint(model)
@@ -395,11 +404,7 @@ def load_checkpoint(model: str | Path | None = None) -> tuple[nn.Module, dict[st
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a damaged file can fail anywhere in the unpickler
-        detail = str(err)[:120].strip()  # a bare KeyError says only "'101'": not worth showing
-        if detail.startswith("Weights only load failed"):  # torch's advice is not ours to give
-            detail = "it holds Python objects no checkpoint holds"
-        detail = f" ({detail})" if any(c.isalpha() for c in detail) else ""
-        raise FashionCNNError(f"{path} is not a readable checkpoint{detail}. It may be "
+        raise FashionCNNError(f"{path} is not a readable checkpoint{unreadable(err)}. It may be "
                               "truncated or another kind of file; retrain or re-copy it.") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise FashionCNNError(f"{path} is a PyTorch file but not a fashion-cnn checkpoint "

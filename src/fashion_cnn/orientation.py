@@ -26,7 +26,7 @@ from torch import nn
 
 from .errors import FashionCNNError
 from .files import atomic_path
-from .models import build_model, shipped_model_dir
+from .models import build_model, shipped_model_dir, unreadable
 
 TURNS = ("upright", "a quarter turn counter-clockwise", "upside down",
          "a quarter turn clockwise")  # index k: turned k quarters by torch.rot90
@@ -179,8 +179,8 @@ def load_upright(path: str | Path | None = None) -> Upright:
         net = build_model(payload["arch"], **payload["arch_kwargs"])
         net.load_state_dict(payload["state_dict"])
     except Exception as err:  # noqa: BLE001 - a damaged file can fail anywhere in the unpickler
-        detail = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
-        raise FashionCNNError(f"{path} is not a readable orientation checkpoint ({detail}); "
-                              "re-install fashion-cnn or rerun scripts/ship_upright.py.") from None
+        raise FashionCNNError(f"{path} is not a readable orientation checkpoint"
+                              f"{unreadable(err)}; re-install fashion-cnn or rerun "
+                              "scripts/ship_upright.py.") from None
     meta = {k: v for k, v in payload.items() if k != "state_dict"} | {"path": str(path)}
     return Upright(net.eval(), float(payload["threshold"]), meta)
