@@ -15,7 +15,8 @@ library and the command alike; --backend: what runs it (torch, onnxruntime, auto
    through the real command `fashion-cnn predict DIR --format csv` (process start-up included).
 2. 1-megapixel JPEGs, median milliseconds per picture, one at a time: photo-style (1000x1000,
    an article on a light canvas: the authors' conversion) and real phone photos of the
-   clothing-dataset-small validation split enlarged to 1 megapixel (the garment cut out).
+   clothing-dataset-small validation split enlarged to 1 megapixel (the garment cut out);
+   and those again with the second cut-out made beside the first and after it, taking turns.
 3. One 28x28 image already in memory: median milliseconds per `classify_one` call.
 4. The 10,000 official test images through `predict_logits` on the backend (what
    `fashion-cnn evaluate` runs), median seconds, at EVAL_BATCH and at 1,000; on torch the
@@ -37,6 +38,7 @@ import torch
 from common import timed
 from PIL import Image
 
+from fashion_cnn import preprocess
 from fashion_cnn.evaluate import EVAL_BATCH, predict_logits
 from fashion_cnn.predict import BACKENDS, Classifier
 
@@ -79,6 +81,23 @@ def per_picture_ms(classifier: Classifier, blobs: list[bytes], repeats: int) -> 
             "median_ms": 1000 * statistics.median(times),
             "p90_ms": 1000 * float(np.percentile(times, 90))}
 
+
+def side_thread_times(classifier: Classifier, blobs: list[bytes], repeats: int) -> dict:
+    """`per_picture_ms`'s figures with the second cut-out made beside the first
+    (`preprocess.SIDE_THREAD`, as shipped) and after it, taking turns call by call, and the
+    ratio of their medians (this shared CPU's speed drifts between runs, not between calls)."""
+    times: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        for blob in blobs:
+            for _ in range(repeats):
+                for on in (True, False):
+                    preprocess.SIDE_THREAD = on
+                    times[on] += timed(lambda blob=blob: classifier.classify_one(blob), 1)
+    finally:
+        preprocess.SIDE_THREAD = True
+    on, off = (1000 * statistics.median(times[k]) for k in (True, False))
+    return {"n_pictures": len(blobs), "median_ms_beside": on, "median_ms_after": off,
+            "ratio": on / off}
 
 
 def evaluate_times(classifier: Classifier, images: torch.Tensor, repeats: int
@@ -133,8 +152,9 @@ def main() -> None:
 
     jpegs = [megapixel_jpeg(data.test_images[i].numpy(), rng) for i in range(20)]
     result["megapixel_jpeg"] = per_picture_ms(classifier, jpegs, args.repeats)
-    result["real_photo_megapixel_jpeg"] = per_picture_ms(classifier, real_megapixel_jpegs(),
-                                                         args.repeats)
+    real = real_megapixel_jpegs()
+    result["real_photo_megapixel_jpeg"] = per_picture_ms(classifier, real, args.repeats)
+    result["side_thread"] = side_thread_times(classifier, real, args.repeats)
 
     one = data.test_images[0].numpy()
     image = Image.fromarray(one)

@@ -676,6 +676,10 @@ def render_predict_speed(name: str, d: Result) -> str:
         rows.insert(3, [f"real phone photo enlarged to 1 megapixel, JPEG ({num(real['n_pictures'])}"
                         " pictures), median / p90",
                         f"{real['median_ms']:.2f} / {real['p90_ms']:.2f} ms"])
+    if side := d.get("side_thread"):
+        rows.insert(4, ["the same, second cut-out beside the first / after it (calls taking "
+                        "turns), median", f"{side['median_ms_beside']:.2f} / "
+                        f"{side['median_ms_after']:.2f} ms ({side['ratio']:.2f}x)"])
     rows += [[f"10,000 test images, {k.replace('_seconds', '').replace('_', ' ')}",
               f"{v:.2f} s"] for k, v in ev.items()]
     backend = f", backend `{d['backend']}`" if "backend" in d else ""

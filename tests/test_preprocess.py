@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
+import threading
 
 import numpy as np
 import pytest
@@ -14,8 +17,10 @@ from fashion_cnn.preprocess import (
     PreprocessConfig,
     analyse,
     decode_image,
+    edge_cut_out,
     is_dataset_form,
     preprocess,
+    started,
     to_dataset_form,
 )
 
@@ -288,6 +293,45 @@ def test_a_garment_reaching_the_edge_gets_a_second_cut_out() -> None:
     room, _ = _room_photo()
     assert preprocess(room).edge_image is None  # its border is one floor: nothing to leave
     assert preprocess(_article()).edge_image is None  # product photos: the authors' steps
+
+
+def test_the_second_cut_out_made_beside_the_first_is_the_one_made_alone(monkeypatch) -> None:
+    """`convert` makes the second cut-out on a side thread while the first is made: the same
+    pixels as made alone, afterwards (GrabCut's random start is seeded per thread), and alone
+    on a one-core machine and with the flag off."""
+    photo, _ = _room_photo()
+    alone = edge_cut_out(_edge_photo()[0], PreprocessConfig())
+    assert alone is not None
+    for cores, side_thread in ((2, True), (1, True), (2, False)):
+        monkeypatch.setattr("os.cpu_count", lambda cores=cores: cores)
+        monkeypatch.setattr("fashion_cnn.preprocess.SIDE_THREAD", side_thread)
+        for _ in range(3):  # with the room photo's cut-outs in between
+            assert np.array_equal(preprocess(_edge_photo()[0]).edge_image, alone)
+            assert preprocess(photo).edge_image is None
+
+
+def test_started_runs_beside_the_caller_and_passes_its_error_on(monkeypatch) -> None:
+    assert started(threading.current_thread)().name.startswith("fashion-cnn-cut-out")
+    with pytest.raises(ZeroDivisionError):
+        started(divmod, 1, 0)()
+    monkeypatch.setattr("fashion_cnn.preprocess.SIDE_THREAD", False)
+    assert started(threading.current_thread)() is threading.current_thread()
+    monkeypatch.setattr("fashion_cnn.preprocess.SIDE_THREAD", True)
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert started(threading.current_thread)() is threading.current_thread()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_started_works_in_a_forked_child() -> None:
+    """A forked child inherits the side thread's executor but not the thread: it makes its
+    own rather than waiting forever."""
+    assert started(int, "7")() == 7  # the parent's side thread exists
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 if the side thread answers within 10 s, else killed
+        signal.alarm(10)
+        os._exit(0 if started(int, "7")() == 7 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_cut_out_is_deterministic_and_product_photos_keep_the_authors_steps() -> None:

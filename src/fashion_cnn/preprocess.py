@@ -22,11 +22,14 @@ The settings are a `PreprocessConfig`, saved in every checkpoint and read back b
 from __future__ import annotations
 
 import io
+import os
 import re
 import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
@@ -271,10 +274,33 @@ def convert(img: Image.Image, config: PreprocessConfig = PreprocessConfig(),
     if cuts_out(img, config, layout):
         if config.skin and is_plain(img, layout, config):  # "cutout" on a shop photo: the
             img = without_person(img, config, layout) or img  # person wearing it goes first
+        # The two cut-outs are independent GrabCuts: the second runs on another core meanwhile
+        img.load()  # (both read the pixels; loaded once, here, not by two threads at once)
+        edge = started(edge_cut_out, img, config) if config.fg_edge > 0 else lambda: None
         image, apart = cut_out(img, config)
         warned = [] if apart is None or apart >= MIN_SEPARATION else [UNSEPARATED]
-        return image, warned, edge_cut_out(img, config) if config.fg_edge > 0 else None
+        return image, warned, edge()
     return authors_conversion(img, config, layout), photo_warnings(img, config, layout), None
+
+
+T = TypeVar("T")
+SIDE_THREAD = True  # speed flag: `started` runs work beside the caller (predict_speed.json's
+# `side_thread` compares the real photos with it off); the pixels are the same either way
+_SIDE_WORKERS: dict[int, ThreadPoolExecutor] = {}  # one thread per process id (a forked child
+# inherits the parent's executor without its thread, so it makes its own)
+
+
+def started(fn: Callable[..., T], *args: Any) -> Callable[[], T]:
+    """Start fn(*args) on a side thread where the machine has a second core, and return what
+    waits for its result (re-raising its error). GrabCut, Pillow and numpy release the GIL, so
+    the side thread's work and the caller's run at once; with one core (or SIDE_THREAD off), fn
+    runs here first."""
+    if not SIDE_THREAD or (os.cpu_count() or 1) < 2:
+        result = fn(*args)
+        return lambda: result
+    worker = _SIDE_WORKERS.get(os.getpid()) or _SIDE_WORKERS.setdefault(
+        os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="fashion-cnn-cut-out"))
+    return worker.submit(fn, *args).result
 
 
 def cuts_out(img: Image.Image, config: PreprocessConfig, layout: Layout) -> bool:
