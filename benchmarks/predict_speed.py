@@ -16,7 +16,8 @@ library and the command alike; --backend: what runs it (torch, onnxruntime, auto
 2. 1-megapixel JPEGs, median milliseconds per picture, one at a time: photo-style (1000x1000,
    an article on a light canvas: the authors' conversion) and real phone photos of the
    clothing-dataset-small validation split enlarged to 1 megapixel (the garment cut out);
-   and those again with the second cut-out made beside the first and after it, taking turns.
+   and those again with each speed flag at its shipped value and the other, in pairs of
+   calls (`flag_times`).
 3. One 28x28 image already in memory: median milliseconds per `classify_one` call.
 4. The 10,000 official test images through `predict_logits` on the backend (what
    `fashion-cnn evaluate` runs), median seconds, at EVAL_BATCH and at 1,000; on torch the
@@ -25,11 +26,13 @@ library and the command alike; --backend: what runs it (torch, onnxruntime, auto
 
 from __future__ import annotations
 
+import gc
 import io
 import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import common
@@ -38,7 +41,7 @@ import torch
 from common import timed
 from PIL import Image
 
-from fashion_cnn import preprocess
+from fashion_cnn import export, preprocess
 from fashion_cnn.evaluate import EVAL_BATCH, predict_logits
 from fashion_cnn.predict import BACKENDS, Classifier
 
@@ -82,22 +85,72 @@ def per_picture_ms(classifier: Classifier, blobs: list[bytes], repeats: int) -> 
             "p90_ms": 1000 * float(np.percentile(times, 90))}
 
 
-def side_thread_times(classifier: Classifier, blobs: list[bytes], repeats: int) -> dict:
-    """`per_picture_ms`'s figures with the second cut-out made beside the first
-    (`preprocess.SIDE_THREAD`, as shipped) and after it, taking turns call by call, and the
-    ratio of their medians (this shared CPU's speed drifts between runs, not between calls)."""
-    times: dict[bool, list[float]] = {True: [], False: []}
-    try:
-        for blob in blobs:
-            for _ in range(repeats):
-                for on in (True, False):
-                    preprocess.SIDE_THREAD = on
-                    times[on] += timed(lambda blob=blob: classifier.classify_one(blob), 1)
-    finally:
-        preprocess.SIDE_THREAD = True
-    on, off = (1000 * statistics.median(times[k]) for k in (True, False))
-    return {"n_pictures": len(blobs), "median_ms_beside": on, "median_ms_after": off,
-            "ratio": on / off}
+def paired_ms(calls: dict[str, Callable[[bytes], object]], blobs: list[bytes],
+              repeats: int) -> dict:
+    """Two ways of classifying the same pictures (`calls`: the shipped way first), in pairs of
+    calls whose order alternates: each way's median ms, and the median of the pairs' ratios,
+    shipped over other (this shared CPU's speed drifts within seconds, so only calls next to
+    each other compare)."""
+    (shipped, call), (other, other_call) = calls.items()
+    times: dict[str, list[float]] = {shipped: [], other: []}
+    for i in range(repeats * len(blobs)):
+        blob = blobs[i % len(blobs)]
+        for name, fn in [(shipped, call), (other, other_call)][::1 if i % 2 else -1]:
+            times[name] += timed(lambda fn=fn, blob=blob: fn(blob), 1)
+    return {"pairs": len(times[shipped]),
+            **{f"median_ms_{name}": 1000 * statistics.median(t) for name, t in times.items()},
+            "ratio": statistics.median(a / b for a, b in zip(*times.values(), strict=True))}
+
+
+def spinning_ms(classifier: Classifier, blobs: list[bytes], repeats: int, model: str | None,
+                backend: str) -> dict:
+    """Real photos through `classifier` (onnxruntime's threads resting between runs, as
+    shipped: `export.ORT_SPINNING`) and through one made with them spinning, in blocks: a
+    spinning session's threads spin through whatever runs next, so the two cannot take turns
+    call by call. Each round runs the pictures once each way, the spinning classifier made
+    for its block and dropped after it; each way's median ms, and the median of the rounds'
+    ratios of medians."""
+    def block(classify: Callable[[bytes], object]) -> list[float]:
+        return [t for blob in blobs for t in timed(lambda b=blob: classify(b), 1)]
+
+    times: dict[str, list[list[float]]] = {"resting": [], "spinning": []}
+    for _ in range(repeats):
+        times["resting"].append(block(classifier.classify_one))
+        export.ORT_SPINNING = True
+        try:
+            spinning = Classifier(model, backend=backend)
+        finally:
+            export.ORT_SPINNING = False
+        times["spinning"].append(block(spinning.classify_one))
+        del spinning
+        gc.collect()  # its sessions, and their threads, go before the next block
+    return {"rounds": repeats,
+            **{f"median_ms_{name}": 1000 * statistics.median(sum(t, [])) for name, t in
+               times.items()},
+            "ratio": statistics.median(statistics.median(a) / statistics.median(b) for a, b in
+                                       zip(*times.values(), strict=True))}
+
+
+def flag_times(classifier: Classifier, blobs: list[bytes], repeats: int, model: str | None,
+               backend: str) -> dict[str, dict]:
+    """The speed flags' effect on real photos: the second cut-out made beside the first or
+    after it (`preprocess.SIDE_THREAD`, `paired_ms`), and, with an onnxruntime backend, its
+    threads resting or spinning between runs (`export.ORT_SPINNING`, `spinning_ms`)."""
+
+    def side_thread(on: bool) -> Callable[[bytes], object]:
+        def call(blob: bytes) -> object:
+            preprocess.SIDE_THREAD = on
+            try:
+                return classifier.classify_one(blob)
+            finally:
+                preprocess.SIDE_THREAD = True
+        return call
+
+    out = {"side_thread": paired_ms({"beside": side_thread(True), "after": side_thread(False)},
+                                    blobs, repeats)}
+    if classifier.backend != "torch":
+        out["ort_spinning"] = spinning_ms(classifier, blobs, repeats, model, backend)
+    return out
 
 
 def evaluate_times(classifier: Classifier, images: torch.Tensor, repeats: int
@@ -154,7 +207,7 @@ def main() -> None:
     result["megapixel_jpeg"] = per_picture_ms(classifier, jpegs, args.repeats)
     real = real_megapixel_jpegs()
     result["real_photo_megapixel_jpeg"] = per_picture_ms(classifier, real, args.repeats)
-    result["side_thread"] = side_thread_times(classifier, real, args.repeats)
+    result["flags"] = flag_times(classifier, real, args.repeats, args.model, args.backend)
 
     one = data.test_images[0].numpy()
     image = Image.fromarray(one)

@@ -657,6 +657,13 @@ def render_ship_candidate(name: str, d: Result) -> str:
             + table(PHOTO_FIGURES, [photo_cells(figures)]))
 
 
+FLAG_ROWS = {  # predict_speed's speed flags: (what the row says, shipped way, other way)
+    "side_thread": ("second cut-out beside the first / after it", "beside", "after"),
+    "ort_spinning": ("onnxruntime threads resting / spinning between runs", "resting",
+                     "spinning"),
+}
+
+
 def render_predict_speed(name: str, d: Result) -> str:
     """Prediction and evaluation speed of one model."""
     png, jpeg = d["png_folder"], d["megapixel_jpeg"]
@@ -676,10 +683,13 @@ def render_predict_speed(name: str, d: Result) -> str:
         rows.insert(3, [f"real phone photo enlarged to 1 megapixel, JPEG ({num(real['n_pictures'])}"
                         " pictures), median / p90",
                         f"{real['median_ms']:.2f} / {real['p90_ms']:.2f} ms"])
-    if side := d.get("side_thread"):
-        rows.insert(4, ["the same, second cut-out beside the first / after it (calls taking "
-                        "turns), median", f"{side['median_ms_beside']:.2f} / "
-                        f"{side['median_ms_after']:.2f} ms ({side['ratio']:.2f}x)"])
+    flags = d.get("flags", {})
+    rows[4:4] = [[f"the same, {label} (median ratio of "
+                  + (f"{num(f['pairs'])} pairs of calls)" if "pairs" in f else
+                     f"{num(f['rounds'])} rounds)"),
+                  f"{f[f'median_ms_{shipped}']:.2f} / {f[f'median_ms_{other}']:.2f} ms "
+                  f"({f['ratio']:.2f}x)"]
+                 for flag, (label, shipped, other) in FLAG_ROWS.items() if (f := flags.get(flag))]
     rows += [[f"10,000 test images, {k.replace('_seconds', '').replace('_', ' ')}",
               f"{v:.2f} s"] for k, v in ev.items()]
     backend = f", backend `{d['backend']}`" if "backend" in d else ""

@@ -157,6 +157,19 @@ def test_the_check_runs_on_the_temp_file_before_the_rename(checkpoint: Path, tmp
     assert not existed and out.is_file() and not checked.exists()
 
 
+@pytest.mark.parametrize("spinning", [False, True])
+def test_sessions_threads_rest_between_runs_unless_told(checkpoint: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        spinning: bool) -> None:
+    """onnxruntime's threads spin between runs by default, holding a core that the next
+    photo's cut-out needs (export.ORT_SPINNING, predict_speed.json's `flags`)."""
+    export.export_onnx(checkpoint, tmp_path / "m.onnx", images())
+    monkeypatch.setattr(export, "ORT_SPINNING", spinning)
+    options = export.new_session(tmp_path / "m.onnx").get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == str(
+        int(spinning))
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model", "no-such-model"], "does not exist"),
     (["--out", "{tmp}/a-file/x.onnx"], "is a file, not a folder"),

@@ -238,6 +238,12 @@ def quantize(data: bytes, calibration: np.ndarray | torch.Tensor) -> bytes:
 # Running and checking it
 
 
+ORT_SPINNING = False  # speed flag. onnxruntime's default (True) keeps its worker threads
+# spinning between runs: they then hold a core while `predict` cuts out the next photo, and
+# the side thread's cut-out (preprocess.SIDE_THREAD) has none to run on. predict_speed.json's
+# `flags` compares the two; batch and one-picture runs measured no slower without spinning.
+
+
 def new_session(model: bytes | str | Path, threads: int | None = None) -> Any:
     """An onnxruntime CPU session on a model (bytes or file), with the project's thread policy:
     `threads` intra-op threads (None: as many as torch uses, its default one per core), one
@@ -249,6 +255,7 @@ def new_session(model: bytes | str | Path, threads: int | None = None) -> Any:
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
+    options.add_session_config_entry("session.intra_op.allow_spinning", str(int(ORT_SPINNING)))
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
