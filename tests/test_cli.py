@@ -125,6 +125,24 @@ def test_predict_blank_picture_is_unsure_not_an_error(tmp_path: Path) -> None:
     assert table.stdout.splitlines()[1].split("  ")[-1] == "unsure: no garment found"
 
 
+def test_predict_turns_garments_upright_unless_told_not_to(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from fashion_cnn.predict import TURNED_BACK
+
+    for path in sorted(SAMPLES.glob("*.jpg"))[::3]:
+        Image.open(path).transpose(Image.Transpose.ROTATE_90).save(tmp_path / path.name)
+    answers = {}
+    for flag in ("--upright", "--no-upright"):
+        result = run_cli("predict", "--format", "json", flag, str(tmp_path))
+        assert result.returncode == 0, result.stderr
+        answers[flag] = {r["path"]: (r["label"], set(r["warnings"]) & set(TURNED_BACK.values()))
+                         for r in json.loads(result.stdout)}
+    turned = [p for p, (_, said) in answers["--upright"].items() if said]
+    assert turned and not any(said for _, said in answers["--no-upright"].values())
+    assert any(answers["--upright"][p][0] != answers["--no-upright"][p][0] for p in turned)
+
+
 def test_output_the_disk_cannot_take_is_one_line() -> None:
     """`predict ... > out.csv` on a full disk: the reason, not a traceback."""
     with open("/dev/full", "w") as full:

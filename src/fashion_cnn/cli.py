@@ -349,6 +349,9 @@ def predict(
     recursive: Annotated[bool, typer.Option(
         "--recursive", "-r", help="Also look in subfolders.")] = False,
     backend: Backend = "auto",
+    upright: Annotated[bool, typer.Option(
+        help="Turn a photo whose garment lies on its side upright before classifying it.")
+    ] = True,
     quiet: Quiet = False,
 ) -> None:
     """Classify pictures of clothing. Exit status 1 if any picture could not be read."""
@@ -358,7 +361,7 @@ def predict(
     from .records import collect_pictures, format_predictions
 
     names, sources = collect_pictures(paths, recursive, stdin=sys.stdin.buffer)
-    classifier = Classifier(model, backend=backend)
+    classifier = Classifier(model, backend=backend, upright=upright)
     results = tqdm(classifier.iter_classify(sources, names, top_k=top_k), total=len(names),
                    unit="img", file=sys.stderr, disable=True if quiet or len(names) < 50 else None)
     failed: list[str] = []

@@ -371,7 +371,8 @@ def export_onnx(model: str | Path | None, out: str | Path, images: torch.Tensor,
 
 
 def onnx_session(net: nn.Module, meta: dict[str, Any], cache_dir: Path | None = None,
-                 int8: bool = False, threads: int | None = None) -> Any:
+                 int8: bool = False, threads: int | None = None,
+                 name: str = "this model's") -> Any:
     """A checked onnxruntime session for a loaded checkpoint (`load_checkpoint`'s pair).
 
     Built in memory and checked on the first SESSION_CHECK_IMAGES test images (seeded random
@@ -380,7 +381,8 @@ def onnx_session(net: nn.Module, meta: dict[str, Any], cache_dir: Path | None = 
     atomically; the same checkpoint's graphs of older builds go. A cache that cannot be
     written or read is skipped. `int8`: the quantized graph (`quantize`), calibrated
     on training images found offline (a FashionCNNError saying how to get them otherwise).
-    `threads`: the session's (`new_session`).
+    `threads`: the session's (`new_session`). `name`: what the one-time "building" line calls
+    the network.
     """
     require_onnx()
     import onnxruntime as ort
@@ -398,7 +400,7 @@ def onnx_session(net: nn.Module, meta: dict[str, Any], cache_dir: Path | None = 
         except Exception:  # noqa: BLE001 - a damaged cache entry: rebuild it below
             pass
     # seconds, once per model and version: say so, or the first `predict` just seems slow
-    print(f"fashion-cnn: building this model's {'int8 ' if int8 else ''}onnxruntime graph once "
+    print(f"fashion-cnn: building {name} {'int8 ' if int8 else ''}onnxruntime graph once "
           f"(kept in {cached.parent})", file=sys.stderr)
     data = onnx_bytes(net, meta, sha)
     if int8:

@@ -153,7 +153,8 @@ class Upright:
         try:
             self.session = onnx_session(self.net, {"path": self.meta["path"],
                                                    "arch": self.net.arch,
-                                                   "class_names": list(TURNS)}, threads=1)
+                                                   "class_names": list(TURNS)}, threads=1,
+                                        name="the orientation step's")
         except FashionCNNError:
             self.session = None
 
