@@ -17,7 +17,9 @@ library and the command alike; --backend: what runs it (torch, onnxruntime, auto
    an article on a light canvas: the authors' conversion) and real phone photos of the
    clothing-dataset-small validation split enlarged to 1 megapixel (the garment cut out);
    and those again with each speed flag at its shipped value and the other, in pairs of
-   calls (`flag_times`).
+   calls (`flag_times`). Folders, the PNGs of 1. and the real validation photos as they are,
+   with their pictures prepared PREPARE_THREADS at a time and one after another
+   (`prepare_threads_rounds`).
 3. One 28x28 image already in memory: median milliseconds per `classify_one` call.
 4. The 10,000 official test images through `predict_logits` on the backend (what
    `fashion-cnn evaluate` runs), median seconds, at EVAL_BATCH and at 1,000; on torch the
@@ -41,8 +43,9 @@ import torch
 from common import timed
 from PIL import Image
 
-from fashion_cnn import export, preprocess
+from fashion_cnn import export, predict, preprocess
 from fashion_cnn.evaluate import EVAL_BATCH, predict_logits
+from fashion_cnn.photos import find_photos_dir, list_photos
 from fashion_cnn.predict import BACKENDS, Classifier
 
 
@@ -62,8 +65,6 @@ def megapixel_jpeg(x: np.ndarray, rng: np.random.Generator) -> bytes:
 
 def real_megapixel_jpegs(n: int = 20) -> list[bytes]:
     """n of the real validation photos (every 17th), enlarged to about 1 megapixel, as JPEG."""
-    from fashion_cnn.photos import find_photos_dir, list_photos
-
     blobs = []
     for path, _ in list_photos(find_photos_dir(), "validation")[::17][:n]:
         img = Image.open(path).convert("RGB")
@@ -153,6 +154,26 @@ def flag_times(classifier: Classifier, blobs: list[bytes], repeats: int, model: 
     return out
 
 
+def prepare_threads_rounds(classifier: Classifier, paths: list[Path], repeats: int) -> dict:
+    """A folder through `iter_classify` with its pictures prepared PREPARE_THREADS at a time
+    (as shipped) and one after another, taking turns pass by pass (which goes first
+    alternates): each way's images/s from its median pass, and the median of the rounds'
+    ratios of seconds, shipped over one at a time."""
+    threads = predict.PREPARE_THREADS
+    seconds: dict[int, list[float]] = {threads: [], 1: []}
+    try:
+        for r in range(repeats):
+            for n in (threads, 1) if r % 2 else (1, threads):
+                predict.PREPARE_THREADS = n
+                seconds[n] += timed(lambda: list(classifier.iter_classify(paths)), 1)
+    finally:
+        predict.PREPARE_THREADS = threads
+    return {"n_pictures": len(paths), "rounds": repeats, "threads": threads,
+            "images_per_second_threads": len(paths) / statistics.median(seconds[threads]),
+            "images_per_second_one": len(paths) / statistics.median(seconds[1]),
+            "ratio": statistics.median(a / b for a, b in zip(*seconds.values(), strict=True))}
+
+
 def evaluate_times(classifier: Classifier, images: torch.Tensor, repeats: int
                    ) -> dict[str, float]:
     """Median seconds for the images through `predict_logits` as `fashion-cnn evaluate` runs
@@ -192,6 +213,7 @@ def main() -> None:
                 pass
 
         folder_times = timed(run_folder, args.repeats)
+        pngs_threads = prepare_threads_rounds(classifier, paths, args.repeats)
         cli_times = timed(lambda: subprocess.run(
             [common.FASHION_CNN, "predict", str(folder), "--format", "csv", "--quiet",
              "--backend", args.backend, *(["--model", args.model] if args.model else [])],
@@ -208,6 +230,10 @@ def main() -> None:
     real = real_megapixel_jpegs()
     result["real_photo_megapixel_jpeg"] = per_picture_ms(classifier, real, args.repeats)
     result["flags"] = flag_times(classifier, real, args.repeats, args.model, args.backend)
+    photos = [path for path, _ in list_photos(find_photos_dir(), "validation")]
+    result["flags"] |= {"prepare_threads_pngs": pngs_threads,
+                        "prepare_threads_photos": prepare_threads_rounds(classifier, photos,
+                                                                         args.repeats)}
 
     one = data.test_images[0].numpy()
     image = Image.fromarray(one)

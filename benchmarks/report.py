@@ -690,6 +690,13 @@ def render_predict_speed(name: str, d: Result) -> str:
                   f"{f[f'median_ms_{shipped}']:.2f} / {f[f'median_ms_{other}']:.2f} ms "
                   f"({f['ratio']:.2f}x)"]
                  for flag, (label, shipped, other) in FLAG_ROWS.items() if (f := flags.get(flag))]
+    rows += [[f"folder of {num(f['n_pictures'])} {what}, pictures prepared {f['threads']} at a "
+              "time / one after another (median ratio of "
+              f"{num(f['rounds'])} rounds)", f"{num(f['images_per_second_threads'])} / "
+              f"{num(f['images_per_second_one'])} images/s ({f['ratio']:.2f}x the time)"]
+             for flag, what in (("prepare_threads_pngs", "28x28 PNGs"),
+                                ("prepare_threads_photos", "real validation photos"))
+             if (f := flags.get(flag))]
     rows += [[f"10,000 test images, {k.replace('_seconds', '').replace('_', ' ')}",
               f"{v:.2f} s"] for k, v in ev.items()]
     backend = f", backend `{d['backend']}`" if "backend" in d else ""

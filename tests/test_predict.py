@@ -81,6 +81,21 @@ def test_order_kept_and_errors_isolated(classifier: Classifier) -> None:
                            "in_class", "unsure", "unsure_reason"}
 
 
+def test_pictures_prepared_at_once_give_the_answers_in_order(classifier: Classifier,
+                                                             monkeypatch) -> None:
+    """`iter_classify` prepares a batch's pictures PREPARE_THREADS at a time: the same records,
+    in order, as one after another, an unreadable picture's error kept in its place."""
+    photos = sorted(SAMPLES.glob("*.jpg"))[::4]
+    sources = [*photos[:3], b"garbage", *photos[3:]]
+    records = {}
+    for threads in (2, 1):
+        monkeypatch.setattr("fashion_cnn.predict.PREPARE_THREADS", threads)
+        records[threads] = [p.record() for p in classifier.iter_classify(sources, batch_size=4)]
+    assert records[2] == records[1]
+    assert [r["error"] is not None for r in records[2]] == [s == b"garbage" for s in sources]
+    assert records[2][0]["path"] == str(photos[0])
+
+
 def test_checkpoint_carries_image_preprocessing(classifier: Classifier, tmp_path: Path) -> None:
     """A Classifier converts pictures by the settings saved in its checkpoint, not by the
     defaults of the code that loads it."""

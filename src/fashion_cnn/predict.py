@@ -13,6 +13,7 @@ model torn between two classes ("low confidence").
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -29,6 +30,9 @@ from .orientation import Upright, load_upright, turned
 from .preprocess import ImageError, PreprocessConfig, Preprocessed, preprocess
 
 BATCH = 256  # pictures decoded per forward pass: bounds memory, amortises the model call
+PREPARE_THREADS = 2  # speed flag: a batch's pictures are decoded and cut out this many at a
+# time (Pillow, OpenCV and numpy release the GIL); 1: one after another. predict_speed.json's
+# `flags` compares the two on folders.
 LOW_CONFIDENCE = 0.6  # models without an in-class threshold: below this top-class
 # probability the answer is flagged "low confidence"
 MARGIN = 0.2  # models with a threshold: top-1 minus top-2 below this is "low confidence"
@@ -318,14 +322,20 @@ class Classifier:
         stays flat however many pictures there are.
         """
         names_it = iter(names) if names is not None else None
-        batch: list[Prediction] = []
+        pending: list[tuple[Source, str]] = []
         for i, source in enumerate(sources):
-            name = next(names_it) if names_it is not None else _name(source, i)
-            batch.append(self.prepare(source, name))
-            if len(batch) == batch_size:
-                yield from self._finish(batch, top_k, keep_inputs)
-                batch = []
-        yield from self._finish(batch, top_k, keep_inputs)
+            pending.append((source, next(names_it) if names_it is not None else _name(source, i)))
+            if len(pending) == batch_size:
+                yield from self._finish(self.prepare_all(pending), top_k, keep_inputs)
+                pending = []
+        yield from self._finish(self.prepare_all(pending), top_k, keep_inputs)
+
+    def prepare_all(self, pending: list[tuple[Source, str]]) -> list[Prediction]:
+        """`prepare` each (source, name), in order, PREPARE_THREADS at a time."""
+        if PREPARE_THREADS < 2 or len(pending) < 2:
+            return [self.prepare(source, name) for source, name in pending]
+        with ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="fashion-cnn-prepare") as pool:
+            return list(pool.map(self.prepare, *zip(*pending, strict=True)))
 
     def prepare(self, source: Source, name: str) -> Prediction:
         """Decode and preprocess one picture: a Prediction holding the model input, awaiting
