@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -88,12 +89,18 @@ def test_pictures_prepared_at_once_give_the_answers_in_order(classifier: Classif
     photos = sorted(SAMPLES.glob("*.jpg"))[::4]
     sources = [*photos[:3], b"garbage", *photos[3:]]
     records = {}
+    monkeypatch.setattr("fashion_cnn.predict.THREADS_FROM_SECONDS", 0.0)  # whatever the CPU
+    threads_used = []
+    real_prepare = Classifier.prepare
+    monkeypatch.setattr(Classifier, "prepare", lambda self, *args: threads_used.append(
+        threading.current_thread().name) or real_prepare(self, *args))
     for threads in (2, 1):
         monkeypatch.setattr("fashion_cnn.predict.PREPARE_THREADS", threads)
         records[threads] = [p.record() for p in classifier.iter_classify(sources, batch_size=4)]
     assert records[2] == records[1]
     assert [r["error"] is not None for r in records[2]] == [s == b"garbage" for s in sources]
     assert records[2][0]["path"] == str(photos[0])
+    assert any(name.startswith("fashion-cnn-prepare") for name in threads_used)
 
 
 def test_checkpoint_carries_image_preprocessing(classifier: Classifier, tmp_path: Path) -> None:

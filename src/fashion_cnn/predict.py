@@ -12,6 +12,7 @@ model torn between two classes ("low confidence").
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,8 @@ BATCH = 256  # pictures decoded per forward pass: bounds memory, amortises the m
 PREPARE_THREADS = 2  # speed flag: a batch's pictures are decoded and cut out this many at a
 # time (Pillow, OpenCV and numpy release the GIL); 1: one after another. predict_speed.json's
 # `flags` compares the two on folders.
+THREADS_FROM_SECONDS = 0.005  # ... when its first picture took this long to prepare: a photo
+# takes 10-40 ms, a 28x28 PNG well under 1 ms, mostly Python holding the GIL (threads: slower)
 LOW_CONFIDENCE = 0.6  # models without an in-class threshold: below this top-class
 # probability the answer is flagged "low confidence"
 MARGIN = 0.2  # models with a threshold: top-1 minus top-2 below this is "low confidence"
@@ -331,11 +334,17 @@ class Classifier:
         yield from self._finish(self.prepare_all(pending), top_k, keep_inputs)
 
     def prepare_all(self, pending: list[tuple[Source, str]]) -> list[Prediction]:
-        """`prepare` each (source, name), in order, PREPARE_THREADS at a time."""
-        if PREPARE_THREADS < 2 or len(pending) < 2:
-            return [self.prepare(source, name) for source, name in pending]
+        """`prepare` each (source, name), in order: the first alone, the rest PREPARE_THREADS
+        at a time if the first took at least THREADS_FROM_SECONDS."""
+        if not pending:
+            return []
+        start = time.perf_counter()
+        first, rest = self.prepare(*pending[0]), pending[1:]
+        if (PREPARE_THREADS < 2 or len(rest) < 2
+                or time.perf_counter() - start < THREADS_FROM_SECONDS):
+            return [first, *(self.prepare(source, name) for source, name in rest)]
         with ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="fashion-cnn-prepare") as pool:
-            return list(pool.map(self.prepare, *zip(*pending, strict=True)))
+            return [first, *pool.map(self.prepare, *zip(*rest, strict=True))]
 
     def prepare(self, source: Source, name: str) -> Prediction:
         """Decode and preprocess one picture: a Prediction holding the model input, awaiting
