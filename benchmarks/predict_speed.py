@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -158,9 +159,17 @@ def prepare_threads_rounds(classifier: Classifier, paths: list[Path], repeats: i
     """A folder through `iter_classify` with its pictures prepared PREPARE_THREADS at a time
     (as shipped) and one after another, taking turns pass by pass (which goes first
     alternates): each way's images/s from its median pass, and the median of the rounds'
-    ratios of seconds, shipped over one at a time."""
+    ratios of seconds, shipped over one at a time; and how many pictures the shipped way
+    prepared on its threads (predict.THREADS_FROM_SECONDS keeps quick ones off them)."""
     threads = predict.PREPARE_THREADS
     seconds: dict[int, list[float]] = {threads: [], 1: []}
+    on_threads = []
+
+    def prepare(source: object, name: str) -> predict.Prediction:
+        on_threads.append(threading.current_thread().name.startswith("fashion-cnn-prepare"))
+        return Classifier.prepare(classifier, source, name)
+
+    classifier.prepare = prepare  # an instance attribute, deleted below
     try:
         for r in range(repeats):
             for n in (threads, 1) if r % 2 else (1, threads):
@@ -168,7 +177,9 @@ def prepare_threads_rounds(classifier: Classifier, paths: list[Path], repeats: i
                 seconds[n] += timed(lambda: list(classifier.iter_classify(paths)), 1)
     finally:
         predict.PREPARE_THREADS = threads
+        del classifier.prepare
     return {"n_pictures": len(paths), "rounds": repeats, "threads": threads,
+            "share_on_threads": 2 * sum(on_threads) / len(on_threads),
             "images_per_second_threads": len(paths) / statistics.median(seconds[threads]),
             "images_per_second_one": len(paths) / statistics.median(seconds[1]),
             "ratio": statistics.median(a / b for a, b in zip(*seconds.values(), strict=True))}

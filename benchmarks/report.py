@@ -691,8 +691,9 @@ def render_predict_speed(name: str, d: Result) -> str:
                   f"({f['ratio']:.2f}x)"]
                  for flag, (label, shipped, other) in FLAG_ROWS.items() if (f := flags.get(flag))]
     rows += [[f"folder of {num(f['n_pictures'])} {what}, pictures prepared {f['threads']} at a "
-              "time / one after another (median ratio of "
-              f"{num(f['rounds'])} rounds)", f"{num(f['images_per_second_threads'])} / "
+              f"time ({f['share_on_threads']:.0%} of them on threads) / one after another "
+              f"(median ratio of {num(f['rounds'])} rounds)",
+              f"{num(f['images_per_second_threads'])} / "
               f"{num(f['images_per_second_one'])} images/s ({f['ratio']:.2f}x the time)"]
              for flag, what in (("prepare_threads_pngs", "28x28 PNGs"),
                                 ("prepare_threads_photos", "real validation photos"))
