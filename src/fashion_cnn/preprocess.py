@@ -285,7 +285,7 @@ def convert(img: Image.Image, config: PreprocessConfig = PreprocessConfig(),
 
 T = TypeVar("T")
 SIDE_THREAD = True  # speed flag: `started` runs work beside the caller (predict_speed.json's
-# `side_thread` compares the real photos with it off); the pixels are the same either way
+# `flags` compares the real photos with it off); the pixels are the same either way
 _SIDE_WORKERS: dict[int, ThreadPoolExecutor] = {}  # one thread per process id (a forked child
 # inherits the parent's executor without its thread, so it makes its own)
 
