@@ -145,9 +145,9 @@ class Upright:
     def on_onnxruntime(self) -> None:
         """Run the network as a checked float32 onnxruntime graph (export.onnx_session, cached
         like the classifier's) on one thread: beside a classifier on onnxruntime, torch's
-        thread pool taking turns with onnxruntime's cost ~4 ms a picture on 2 cores, and a
-        second 2-thread pool ~1 ms, against ~0.2 ms for this network on one thread. A graph
-        that fails its check leaves the network in torch: slower, never wrong."""
+        thread pool and a second multi-thread pool both cost more than one thread does for
+        this small network (design.md, "Garments lying on their side"). A graph that fails
+        its check leaves the network in torch: slower, never wrong."""
         from .export import onnx_session
 
         try:
