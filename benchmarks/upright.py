@@ -24,7 +24,7 @@ from PIL import Image
 
 from fashion_cnn.models import DEFAULT_MODEL, model_name
 from fashion_cnn.photos import FOLDER_CODES, find_photos_dir, list_photos, score_photos
-from fashion_cnn.predict import TURNED_BACK, Classifier, Prediction
+from fashion_cnn.predict import Classifier, Prediction, was_turned_back
 from fashion_cnn.preprocess import decode_image
 from fashion_cnn.training.run import run_split
 
@@ -33,9 +33,9 @@ PIL_TURN = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180,
             270: Image.Transpose.ROTATE_270}
 
 
-def was_turned(p: Prediction) -> bool:
-    """Whether `predict` turned this picture back before classifying it."""
-    return any(w in TURNED_BACK.values() for w in p.warnings)
+def share_turned(predictions: list[Prediction]) -> float:
+    """The share of pictures that `predict` turned upright before classifying them."""
+    return sum(was_turned_back(p.warnings) for p in predictions) / len(predictions)
 
 
 def photo_row(classifier: Classifier, pictures: list[Image.Image], codes: list[int],
@@ -48,7 +48,7 @@ def photo_row(classifier: Classifier, pictures: list[Image.Image], codes: list[i
     return {"n": s["n"], "strict_accuracy": s["strict_accuracy"],
             "lenient_accuracy": s["lenient_accuracy"],
             "out_of_class_auroc": s["out_of_class_auroc"],
-            "turned_back": sum(map(was_turned, predictions)) / len(predictions)}
+            "turned_back": share_turned(predictions)}
 
 
 def dataset_row(classifier: Classifier, images: torch.Tensor, labels: torch.Tensor
@@ -58,7 +58,7 @@ def dataset_row(classifier: Classifier, images: torch.Tensor, labels: torch.Tens
     predictions = list(classifier.iter_classify(pictures))
     right = [p.index == int(y) for p, y in zip(predictions, labels, strict=True)]
     return {"n": len(right), "accuracy": sum(right) / len(right),
-            "turned_back": sum(map(was_turned, predictions)) / len(predictions)}
+            "turned_back": share_turned(predictions)}
 
 
 def main() -> None:

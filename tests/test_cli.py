@@ -128,7 +128,7 @@ def test_predict_blank_picture_is_unsure_not_an_error(tmp_path: Path) -> None:
 def test_predict_turns_garments_upright_unless_told_not_to(tmp_path: Path) -> None:
     from PIL import Image
 
-    from fashion_cnn.predict import TURNED_BACK
+    from fashion_cnn.predict import was_turned_back
 
     for path in sorted(SAMPLES.glob("*.jpg"))[::3]:
         Image.open(path).transpose(Image.Transpose.ROTATE_90).save(tmp_path / path.name)
@@ -136,7 +136,7 @@ def test_predict_turns_garments_upright_unless_told_not_to(tmp_path: Path) -> No
     for flag in ("--upright", "--no-upright"):
         result = run_cli("predict", "--format", "json", flag, str(tmp_path))
         assert result.returncode == 0, result.stderr
-        answers[flag] = {r["path"]: (r["label"], set(r["warnings"]) & set(TURNED_BACK.values()))
+        answers[flag] = {r["path"]: (r["label"], was_turned_back(r["warnings"]))
                          for r in json.loads(result.stdout)}
     turned = [p for p, (_, said) in answers["--upright"].items() if said]
     assert turned and not any(said for _, said in answers["--no-upright"].values())

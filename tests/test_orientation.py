@@ -24,7 +24,7 @@ from fashion_cnn.orientation import (
     turn_probabilities,
     turned,
 )
-from fashion_cnn.predict import TURNED_BACK, Classifier
+from fashion_cnn.predict import Classifier, was_turned_back
 
 
 def test_turns_are_per_image_quarter_turns_counter_clockwise() -> None:
@@ -101,7 +101,7 @@ def test_predict_turns_garments_lying_on_their_side_back(
     images = [im for im, _ in samples]
     as_they_are = with_step.classify(images)
     assert [p.label for p in as_they_are] == [p.label for p in without.classify(images)]
-    assert not any(w in TURNED_BACK.values() for p in as_they_are for w in p.warnings)
+    assert not any(was_turned_back(p.warnings) for p in as_they_are)
     for turn in (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
         sideways = [im.transpose(turn) for im in images]
         helped = with_step.classify(sideways)
@@ -109,7 +109,7 @@ def test_predict_turns_garments_lying_on_their_side_back(
         same = [a.label == b.label for a, b in zip(helped, as_they_are, strict=True)]
         plain_same = [a.label == b.label for a, b in zip(plain, as_they_are, strict=True)]
         assert sum(same) >= 0.7 * len(same) > sum(plain_same)
-        turned_back = [p for p in helped if set(p.warnings) & set(TURNED_BACK.values())]
+        turned_back = [p for p in helped if was_turned_back(p.warnings)]
         assert len(turned_back) >= sum(same) - sum(plain_same)
 
 
@@ -122,7 +122,7 @@ def test_dataset_form_images_are_never_turned(samples: list[tuple[Image.Image, s
     classifier.upright.turns = lambda images: asked.append(len(images)) or real_turns(images)
     trouser = np.rot90(synthetic_article(1)).copy()  # on its side, in dataset form
     prediction = classifier.classify([Image.fromarray(trouser)])[0]
-    assert asked == [] and not set(prediction.warnings) & set(TURNED_BACK.values())
+    assert asked == [] and not was_turned_back(prediction.warnings)
     classifier.classify([samples[0][0]])
     assert asked == [1]
 

@@ -85,11 +85,13 @@ def test_order_kept_and_errors_isolated(classifier: Classifier) -> None:
 def test_pictures_prepared_at_once_give_the_answers_in_order(classifier: Classifier,
                                                              monkeypatch) -> None:
     """`iter_classify` prepares a batch's pictures PREPARE_THREADS at a time: the same records,
-    in order, as one after another, an unreadable picture's error kept in its place."""
+    in order, as one after another, an unreadable picture's error kept in its place; one after
+    another on a one-core machine."""
     photos = sorted(SAMPLES.glob("*.jpg"))[::4]
     sources = [*photos[:3], b"garbage", *photos[3:]]
     records = {}
     monkeypatch.setattr("fashion_cnn.predict.THREADS_FROM_SECONDS", 0.0)  # whatever the CPU
+    monkeypatch.setattr("fashion_cnn.predict.cores", lambda: 2)
     threads_used = []
     real_prepare = Classifier.prepare
     monkeypatch.setattr(Classifier, "prepare", lambda self, *args: threads_used.append(
@@ -101,6 +103,10 @@ def test_pictures_prepared_at_once_give_the_answers_in_order(classifier: Classif
     assert [r["error"] is not None for r in records[2]] == [s == b"garbage" for s in sources]
     assert records[2][0]["path"] == str(photos[0])
     assert any(name.startswith("fashion-cnn-prepare") for name in threads_used)
+    threads_used.clear()
+    monkeypatch.setattr("fashion_cnn.predict.cores", lambda: 1)
+    assert [p.record() for p in classifier.iter_classify(sources, batch_size=4)] == records[1]
+    assert not any(name.startswith("fashion-cnn-prepare") for name in threads_used)
 
 
 def test_checkpoint_carries_image_preprocessing(classifier: Classifier, tmp_path: Path) -> None:

@@ -303,7 +303,7 @@ def test_the_second_cut_out_made_beside_the_first_is_the_one_made_alone(monkeypa
     alone = edge_cut_out(_edge_photo()[0], PreprocessConfig())
     assert alone is not None
     for cores, side_thread in ((2, True), (1, True), (2, False)):
-        monkeypatch.setattr("os.cpu_count", lambda cores=cores: cores)
+        monkeypatch.setattr("fashion_cnn.preprocess.cores", lambda cores=cores: cores)
         monkeypatch.setattr("fashion_cnn.preprocess.SIDE_THREAD", side_thread)
         for _ in range(3):  # with the room photo's cut-outs in between
             assert np.array_equal(preprocess(_edge_photo()[0]).edge_image, alone)
@@ -317,7 +317,7 @@ def test_started_runs_beside_the_caller_and_passes_its_error_on(monkeypatch) -> 
     monkeypatch.setattr("fashion_cnn.preprocess.SIDE_THREAD", False)
     assert started(threading.current_thread)() is threading.current_thread()
     monkeypatch.setattr("fashion_cnn.preprocess.SIDE_THREAD", True)
-    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    monkeypatch.setattr("fashion_cnn.preprocess.cores", lambda: 1)
     assert started(threading.current_thread)() is threading.current_thread()
 
 

@@ -28,7 +28,7 @@ from .errors import FashionCNNError
 from .formats import missing_note
 from .models import load_checkpoint
 from .orientation import Upright, load_upright, turned
-from .preprocess import ImageError, PreprocessConfig, Preprocessed, preprocess
+from .preprocess import ImageError, PreprocessConfig, Preprocessed, cores, preprocess
 
 BATCH = 256  # pictures decoded per forward pass: bounds memory, amortises the model call
 PREPARE_THREADS = 2  # speed flag: a batch's pictures are decoded and cut out this many at a
@@ -65,6 +65,12 @@ Source = bytes | str | Path | BinaryIO | Image.Image
 TURNED_BACK = {k: f"The garment seemed to lie {how}: classified turned upright."
                for k, how in ((1, "on its side, its top to the left"), (2, "upside down"),
                               (3, "on its side, its top to the right"))}
+
+
+def was_turned_back(warnings: Iterable[str]) -> bool:
+    """Whether a prediction's warnings (`Prediction.warnings`, or a JSON record's) say that its
+    picture was turned upright before it was classified."""
+    return not set(warnings).isdisjoint(TURNED_BACK.values())
 
 
 @dataclass
@@ -340,7 +346,7 @@ class Classifier:
             return []
         start = time.perf_counter()
         first, rest = self.prepare(*pending[0]), pending[1:]
-        if (PREPARE_THREADS < 2 or len(rest) < 2
+        if (PREPARE_THREADS < 2 or len(rest) < 2 or cores() < 2
                 or time.perf_counter() - start < THREADS_FROM_SECONDS):
             return [first, *(self.prepare(source, name) for source, name in rest)]
         with ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="fashion-cnn-prepare") as pool:

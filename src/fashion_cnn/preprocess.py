@@ -290,12 +290,21 @@ _SIDE_WORKERS: dict[int, ThreadPoolExecutor] = {}  # one thread per process id (
 # inherits the parent's executor without its thread, so it makes its own)
 
 
+def cores() -> int:
+    """The CPU cores this process may run on: its affinity where the OS tells (a container's
+    CPU set), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def started(fn: Callable[..., T], *args: Any) -> Callable[[], T]:
     """Start fn(*args) on a side thread where the machine has a second core, and return what
     waits for its result (re-raising its error). GrabCut, Pillow and numpy release the GIL, so
     the side thread's work and the caller's run at once; with one core (or SIDE_THREAD off), fn
     runs here first."""
-    if not SIDE_THREAD or (os.cpu_count() or 1) < 2:
+    if not SIDE_THREAD or cores() < 2:
         result = fn(*args)
         return lambda: result
     worker = _SIDE_WORKERS.get(os.getpid()) or _SIDE_WORKERS.setdefault(
