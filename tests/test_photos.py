@@ -356,8 +356,7 @@ def test_no_real_photo_looks_like_noise(photos_root: Path) -> None:
     """`predict` calls a picture noise ("no garment found") when its neighbouring pixels are
     less alike than NOISE_LIKENESS: every real photo, train and validation, is well above it
     (the decoding as `predict` does it)."""
-    from fashion_cnn.predict import NOISE_LIKENESS, likeness
-    from fashion_cnn.preprocess import decode_image
+    from fashion_cnn.preprocess import NOISE_LIKENESS, decode_image, likeness
 
     config = PreprocessConfig()
     for split in photos.SPLITS:

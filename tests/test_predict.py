@@ -27,11 +27,9 @@ from fashion_cnn.models import load_checkpoint, resolve_checkpoint
 from fashion_cnn.predict import (
     LOW,
     NO_GARMENT,
-    NOISE_LIKENESS,
     NOT_A_CLASS,
     Classifier,
     UnsurePolicy,
-    likeness,
 )
 from fashion_cnn.preprocess import (
     ImageError,
@@ -292,20 +290,6 @@ def test_random_noise_finds_no_garment(classifier: Classifier) -> None:
     for p in classifier.classify(list(noise.values()), list(noise)):
         assert p.error is None and p.unsure_reason == NO_GARMENT and p.label is None, p.path
         assert any("noise" in w for w in p.warnings), p.warnings
-
-
-def test_fine_stripes_checks_and_photos_are_not_noise() -> None:
-    """Stripes and checks one pixel wide (opposite neighbours, alike two pixels on, whatever
-    the shrink to the measuring copy leaves of them) and the sample photos are far above the
-    bar; noise is far below it."""
-    stripes = np.tile(np.array([[0], [255]], np.uint8), (100, 300))
-    checks = (np.indices((200, 200)).sum(0) % 2 * 255).astype(np.uint8)
-    for pattern in (stripes, checks, stripes[:64, :64], checks[:64, :64]):
-        assert likeness(Image.fromarray(pattern)) > 2 * NOISE_LIKENESS, pattern.shape
-    for path in sorted(SAMPLES.glob("*.jpg")):
-        assert likeness(Image.open(path)) > 2 * NOISE_LIKENESS, path
-    noise = np.random.default_rng(3).integers(0, 256, (300, 300), dtype=np.uint8)
-    assert likeness(Image.fromarray(noise)) < NOISE_LIKENESS / 2
 
 
 def test_the_answer_comes_from_the_cut_out_the_model_is_surer_of(classifier) -> None:

@@ -11,14 +11,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import SAMPLES, synthetic_article
 from fashion_cnn.preprocess import (
     FIRST_FRAME,
+    NOISE_LIKENESS,
     ImageError,
     PreprocessConfig,
     analyse,
     decode_image,
     edge_cut_out,
     is_dataset_form,
+    likeness,
+    nothing_to_find,
     preprocess,
     started,
     to_dataset_form,
@@ -434,3 +438,35 @@ def test_a_red_pink_or_pale_article_is_no_person(colour) -> None:
                                fill=(90, 30, 30), width=6)  # darker seams
     assert np.array_equal(preprocess(alone).image,
                           preprocess(alone, PreprocessConfig(skin=False)).image)
+
+
+def test_fine_stripes_checks_and_photos_are_not_noise() -> None:
+    """Stripes and checks one pixel wide (opposite neighbours, alike two pixels on, whatever
+    the shrink to the measuring copy leaves of them) and the sample photos are far above the
+    bar; noise is far below it."""
+    stripes = np.tile(np.array([[0], [255]], np.uint8), (100, 300))
+    checks = (np.indices((200, 200)).sum(0) % 2 * 255).astype(np.uint8)
+    for pattern in (stripes, checks, stripes[:64, :64], checks[:64, :64]):
+        assert likeness(Image.fromarray(pattern)) > 2 * NOISE_LIKENESS, pattern.shape
+    for path in sorted(SAMPLES.glob("*.jpg")):
+        assert likeness(Image.open(path)) > 2 * NOISE_LIKENESS, path
+    noise = np.random.default_rng(3).integers(0, 256, (300, 300), dtype=np.uint8)
+    assert likeness(Image.fromarray(noise)) < NOISE_LIKENESS / 2
+
+
+def test_blank_is_found_beside_the_conversion_as_alone(monkeypatch) -> None:
+    """`preprocess` looks for nothing to find (`nothing_to_find`) on the side thread while it
+    converts: the same verdict as alone, for a photo, noise, one colour, a strip and a
+    dataset-form image."""
+    rng = np.random.default_rng(4)
+    pictures = [Image.open(sorted(SAMPLES.glob("*.jpg"))[0]),
+                Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)),
+                Image.new("RGB", (50, 40), (200, 10, 10)),
+                Image.fromarray(rng.integers(0, 256, (3, 200, 3), dtype=np.uint8)),
+                Image.fromarray(synthetic_article(3))]
+    alone = [nothing_to_find(im.convert("RGB"), is_dataset_form(im.convert("RGB")))
+             for im in pictures]
+    assert alone == [False, True, True, True, False]
+    for side_thread in (True, False):
+        monkeypatch.setattr("fashion_cnn.preprocess.SIDE_THREAD", side_thread)
+        assert [preprocess(im).blank for im in pictures] == alone

@@ -51,12 +51,6 @@ LOW = "low confidence"
 # picture has none left after preprocessing.
 GARMENT_LEVEL = 40
 GARMENT_PIXELS = 20
-MIN_SIDE = 8  # a picture narrower than this (a dot, a thin strip) cannot show an article
-# "No garment", noise: a picture whose neighbouring pixels are no more alike than this
-# (`likeness`) is random noise. Every real photo of clothing-dataset-small (train and
-# validation, 3,409) has 0.45 or more, random noise under 0.1 whatever its size or encoding.
-NOISE_LIKENESS = 0.2
-NOISE_SIDE = 128  # px: likeness is measured on a copy this size (noise stays noise)
 
 Source = bytes | str | Path | BinaryIO | Image.Image
 
@@ -151,33 +145,10 @@ class UnsurePolicy:
 
 def holds_no_garment(pre: Preprocessed) -> bool:
     """True for a picture with nothing to classify: blank, one colour, a dot, a thin strip or
-    random noise."""
-    if min(pre.original.size) < MIN_SIDE:
-        return True
-    if all(low == high for low, high in pre.original.getextrema()):  # one colour
-        return True
-    if not pre.dataset_form and likeness(pre.original) < NOISE_LIKENESS:
-        return True
+    random noise (`Preprocessed.blank`), or whose model input holds next to no garment."""
     # Checked on the model input, where the background is already black: catches near-blank
     # photos (JPEG noise on white) whatever the original looked like.
-    return int((pre.image > GARMENT_LEVEL).sum()) < GARMENT_PIXELS
-
-
-def likeness(img: Image.Image) -> float:
-    """How alike a picture's neighbouring pixels are: the largest |correlation| of its grey
-    levels with themselves moved 1 or 2 pixels across or down, on a copy at most NOISE_SIDE
-    px. A photo's neighbours are alike (the lens blurs); fine stripes and checks are alike at
-    one of these moves, or opposite (-1); random noise is neither."""
-    small = img.convert("L")
-    small.thumbnail((NOISE_SIDE, NOISE_SIDE), Image.Resampling.BOX)
-    grey = np.asarray(small, np.float32)
-    best = 0.0
-    for lag in (1, 2):
-        for a, b in ((grey[:, :-lag], grey[:, lag:]), (grey[:-lag], grey[lag:])):
-            a, b = a - a.mean(), b - b.mean()
-            spread = float(np.sqrt((a * a).mean() * (b * b).mean()))
-            best = max(best, 1.0 if spread == 0 else abs(float((a * b).mean())) / spread)
-    return best
+    return pre.blank or int((pre.image > GARMENT_LEVEL).sum()) < GARMENT_PIXELS
 
 
 NO_GARMENT_SENTENCE = ("No garment found in this picture: it is blank, one colour, noise or too "

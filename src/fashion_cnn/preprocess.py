@@ -104,6 +104,7 @@ class Preprocessed:
     warnings: list[str]
     edge_image: np.ndarray | None = None  # uint8 [28, 28]: the second cut-out (`fg_edge`), if
     # any; `predict` makes it `image` when the model is surer of it
+    blank: bool = False  # the picture itself shows nothing to classify (`nothing_to_find`)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,10 +384,12 @@ def preprocess(source: bytes | str | Path | BinaryIO | Image.Image,
     first = [FIRST_FRAME] if img.info.get("frames", 1) > 1 else []
     if is_dataset_form(img):
         return Preprocessed(original=img, image=to_dataset_form(img, config), dataset_form=True,
-                            warnings=first)
+                            warnings=first, blank=nothing_to_find(img, dataset_form=True))
+    img.load()  # read by two threads at once below: loaded here, once
+    blank = started(nothing_to_find, img)  # on the side thread, while the caller converts
     image, warnings, edge_image = convert(img, config)
     return Preprocessed(original=img, image=image, dataset_form=False,
-                        warnings=first + warnings, edge_image=edge_image)
+                        warnings=first + warnings, edge_image=edge_image, blank=blank())
 
 
 def model_input(source: bytes | str | Path | BinaryIO | Image.Image,
@@ -395,6 +398,44 @@ def model_input(source: bytes | str | Path | BinaryIO | Image.Image,
     only `predict` uses (the model chooses between the two): what the training photos and the
     benchmarks' fixed inputs are made of."""
     return preprocess(source, replace(config, fg_edge=0.0)).image
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures with nothing to classify (`predict` answers them "no garment found")
+
+MIN_SIDE = 8  # a picture narrower than this (a dot, a thin strip) cannot show an article
+# Noise: a picture whose neighbouring pixels are no more alike than this (`likeness`) is random
+# noise. Every real photo of clothing-dataset-small (train and validation, 3,409) has 0.45 or
+# more, random noise under 0.1 whatever its size or encoding.
+NOISE_LIKENESS = 0.2
+NOISE_SIDE = 128  # px: likeness is measured on a copy this size (noise stays noise)
+
+
+def nothing_to_find(img: Image.Image, dataset_form: bool = False) -> bool:
+    """True for a picture that cannot show a garment: a dot, a thin strip, one colour, or
+    (unless it is a dataset-form image) random noise."""
+    if min(img.size) < MIN_SIDE:
+        return True
+    if all(low == high for low, high in img.getextrema()):  # one colour
+        return True
+    return not dataset_form and likeness(img) < NOISE_LIKENESS
+
+
+def likeness(img: Image.Image) -> float:
+    """How alike a picture's neighbouring pixels are: the largest |correlation| of its grey
+    levels with themselves moved 1 or 2 pixels across or down, on a copy at most NOISE_SIDE
+    px. A photo's neighbours are alike (the lens blurs); fine stripes and checks are alike at
+    one of these moves, or opposite (-1); random noise is neither."""
+    small = img.convert("L")
+    small.thumbnail((NOISE_SIDE, NOISE_SIDE), Image.Resampling.BOX)
+    grey = np.asarray(small, np.float32)
+    best = 0.0
+    for lag in (1, 2):
+        for a, b in ((grey[:, :-lag], grey[:, lag:]), (grey[:-lag], grey[lag:])):
+            a, b = a - a.mean(), b - b.mean()
+            spread = float(np.sqrt((a * a).mean() * (b * b).mean()))
+            best = max(best, 1.0 if spread == 0 else abs(float((a * b).mean())) / spread)
+    return best
 
 
 # ---------------------------------------------------------------------------------------------
