@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import struct
 import threading
 
 import numpy as np
@@ -119,6 +120,21 @@ def test_truncated_image() -> None:
     data = _encode(_article(), "JPEG")
     with pytest.raises(ImageError, match="truncated or corrupt"):
         decode_image(data[: len(data) // 2])
+
+
+def test_a_damaged_page_of_a_tiff_is_corrupt_not_a_crash() -> None:
+    """Pillow fails on some damaged files with other errors than OSError (a TIFF whose second
+    page has no width: TypeError while counting its frames): still one clear message."""
+    data = bytearray(_encode(Image.new("RGB", (64, 64), "white"), "TIFF", save_all=True,
+                             append_images=[Image.new("RGB", (64, 64))]))
+    first = struct.unpack_from("<I", data, 4)[0]
+    tags = struct.unpack_from("<H", data, first)[0]
+    second = struct.unpack_from("<I", data, first + 2 + 12 * tags)[0]
+    for i in range(struct.unpack_from("<H", data, second)[0]):  # rename page 2's ImageWidth
+        if struct.unpack_from("<H", data, second + 2 + 12 * i)[0] == 256:
+            struct.pack_into("<H", data, second + 2 + 12 * i, 0x7FFF)
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        decode_image(bytes(data))
 
 
 def test_decompression_bomb_is_refused_before_decoding() -> None:

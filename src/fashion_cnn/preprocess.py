@@ -157,8 +157,13 @@ def decode_image(source: bytes | str | Path | BinaryIO, max_pixels: int = MAX_PI
         raise ImageError(f"the picture has {size}, over the {max_pixels / 1e6:.0f}-"
                          "megapixel limit (a decompression bomb?). Downscale it first."
                          ) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise ImageError(f"the image is truncated or corrupt ({str(err)[:80]}); "
+    except MemoryError:
+        raise ImageError("not enough memory to decode the picture; downscale it first."
+                         ) from None
+    except Exception as err:  # Pillow's decoders fail on corrupt data in many ways (OSError,
+        # SyntaxError, ValueError, EOFError; a damaged TIFF page: TypeError)
+        detail = str(err)[:80] or type(err).__name__
+        raise ImageError(f"the image is truncated or corrupt ({detail}); "
                          "re-save or re-download it.") from None
     img = reduce_to(to_rgb(img), work_size)
     img.info["frames"] = frames  # an animation or a multi-page TIFF: only the first is used
