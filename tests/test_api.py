@@ -155,8 +155,9 @@ def assert_clean_error(response: httpx.Response, status: int) -> None:
 
 def test_health_ready_model_docs(url: str, seed: Classifier) -> None:
     assert httpx.get(f"{url}/v1/health").json() == {"status": "ok"}
-    assert [httpx.head(f"{url}/v1/{path}").status_code for path in ("health", "ready")] == \
-        [200, 200]  # uptime checkers send HEAD
+    assert [httpx.head(f"{url}/{path}").status_code
+            for path in ("v1/health", "v1/ready", "v1/model", "metrics")] == [200] * 4
+    # uptime checkers send HEAD
     ready = httpx.get(f"{url}/v1/ready").json()
     assert ready["status"] == "ready" and ready["model"]["name"] == "seed"
     info = httpx.get(f"{url}/v1/model").json()
@@ -232,15 +233,54 @@ def test_picture_over_the_pixel_cap_is_an_error_record(url: str) -> None:
 
 
 def test_a_picture_in_the_field_file_is_read_too(url: str) -> None:
-    """`curl -F file=@shirt.jpg` (the field most upload examples name) is answered, after
-    the pictures in `files`."""
+    """`curl -F file=@shirt.jpg` (the field most upload examples name) is answered, in the
+    order sent among the pictures in `files`."""
     first, second = (p.read_bytes() for p in samples(2))
     response = httpx.post(f"{url}/v1/predict", files=[("file", ("one.jpg", first))])
     assert response.status_code == 200, response.text
     assert [r["path"] for r in response.json()["predictions"]] == ["one.jpg"]
     both = httpx.post(f"{url}/v1/predict", files=[("file", ("one.jpg", first)),
                                                   ("files", ("two.jpg", second))])
-    assert [r["path"] for r in both.json()["predictions"]] == ["two.jpg", "one.jpg"]
+    assert [r["path"] for r in both.json()["predictions"]] == ["one.jpg", "two.jpg"]
+
+
+def test_a_truncated_multipart_body_is_400_not_fewer_answers(url: str) -> None:
+    """A body cut off before its closing boundary: its last picture would be lost without a
+    word; it is refused whole, as is a picture field sent as text (no filename)."""
+    first, second = (p.read_bytes() for p in samples(2))
+    request = httpx.Request("POST", f"{url}/v1/predict", files=[("files", ("a.jpg", first)),
+                                                                 ("files", ("b.jpg", second))])
+    body = request.read()
+    end = body.rindex(b"\r\n--")  # the closing boundary's start
+    headers = {"Content-Type": request.headers["content-type"]}
+    assert httpx.post(f"{url}/v1/predict", content=body, headers=headers).status_code == 200
+    for cut in (end, end - len(second) // 2):  # no closing boundary; half of b.jpg
+        response = httpx.post(f"{url}/v1/predict", content=body[:cut], headers=headers)
+        assert_clean_error(response, 400)
+        assert "closing boundary" in response.json()["detail"]
+    as_text = httpx.post(f"{url}/v1/predict", files=[("files", ("a.jpg", first))],
+                         data={"files": "not a file"})
+    assert_clean_error(as_text, 400)
+    assert "no filename" in as_text.json()["detail"]
+
+
+def test_a_stalled_body_is_408(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client that declares a body and stops sending is given up after BODY_STALL_SECONDS
+    (408, connection closed), not held forever."""
+    monkeypatch.setattr(api, "BODY_STALL_SECONDS", 0.5)
+    head = (b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+            b"Content-Length: 100000\r\n\r\n")
+    answer = _raw_exchange(url, head, [b"\xff\xd8 a few bytes"])
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'"detail"' in answer and b"connection: close" in answer.lower()
+
+
+def test_a_trailing_slash_is_the_same_path(url: str, keyed_url: str) -> None:
+    data = samples(1)[0].read_bytes()
+    response = httpx.post(f"{url}/v1/predict/", files=[("files", ("a.jpg", data))])
+    assert response.status_code == 200 and len(response.json()["predictions"]) == 1
+    for public in ("/v1/health/", "/v1/ready/", "/redoc"):  # open with a key, as without
+        assert httpx.get(f"{keyed_url}{public}", follow_redirects=True).status_code == 200
 
 
 def test_no_pictures_is_422(url: str) -> None:

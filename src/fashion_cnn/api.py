@@ -30,6 +30,7 @@ from typing import Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from python_multipart.multipart import parse_options_header
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
@@ -42,10 +43,13 @@ from .records import output_record
 
 MAX_FILES = 64  # pictures per request
 MAX_BODY_BYTES = 20 * 1024 * 1024  # 20 MB per request, refused before it is read
+BODY_STALL_SECONDS = 30.0  # a body that sends nothing for this long is given up (408): a
+# stalled or deliberately slow client would otherwise hold its connection and memory forever
 SETTINGS_ENV = "FASHION_CNN_API_SETTINGS"  # JSON Settings for worker processes (--workers)
 API_KEY_ENV = "FASHION_CNN_API_KEY"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client: metrics shared by workers
-PUBLIC_PATHS = {"/v1/health", "/v1/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
+PUBLIC_PATHS = {"/v1/health", "/v1/ready", "/docs", "/docs/oauth2-redirect", "/redoc",
+                "/openapi.json"}
 ENDPOINTS = {"/v1/predict", "/v1/health", "/v1/ready", "/v1/model", "/metrics"}  # metric labels
 
 
@@ -190,13 +194,13 @@ class Gate:
             else:
                 await self.app(scope, _counted(receive), send_status)
         finally:
-            endpoint = scope["path"] if scope["path"] in ENDPOINTS else "other"
+            endpoint = path_of(scope) if path_of(scope) in ENDPOINTS else "other"
             self.metrics.requests.labels(endpoint, str(status)).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
     def _refusal(self, scope: Scope) -> ApiError | None:
         headers = dict(scope["headers"])
-        if self.key is not None and scope["path"] not in PUBLIC_PATHS:
+        if self.key is not None and path_of(scope) not in PUBLIC_PATHS:
             given = headers.get(b"x-api-key") or b""
             bearer = headers.get(b"authorization", b"")
             if bearer[:7].lower() == b"bearer ":
@@ -210,14 +214,26 @@ class Gate:
         return None
 
 
+def path_of(scope: Scope) -> str:
+    """The request's path without a trailing slash ("/v1/health/" is "/v1/health")."""
+    return scope["path"].rstrip("/") or "/"
+
+
 def _counted(receive: Receive) -> Receive:
     """`receive` that raises 413 once the body passes MAX_BODY_BYTES (chunked uploads have no
-    Content-Length to check up front)."""
-    seen = 0
+    Content-Length to check up front) and 408 when the body stalls for BODY_STALL_SECONDS."""
+    seen, complete = 0, False
 
     async def wrapped() -> MutableMapping[str, Any]:
-        nonlocal seen
-        message = await receive()
+        nonlocal seen, complete
+        if complete:  # after the body: waiting for a disconnect is no stall
+            return await receive()
+        try:
+            message = await asyncio.wait_for(receive(), BODY_STALL_SECONDS)
+        except asyncio.TimeoutError:  # (TimeoutError itself from Python 3.11)
+            raise ApiError(408, f"The request body stalled (nothing for {BODY_STALL_SECONDS:.0f}"
+                           " s); send it again.") from None
+        complete = not message.get("more_body", False)
         seen += len(message.get("body", b""))
         if seen > MAX_BODY_BYTES:
             raise too_large()
@@ -233,7 +249,7 @@ def too_large() -> ApiError:
 
 def error_response(err: ApiError) -> JSONResponse:
     """{"detail": message}; a refused upload also closes the connection (its unread body)."""
-    headers = {413: {"Connection": "close"},
+    headers = {413: {"Connection": "close"}, 408: {"Connection": "close"},
                401: {"WWW-Authenticate": 'Bearer realm="fashion-cnn"'}}.get(err.status)
     return JSONResponse({"detail": str(err)}, err.status, headers=headers)
 
@@ -243,9 +259,9 @@ def error_response(err: ApiError) -> JSONResponse:
 
 
 async def read_pictures(request: Request) -> list[tuple[str, bytes]]:
-    """(name, bytes) of every picture in the request, in order. Raises ApiError: 415 for a
-    content type that is neither multipart nor an image, 413 for more than MAX_FILES, 400 for
-    a malformed multipart body."""
+    """(name, bytes) of every picture in the request, in the order sent. Raises ApiError: 415
+    for a content type that is neither multipart nor an image, 413 for more than MAX_FILES,
+    400 for a malformed or truncated multipart body or a picture field sent as text."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media.startswith("image/"):
         body = await request.body()
@@ -254,20 +270,40 @@ async def read_pictures(request: Request) -> list[tuple[str, bytes]]:
         raise ApiError(415, f"Unsupported content type {media[:60] or '(none)'!r}: send "
                        "pictures as multipart/form-data field 'files' (or 'file'), or one "
                        "picture as the body with its image/* content type.")
+    body = await request.body()  # at most MAX_BODY_BYTES (Gate); request.stream() replays it
     parser = MultiPartParser(request.headers, request.stream(), max_files=MAX_FILES)
     try:
         form = await parser.parse()
     except MultiPartException as err:
         if err.message.startswith("Too many files"):
             raise ApiError(413, f"Too many pictures: at most {MAX_FILES} per request.") from None
-        raise ApiError(400, f"Malformed multipart body: {err.message}") from None
+        hint = (" (a part without a filename is text, not a file: send pictures as file "
+                "uploads, e.g. curl -F files=@photo.jpg)") if "maximum size" in err.message else ""
+        raise ApiError(400, f"Malformed multipart body: {err.message}{hint}") from None
     try:
+        if not closes(body, request.headers.get("content-type", "")):
+            raise ApiError(400, "Malformed multipart body: it ends before its closing boundary "
+                           "(a truncated upload?); send it again.")
         # "file" too: the name most upload examples use for one picture (curl -F file=@...)
-        files = [f for field in ("files", "file") for f in form.getlist(field)
-                 if isinstance(f, UploadFile)]
-        return [(f.filename or f"image {i + 1}", await f.read()) for i, f in enumerate(files)]
+        parts = [(i, part) for i, (field, part) in enumerate(form.multi_items())
+                 if field in ("files", "file")]
+        for i, part in parts:
+            if not isinstance(part, UploadFile):
+                raise ApiError(400, f"Part {i + 1} of the body is text, not a file (it has no "
+                               "filename): send pictures as file uploads, e.g. curl -F "
+                               "files=@photo.jpg.")
+        return [(part.filename or f"image {n + 1}", await part.read())
+                for n, (_, part) in enumerate(parts)]
     finally:
         await form.close()
+
+
+def closes(body: bytes, content_type: str) -> bool:
+    """Whether a multipart body holds its closing boundary ("--BOUNDARY--"): a body cut short
+    would otherwise lose its last pictures without a word."""
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary", b"")
+    return b"--" + boundary + b"--" in body
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,29 +362,39 @@ def add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "Internal error; the server log has the details."}, 500)
 
 
+def get_and_head(app: FastAPI, path: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Route GET `path` and HEAD (what uptime checkers send) to the decorated function; HEAD
+    stays out of the OpenAPI schema (one operation per path there)."""
+    def register(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        app.head(path, include_in_schema=False)(endpoint)
+        return app.get(path)(endpoint)
+
+    return register
+
+
 def add_info_routes(app: FastAPI, batcher: Batcher, info: dict[str, Any],
                     metrics: Metrics) -> None:
     """GET /v1/health, /v1/ready, /v1/model and /metrics."""
     summary = {"name": info["name"], "arch": info["arch"]}
 
-    @app.api_route("/v1/health", methods=["GET", "HEAD"])  # HEAD: what uptime checkers send
+    @get_and_head(app, "/v1/health")
     async def health() -> dict[str, str]:
         """The server is up."""
         return {"status": "ok"}
 
-    @app.api_route("/v1/ready", methods=["GET", "HEAD"])
+    @get_and_head(app, "/v1/ready")
     async def ready() -> JSONResponse:
         """200 once the model is loaded and has run once; 503 before."""
         if batcher.ready.is_set():
             return JSONResponse({"status": "ready", "model": summary})
         return JSONResponse({"status": "warming up"}, 503)
 
-    @app.get("/v1/model")
+    @get_and_head(app, "/v1/model")
     async def model() -> dict[str, Any]:
         """The model: name, classes, test accuracy, preprocessing, limits, model card."""
         return info
 
-    @app.get("/metrics")
+    @get_and_head(app, "/metrics")
     async def prometheus() -> Response:
         """Prometheus metrics: requests by status, latency, pictures, batch sizes."""
         return Response(metrics.exposition(),
@@ -404,6 +450,7 @@ def create_app(classifier: Classifier, settings: Settings = Settings()) -> FastA
         finally:
             batcher.decoding -= 1
 
+    app.add_api_route("/v1/predict/", predict, methods=["POST"], include_in_schema=False)
     add_info_routes(app, batcher, info, metrics)
     return app
 
