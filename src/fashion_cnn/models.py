@@ -387,6 +387,24 @@ def _missing_checkpoint(path: Path) -> str:
             f"{', '.join(SHIPPED_MODELS)}.")
 
 
+def not_a_torch_file(path: Path) -> str | None:
+    """What a file that is no PyTorch file at all looks like ("an ONNX model", "a picture", "a
+    text file", "another kind of file"), or None when it is a zip or pickle as torch saves."""
+    with open(path, "rb") as file:
+        head = file.read(512)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch's zip; an old pickle
+        return None
+    if path.suffix.lower() == ".onnx":
+        return "an ONNX model (what `export` writes, for other runtimes)"
+    if head.startswith((b"\xff\xd8", b"\x89PNG", b"GIF8", b"RIFF", b"BM", b"II*", b"MM\0*")):
+        return "a picture"
+    try:
+        head.decode("utf-8")
+        return "a text file"
+    except UnicodeDecodeError:
+        return "another kind of file"
+
+
 def unreadable(err: Exception) -> str:
     """' (what went wrong)' for a file torch could not load, or '' where the error says
     nothing a user can act on."""
@@ -396,16 +414,47 @@ def unreadable(err: Exception) -> str:
     return f" ({detail})" if any(c.isalpha() for c in detail) else ""
 
 
+def check_metadata(payload: dict[str, Any], path: Path) -> None:
+    """Refuse a checkpoint whose metadata this version cannot use (a damaged file, or one from
+    a newer version), before anything is built from it."""
+    names = payload.get("class_names", CLASS_NAMES)
+    problems = [
+        (payload["arch"] in ARCHITECTURES,
+         f"a model kind this version does not know ({payload['arch']!r}; it knows "
+         f"{', '.join(ARCHITECTURES)})"),
+        (isinstance(payload["arch_kwargs"], dict), "its architecture settings are not a mapping"),
+        (isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names),
+         "its class names are not a list of names"),
+        (not isinstance(names, (list, tuple)) or len(names) == len(CLASS_NAMES),
+         f"it names {len(names) if isinstance(names, (list, tuple)) else 'no'} classes where "
+         f"its model answers {len(CLASS_NAMES)}"),
+        (isinstance(payload.get("image_preprocessing") or {}, dict),
+         "its picture preprocessing is not a mapping"),
+        (not payload.get("unsure") or (isinstance(payload["unsure"], dict) and isinstance(
+            payload["unsure"].get("threshold"), (int, float))),
+         "its unsure rule has no numeric threshold")]
+    wrong = [why for ok, why in problems if not ok]
+    if wrong:
+        raise FashionCNNError(f"{path} cannot be used: {'; '.join(wrong)}. The file is damaged "
+                              "or from a newer fashion-cnn; re-copy it, upgrade, or retrain.")
+
+
 def load_checkpoint(model: str | Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Load a checkpoint (path or shipped name) -> (eval-mode model, metadata minus weights)."""
     path = resolve_checkpoint(model)
     if not path.is_file():
         raise FashionCNNError(_missing_checkpoint(path))
+    kind = not_a_torch_file(path)
+    if kind is not None:
+        raise FashionCNNError(f"{path} is not a checkpoint but {kind}. Give the model.pt that "
+                              "`fashion-cnn train` writes, its run folder, or one of: "
+                              f"{', '.join(SHIPPED_MODELS)}.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a damaged file can fail anywhere in the unpickler
-        raise FashionCNNError(f"{path} is not a readable checkpoint{unreadable(err)}. It may be "
-                              "truncated or another kind of file; retrain or re-copy it.") from None
+        why = unreadable(err) if "Weights only" in str(err) else " (truncated or damaged)"
+        raise FashionCNNError(f"{path} is not a readable checkpoint{why}; retrain or re-copy "
+                              "it.") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise FashionCNNError(f"{path} is a PyTorch file but not a fashion-cnn checkpoint "
                               f"(expected format {CHECKPOINT_FORMAT}). Use a file written by "
@@ -414,11 +463,13 @@ def load_checkpoint(model: str | Path | None = None) -> tuple[nn.Module, dict[st
     if missing:
         raise FashionCNNError(f"{path} is an incomplete fashion-cnn checkpoint (missing "
                               f"{', '.join(sorted(missing))}); retrain or re-copy it.")
-    names = payload.get("class_names", CLASS_NAMES)
-    if len(names) != len(CLASS_NAMES):
-        raise FashionCNNError(f"{path} names {len(names)} classes where its model answers "
-                              f"{len(CLASS_NAMES)}: the file is damaged; retrain or re-copy it.")
-    net = build_model(payload["arch"], **payload["arch_kwargs"])
+    check_metadata(payload, path)
+    try:
+        net = build_model(payload["arch"], **payload["arch_kwargs"])
+    except TypeError as err:  # settings this version's architecture does not take
+        raise FashionCNNError(f"{path} describes a {payload['arch']!r} model this version "
+                              f"cannot build ({err}): it may come from a newer fashion-cnn; "
+                              "upgrade, or retrain with this one.") from None
     scaling = payload.get("preprocessing") or {}  # as trained with, not today's defaults
     for module in net.modules():
         if isinstance(module, Normalize) and "mean" in scaling:
