@@ -174,19 +174,24 @@ def test_sessions_threads_rest_between_runs_unless_told(checkpoint: Path, tmp_pa
     (["--model", "no-such-model"], "does not exist"),
     (["--out", "{tmp}/a-file/x.onnx"], "is a file, not a folder"),
     (["--out", "{tmp}"], "is a folder"),
+    (["--out", "{checkpoint}"], "is the checkpoint being exported: the export would overwrite"),
+    (["--out", "{tmp}/other.pt"], "is a PyTorch file: the export would overwrite it"),
 ])
 def test_bad_inputs_give_one_clear_message(args: list[str], message: str, tmp_path: Path,
                                            checkpoint: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "a-file").write_text("not a folder")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    before = {p: p.read_bytes() for p in (checkpoint, tmp_path / "other.pt")}
     argv = ["export", "--format", "onnx", "--out", str(tmp_path / "x.onnx"),
             "--model", str(checkpoint), "--offline", "--data-dir", str(tmp_path / "none")]
-    argv += [a.format(tmp=tmp_path) for a in args]  # later options win
+    argv += [a.format(tmp=tmp_path, checkpoint=checkpoint) for a in args]  # later ones win
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x.onnx").exists()
+    assert before == {p: p.read_bytes() for p in before}
 
 
 def test_an_unknown_format_is_a_usage_error(tmp_path: Path) -> None:

@@ -413,8 +413,8 @@ def export(
 
     # Mistakes fail before any work: a missing package, a bad --out, a bad checkpoint.
     require_onnx()
-    check_target(out)
     meta = load_checkpoint(model)[1]
+    check_target(out, meta["path"])
     checkpoint = meta["path"]
     images = load_test_images(data_dir, offline=offline, progress=not quiet)[:CHECK_IMAGES]
     calibration = (calibration_images(meta, data_dir, offline=offline, progress=not quiet)

@@ -322,13 +322,20 @@ def seeded_images(n: int = CHECK_IMAGES) -> torch.Tensor:
 # The two uses: a file for anyone, a session for Classifier
 
 
-def check_target(out: str | Path) -> Path:
-    """`out` as a Path, or a FashionCNNError when no file can be written there (its folder
-    is created if missing)."""
+def check_target(out: str | Path, checkpoint: str | Path) -> Path:
+    """`out` as a Path, or a FashionCNNError when no file can be written there or it would
+    replace a PyTorch file (`checkpoint`, the one exported, above all); its folder is created
+    if missing."""
+    from .models import not_a_torch_file
+
     out = Path(out)
     if out.is_dir():
         raise FashionCNNError(f"{out} is a folder; give a file name such as "
                               f"{out / 'model.onnx'}.")
+    if out.is_file() and (out.samefile(checkpoint) or not_a_torch_file(out) is None):
+        what = "the checkpoint being exported" if out.samefile(checkpoint) else "a PyTorch file"
+        raise FashionCNNError(f"{out} is {what}: the export would overwrite it. Give another "
+                              f"file name, such as {out.with_suffix('.onnx')}.")
     existing = next(p for p in out.absolute().parents if p.exists())
     if not existing.is_dir():
         raise FashionCNNError(f"Cannot write {out}: {existing} is a file, not a folder.")
@@ -351,8 +358,8 @@ def export_onnx(model: str | Path | None, out: str | Path, images: torch.Tensor,
     With `calibration` (training images, `calibration_images`) the file is int8 (`quantize`)."""
     from .models import load_checkpoint
 
-    out = check_target(out)
     net, meta = load_checkpoint(model)
+    out = check_target(out, meta["path"])
     sha = file_sha256(meta["path"])
     data = onnx_bytes(net, meta, sha)
     int8 = calibration is not None
