@@ -173,3 +173,46 @@ def test_predict_csv_cells_never_run_as_formulas(tmp_path: Path) -> None:
         for row in rows:
             for cell in row:
                 assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (args, cell)
+
+
+def test_predict_out_appears_only_once_every_picture_is_done(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--out writes the file when the run ends; an interrupted run leaves the file as it was
+    and no temp file beside it (a redirect would hold half a JSON list)."""
+    from fashion_cnn.predict import Classifier
+
+    photos = [str(p) for p in sorted(SAMPLES.glob("*.jpg"))[:3]]
+    out = tmp_path / "results" / "predictions.csv"
+    assert main(["predict", "--model", "seed", "--format", "csv", "--out", str(out),
+                 *photos]) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("path,") and capsys.readouterr().out == ""
+    real = Classifier.iter_classify
+
+    def interrupted(self: Classifier, *args: object, **kwargs: object):  # noqa: ANN202
+        yield next(real(self, *args, **kwargs))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Classifier, "iter_classify", interrupted)
+    assert main(["predict", "--model", "seed", "--format", "json", "--out", str(out),
+                 *photos]) == 130
+    assert out.read_text().splitlines() == lines
+    assert [p.name for p in out.parent.iterdir()] == [out.name]
+
+
+def test_predict_refuses_an_empty_path(capsys: pytest.CaptureFixture[str]) -> None:
+    """What "$UNSET" gives in a script: not a classification of the current folder."""
+    assert main(["predict", "--model", "seed", ""]) == 2
+    assert "An empty path was given" in capsys.readouterr().err
+
+
+def test_a_shipped_name_that_is_also_a_folder_here_is_warned_about(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "seed").mkdir()
+    photo = str(sorted(SAMPLES.glob("*.jpg"))[0])
+    assert main(["predict", "--model", "seed", photo]) == 0
+    assert "for the folder here, write ./seed" in capsys.readouterr().err
+    assert main(["predict", "--model", "./seed", photo]) == 2  # the folder, which has no model

@@ -304,6 +304,7 @@ def evaluate(
 
     if checkpoint is not None and model is not None:
         raise FashionCNNError("Give the model once: as CHECKPOINT or as --model.")
+    warn_if_shadowed(checkpoint or model)
     classifier = Classifier(checkpoint or model, backend=backend, tta=tta)
     net, meta = classifier.net, classifier.meta
     # torch: the model itself (evaluation's fused forward pass where the model has one).
@@ -352,25 +353,49 @@ def predict(
     upright: Annotated[bool, typer.Option(
         help="Turn a photo whose garment lies on its side upright before classifying it.")
     ] = True,
+    out: Annotated[Optional[Path], typer.Option(
+        help="Write the results to this file instead of the screen; it appears only once every "
+        "picture is done (an interrupted run leaves no half-written file).",
+        show_default=False)] = None,
     quiet: Quiet = False,
 ) -> None:
     """Classify pictures of clothing. Exit status 1 if any picture could not be read."""
     from tqdm import tqdm
 
+    from .files import atomic_path
     from .predict import Classifier
     from .records import collect_pictures, format_predictions
 
     names, sources = collect_pictures(paths, recursive, stdin=sys.stdin.buffer)
+    warn_if_shadowed(model)
     classifier = Classifier(model, backend=backend, upright=upright)
     results = tqdm(classifier.iter_classify(sources, names, top_k=top_k), total=len(names),
                    unit="img", file=sys.stderr, disable=True if quiet or len(names) < 50 else None)
     failed: list[str] = []
-    for line in format_predictions(results, output.value, names, failed):
-        typer.echo(line)
+    lines = format_predictions(results, output.value, names, failed)
+    if out is None:
+        for line in lines:
+            typer.echo(line)
+    else:
+        with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", newline="") as file:
+            file.writelines(line + "\n" for line in lines)
+        if not quiet:
+            typer.echo(f"wrote {out}", err=True)
     if failed:
         typer.echo(f"{len(failed)} of {len(names)} picture{'s' * (len(names) > 1)} could not be "
                    "classified", err=True)
     raise typer.Exit(1 if failed else 0)
+
+
+def warn_if_shadowed(model: str | None) -> None:
+    """Warn when --model names a shipped model and a folder or file of that name is here too:
+    the shipped model is the one used."""
+    from .models import SHIPPED_MODELS
+
+    if model in SHIPPED_MODELS and Path(model).exists():
+        typer.echo(f"warning: --model {model} is the shipped model {model!r}; for the "
+                   f"{'folder' if Path(model).is_dir() else 'file'} here, write ./{model}",
+                   err=True)
 
 
 class ExportFormat(str, Enum):
@@ -413,6 +438,7 @@ def export(
 
     # Mistakes fail before any work: a missing package, a bad --out, a bad checkpoint.
     require_onnx()
+    warn_if_shadowed(model)
     meta = load_checkpoint(model)[1]
     check_target(out, meta["path"])
     checkpoint = meta["path"]
@@ -448,14 +474,15 @@ def app_command(
     import os
 
     from .app_server import app_env, streamlit_command
-    from .models import load_checkpoint
+    from .models import SHIPPED_MODELS, load_checkpoint
     from .ports import bind
 
     if importlib.util.find_spec("streamlit") is None:
         raise FashionCNNError("The app needs Streamlit: pip install -e '.[app]' in "
                               "fashion-cnn's checkout.")
+    warn_if_shadowed(model)
     load_checkpoint(model)  # a wrong checkpoint fails here, with a clear message
-    if model and Path(model).exists():
+    if model and model not in SHIPPED_MODELS and Path(model).exists():
         model = str(Path(model).resolve())  # the server may not share our idea of '.'
     bind(host, port).close()  # a taken port fails here, before the address is announced
     shown = "localhost" if host in ("0.0.0.0", "::") else host
@@ -505,6 +532,7 @@ def serve_command(
 
     settings = Settings(model=model, backend=backend, api_key=api_key or None,
                         batching=batching, max_batch=max_batch, max_wait_ms=max_wait_ms)
+    warn_if_shadowed(model)
     load_checkpoint(model)  # a wrong checkpoint or a taken port fails here, before the
     bind(host, port).close()  # address is announced
     shown = "localhost" if host in ("0.0.0.0", "::") else host

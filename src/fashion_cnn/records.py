@@ -36,6 +36,9 @@ def collect_pictures(paths: list[str], recursive: bool = False,
     sources: list[Source] = []
     for p in paths:
         path = Path(p)
+        if not p.strip():  # what "$UNSET" gives in a script: Path("") would be this folder
+            raise FashionCNNError("An empty path was given; name a picture or a folder ('.' "
+                                  "for this one).")
         if p == "-":
             names.append("-")
             # at most one byte over the limit: decode_image then refuses it
