@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLES, synthetic_article
+from fashion_cnn.formats import register_phone_formats
 from fashion_cnn.preprocess import (
     FIRST_FRAME,
     NOISE_LIKENESS,
@@ -114,6 +115,19 @@ def test_animated_gif_uses_the_first_frame() -> None:
 def test_unreadable_bytes(data: bytes, message: str) -> None:
     with pytest.raises(ImageError, match=message):
         decode_image(data)
+
+
+@pytest.mark.parametrize("fmt,name", [("JPEG", "JPEG"), ("PNG", "PNG"), ("GIF", "GIF"),
+                                      ("BMP", "BMP"), ("TIFF", "TIFF"), ("WEBP", "WebP"),
+                                      ("HEIF", "HEIC"), ("AVIF", "AVIF")])
+def test_the_first_bytes_of_a_picture_are_a_damaged_picture(fmt: str, name: str) -> None:
+    """Cut to its first 40 bytes, a picture is damaged, not "not an image this tool can read",
+    whether Pillow still tells its format (then its error is shown) or not (then the first
+    bytes name the format)."""
+    register_phone_formats()
+    data = _encode(_article(), fmt)
+    with pytest.raises(ImageError, match=f"^the ({name} file|image) is truncated or corrupt"):
+        decode_image(data[:40])
 
 
 def test_truncated_image() -> None:

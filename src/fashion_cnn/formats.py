@@ -65,6 +65,26 @@ def _pillow_reads_avif() -> bool:
         return False
 
 
+SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF8", "GIF"),
+              (b"BM", "BMP"), (b"II*\0", "TIFF"), (b"MM\0*", "TIFF"))
+HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEIC",
+               b"hevc": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF",
+               b"avis": "AVIF"}
+
+
+def signature(data: bytes) -> str | None:
+    """The picture format a file's first bytes announce ("JPEG", "HEIC", ...), or None: a file
+    Pillow cannot open that starts like a picture is a damaged one, not another kind of file."""
+    for magic, name in SIGNATURES:
+        if data.startswith(magic):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    if data[4:8] == b"ftyp":
+        return HEIF_BRANDS.get(data[8:12])
+    return None
+
+
 def readable_names() -> str:
     """The picture formats this environment reads, for messages: "JPEG, ..., HEIC or AVIF"."""
     readable = register_phone_formats()

@@ -36,7 +36,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .data import IMAGE_SIZE
 from .errors import FashionCNNError
-from .formats import readable_names, register_phone_formats
+from .formats import readable_names, register_phone_formats, signature
 
 MAX_PIXELS = 40_000_000  # 40 megapixels as decoded (a JPEG at up to 1/8 scale): larger
 # pictures are refused before decoding
@@ -130,7 +130,8 @@ def decode_image(source: bytes | str | Path | BinaryIO, max_pixels: int = MAX_PI
                          "this tool reads; is it a picture? Downscale it first if so.")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # Pillow's about this file (bomb size, corrupt
+            # EXIF): the picture is refused or read, and either way said so in one message
             img = Image.open(io.BytesIO(data))  # reads the header only
             width, height = img.size
             # animations and multi-page files; a phone JPEG's extra pictures (MPO: depth, gain
@@ -149,6 +150,11 @@ def decode_image(source: bytes | str | Path | BinaryIO, max_pixels: int = MAX_PI
     except ImageError:
         raise
     except UnidentifiedImageError:
+        fmt = signature(data)  # a damaged picture, or one whose plugin is missing?
+        plugin = {"HEIC": "HEIF", "HEIF": "HEIF", "AVIF": "AVIF"}.get(fmt or "")
+        if fmt is not None and (plugin is None or plugin in register_phone_formats()):
+            raise ImageError(f"the {fmt} file is truncated or corrupt; re-save or re-download "
+                             "it.") from None
         raise ImageError(f"not an image this tool can read; use a {readable_names()} file."
                          ) from None
     except Image.DecompressionBombError as err:  # Pillow's own cap fired while opening
