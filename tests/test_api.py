@@ -205,6 +205,9 @@ def test_top_k(url: str) -> None:
                        422)
     assert_clean_error(httpx.post(f"{url}/v1/predict?top_k=x", content=data, headers=headers),
                        422)
+    misspelt = httpx.post(f"{url}/v1/predict?topk=5", content=data, headers=headers)
+    assert_clean_error(misspelt, 422)
+    assert "'topk'" in misspelt.json()["detail"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -216,3 +216,14 @@ def test_a_shipped_name_that_is_also_a_folder_here_is_warned_about(
     assert main(["predict", "--model", "seed", photo]) == 0
     assert "for the folder here, write ./seed" in capsys.readouterr().err
     assert main(["predict", "--model", "./seed", photo]) == 2  # the folder, which has no model
+
+
+def test_evaluate_refuses_a_plots_file_before_scoring(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "plots").write_text("a file")
+    scored = []
+    monkeypatch.setattr("fashion_cnn.data.load_test_set", lambda *a, **k: scored.append(1))
+    assert main(["evaluate", "--model", "seed", "--plots", str(tmp_path / "plots")]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err and not scored
+

@@ -123,6 +123,10 @@ def test_missing_file_in_explicit_dir(synthetic_dir: Path, isolated_lookup: Path
     (synthetic_dir / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(FashionCNNError, match="lacks t10k-labels-idx1-ubyte.gz"):
         find_data_dir(synthetic_dir)
+    with pytest.raises(FashionCNNError, match="which does not exist"):
+        find_data_dir(synthetic_dir / "nowhere")
+    with pytest.raises(FashionCNNError, match="which is a file, not a folder"):
+        find_data_dir(synthetic_dir / "t10k-images-idx3-ubyte.gz")
 
 
 def test_lookup_order(tmp_path: Path, isolated_lookup: Path, monkeypatch) -> None:

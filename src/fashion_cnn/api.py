@@ -428,6 +428,10 @@ def create_app(classifier: Classifier, settings: Settings = Settings()) -> FastA
     async def predict(request: Request, top_k: int = Query(3, ge=1, le=10)) -> Response:
         """Classify pictures: multipart `files` or `file` (up to 64) or one picture as the raw
         body."""
+        unknown = sorted(set(request.query_params) - {"top_k"})
+        if unknown:  # a misspelt top_k would otherwise be ignored without a word
+            raise ApiError(422, f"Unknown parameter {', '.join(map(repr, unknown))}: this "
+                           "endpoint takes only top_k.")
         pictures = await read_pictures(request)
         if not pictures:
             raise ApiError(422, "No pictures: send them as multipart/form-data field 'files' "

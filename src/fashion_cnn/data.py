@@ -108,6 +108,12 @@ def find_data_dir(data_dir: str | Path | None = None, offline: bool = False,
     for origin, value in explicit:
         if value:
             directory = Path(value).expanduser()
+            if not directory.is_dir():
+                what = "is a file, not a folder" if directory.exists() else "does not exist"
+                raise FashionCNNError(
+                    f"{origin} points to {directory}, which {what}. Give the folder holding "
+                    "the official Fashion-MNIST .gz files, or unset it to use the cache / "
+                    "download.")
             missing = _missing(directory, keys)
             if missing:
                 raise FashionCNNError(
