@@ -274,7 +274,7 @@ def test_upload_in_a_real_browser(server: str, browser, classifier: Classifier,
     label = result.inner_text().removeprefix("Result:").strip()
     assert label == classifier.classify_one(picture).label
     error = page.get_by_text("Could not classify this picture").inner_text()
-    assert "not an image this tool can read" in error
+    assert "the PNG file is truncated or corrupt" in error  # what is wrong, and what to do
     assert page.locator("h3", has_text="broken.png").count() == 1
     assert (tmp_path / "app.png").stat().st_size > 10_000
     page.close()
