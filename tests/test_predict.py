@@ -249,7 +249,12 @@ def _encoded(img: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
 
 def _blank_pictures() -> dict[str, bytes]:
     near_white = np.clip(np.random.default_rng(0).normal(247, 3, (300, 300, 3)), 0, 255)
-    return {
+    specks = {}
+    for side in (4, 40):  # on white 1000x800: enlarged to 28 px, they looked like garments
+        speck = np.full((800, 1000, 3), 255, np.uint8)
+        speck[400:400 + side, 500:500 + side] = 0
+        specks[f"speck-{side}.png"] = _encoded(Image.fromarray(speck))
+    return {**specks,
         "white.png": _encoded(Image.new("RGB", (300, 300), "white")),
         "red.png": _encoded(Image.new("RGB", (200, 120), (200, 30, 30))),
         "dot.png": _encoded(Image.new("RGB", (1, 1), (10, 200, 10))),

@@ -130,6 +130,14 @@ def test_the_first_bytes_of_a_picture_are_a_damaged_picture(fmt: str, name: str)
         decode_image(data[:40])
 
 
+@pytest.mark.parametrize("fmt", ["PPM", "ICO", "TGA", "PCX"])
+def test_formats_pillow_knows_but_this_tool_does_not_take_are_refused(fmt: str) -> None:
+    """Only the formats the message names are decoded (not EPS through Ghostscript, nor an
+    icon renamed .jpg), as a folder listing takes only their suffixes."""
+    with pytest.raises(ImageError, match="not an image this tool can read; use a JPEG"):
+        decode_image(_encode(_article(), fmt))
+
+
 def test_truncated_image() -> None:
     data = _encode(_article(), "JPEG")
     with pytest.raises(ImageError, match="truncated or corrupt"):

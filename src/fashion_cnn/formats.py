@@ -11,12 +11,16 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from PIL import features
+from PIL import Image, features
 
 PHONE_SUFFIXES = {".heic": "HEIF", ".heif": "HEIF", ".avif": "AVIF"}
 # every picture file `predict` picks from a folder and the app takes as an upload
 PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff",
                     *PHONE_SUFFIXES)
+# Pillow's names of the formats decoded (its JPEG opener also reads a phone's MPO). Any other
+# format Pillow knows (EPS through Ghostscript, ICO, PPM, ...) is "not an image this tool can
+# read", as its suffix already is when a folder is listed.
+PILLOW_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF")
 INSTALL_HINTS = {
     "HEIF": "HEIC/HEIF pictures need the pillow-heif package: pip install pillow-heif.",
     "AVIF": "AVIF pictures need Pillow 11.3 or newer (pip install -U pillow) or "
@@ -37,6 +41,15 @@ def register_phone_formats() -> frozenset[str]:
     if _register_avif():
         readable.add("AVIF")
     return frozenset(readable)
+
+
+@functools.cache
+def pillow_formats() -> tuple[str, ...]:
+    """PILLOW_FORMATS that this environment's Pillow can open (HEIF and AVIF need plugins):
+    what `Image.open(..., formats=...)` is given."""
+    register_phone_formats()
+    Image.init()  # every plugin Pillow has, so OPEN lists them all
+    return tuple(f for f in PILLOW_FORMATS if f in Image.OPEN)
 
 
 def _register_heif() -> bool:

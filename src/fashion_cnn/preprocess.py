@@ -36,7 +36,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .data import IMAGE_SIZE
 from .errors import FashionCNNError
-from .formats import readable_names, register_phone_formats, signature
+from .formats import pillow_formats, readable_names, register_phone_formats, signature
 
 MAX_PIXELS = 40_000_000  # 40 megapixels as decoded (a JPEG at up to 1/8 scale): larger
 # pictures are refused before decoding
@@ -132,7 +132,7 @@ def decode_image(source: bytes | str | Path | BinaryIO, max_pixels: int = MAX_PI
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's about this file (bomb size, corrupt
             # EXIF): the picture is refused or read, and either way said so in one message
-            img = Image.open(io.BytesIO(data))  # reads the header only
+            img = Image.open(io.BytesIO(data), formats=pillow_formats())  # the header only
             width, height = img.size
             # animations and multi-page files; a phone JPEG's extra pictures (MPO: depth, gain
             # maps) and HEIC's are not frames of what was photographed
@@ -338,10 +338,20 @@ def is_plain(img: Image.Image, layout: Layout,
             and layout.box is not None and layout.box != (0, 0, img.width, img.height))
 
 
+MIN_EXTENT = 0.1  # an article spanning less of the picture's width and height than this is a
+# speck, not a garment: its model input stays black ("no garment found"). On every real photo
+# of clothing-dataset-small and sample (3,439) the article spans at least 0.21 (cut out) and
+# 0.78 (product photos); the synthetic photo sets draw it at 0.38 or more.
+
+
 def authors_conversion(img: Image.Image, config: PreprocessConfig, layout: Layout) -> np.ndarray:
     """The Fashion-MNIST authors' conversion of a product photo on a plain background (a
-    person wearing the article is first painted out: `without_person`)."""
+    person wearing the article is first painted out: `without_person`); black for a speck
+    (MIN_EXTENT), which enlarged to 28 px would look like any garment."""
     size = config.size
+    if layout.box is not None and max((layout.box[2] - layout.box[0]) / img.width,
+                                      (layout.box[3] - layout.box[1]) / img.height) < MIN_EXTENT:
+        return np.zeros((size, size), np.uint8)
     if config.skin:
         worn = without_person(img, config, layout)
         if worn is not None:
