@@ -107,6 +107,21 @@ def test_bad_uploads_get_a_message_and_the_rest_still_works(classifier: Classifi
     assert _headlines(at)[-1] == "No garment found in this picture"
 
 
+def test_a_strip_far_wider_than_tall_is_shown_and_the_rest_still_works(
+        classifier: Classifier) -> None:
+    """A 3000x2 picture (Streamlit would scale it to 0 px high) and its padded display copy:
+    no exception box, and the pictures after it are answered."""
+    coat, bag = ((SAMPLES / name).read_bytes() for name in ("coat-1.jpg", "bag-1.jpg"))
+    strip = _encoded(Image.new("RGB", (3000, 2), (30, 30, 30)), "PNG")
+    at = _app()
+    at.file_uploader[0].set_value([("coat.jpg", coat, "image/jpeg"),
+                                   ("banner.png", strip, "image/png"),
+                                   ("bag.jpg", bag, "image/jpeg")]).run()
+    assert not at.exception, at.exception
+    assert _headlines(at)[1] == "No garment found in this picture"
+    assert _results(at) == [classifier.classify_one(x).label for x in (coat, bag)]
+
+
 def test_unlike_a_product_photo_gets_a_warning(classifier: Classifier) -> None:
     noise = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
     noise_png = _encoded(Image.fromarray(noise), "PNG")
@@ -260,7 +275,9 @@ def browser():
 @pytest.mark.slow
 def test_upload_in_a_real_browser(server: str, browser, classifier: Classifier,
                                   tmp_path: Path) -> None:
-    picture = SAMPLES / "ankle-boot-1.jpg"  # a sure one: the headline is "Result: <label>"
+    picture = tmp_path / "**boot** [x](y) :red[z].jpg"  # shown as named, not as Markdown
+    picture.write_bytes((SAMPLES / "ankle-boot-1.jpg").read_bytes())  # a sure one: the
+    # headline is "Result: <label>"
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
@@ -276,6 +293,7 @@ def test_upload_in_a_real_browser(server: str, browser, classifier: Classifier,
     error = page.get_by_text("Could not classify this picture").inner_text()
     assert "the PNG file is truncated or corrupt" in error  # what is wrong, and what to do
     assert page.locator("h3", has_text="broken.png").count() == 1
+    assert page.locator("h3", has_text=picture.name).count() == 1
     assert (tmp_path / "app.png").stat().st_size > 10_000
     page.close()
 

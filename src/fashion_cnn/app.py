@@ -9,7 +9,9 @@ shipped default model) and is loaded once per server.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,33 @@ DATASET_NOTE = ("This model knows Fashion-MNIST's product pictures (one article 
                 "background) and never saw a phone photo: for those, use the default model.")
 UPLOAD_TYPES = [suffix.removeprefix(".") for suffix in PICTURE_SUFFIXES]
 TOP_K = 5
+MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]<>~:$|])")  # emphasis, links, HTML, colour, LaTeX
+MARKDOWN_LEADING = re.compile(r"^([#+>-])")  # a heading, list or quote at the start
+NUMBERED = re.compile(r"^(\d+)([.)])")  # "1. " starts a numbered list
+SHOWN_SIDE = 1600  # px: the picture is shown at most this size (the page is narrower)
+SHOWN_RATIO = 20  # a thinner strip is padded to this width:height, so scaling keeps >= 1 px
+
+
+def literal(text: str) -> str:
+    """`text` as Streamlit's Markdown shows it, character for character: a file named
+    `**bold**.jpg`, `[x](y).jpg` or `:red[a].jpg` is not formatted, linked or coloured."""
+    text = MARKDOWN_INLINE.sub(r"\\\1", text)
+    return NUMBERED.sub(r"\1\\\2", MARKDOWN_LEADING.sub(r"\\\1", text))
+
+
+def shown(img: Image.Image) -> Image.Image:
+    """The picture as the page shows it: at most SHOWN_SIDE px, a strip padded with white to
+    SHOWN_RATIO:1 (Streamlit scales a 3000x2 picture to the column's width and rounds its
+    height to 0, which fails)."""
+    img = img.copy()
+    img.thumbnail((SHOWN_SIDE, SHOWN_SIDE))
+    w, h = img.size
+    size = (max(w, math.ceil(h / SHOWN_RATIO)), max(h, math.ceil(w / SHOWN_RATIO)))
+    if size == (w, h):
+        return img
+    canvas = Image.new("RGB", size, "white")
+    canvas.paste(img, ((size[0] - w) // 2, (size[1] - h) // 2))
+    return canvas
 
 
 @st.cache_resource(show_spinner="Loading the model ...")
@@ -121,12 +150,12 @@ def headline(p: Prediction) -> str:
 
 def show_prediction(p: Prediction, explain: bool) -> None:
     st.divider()
-    st.subheader(p.path)
+    st.subheader(literal(p.path))
     if p.error:
         st.error(f"Could not classify this picture: {p.error}")
         return
     original, seen, result = st.columns([2, 1, 2])
-    original.image(p.input.original, caption="The picture", width="stretch")
+    original.image(shown(p.input.original), caption="The picture", width="stretch")
     seen.image(Image.fromarray(p.input.image).resize((140, 140), Image.Resampling.NEAREST),
                caption="What the model sees (28x28)")
     # the unsure verdict's details go under the headline that says it in short, the picture's
