@@ -453,6 +453,8 @@ def likeness(img: Image.Image) -> float:
     best = 0.0
     for lag in (1, 2):
         for a, b in ((grey[:, :-lag], grey[:, lag:]), (grey[:-lag], grey[lag:])):
+            if a.size == 0:  # a strip 1 or 2 px thin on the measuring copy: no such move
+                continue
             a, b = a - a.mean(), b - b.mean()
             spread = float(np.sqrt((a * a).mean() * (b * b).mean()))
             best = max(best, 1.0 if spread == 0 else abs(float((a * b).mean())) / spread)
