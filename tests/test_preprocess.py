@@ -24,7 +24,6 @@ from fashion_cnn.preprocess import (
     edge_cut_out,
     is_dataset_form,
     likeness,
-    nothing_to_find,
     preprocess,
     started,
     to_dataset_form,
@@ -492,19 +491,13 @@ def test_fine_stripes_checks_and_photos_are_not_noise() -> None:
     assert likeness(Image.fromarray(noise)) < NOISE_LIKENESS / 2
 
 
-def test_blank_is_found_beside_the_conversion_as_alone(monkeypatch) -> None:
-    """`preprocess` looks for nothing to find (`nothing_to_find`) on the side thread while it
-    converts: the same verdict as alone, for a photo, noise, one colour, a strip and a
-    dataset-form image."""
+def test_preprocessed_says_whether_there_is_nothing_to_find() -> None:
+    """`Preprocessed.blank` is `nothing_to_find` of the picture: a photo, noise, one colour, a
+    strip and a dataset-form image (which is never taken for noise)."""
     rng = np.random.default_rng(4)
     pictures = [Image.open(sorted(SAMPLES.glob("*.jpg"))[0]),
                 Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)),
                 Image.new("RGB", (50, 40), (200, 10, 10)),
                 Image.fromarray(rng.integers(0, 256, (3, 200, 3), dtype=np.uint8)),
                 Image.fromarray(synthetic_article(3))]
-    alone = [nothing_to_find(im.convert("RGB"), is_dataset_form(im.convert("RGB")))
-             for im in pictures]
-    assert alone == [False, True, True, True, False]
-    for side_thread in (True, False):
-        monkeypatch.setattr("fashion_cnn.preprocess.SIDE_THREAD", side_thread)
-        assert [preprocess(im).blank for im in pictures] == alone
+    assert [preprocess(im).blank for im in pictures] == [False, True, True, True, False]

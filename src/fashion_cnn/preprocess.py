@@ -406,11 +406,10 @@ def preprocess(source: bytes | str | Path | BinaryIO | Image.Image,
     if is_dataset_form(img):
         return Preprocessed(original=img, image=to_dataset_form(img, config), dataset_form=True,
                             warnings=first, blank=nothing_to_find(img, dataset_form=True))
-    img.load()  # read by two threads at once below: loaded here, once
-    blank = started(nothing_to_find, img)  # on the side thread, while the caller converts
     image, warnings, edge_image = convert(img, config)
     return Preprocessed(original=img, image=image, dataset_form=False,
-                        warnings=first + warnings, edge_image=edge_image, blank=blank())
+                        warnings=first + warnings, edge_image=edge_image,
+                        blank=nothing_to_find(img))
 
 
 def model_input(source: bytes | str | Path | BinaryIO | Image.Image,
