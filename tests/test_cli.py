@@ -227,3 +227,13 @@ def test_evaluate_refuses_a_plots_file_before_scoring(
     assert main(["evaluate", "--model", "seed", "--plots", str(tmp_path / "plots")]) == 2
     assert "is a file; give a folder" in capsys.readouterr().err and not scored
 
+
+def test_a_file_named_like_an_option_gets_a_hint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-x.jpg").write_bytes((sorted(SAMPLES.glob("*.jpg"))[0]).read_bytes())
+    assert main(["predict", "--model", "seed", "-x.jpg"]) == 2
+    assert "hint: -x.jpg is a file; put -- before" in capsys.readouterr().err
+    assert main(["predict", "--model", "seed", "--", "-x.jpg"]) == 0
+

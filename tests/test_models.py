@@ -177,6 +177,7 @@ def test_a_file_that_is_no_checkpoint_says_what_it_is(tmp_path: Path, name: str,
 
 @pytest.mark.parametrize("change,says", [
     ({"arch": "transformer"}, "a model kind this version does not know"),
+    ({"arch": ["best"]}, "a model kind this version does not know"),
     ({"arch_kwargs": {"width": 16}}, "cannot build"),  # the seed CNN takes no width
     ({"arch_kwargs": [1]}, "architecture settings are not a mapping"),
     ({"class_names": 10}, "class names are not a list"),

@@ -558,6 +558,15 @@ def _without_option(args: list[str], name: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
+def _hint_dashed_files(args: list[str]) -> None:
+    """After click's "No such option: -x": say so when -x is a file (`predict -- -x.jpg`)."""
+    dashed = next((a for a in args if a.startswith("-") and a != "-" and Path(a).is_file()),
+                  None)
+    if dashed is not None:
+        typer.echo(f"hint: {dashed} is a file; put -- before file names that start with '-': "
+                   f"fashion-cnn predict -- {dashed}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI on `argv` and return the exit status (never a user traceback)."""
     try:
@@ -565,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         if isinstance(getattr(exit_.__context__, "__cause__", None), KeyboardInterrupt):
             typer.echo("\ninterrupted", err=True)  # typer turns Ctrl-C into a silent exit 130
+        if exit_.code == 2:  # a usage error: was an "option" a file named like one?
+            _hint_dashed_files(sys.argv[1:] if argv is None else argv)
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except FashionCNNError as err:
         typer.echo(f"error: {err}", err=True)

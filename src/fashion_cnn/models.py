@@ -419,7 +419,7 @@ def check_metadata(payload: dict[str, Any], path: Path) -> None:
     a newer version), before anything is built from it."""
     names = payload.get("class_names", CLASS_NAMES)
     problems = [
-        (payload["arch"] in ARCHITECTURES,
+        (isinstance(payload["arch"], str) and payload["arch"] in ARCHITECTURES,
          f"a model kind this version does not know ({payload['arch']!r}; it knows "
          f"{', '.join(ARCHITECTURES)})"),
         (isinstance(payload["arch_kwargs"], dict), "its architecture settings are not a mapping"),
