@@ -24,6 +24,7 @@ from fashion_cnn.preprocess import (
     edge_cut_out,
     is_dataset_form,
     likeness,
+    nothing_to_find,
     preprocess,
     started,
     to_dataset_form,
@@ -491,13 +492,15 @@ def test_fine_stripes_checks_and_photos_are_not_noise() -> None:
     assert likeness(Image.fromarray(noise)) < NOISE_LIKENESS / 2
 
 
-def test_preprocessed_says_whether_there_is_nothing_to_find() -> None:
-    """`Preprocessed.blank` is `nothing_to_find` of the picture: a photo, noise, one colour, a
-    strip and a dataset-form image (which is never taken for noise)."""
+def test_nothing_to_find_in_blank_noisy_and_thin_pictures() -> None:
+    """`nothing_to_find` of a photo, noise, one colour, a strip and a dataset-form image (which
+    is never taken for noise), as `preprocess` decodes them."""
     rng = np.random.default_rng(4)
     pictures = [Image.open(sorted(SAMPLES.glob("*.jpg"))[0]),
                 Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)),
                 Image.new("RGB", (50, 40), (200, 10, 10)),
                 Image.fromarray(rng.integers(0, 256, (3, 200, 3), dtype=np.uint8)),
                 Image.fromarray(synthetic_article(3))]
-    assert [preprocess(im).blank for im in pictures] == [False, True, True, True, False]
+    decoded = [preprocess(im) for im in pictures]
+    assert [nothing_to_find(p.original, p.dataset_form) for p in decoded] == \
+        [False, True, True, True, False]

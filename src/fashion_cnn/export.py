@@ -332,8 +332,9 @@ def check_target(out: str | Path, checkpoint: str | Path) -> Path:
     if out.is_dir():
         raise FashionCNNError(f"{out} is a folder; give a file name such as "
                               f"{out / 'model.onnx'}.")
-    if out.is_file() and (out.samefile(checkpoint) or not_a_torch_file(out) is None):
-        what = "the checkpoint being exported" if out.samefile(checkpoint) else "a PyTorch file"
+    same = out.is_file() and out.samefile(checkpoint)
+    if same or (out.is_file() and not_a_torch_file(out) is None):
+        what = "the checkpoint being exported" if same else "a PyTorch file"
         raise FashionCNNError(f"{out} is {what}: the export would overwrite it. Give another "
                               f"file name, such as {out.with_suffix('.onnx')}.")
     existing = next(p for p in out.absolute().parents if p.exists())

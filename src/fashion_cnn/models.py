@@ -18,6 +18,7 @@ from torch import nn
 from .data import CLASS_NAMES, IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD
 from .errors import FashionCNNError
 from .files import atomic_path
+from .formats import signature
 from .preprocess import PreprocessConfig
 
 CHECKPOINT_FORMAT = "fashion-cnn-checkpoint/1"
@@ -396,7 +397,7 @@ def not_a_torch_file(path: Path) -> str | None:
         return None
     if path.suffix.lower() == ".onnx":
         return "an ONNX model (what `export` writes, for other runtimes)"
-    if head.startswith((b"\xff\xd8", b"\x89PNG", b"GIF8", b"RIFF", b"BM", b"II*", b"MM\0*")):
+    if signature(head) is not None:
         return "a picture"
     try:
         head.decode("utf-8")

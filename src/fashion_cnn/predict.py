@@ -28,7 +28,14 @@ from .errors import FashionCNNError
 from .formats import missing_note
 from .models import load_checkpoint
 from .orientation import Upright, load_upright, turned
-from .preprocess import ImageError, PreprocessConfig, Preprocessed, cores, preprocess
+from .preprocess import (
+    ImageError,
+    PreprocessConfig,
+    Preprocessed,
+    cores,
+    nothing_to_find,
+    preprocess,
+)
 
 BATCH = 256  # pictures decoded per forward pass: bounds memory, amortises the model call
 PREPARE_THREADS = 2  # speed flag: a batch's pictures are decoded and cut out this many at a
@@ -145,10 +152,11 @@ class UnsurePolicy:
 
 def holds_no_garment(pre: Preprocessed) -> bool:
     """True for a picture with nothing to classify: blank, one colour, a dot, a thin strip or
-    random noise (`Preprocessed.blank`), or whose model input holds next to no garment."""
+    random noise (`nothing_to_find`), or whose model input holds next to no garment."""
     # Checked on the model input, where the background is already black: catches near-blank
     # photos (JPEG noise on white) whatever the original looked like.
-    return pre.blank or int((pre.image > GARMENT_LEVEL).sum()) < GARMENT_PIXELS
+    return (nothing_to_find(pre.original, pre.dataset_form)
+            or int((pre.image > GARMENT_LEVEL).sum()) < GARMENT_PIXELS)
 
 
 NO_GARMENT_SENTENCE = ("No garment found in this picture: it is blank, one colour, noise or too "

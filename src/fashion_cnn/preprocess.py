@@ -104,7 +104,6 @@ class Preprocessed:
     warnings: list[str]
     edge_image: np.ndarray | None = None  # uint8 [28, 28]: the second cut-out (`fg_edge`), if
     # any; `predict` makes it `image` when the model is surer of it
-    blank: bool = False  # the picture itself shows nothing to classify (`nothing_to_find`)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,11 +404,10 @@ def preprocess(source: bytes | str | Path | BinaryIO | Image.Image,
     first = [FIRST_FRAME] if img.info.get("frames", 1) > 1 else []
     if is_dataset_form(img):
         return Preprocessed(original=img, image=to_dataset_form(img, config), dataset_form=True,
-                            warnings=first, blank=nothing_to_find(img, dataset_form=True))
+                            warnings=first)
     image, warnings, edge_image = convert(img, config)
     return Preprocessed(original=img, image=image, dataset_form=False,
-                        warnings=first + warnings, edge_image=edge_image,
-                        blank=nothing_to_find(img))
+                        warnings=first + warnings, edge_image=edge_image)
 
 
 def model_input(source: bytes | str | Path | BinaryIO | Image.Image,
