@@ -30,6 +30,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from fashion_cnn.data import FashionMNIST, load_fashion_mnist
 from fashion_cnn.files import file_sha256, write_json
 from fashion_cnn.models import resolve_checkpoint
@@ -218,3 +220,12 @@ def preprocess_flag(parser: argparse.ArgumentParser) -> None:
 def override(config: PreprocessConfig, settings: list[tuple[str, Any]]) -> PreprocessConfig:
     """`config` with --set's (KEY, VALUE) pairs in place of its own values."""
     return replace(config, **dict(settings))
+
+
+def scored(predictions: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`predict` Predictions as the photo scores take them: (class probabilities float [N, 10],
+    in-class scores float [N]). A picture given no label ("no garment found") counts as wrong
+    whatever its folder and as out of class (score 0)."""
+    probabilities = [p.probabilities if p.label is not None else [0.0] * 10 for p in predictions]
+    in_class = [float(p.in_class) if p.label is not None else 0.0 for p in predictions]
+    return torch.tensor(probabilities), torch.tensor(in_class)

@@ -41,16 +41,10 @@ from fashion_cnn.photos import (
     photo_view,
     score_photos,
 )
-from fashion_cnn.predict import BACKENDS, Classifier, Prediction
+from fashion_cnn.predict import BACKENDS, Classifier
 from fashion_cnn.preprocess import decode_image
 
 RETAKE_SEED = 2026  # the retaken views' seed: the same pictures for every model
-
-
-def in_class_score(p: Prediction) -> float:
-    """The prediction's own "one of the 10 classes" score, else its top probability."""
-    score = getattr(p, "in_class", None)
-    return float(p.confidence if score is None else score)
 
 
 @dataclass
@@ -96,10 +90,10 @@ def _classified(classifier: Classifier, pictures: list[Any],
     seconds = time.perf_counter() - start
     ok = [(p, folder) for p, (_, folder) in zip(predictions, photos, strict=True)
           if not p.error]
+    probabilities, in_class = common.scored([p for p, _ in ok])
     return Classified(
-        probabilities=torch.tensor([p.probabilities for p, _ in ok]),
-        codes=torch.tensor([FOLDER_CODES[f] for _, f in ok]),
-        in_class=torch.tensor([in_class_score(p) for p, _ in ok]),
+        probabilities=probabilities, codes=torch.tensor([FOLDER_CODES[f] for _, f in ok]),
+        in_class=in_class,
         folders=[f for _, f in ok],
         own_in_class=any(getattr(p, "in_class", None) is not None for p, _ in ok),
         errors={str(path): p.error for p, (path, _) in zip(predictions, photos, strict=True)

@@ -831,6 +831,33 @@ def render_upright(name: str, d: Result) -> str:
             f"{pct(fm[True]['accuracy'])} with it on ({pct(fm[True]['turned_back'])} turned).")
 
 
+def render_empty_surfaces(name: str, d: Result) -> str:
+    """empty_surfaces.py: empty floors, walls and doors through `predict`, with the "nothing
+    stood out" rule off and on, and what the rule costs the in-class photos."""
+    def cells(v: dict[str, Any]) -> list[str]:
+        return [f"{v['answered']} of {v['n']} ({pct(v['answered_with_a_class'], 1)})",
+                str(v["no garment found"]), str(v["not one of the 10 classes"]),
+                str(v["low confidence"])]
+
+    rows = [["off" if r["frame"] is None else f"on ({r['frame']:.2f})",
+             *cells(r["empty_surfaces"]), *cells(r["in_class_photos"])[:2]]
+            for r in d["validation"]]
+    c = d["choice"]
+    return (f"`{d['model']}` ({d['backend']}) through `predict` on "
+            f"{d['validation'][0]['empty_surfaces']['n']} empty floors, walls and doors "
+            "(crops of the real validation photos beside their garment, each looked at: "
+            "`benchmarks/empty_surfaces.csv`) and on the "
+            f"{d['validation'][0]['in_class_photos']['n']} in-class validation photos. The "
+            "rule: a photo in which nothing stood out from its edges, scoring in_class below "
+            "the threshold, is \"no garment found\". The threshold was chosen on the "
+            f"{c['in_class_photos']:,} in-class train photos: {c['chosen']:.3f}, the largest "
+            f"newly flagging at most {pct(c['budget'], 1)} of them ({c['allowed']}), rounded "
+            f"down to {d['frame_confidence']:.2f}.\n\n"
+            + table(["rule", "empty: answered with a class", "no garment found",
+                     "not one of the 10", "low confidence", "in-class photos: answered",
+                     "no garment found"], rows))
+
+
 def render_tta_views(name: str, d: Result) -> str:
     """Validation accuracy of each checkpoint under each set of test-time views, and each
     set's mean gain over the mirror image alone."""
@@ -913,6 +940,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
     ("augment_ablation", "Training augmentation flags", render_augment),
     ("photo_accuracy*", "Accuracy on photo-style pictures", render_photo),
     ("real_photos*", "Real phone photos (clothing-dataset-small)", render_real_photos),
+    ("empty_surfaces", "Empty floors and walls: \"no garment found\"", render_empty_surfaces),
     ("upright", "Garments lying on their side: turning them upright first", render_upright),
     ("photo_finetune", "Fine-tuning the default on real photos: the learning rate",
      render_photo_finetune),

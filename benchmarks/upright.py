@@ -42,9 +42,8 @@ def photo_row(classifier: Classifier, pictures: list[Image.Image], codes: list[i
               folders: list[str]) -> dict[str, Any]:
     """The pictures' scores (score_photos) and how many were turned back."""
     predictions = list(classifier.iter_classify(pictures))
-    s = score_photos(torch.tensor([p.probabilities for p in predictions]),
-                     torch.tensor(codes), torch.tensor([p.in_class for p in predictions]),
-                     folders)
+    probabilities, in_class = common.scored(predictions)
+    s = score_photos(probabilities, torch.tensor(codes), in_class, folders)
     return {"n": s["n"], "strict_accuracy": s["strict_accuracy"],
             "lenient_accuracy": s["lenient_accuracy"],
             "out_of_class_auroc": s["out_of_class_auroc"],

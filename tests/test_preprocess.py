@@ -17,6 +17,8 @@ from fashion_cnn.formats import register_phone_formats
 from fashion_cnn.preprocess import (
     FIRST_FRAME,
     NOISE_LIKENESS,
+    UNSEPARATED,
+    WHOLE_FRAME,
     ImageError,
     PreprocessConfig,
     analyse,
@@ -256,9 +258,10 @@ def test_busy_background_gets_a_warning_where_nothing_is_cut_out() -> None:
     assert not preprocess(_article()).warnings
 
 
-def _room_photo(seed: int = 0) -> tuple[Image.Image, np.ndarray]:
+def _room_photo(seed: int = 0, garment: bool = True) -> tuple[Image.Image, np.ndarray]:
     """A garment (a dark T-shirt-like shape) lying on a textured, unevenly lit floor, and the
-    garment's own mask: what the authors' trim cannot separate."""
+    garment's own mask: what the authors' trim cannot separate. `garment=False`: the floor
+    alone."""
     rng = np.random.default_rng(seed)
     h, w = 400, 300
     yy, xx = np.mgrid[0:h, 0:w]
@@ -269,6 +272,7 @@ def _room_photo(seed: int = 0) -> tuple[Image.Image, np.ndarray]:
     mask[110:330, 95:205] = True  # body
     mask[110:170, 50:250] = True  # sleeves
     mask[110:130, 130:170] = False  # neckline
+    mask &= garment
     shirt = np.array([40.0, 60.0, 150.0]) + rng.normal(0, 5, (h, w, 3))
     rgb = np.where(mask[..., None], shirt, floor)
     return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)), mask
@@ -283,6 +287,16 @@ def _silhouette_iou(image: np.ndarray, mask: np.ndarray) -> float:
     expected = fit_centred(crop, 28) > 127
     lit = image > 60
     return float((lit & expected).sum() / (lit | expected).sum())
+
+
+def test_an_empty_floor_is_classified_whole_and_said_so() -> None:
+    """Nothing stands out from the edges of an empty floor: the whole picture becomes the
+    silhouette, with the WHOLE_FRAME warning `predict` judges it by; a garment on the same
+    floor gets no such warning."""
+    floor = preprocess(_room_photo(garment=False)[0])
+    assert WHOLE_FRAME in floor.warnings and UNSEPARATED not in floor.warnings
+    assert (floor.image > 40).mean() > 0.7  # the whole 3:4 frame (21 of 28 columns)
+    assert WHOLE_FRAME not in preprocess(_room_photo()[0]).warnings
 
 
 def test_a_garment_on_a_textured_floor_is_cut_out() -> None:

@@ -289,7 +289,8 @@ def convert(img: Image.Image, config: PreprocessConfig = PreprocessConfig(),
         img.load()  # (both read the pixels; loaded once, here, not by two threads at once)
         edge = started(edge_cut_out, img, config) if config.fg_edge > 0 else lambda: None
         image, apart = cut_out(img, config)
-        warned = [] if apart is None or apart >= MIN_SEPARATION else [UNSEPARATED]
+        warned = ([WHOLE_FRAME] if apart == 0.0 else [] if apart is None
+                  or apart >= MIN_SEPARATION else [UNSEPARATED])
         return image, warned, edge()
     return authors_conversion(img, config, layout), photo_warnings(img, config, layout), None
 
@@ -542,6 +543,9 @@ MIN_SEPARATION = 0.4  # garment and background colours closer than this (in unit
 # spread) were not really told apart: the picture gets UNSEPARATED as a warning
 UNSEPARATED = ("Could not tell a garment from the background. Works best with one garment, "
                "whole, against a floor, bed, wall or plain background.")
+WHOLE_FRAME = ("Nothing stood out from the picture's edges, so the whole picture was "
+               "classified. Works best with one garment, whole, against a floor, bed, wall or "
+               "plain background.")  # `cut_out`'s separation 0: `predict` may find no garment
 
 
 def separation(rgb: np.ndarray, mask: np.ndarray) -> float | None:
@@ -556,7 +560,8 @@ def separation(rgb: np.ndarray, mask: np.ndarray) -> float | None:
 
 def cut_out(img: Image.Image, config: PreprocessConfig) -> tuple[np.ndarray, float | None]:
     """RGB photo -> (uint8 [28, 28]: the garment (`foreground`) as a silhouette on black, and
-    the garment's `separation` from its background: 0 when none was found).
+    the garment's `separation` from its background: 0 when nothing stood out from the border,
+    so the whole picture is the silhouette; None when the garment fills the picture).
 
     Inside the garment, the negated luminance (as the authors' conversion makes it) is
     stretched to fg_low..255, so a white shirt on a white bed and a black coat on a dark floor
