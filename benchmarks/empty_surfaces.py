@@ -9,43 +9,46 @@ validation photos (clothing-dataset-small) beside their garment. Candidates were
 beside the garment's box as the cut-out finds it, at least a fifth of the photo across and at
 most 2:1, two per photo; each was looked at, and only those showing no garment nor part of one
 were kept (floors, carpets, tiles, walls, doors, a cushion; 43 left out). Each crop goes
-through `predict` as a picture of its own, once with the "nothing stood out" rule off and once
-with it on (`UnsurePolicy.frame`, FRAME_CONFIDENCE): the share answered with a class is what
-a user photographing an empty surface gets.
+through `predict` as a picture of its own (`surfaces`): what a user photographing an empty
+surface gets. Right is any unsure verdict; "no garment found" is the truest.
 
-The rule's cost is measured on the in-class photos (the seven folders of the 10 classes): how
-many it newly turns into "no garment found". Its threshold is chosen here on the train split
-(`choice`): the largest that newly flags at most BUDGET of the in-class train photos that
-are not unsure already. FRAME_CONFIDENCE is that choice, rounded down.
+Then a rule `predict` could add, and its cost (`rule`): a picture in which nothing stood out
+from the edges (the WHOLE_FRAME warning: the whole picture was classified) and that scores
+in_class below T would be "no garment found"; "one surface" also asks that no part of its
+edge differs from the rest (no second cut-out). The cost is counted on in-class pictures:
+the photos of the seven in-class folders as taken and retaken (`photos.photo_view`: turned,
+up to 10% cut off, so the garment often fills the frame), 2 views each on train (where a T
+would be chosen) and `real_photos.py`'s 4 views each on validation.
 """
 
 from __future__ import annotations
 
 import csv
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import common
+import numpy as np
+from real_photos import RETAKE_SEED
 
 from fashion_cnn.files import file_sha256
 from fashion_cnn.models import DEFAULT_MODEL, model_name
-from fashion_cnn.photos import OUT_OF_CLASS_FOLDERS, checksums_summary, find_photos_dir, list_photos
-from fashion_cnn.predict import (
-    BACKENDS,
-    FRAME_CONFIDENCE,
-    LOW,
-    NO_GARMENT,
-    NOT_A_CLASS,
-    Classifier,
-    Prediction,
+from fashion_cnn.photos import (
+    OUT_OF_CLASS_FOLDERS,
+    checksums_summary,
+    find_photos_dir,
+    list_photos,
+    photo_view,
 )
+from fashion_cnn.predict import BACKENDS, LOW, NO_GARMENT, NOT_A_CLASS, Classifier
 from fashion_cnn.preprocess import WHOLE_FRAME, decode_image
 
 CROPS = common.HERE / "empty_surfaces.csv"  # photo (under the photos folder), left, top, right,
 # bottom: pixels of the photo as `decode_image` reads it (EXIF-turned, full size)
-BUDGET = 0.005  # the rule may newly flag this share of the in-class train photos
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # the rule's in_class bars tried
+VIEWS = {"train": 2, "validation": 4}  # retaken views of each in-class photo
+TRAIN_VIEW_SEED = 777  # train's views; validation's are real_photos.py's (RETAKE_SEED)
 
 
 def crops(root: Path) -> list[Any]:
@@ -56,45 +59,61 @@ def crops(root: Path) -> list[Any]:
         tuple(int(r[k]) for k in ("left", "top", "right", "bottom"))) for r in rows]
 
 
-def replace_frame(classifier: Classifier, frame: float | None) -> Classifier:
-    """`classifier` with the "nothing stood out" rule at `frame` (None: off)."""
-    classifier.policy = replace(classifier.policy, frame=frame)
-    return classifier
+def in_class_pictures(classifier: Classifier, root: Path, split: str) -> list[Any]:
+    """The split's in-class photos as taken (paths), then VIEWS[split] retaken views of each."""
+    photos = [path for path, folder in list_photos(root, split)
+              if folder not in OUT_OF_CLASS_FOLDERS]
+    seed = RETAKE_SEED if split == "validation" else TRAIN_VIEW_SEED
+    config, views = classifier.config, []
+    for i, path in enumerate(photos):
+        img = decode_image(path, config.max_pixels, config.work_size)
+        views += [photo_view(img, np.random.default_rng([seed, i, v]))
+                  for v in range(VIEWS[split])]
+    return [str(p) for p in photos] + views
 
 
-def in_class_photos(root: Path, split: str) -> list[Path]:
-    return [path for path, folder in list_photos(root, split) if folder not in OUT_OF_CLASS_FOLDERS]
+def features(classifier: Classifier, pictures: list[Any]) -> list[dict[str, Any]]:
+    """What the rule looks at, per picture: its verdict, in_class, whether the whole picture
+    was classified and whether it had a second cut-out."""
+    rows = []
+    for start in range(0, len(pictures), 256):  # keep_inputs for the second cut-out
+        for p in classifier.classify(pictures[start:start + 256]):
+            rows.append({"answered": not p.unsure, "reason": p.unsure_reason,
+                         "in_class": p.in_class, "whole": WHOLE_FRAME in p.warnings,
+                         "second": p.input.edge_image is not None})
+    return rows
 
 
-def verdicts(predictions: list[Prediction]) -> dict[str, Any]:
-    """How many pictures got a class, and how many were unsure for each reason."""
-    n = len(predictions)
-    count = {reason: sum(p.unsure_reason == reason for p in predictions)
-             for reason in (NO_GARMENT, NOT_A_CLASS, LOW)}
-    answered = sum(not p.unsure for p in predictions)
-    return {"n": n, "answered_with_a_class": answered / n, "answered": answered,
-            **{reason: k for reason, k in count.items()}}
+def flagged(row: dict[str, Any], bar: float, one_surface: bool) -> bool:
+    """Would the rule call this picture "no garment found"?"""
+    return (row["whole"] and row["in_class"] is not None and row["in_class"] < bar
+            and not (one_surface and row["second"]))
 
 
-def choose(classifier: Classifier, photos: list[Path]) -> dict[str, Any]:
-    """The largest frame threshold that newly flags at most BUDGET of `photos` (in-class train
-    photos), with the rule off while they are classified."""
-    predictions = list(classifier.iter_classify([str(p) for p in photos]))
-    scores = sorted(p.in_class for p in predictions
-                    if not p.unsure and WHOLE_FRAME in p.warnings)
-    allowed = int(BUDGET * len(photos))
-    chosen = scores[allowed] if allowed < len(scores) else 1.0  # flags in_class < chosen
-    return {"split": "train", "budget": BUDGET, "in_class_photos": len(photos),
-            "whole_frame_not_unsure": len(scores), "allowed": allowed, "chosen": chosen}
+def rule_rows(surfaces: list[dict], kept: dict[str, list[dict]]) -> list[dict[str, Any]]:
+    """For each bar and variant: empty surfaces still answered with a class, and the share of
+    in-class pictures answered now that the rule would newly turn away."""
+    rows = []
+    for one_surface in (False, True):
+        for bar in THRESHOLDS:
+            row = {"bar": bar, "one_surface": one_surface,
+                   "surfaces_answered": sum(r["answered"] and not flagged(r, bar, one_surface)
+                                            for r in surfaces)}
+            for split, pictures in kept.items():
+                row[f"{split}_newly_turned_away"] = sum(
+                    r["answered"] and flagged(r, bar, one_surface) for r in pictures
+                ) / len(pictures)
+            rows.append(row)
+    return rows
 
 
-def score(classifier: Classifier, frame: float | None, pictures: list[Any],
-          photos: list[Path]) -> dict[str, Any]:
-    """The empty surfaces' and the in-class photos' verdicts with the rule at `frame`."""
-    replace_frame(classifier, frame)
-    empty = list(classifier.iter_classify(pictures))
-    kept = list(classifier.iter_classify([str(p) for p in photos]))
-    return {"frame": frame, "empty_surfaces": verdicts(empty), "in_class_photos": verdicts(kept)}
+def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many pictures got a class, were unsure for each reason, were classified whole."""
+    return {"n": len(rows), "answered": sum(r["answered"] for r in rows),
+            **{reason: sum(r["reason"] == reason for r in rows)
+               for reason in (NO_GARMENT, NOT_A_CLASS, LOW)},
+            "whole_frame": sum(r["whole"] for r in rows),
+            "second_cut_out": sum(r["second"] for r in rows)}
 
 
 def main() -> None:
@@ -104,22 +123,21 @@ def main() -> None:
     args = parser.parse_args()
     root = find_photos_dir()
     classifier = Classifier(args.model, backend=args.backend)
-    if classifier.policy.threshold is None:
-        sys.exit(f"{args.model} has no in-class threshold: the rule does not apply to it.")
-    train = in_class_photos(root, "train")
-    choice = choose(replace_frame(classifier, None), train)
-    print(f"chosen on train: {choice}", file=sys.stderr)
-    pictures, validation = crops(root), in_class_photos(root, "validation")
-    rows = [score(classifier, frame, pictures, validation) for frame in (None, FRAME_CONFIDENCE)]
-    for r in rows:
-        print(f"frame {r['frame']}: {r['empty_surfaces']} / {r['in_class_photos']}",
-              file=sys.stderr)
+    surfaces = features(classifier, crops(root))
+    print(f"empty surfaces: {verdicts(surfaces)}", file=sys.stderr)
+    kept = {split: features(classifier, in_class_pictures(classifier, root, split))
+            for split in VIEWS}
+    rule = rule_rows(surfaces, kept)
+    for r in rule:
+        print(r, file=sys.stderr)
     result = {"model": model_name(args.model), "backend": classifier.backend,
-              "checkpoint": classifier.meta["path"], "frame_confidence": FRAME_CONFIDENCE,
-              "choice": choice, "validation": rows, "crops_sha256": file_sha256(CROPS),
+              "checkpoint": classifier.meta["path"], "surfaces": verdicts(surfaces),
+              "in_class_pictures": {s: {**verdicts(rows), "views_per_photo": VIEWS[s]}
+                                    for s, rows in kept.items()},
+              "rule": rule, "crops_sha256": file_sha256(CROPS),
               "photo_checksums": {s: checksums_summary(root, s, list_photos(root, s))
-                                  for s in ("train", "validation")}}
-    common.write_result(args.out, result, seed=None, checksums={})
+                                  for s in VIEWS}}
+    common.write_result(args.out, result, seed=TRAIN_VIEW_SEED, checksums={})
 
 
 if __name__ == "__main__":

@@ -832,30 +832,29 @@ def render_upright(name: str, d: Result) -> str:
 
 
 def render_empty_surfaces(name: str, d: Result) -> str:
-    """empty_surfaces.py: empty floors, walls and doors through `predict`, with the "nothing
-    stood out" rule off and on, and what the rule costs the in-class photos."""
-    def cells(v: dict[str, Any]) -> list[str]:
-        return [f"{v['answered']} of {v['n']} ({pct(v['answered_with_a_class'], 1)})",
-                str(v["no garment found"]), str(v["not one of the 10 classes"]),
-                str(v["low confidence"])]
-
-    rows = [["off" if r["frame"] is None else f"on ({r['frame']:.2f})",
-             *cells(r["empty_surfaces"]), *cells(r["in_class_photos"])[:2]]
-            for r in d["validation"]]
-    c = d["choice"]
-    return (f"`{d['model']}` ({d['backend']}) through `predict` on "
-            f"{d['validation'][0]['empty_surfaces']['n']} empty floors, walls and doors "
-            "(crops of the real validation photos beside their garment, each looked at: "
-            "`benchmarks/empty_surfaces.csv`) and on the "
-            f"{d['validation'][0]['in_class_photos']['n']} in-class validation photos. The "
-            "rule: a photo in which nothing stood out from its edges, scoring in_class below "
-            "the threshold, is \"no garment found\". The threshold was chosen on the "
-            f"{c['in_class_photos']:,} in-class train photos: {c['chosen']:.3f}, the largest "
-            f"newly flagging at most {pct(c['budget'], 1)} of them ({c['allowed']}), rounded "
-            f"down to {d['frame_confidence']:.2f}.\n\n"
-            + table(["rule", "empty: answered with a class", "no garment found",
-                     "not one of the 10", "low confidence", "in-class photos: answered",
-                     "no garment found"], rows))
+    """empty_surfaces.py: empty floors, walls and doors through `predict`, then what a rule
+    turning away whole-frame pictures below an in_class bar would catch and cost."""
+    v = d["surfaces"]
+    kept = d["in_class_pictures"]
+    rows = [[f"{r['bar']:.1f}", "yes" if r["one_surface"] else "no",
+             f"{r['surfaces_answered']} of {v['n']}", pct(r["train_newly_turned_away"]),
+             pct(r["validation_newly_turned_away"])] for r in d["rule"]]
+    return (f"`{d['model']}` ({d['backend']}) through `predict` on {v['n']} empty floors, "
+            "walls and doors (crops of the real validation photos beside their garment, each "
+            "looked at: `benchmarks/empty_surfaces.csv`): "
+            f"**{v['answered']} answered with a class**, {v['no garment found']} \"no garment "
+            f"found\", {v['not one of the 10 classes']} \"not one of the 10 classes\", "
+            f"{v['low confidence']} \"low confidence\"; {v['whole_frame']} classified whole "
+            "(nothing stood out from the edges).\n\n"
+            "A rule not shipped: a picture classified whole with in_class below the bar would "
+            "be \"no garment found\" (\"one surface\": only if it has no second cut-out "
+            "either). Its cost, the share of in-class pictures answered now that it would turn "
+            f"away: {kept['train']['n']:,} train and {kept['validation']['n']:,} validation "
+            "pictures (the photos of the seven in-class folders as taken, and retaken "
+            f"{kept['train']['views_per_photo']} and {kept['validation']['views_per_photo']} "
+            "times: turned, up to 10% cut off).\n\n"
+            + table(["bar", "one surface", "empty surfaces answered", "train turned away",
+                     "validation turned away"], rows))
 
 
 def render_tta_views(name: str, d: Result) -> str:

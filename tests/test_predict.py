@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT, SAMPLES
+from conftest import SAMPLES
 from fashion_cnn import formats
 from fashion_cnn.batching import padded
 from fashion_cnn.errors import FashionCNNError
@@ -25,17 +25,13 @@ from fashion_cnn.evaluate import predict_logits
 from fashion_cnn.explain import overlay, saliency
 from fashion_cnn.models import load_checkpoint, resolve_checkpoint
 from fashion_cnn.predict import (
-    FRAME_CONFIDENCE,
     LOW,
     NO_GARMENT,
     NOT_A_CLASS,
     Classifier,
-    Prediction,
     UnsurePolicy,
 )
 from fashion_cnn.preprocess import (
-    UNSEPARATED,
-    WHOLE_FRAME,
     ImageError,
     PreprocessConfig,
     Preprocessed,
@@ -378,42 +374,6 @@ def test_threshold_comes_from_the_checkpoint() -> None:
     assert UnsurePolicy.from_meta({"unsure": spec}).threshold == 0.55
     with pytest.raises(FashionCNNError, match="energy"):
         UnsurePolicy.from_meta({"unsure": {**spec, "score": "energy"}})
-
-
-def test_a_photo_where_nothing_stood_out_and_nothing_is_recognised_holds_no_garment() -> None:
-    policy = UnsurePolicy(threshold=0.4, frame=0.79)
-    assert policy.finds_nothing([WHOLE_FRAME], 0.5)  # an empty floor
-    assert not policy.finds_nothing([WHOLE_FRAME], 0.9)  # a T-shirt filling the frame
-    assert not policy.finds_nothing([UNSEPARATED], 0.5)  # a garment was found, faintly
-    assert not UnsurePolicy(threshold=0.4).finds_nothing([WHOLE_FRAME], 0.1)  # rule off
-    spec = {"score": "max_softmax", "threshold": 0.55}
-    assert UnsurePolicy.from_meta({"unsure": spec}).frame == FRAME_CONFIDENCE
-    assert UnsurePolicy.from_meta({}).frame is None  # models never shown a photo: no rule
-
-
-def test_an_empty_floor_gets_no_label_and_says_why(classifier: Classifier) -> None:
-    """`fill` with the rule on: a WHOLE_FRAME picture below `frame` gets no label, the reason
-    "no garment found" and one sentence in place of the warning; above it, a label."""
-    clf = _with_policy(classifier, UnsurePolicy(threshold=0.4, frame=0.79))
-    pre = preprocess(SAMPLES / "bag-1.jpg")
-    for top, labelled in ((0.5, False), (0.9, True)):
-        p = Prediction("floor.jpg", input=Preprocessed(pre.original, pre.image, False,
-                                                       ["Small.", WHOLE_FRAME]))
-        clf.fill(p, _probs(top, 0.05), top_k=3)
-        assert (p.label is not None) == labelled and p.in_class == pytest.approx(top)
-        if labelled:
-            assert p.warnings == ["Small.", WHOLE_FRAME] and not p.unsure
-        else:
-            assert (p.unsure, p.unsure_reason, p.index, p.top_k) == (True, NO_GARMENT, None, [])
-            assert p.warnings[0] == "Small." and len(p.warnings) == 2
-            assert "No garment found" in p.warnings[1] and "50%" in p.warnings[1]
-
-
-def test_the_frame_threshold_is_the_one_chosen_on_the_train_photos() -> None:
-    """FRAME_CONFIDENCE is benchmarks/empty_surfaces.py's choice (rounded down), as recorded."""
-    recorded = json.loads((ROOT / "benchmarks/results/empty_surfaces.json").read_text())
-    assert recorded["frame_confidence"] == FRAME_CONFIDENCE
-    assert FRAME_CONFIDENCE == np.floor(100 * recorded["choice"]["chosen"]) / 100
 
 
 @pytest.fixture(scope="module")

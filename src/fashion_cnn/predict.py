@@ -5,8 +5,7 @@ pictures (bytes, paths or Pillow images) and returns one `Prediction` per pictur
 picture that cannot be read gets a Prediction with `error` set instead of failing the batch.
 
 Every Prediction also says whether to trust it (issue 15): `in_class` scores "is this one of the
-10 classes", and `unsure`/`unsure_reason` flag a blank picture or an empty floor or wall ("no
-garment found"), a picture
+10 classes", and `unsure`/`unsure_reason` flag a blank picture ("no garment found"), a picture
 of something else ("not one of the 10 classes", below the threshold saved with the model) or a
 model torn between two classes ("low confidence").
 """
@@ -30,7 +29,6 @@ from .formats import missing_note
 from .models import load_checkpoint
 from .orientation import Upright, load_upright, turned
 from .preprocess import (
-    WHOLE_FRAME,
     ImageError,
     PreprocessConfig,
     Preprocessed,
@@ -48,10 +46,6 @@ THREADS_FROM_SECONDS = 0.005  # ... when its first picture took this long to pre
 LOW_CONFIDENCE = 0.6  # models without an in-class threshold: below this top-class
 # probability the answer is flagged "low confidence"
 MARGIN = 0.2  # models with a threshold: top-1 minus top-2 below this is "low confidence"
-FRAME_CONFIDENCE = 0.79  # models with a threshold: a photo in which nothing stood out from the
-# edges (the WHOLE_FRAME warning: an empty floor, bed or wall, or a garment filling the frame)
-# scoring in_class below this is "no garment found". Chosen on the real train photos with the
-# shipped default: newly flags at most 0.5% of its in-class photos (empty_surfaces.json)
 
 # The three unsure reasons, exactly as records carry them.
 NO_GARMENT = "no garment found"
@@ -123,7 +117,6 @@ class UnsurePolicy:
     threshold: float | None = None  # in_class below this: not one of the 10 classes
     margin: float = MARGIN
     low_confidence: float = LOW_CONFIDENCE
-    frame: float | None = None  # a WHOLE_FRAME photo below this in_class: no garment found
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> UnsurePolicy:
@@ -136,12 +129,7 @@ class UnsurePolicy:
                 f"{meta.get('path', 'The checkpoint')} scores unsure pictures with "
                 f"{spec['score']!r}, which this version of fashion-cnn cannot compute; "
                 "upgrade fashion-cnn or use another model.")
-        return cls(threshold=float(spec["threshold"]), frame=FRAME_CONFIDENCE)
-
-    def finds_nothing(self, warnings: list[str], in_class: float) -> bool:
-        """True for a photo in which nothing stood out from its edges (WHOLE_FRAME) and the
-        whole picture does not look like a garment either: an empty floor, bed or wall."""
-        return self.frame is not None and WHOLE_FRAME in warnings and in_class < self.frame
+        return cls(threshold=float(spec["threshold"]))
 
     def judge(self, in_class: float, probs: torch.Tensor,
               names: list[str]) -> tuple[str, str] | None:
@@ -173,10 +161,6 @@ def holds_no_garment(pre: Preprocessed) -> bool:
 
 NO_GARMENT_SENTENCE = ("No garment found in this picture: it is blank, one colour, noise or too "
                        "small. Use a photo of one article on a plain background.")
-EMPTY_SENTENCE = ("No garment found in this photo: nothing in it stands out from its edges, and "
-                  "the whole picture does not look like one of the 10 kinds of clothing (score "
-                  "{score:.0%}). Photograph one garment, whole, with some floor, bed or wall "
-                  "around it.")
 
 
 BACKENDS = ("auto", "torch", "onnxruntime", "onnxruntime-int8")  # what runs the model;
@@ -380,12 +364,6 @@ class Classifier:
             result.unsure, result.unsure_reason = True, NO_GARMENT
             result.warnings.append(NO_GARMENT_SENTENCE)
             return
-        score = float(probs.max())  # for now the in-class score is the top-class probability
-        if self.policy.finds_nothing(result.warnings, score):  # an empty floor, bed or wall
-            result.unsure, result.unsure_reason, result.in_class = True, NO_GARMENT, score
-            result.warnings.remove(WHOLE_FRAME)  # the sentence says it
-            result.warnings.append(EMPTY_SENTENCE.format(score=score))
-            return
         conf, idx = probs.topk(min(max(top_k, 1), len(probs)))
         result.index = int(idx[0])
         result.label = self.class_names[result.index]
@@ -393,7 +371,7 @@ class Classifier:
         result.top_k = [{"label": self.class_names[int(j)], "index": int(j),
                          "confidence": float(c)} for c, j in zip(conf, idx, strict=True)]
         result.probabilities = probs.tolist()
-        result.in_class = score
+        result.in_class = result.confidence  # for now the score is the top-class probability
         verdict = self.policy.judge(result.in_class, probs, self.class_names)
         if verdict is not None:
             result.unsure_reason, sentence = verdict

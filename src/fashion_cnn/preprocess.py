@@ -545,7 +545,7 @@ UNSEPARATED = ("Could not tell a garment from the background. Works best with on
                "whole, against a floor, bed, wall or plain background.")
 WHOLE_FRAME = ("Nothing stood out from the picture's edges, so the whole picture was "
                "classified. Works best with one garment, whole, against a floor, bed, wall or "
-               "plain background.")  # `cut_out`'s separation 0: `predict` may find no garment
+               "plain background.")  # `cut_out`'s separation 0
 
 
 def separation(rgb: np.ndarray, mask: np.ndarray) -> float | None:
