@@ -939,7 +939,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
     ("augment_ablation", "Training augmentation flags", render_augment),
     ("photo_accuracy*", "Accuracy on photo-style pictures", render_photo),
     ("real_photos*", "Real phone photos (clothing-dataset-small)", render_real_photos),
-    ("empty_surfaces", "Empty floors and walls: \"no garment found\"", render_empty_surfaces),
+    ("empty_surfaces", "Empty floors and walls: what `predict` answers", render_empty_surfaces),
     ("upright", "Garments lying on their side: turning them upright first", render_upright),
     ("photo_finetune", "Fine-tuning the default on real photos: the learning rate",
      render_photo_finetune),
