@@ -291,7 +291,7 @@ def _silhouette_iou(image: np.ndarray, mask: np.ndarray) -> float:
 
 def test_an_empty_floor_is_classified_whole_and_said_so() -> None:
     """Nothing stands out from the edges of an empty floor: the whole picture becomes the
-    silhouette, with the WHOLE_FRAME warning `predict` judges it by; a garment on the same
+    silhouette, with the WHOLE_FRAME warning that says so; a garment on the same
     floor gets no such warning."""
     floor = preprocess(_room_photo(garment=False)[0])
     assert WHOLE_FRAME in floor.warnings and UNSEPARATED not in floor.warnings
