@@ -511,6 +511,13 @@ def test_serve_refuses_a_bad_model_and_a_taken_port(
     assert torch.get_num_threads() == threads  # the server's thread count does not leak
     assert main(["app", "--port", "99999"]) == 2  # out of range: typer's one line
     assert "65535" in capsys.readouterr().err
+    for command in ("serve", "app"):  # a mistyped --host is no port taken
+        assert main([command, "--model", "seed", "--host", "nosuchhost.invalid"]) == 2
+        err = capsys.readouterr().err
+        assert "--host must be" in err and "--port" not in err and "http://" not in err
+    assert main(["serve", "--model", "seed", "--backend", "tpu"]) == 2  # before the address
+    err = capsys.readouterr().err
+    assert "Unknown backend" in err and "http://" not in err
 
 
 def test_the_backend_setting_reaches_the_classifier() -> None:

@@ -82,6 +82,44 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path: Path, synthetic_dir: Pat
     assert "Traceback" not in err and str(not_a_run) in err, err
 
 
+def test_a_new_run_is_not_written_into_the_current_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--out "" (an unset "$OUT") or --out . would put config.json and model.pt among the
+    user's own files: refused, before the data, for train and cv."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "_load_data", lambda *args: pytest.fail("data loaded"))
+    for command in ("train", "cv"):
+        for out in ("", "."):
+            assert main([command, "--epochs", "1", "--quiet", "--out", out]) == 2
+            assert "--out is empty or the current folder" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_nproc_mistakes_are_one_line_before_any_process_starts(tmp_path: Path) -> None:
+    """With --nproc 2 a mistake used to be found by each of torchrun's processes: the message
+    twice, then torchrun's ChildFailedError traceback and exit status 1."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    for command in (["train", "--out", str(tmp_path / "run")],
+                    ["cv", "--folds", "1", "--out", str(tmp_path / "cv")]):
+        result = run_cli(*command, "--nproc", "2", "--epochs", "1", "--offline")
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and result.stderr.count("error:") == 1
+
+
+def test_a_run_that_learned_nothing_is_warned_about(
+        tmp_path: Path, tiny_data, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--lr 50 leaves a finite loss and chance accuracy: it used to end as a success."""
+    monkeypatch.setattr(cli, "_load_data", lambda *_: tiny_data)
+    for lr, warned in (("50", True), ("0.05", False)):
+        assert main(["train", "--epochs", "2", "--lr", lr, "--quiet",
+                     "--out", str(tmp_path / lr)]) == 0
+        err = capsys.readouterr().err
+        assert ("chance level" in err and f"--lr {lr}" in err) == warned, err
+
+
 def test_train_without_the_test_set_reports_validation(
         tmp_path: Path, tiny_data, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -47,3 +47,26 @@ def test_a_figure_name_of_no_picture_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FashionCNNError, match=r"\.png, \.pdf, \.svg or \.jpg"):
         save_figure(fig, tmp_path / "grid.txt")
     assert not plt.fignum_exists(fig.number)  # released all the same
+
+
+def test_a_full_disk_under_torch_save_is_one_message_and_no_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's writer reports a full disk as RuntimeError ("[enforce fail at
+    inline_container.cc] unexpected pos"), which the CLI's OSError handling missed: a
+    traceback from the middle of training. It is now a FashionCNNError, and nothing is left."""
+    import torch
+
+    from fashion_cnn.files import save_torch
+
+    def full_disk(obj, f, *args, **kwargs) -> None:
+        Path(f).write_bytes(b"PK\x03\x04 half")  # what a writer leaves when the disk fills
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64")
+
+    target = tmp_path / "state.pt"
+    save_torch({"x": torch.zeros(3)}, target)
+    before = target.read_bytes()
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(FashionCNNError, match="disk may be full.*--resume"):
+        save_torch({"x": torch.ones(3)}, target)
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [
+        "state.pt"]

@@ -164,6 +164,7 @@ def test_truncated_checkpoint(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name,data,kind", [
     ("photo.pt", b"\xff\xd8\xff\xe0 not a checkpoint at all" * 10, "a picture"),
     ("notes.pt", b"hello", "a text file"),  # torch.load: a bare KeyError ('101')
+    ("empty.pt", b"", "an empty file"),  # it used to be called a text file
     ("model.onnx", b"\x08\x07\x12\x07pytorch\x1a\x032.1\xff\xfe", "an ONNX model"),
     ("blob.pt", bytes(range(256)) * 4, "another kind of file")])
 def test_a_file_that_is_no_checkpoint_says_what_it_is(tmp_path: Path, name: str, data: bytes,

@@ -33,7 +33,7 @@ from fashion_cnn.training import (
 )
 from fashion_cnn.training.config import Augment
 from fashion_cnn.training.loop import fit
-from fashion_cnn.training.run import initial_model, training_set
+from fashion_cnn.training.run import initial_model, resolve_run_config, training_set
 
 TINY = dict(epochs=3, batch_size=16, lr=0.05, val_fraction=0.25)
 
@@ -261,6 +261,86 @@ def test_bad_config_is_a_user_error() -> None:
         TrainConfig(epochs=0)
     with pytest.raises(FashionCNNError, match="--val-fraction"):
         TrainConfig(val_fraction=1.5)
+
+
+def test_settings_torch_would_reject_mid_run_are_refused_up_front() -> None:
+    """Each of these used to pass the config, then fail inside torch (a traceback) after the
+    run's folder was written, leaving a folder neither a new run nor --resume could use."""
+    for settings, option in (({"label_smoothing": 2.0}, "--label-smoothing"),
+                             ({"momentum": -0.5}, "--momentum"),
+                             ({"weight_decay": -1.0}, "--weight-decay"),
+                             ({"lr": float("inf")}, "--lr"),
+                             ({"augment": Augment(translate=-2)}, "--translate"),
+                             ({"augment": Augment(erase=1.5)}, "--erase"),
+                             ({"augment": Augment(scale=float("nan"))}, "--scale")):
+        with pytest.raises(FashionCNNError, match=option):
+            TrainConfig(**settings)
+    with pytest.raises(FashionCNNError) as err:
+        TrainConfig(epochs=0)
+    assert "--photos-from" not in str(err.value)  # not an option this run set
+
+
+def test_a_run_whose_loss_diverges_stops_with_a_message(tiny_data, tmp_path: Path) -> None:
+    """A learning rate far too high makes the loss NaN: the run stops in that epoch and saves
+    nothing of it, instead of finishing with chance accuracy and exit status 0."""
+    config = TrainConfig(**{**TINY, "lr": 1e30, "momentum": 0.0})
+    state = tmp_path / "state.pt"
+    with pytest.raises(FashionCNNError, match="diverged in epoch 1.*--lr 1e\\+30"):
+        fit(build_model("seed"), config, tiny_data.train_images, tiny_data.train_labels,
+            state_path=state, progress=False, log=_quiet)
+    assert not state.exists()
+
+
+def test_sgd_without_momentum_trains_the_seed_model(tiny_data) -> None:
+    """`--momentum 0` on the seed model's fused step: there is no momentum buffer to pass
+    (it used to raise KeyError 'momentum_buffer' from the second step on)."""
+    config = TrainConfig(**{**TINY, "epochs": 1, "momentum": 0.0})
+    history = fit(build_model("seed"), config, tiny_data.train_images[:128],
+                  tiny_data.train_labels[:128], progress=False, log=_quiet)
+    assert len(history) == 1 and history[0]["train_loss"] < 2.5
+
+
+def test_fold_counts_that_cannot_be_trained_are_refused(tiny_data, tmp_path: Path) -> None:
+    """--folds 100000 used to start 60,000 trainings without a word, and a count torch's
+    `chunk` cannot make equal folds of (here 100 of 512 images: 86 folds) would train every
+    fold but the last, then fail with an IndexError."""
+    config = TrainConfig(**{**TINY, "val_fraction": 0.0})
+    for folds, message in ((1, "2 to 100"), (100_000, "2 to 100"), (100, "equal folds")):
+        with pytest.raises(FashionCNNError, match=message):
+            cross_validate(config, tiny_data, tmp_path / str(folds), folds=folds,
+                           progress=False, log=_quiet)
+
+
+def test_train_and_cv_keep_out_of_each_others_folders(tiny_data, tmp_path: Path) -> None:
+    """Each used to offer to --resume the other's folder, then wrote its own files into it."""
+    run, folds = tmp_path / "run", tmp_path / "cv"
+    run_training(TrainConfig(**{**TINY, "epochs": 1}), tiny_data, run, progress=False,
+                 log=_quiet)
+    cv_config = TrainConfig(**{**TINY, "epochs": 1, "val_fraction": 0.0})
+    cross_validate(cv_config, tiny_data, folds, folds=2, progress=False, log=_quiet)
+    for resume in (False, True):
+        with pytest.raises(FashionCNNError, match="holds a cross-validation"):
+            resolve_run_config(None, folds, resume=resume)
+    with pytest.raises(FashionCNNError, match="holds a training run"):
+        cross_validate(cv_config, tiny_data, run, folds=2, progress=False, log=_quiet)
+    assert not (run / "fold1").exists()
+    with pytest.raises(FashionCNNError, match="2-fold cross-validation, not 3.*--folds 2"):
+        cross_validate(cv_config, tiny_data, folds, folds=3, progress=False, log=_quiet)
+    with pytest.raises(FashionCNNError, match="is a file"):
+        resolve_run_config(None, run / "model.pt")
+
+
+def test_a_damaged_state_is_one_message_with_a_way_out(tiny_data, tmp_path: Path) -> None:
+    config = TrainConfig(**{**TINY, "epochs": 2})
+    state = tmp_path / "state.pt"
+    images, labels = tiny_data.train_images[:64], tiny_data.train_labels[:64]
+    fit(build_model("seed"), replace(config, epochs=1), images, labels, state_path=state,
+        progress=False, log=_quiet)
+    for damage in (state.read_bytes()[:200], b"not a state at all"):
+        state.write_bytes(damage)
+        with pytest.raises(FashionCNNError, match="truncated or damaged.*Delete it"):
+            fit(build_model("seed"), config, images, labels, state_path=state,
+                progress=False, log=_quiet)
 
 
 def test_cross_validation_and_its_resume(tiny_data, tmp_path: Path) -> None:

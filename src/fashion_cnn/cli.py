@@ -52,8 +52,11 @@ Backend = Annotated[str, typer.Option(  # checked by predict.choose_backend (pre
     "checked against PyTorch's; calibrated on the training images) or auto (the one "
     "benchmarks/backend_speed.py measured faster for this model; torch without onnxruntime).")]
 Nproc = Annotated[int, typer.Option(
-    min=1, help="Processes to train with (torchrun, gloo backend): the same result as one "
-    "process, the batches split between them.")]
+    min=1, help="Processes to train with (torchrun, gloo backend): the batches split between "
+    "them, the same training up to float rounding (sums taken in another order).")]
+
+
+CHANCE_LEVEL = 0.15  # below this accuracy (10 classes: 10% by guessing) `train` warns
 
 
 def _progress(quiet: bool) -> bool:
@@ -169,6 +172,16 @@ def _config(options: dict[str, object], resume: Path | None, **fixed: object):
     return recipe_config(recipe, preset, **settings)
 
 
+def _new_folder(out: Path | None) -> Path | None:
+    """--out for a new run; refuses the current folder (also what an empty --out gives, as an
+    unset "$OUT" does): a run's files would mix with the user's own."""
+    if out is not None and out == Path():
+        raise FashionCNNError("--out is empty or the current folder; a run writes config.json, "
+                              "model.pt and more into its own folder. Name one, e.g. --out "
+                              "runs/mine.")
+    return out
+
+
 def _start_processes(nproc: int) -> bool:
     """With nproc > 1, become torchrun running nproc copies of this command; in a copy, join
     the process group. True for the process that reports (the first)."""
@@ -202,11 +215,11 @@ def train(
     from .training import resolve_run_config, run_training
     from .training.distributed import finish
 
-    first = _start_processes(nproc)
-    quiet = quiet or not first  # one progress display: the first process's
     config = _config(options, resume)
-    out_dir = resume or out or Path("runs") / f"{config.model}-seed{config.seed}"
+    out_dir = resume or _new_folder(out) or Path("runs") / f"{config.model}-seed{config.seed}"
     resolve_run_config(config, out_dir, resume is not None, test)  # fails before the data
+    first = _start_processes(nproc)  # (and before --nproc's processes: one message, exit 2)
+    quiet = quiet or not first  # one progress display: the first process's
     ds = _load_data(data_dir, offline, quiet)
     try:
         metrics = run_training(config, ds, out_dir, resume=resume is not None,
@@ -229,6 +242,11 @@ def train(
                    f"{views} (test-time augmentation; `evaluate --tta`)")
     typer.echo(f"train time {metrics['train_seconds']:.1f}s, "
                f"{metrics['images_per_second']:,.0f} images/s; results in {out_dir}")
+    accuracy = metrics.get("test_accuracy", metrics.get("val_accuracy"))
+    if accuracy is not None and accuracy < CHANCE_LEVEL:
+        typer.echo(f"warning: {100 * accuracy:.1f}% is chance level (10 classes): the model "
+                   "learned nothing. The usual cause is a learning rate too high for the run "
+                   f"(--lr {metrics['config']['lr']:g}).", err=True)
 
 
 @app.command()
@@ -251,17 +269,18 @@ def cv(
     from .training.distributed import finish
     from .training.run import check_cv_config, check_cv_folder, saved_config, saved_folds
 
-    first = _start_processes(nproc)
-    quiet = quiet or not first
     if resume is not None:
         config, out = saved_config(resume / "config.json"), resume
         _config(options, resume)  # says which options it ignores
         folds = saved_folds(resume) if folds is None else folds
     else:
         config = _config(options, None, val_fraction=0.0)  # each fold is held out in turn
+        out = _new_folder(out)
     folds = 5 if folds is None else folds
-    check_cv_config(config, folds)  # both fail before the data
+    check_cv_config(config, folds)  # both fail before the data and --nproc's processes
     check_cv_folder(out, config, folds)
+    first = _start_processes(nproc)
+    quiet = quiet or not first
     ds = _load_data(data_dir, offline, quiet)
     try:
         summary = cross_validate(config, ds, out, folds, progress=_progress(quiet))
@@ -531,12 +550,14 @@ def serve_command(
     from .api import Settings, serve
     from .models import load_checkpoint
     from .ports import bind
+    from .predict import choose_backend
 
     settings = Settings(model=model, backend=backend, api_key=api_key or None,
                         batching=batching, max_batch=max_batch, max_wait_ms=max_wait_ms)
     warn_if_shadowed(model)
-    load_checkpoint(model)  # a wrong checkpoint or a taken port fails here, before the
-    bind(host, port).close()  # address is announced
+    arch = load_checkpoint(model)[1]["arch"]  # a wrong checkpoint or backend, or a taken
+    choose_backend(backend, arch)  # port, fails here, before the address is announced
+    bind(host, port).close()
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     typer.echo(f"fashion-cnn serve: http://{shown}:{port}/docs (Ctrl-C stops it)", err=True)
     serve(settings, host, port, workers)

@@ -95,6 +95,21 @@ def content_key(data: bytes, settings: Any, sources: Iterable[str | Path]) -> st
     return digest.hexdigest()[:16]
 
 
+def save_torch(obj: Any, path: str | Path) -> None:
+    """`torch.save(obj, path)`, atomically (`atomic_path`). torch's writer reports a full disk
+    as a RuntimeError ("unexpected pos ..."): that becomes one message saying so."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as err:
+            raise FashionCNNError(
+                f"Cannot write {path}: the disk may be full ({str(err)[:80]}). Free some "
+                "space and run the command again (a training run continues with --resume)."
+            ) from None
+
+
 def cached_tensor(path: Path | None, make: Callable[[], Any]) -> Any:
     """The tensor saved at `path` if it is there, else `make()`, saved there atomically for next
     time; `path=None` never caches."""
@@ -104,6 +119,5 @@ def cached_tensor(path: Path | None, make: Callable[[], Any]) -> Any:
         return torch.load(path, weights_only=True)
     tensor = make()
     if path is not None:
-        with atomic_path(path) as tmp:
-            torch.save(tensor, tmp)
+        save_torch(tensor, path)
     return tensor

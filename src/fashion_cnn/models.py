@@ -17,7 +17,7 @@ from torch import nn
 
 from .data import CLASS_NAMES, IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD
 from .errors import FashionCNNError
-from .files import atomic_path
+from .files import save_torch
 from .formats import signature
 from .preprocess import PreprocessConfig
 
@@ -328,8 +328,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, config: dict[str, Any
         **({"calibration": calibration.to(torch.uint8)} if calibration is not None else {}),
         "state_dict": state,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, path)
 
 
 def shipped_model_dir(name: str) -> Path:
@@ -395,6 +394,8 @@ def not_a_torch_file(path: Path) -> str | None:
         head = file.read(512)
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch's zip; an old pickle
         return None
+    if not head:
+        return "an empty file (0 bytes)"
     if path.suffix.lower() == ".onnx":
         return "an ONNX model (what `export` writes, for other runtimes)"
     if signature(head) is not None:

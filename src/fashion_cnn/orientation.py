@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .errors import FashionCNNError
-from .files import atomic_path
+from .files import save_torch
 from .models import build_model, shipped_model_dir, unreadable
 
 TURNS = ("upright", "a quarter turn counter-clockwise", "upside down",
@@ -168,8 +168,7 @@ def save_upright(path: Path, net: nn.Module, threshold: float, config: UprightCo
                "arch_kwargs": net.arch_kwargs, "turns": list(TURNS), "threshold": threshold,
                "config": asdict(config), "metrics": metrics, "data_checksums": data_checksums,
                "state_dict": net.state_dict()}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, path)
 
 
 def load_upright(path: str | Path | None = None) -> Upright:

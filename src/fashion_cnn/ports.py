@@ -3,6 +3,7 @@ port is taken or out of range, before either announces its address."""
 
 from __future__ import annotations
 
+import errno
 import socket
 
 from .errors import FashionCNNError
@@ -15,11 +16,19 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+    except socket.gaierror as err:  # a --host that names no address of this machine
+        sock.close()
+        raise FashionCNNError(f"Cannot listen on {host} ({err.strerror}): --host must be an "
+                              "address or name of this machine, e.g. 127.0.0.1 or 0.0.0.0."
+                              ) from None
     except (OSError, OverflowError) as err:
         sock.close()
         reason = getattr(err, "strerror", None) or str(err)
-        raise FashionCNNError(f"Cannot listen on {host}:{port} ({reason}); is another "
-                              "server using it? Pick another with --port.") from None
+        advice = ("--host must be an address of this machine, e.g. 127.0.0.1 or 0.0.0.0"
+                  if getattr(err, "errno", None) == errno.EADDRNOTAVAIL
+                  else "is another server using it? Pick another with --port")
+        raise FashionCNNError(f"Cannot listen on {host}:{port} ({reason}); {advice}."
+                              ) from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock

@@ -181,12 +181,13 @@ class FusedSeed:
             self.stepped = True
             return
         group, state = optimizer.param_groups[0], optimizer.state[self.theta]
-        params, grads, buffers = [self.theta], [self.theta.grad], [state["momentum_buffer"]]
+        params, grads = [self.theta], [self.theta.grad]
+        buffers = [state["momentum_buffer"]] if group["momentum"] else []  # none without momentum
         if folded is not None:  # the kernel updates the rest; fc1 takes its buffer's step
             params, grads = [self.p[k] for k in NOT_FC1], [self.g[k] for k in NOT_FC1]
             buffers = [folded[k] for k in NOT_FC1]
             self.p["fc1_w"].add_(folded["fc1_w"], alpha=-group["lr"])
-        torch._fused_sgd_(params, grads, buffers if group["momentum"] else [],
+        torch._fused_sgd_(params, grads, buffers,
                           weight_decay=group["weight_decay"], momentum=group["momentum"],
                           lr=group["lr"], dampening=group["dampening"],
                           nesterov=group["nesterov"], maximize=group["maximize"],

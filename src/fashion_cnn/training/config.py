@@ -11,6 +11,7 @@ batch 32, 10 epochs, cross-entropy, reshuffled every epoch. PyTorch's SGD moment
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -56,6 +57,13 @@ class Augment:
     # Yun et al. 2019, arXiv:1905.04899; applied by the loop, after the other settings
     cutmix: float = _option(0.0, "CutMix probability: a random box of another training image "
                             "pasted in, the target mixed by the box's share of the area.")
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, as the CLI says it (none: an empty list)."""
+        wrong = [f"--{f.name.replace('_', '-')} must be 0 or more" for f in fields(self)
+                 if f.type in ("float", "int") and not 0 <= getattr(self, f.name) < math.inf]
+        return wrong + [f"--{name} is a probability, in [0, 1]" for name in ("erase", "dye")
+                        if getattr(self, name) > 1]
 
     @property
     def active(self) -> bool:
@@ -180,8 +188,15 @@ class TrainConfig:
             problems.append("--epochs must be at least 1")
         if self.batch_size < 1:
             problems.append("--batch-size must be at least 1")
-        if not self.lr > 0:
+        if not (self.lr > 0 and math.isfinite(self.lr)):
             problems.append("--lr must be positive")
+        if not 0 <= self.momentum < 1:
+            problems.append("--momentum must be in [0, 1)")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append("--label-smoothing must be in [0, 1)")
+        if not (0 <= self.weight_decay < math.inf and 0 <= self.outlier_weight < math.inf):
+            problems.append("--weight-decay and --outlier-weight must be 0 or more")
+        problems += self.augment.problems()
         if not 0 <= self.val_fraction < 1:
             problems.append("--val-fraction must be in [0, 1)")
         if self.nesterov and self.momentum <= 0:
@@ -196,7 +211,7 @@ class TrainConfig:
             problems.append("--photo-repeat must be at least 1")
         if not 0 <= self.photo_views < self.photo_repeat:
             problems.append("--photo-views must be 0 or more and less than --photo-repeat")
-        if not 1 <= self.photos_from <= self.epochs or (
+        if (self.epochs >= 1 and not 1 <= self.photos_from <= self.epochs) or (
                 self.photos_from > 1 and not (self.photos or self.synthetic)):
             problems.append("--photos-from is an epoch of the run (1 to --epochs), for runs "
                             "with --photos or --synthetic")

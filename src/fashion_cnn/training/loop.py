@@ -10,6 +10,7 @@ one, bit for bit.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from tqdm import tqdm
 from ..data import CLASS_NAMES
 from ..errors import FashionCNNError
 from ..evaluate import loss_and_accuracy
-from ..files import atomic_path
+from ..files import save_torch
 from .augment import alternating_mirror, augment_all, cutmix
 from .config import TrainConfig
 from .distributed import all_reduce_sum, share, sync_batch_norm, world
@@ -74,6 +75,7 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
             record = train_epoch(step, model, config, images[:n], labels[:n], epoch,
                                  progress=progress and rank == 0,
                                  targets=None if targets is None else targets[:n])
+            check_finite(record, config)
             if val_images is not None and len(val_images) and rank == 0:
                 record["val_loss"], record["val_accuracy"] = loss_and_accuracy(
                     model, val_images, val_labels)
@@ -86,6 +88,17 @@ def fit(model: nn.Module, config: TrainConfig, images: torch.Tensor, labels: tor
     finally:
         step.close()
     return history
+
+
+def check_finite(record: dict[str, Any], config: TrainConfig) -> None:
+    """Refuse to go on (or save) once the training loss is NaN or infinite: the weights are
+    lost, and every later epoch, and a resume, would carry them."""
+    loss = record["train_loss"]
+    if not math.isfinite(loss):
+        raise FashionCNNError(
+            f"Training diverged in epoch {record['epoch']}: the loss became {loss}. The "
+            f"learning rate is too high for this run (--lr {config.lr:g}); start again with "
+            "a lower one and another --out.")
 
 
 def train_epoch(step: Step, model: nn.Module, config: TrainConfig, images: torch.Tensor,
@@ -164,7 +177,13 @@ def load_state(path: Path | None, model: nn.Module,
     refuses a state saved under another config (a folder reused for another run)."""
     if path is None or not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a damaged file can fail anywhere in the unpickler
+        raise FashionCNNError(
+            f"{path} is truncated or damaged, so the run cannot continue from it. Delete it "
+            f"to train {path.parent} again from its first epoch, or start another --out."
+        ) from None
     now = asdict(config)  # a field added since the state was saved is not a difference
     changed = sorted(k for k, v in state.get("config", {}).items() if k in now and now[k] != v)
     if changed:
@@ -196,7 +215,6 @@ def save_state(path: Path | None, model: nn.Module, step: Step,
     interrupted write leaves the previous epoch's state); nothing when `path` is None."""
     if path is None:
         return
-    with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), "optimizer": step.optimizer.state_dict(),
-                    "scheduler": step.scheduler.state_dict() if step.scheduler else None,
-                    "history": history, "config": asdict(config)}, tmp)
+    save_torch({"model": model.state_dict(), "optimizer": step.optimizer.state_dict(),
+                "scheduler": step.scheduler.state_dict() if step.scheduler else None,
+                "history": history, "config": asdict(config)}, path)

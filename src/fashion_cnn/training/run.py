@@ -79,6 +79,11 @@ def resolve_run_config(config: TrainConfig | None, out_dir: str | Path,
     """
     out = Path(out_dir)
     config_path, model_path = out / "config.json", out / "model.pt"
+    if out.exists() and not out.is_dir():
+        raise FashionCNNError(f"{out} is a file; --out names the folder a run writes into.")
+    if holds_cv(out):
+        raise FashionCNNError(f"{out} holds a cross-validation (`fashion-cnn cv`), not a "
+                              "training run; choose another --out.")
     if not resume:
         if run_finished(out):
             raise FashionCNNError(f"{out} already holds a finished run ({model_path.name}); "
@@ -98,6 +103,10 @@ def resolve_run_config(config: TrainConfig | None, out_dir: str | Path,
         raise FashionCNNError("--members needs a validation split (--val-fraction above 0): "
                               "each member is scored on it, the test set only by the ensemble.")
     check_init(config)
+    if config.teacher:  # a bad teacher file fails here, before the folder is written
+        from ..models import load_checkpoint
+
+        load_checkpoint(config.teacher)
     return config
 
 
@@ -440,12 +449,20 @@ def unsure_rule(scores: dict[str, Any]) -> dict[str, Any]:
 # k-fold cross-validation
 
 
+MAX_FOLDS = 100
+
+
+def holds_cv(out: Path) -> bool:
+    """Whether the folder holds a cross-validation (`cv`), finished or not."""
+    return (out / CV_FOLDS).is_file() or (out / "cv.json").is_file()
+
+
 def check_cv_config(config: TrainConfig, folds: int) -> None:
     """Refuses a cross-validation it cannot run as asked: fewer than 2 folds, or `train`'s
     options that a fold would ignore. Cheap and reads nothing, so the CLI calls it before
     loading the data."""
-    if folds < 2:
-        raise FashionCNNError("--folds must be at least 2.")
+    if not 2 <= folds <= MAX_FOLDS:  # 100: every fold holds out 1% of the images or more
+        raise FashionCNNError(f"--folds must be 2 to {MAX_FOLDS}; each fold trains a model.")
     unused = [f"--{name}" for name, value in (("init", config.init), ("photos", config.photos),
                                                ("synthetic", config.synthetic),
                                                ("members", config.members > 1),
@@ -466,9 +483,15 @@ def check_cv_folder(out: Path, config: TrainConfig, folds: int) -> None:
     """Refuses to go on with a cross-validation in `out` started with another config or
     number of folds: its half-trained folds would carry on under the new one."""
     config_path = out / "config.json"
+    if (out / STARTED).is_file() and not holds_cv(out):
+        raise FashionCNNError(f"{out} holds a training run (`fashion-cnn train`), not a "
+                              "cross-validation; choose another --out.")
     if not config_path.is_file():
         return
     saved = saved_folds(out) or folds  # a folder from before folds.json: as asked
+    if saved != folds and asdict(saved_config(config_path)) == asdict(config):
+        raise FashionCNNError(f"{out} holds a {saved}-fold cross-validation, not {folds}; "
+                              f"continue it with --folds {saved}, or choose another --out.")
     if saved != folds or asdict(saved_config(config_path)) != asdict(config):
         raise FashionCNNError(f"{out} holds a {saved}-fold cross-validation with another "
                               f"config. Continue it with `fashion-cnn cv --resume {out} --folds "
@@ -486,6 +509,9 @@ def cross_validate(config: TrainConfig, data: FashionMNIST, out_dir: str | Path,
     perm = torch.randperm(len(data.train_labels),
                           generator=torch.Generator().manual_seed(config.seed))
     parts = perm.chunk(folds)
+    if len(parts) != folds:  # chunk's equal sizes cannot make that many of these images
+        raise FashionCNNError(f"{len(perm):,} images cannot be split into {folds} equal folds; "
+                              "use fewer --folds.")
     if world()[0] == 0:
         write_json(out / "config.json", asdict(config))  # what `cv --resume` continues with
         write_json(out / CV_FOLDS, {"folds": folds})
