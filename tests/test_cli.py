@@ -101,8 +101,12 @@ def test_nproc_mistakes_are_one_line_before_any_process_starts(tmp_path: Path) -
     twice, then torchrun's ChildFailedError traceback and exit status 1."""
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.json").write_text("{}")
+    no_data = tmp_path / "no-data"
+    no_data.mkdir()
     for command in (["train", "--out", str(tmp_path / "run")],
-                    ["cv", "--folds", "1", "--out", str(tmp_path / "cv")]):
+                    ["cv", "--folds", "1", "--out", str(tmp_path / "cv")],
+                    ["train", "--out", str(tmp_path / "new"), "--data-dir", str(no_data)],
+                    ["cv", "--out", str(tmp_path / "new-cv"), "--data-dir", str(no_data)]):
         result = run_cli(*command, "--nproc", "2", "--epochs", "1", "--offline")
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr and result.stderr.count("error:") == 1

@@ -170,8 +170,9 @@ def test_bad_download_leaves_nothing(synthetic_dir: Path, isolated_lookup: Path,
     server = _serve(synthetic_dir)  # unofficial files: they fail verification
     monkeypatch.setenv("FASHION_MNIST_MIRROR", f"http://127.0.0.1:{server.server_port}/")
     try:
-        with pytest.raises(FashionCNNError, match="checksum"):
+        with pytest.raises(FashionCNNError, match="checksum") as err:
             find_data_dir(progress=False)
+        assert "Nothing was saved" in str(err.value) and "Delete it" not in str(err.value)
     finally:
         server.shutdown()
     assert not isolated_lookup.exists() or list(isolated_lookup.iterdir()) == []

@@ -182,12 +182,15 @@ def _new_folder(out: Path | None) -> Path | None:
     return out
 
 
-def _start_processes(nproc: int) -> bool:
+def _start_processes(nproc: int, data: Callable[[], object]) -> bool:
     """With nproc > 1, become torchrun running nproc copies of this command; in a copy, join
-    the process group. True for the process that reports (the first)."""
+    the process group. True for the process that reports (the first). `data()` finds and
+    checks the data first, once: a problem with it is one message, not one per process and
+    torchrun's traceback, and a download happens once."""
     from .training.distributed import init_from_env, torchrun_command, world
 
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        data()
         command = torchrun_command(nproc, _without_option(sys.argv[1:], "--nproc"))
         sys.stdout.flush()
         os.execv(command[0], command)
@@ -218,7 +221,8 @@ def train(
     config = _config(options, resume)
     out_dir = resume or _new_folder(out) or Path("runs") / f"{config.model}-seed{config.seed}"
     resolve_run_config(config, out_dir, resume is not None, test)  # fails before the data
-    first = _start_processes(nproc)  # (and before --nproc's processes: one message, exit 2)
+    # ... and before --nproc's processes start: one message, exit status 2
+    first = _start_processes(nproc, lambda: _load_data(data_dir, offline, quiet))
     quiet = quiet or not first  # one progress display: the first process's
     ds = _load_data(data_dir, offline, quiet)
     try:
@@ -279,7 +283,7 @@ def cv(
     folds = 5 if folds is None else folds
     check_cv_config(config, folds)  # both fail before the data and --nproc's processes
     check_cv_folder(out, config, folds)
-    first = _start_processes(nproc)
+    first = _start_processes(nproc, lambda: _load_data(data_dir, offline, quiet))
     quiet = quiet or not first
     ds = _load_data(data_dir, offline, quiet)
     try:

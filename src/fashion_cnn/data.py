@@ -160,14 +160,19 @@ def download(directory: Path, mirror: str | None = None, progress: bool = True,
                 raise FashionCNNError(
                     f"Could not download {url}: {err}. Check your connection, or download the "
                     f"files by hand into {directory} (or set {ENV_DIR}).") from None
-            read_idx(tmp, idx, display_name=url)  # raises on a bad download: nothing is renamed
+            read_idx(tmp, idx, display_name=url,  # raises on a bad download: nothing is kept
+                     fix=f"Nothing was saved. Try again later, or set {ENV_MIRROR} to another "
+                     "mirror.")
 
 
 # ---------------------------------------------------------------------------------------------
 # Parsing IDX
 
 
-def _decompress(path: Path, display_name: str) -> bytes:
+REDOWNLOAD = "Delete it and download it again."  # what to do about a bad file on disk
+
+
+def _decompress(path: Path, display_name: str, fix: str = REDOWNLOAD) -> bytes:
     raw = path.read_bytes()
     if raw[:2] != b"\x1f\x8b":  # not gzip: an already-decompressed IDX file
         return raw
@@ -176,17 +181,18 @@ def _decompress(path: Path, display_name: str) -> bytes:
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
         raise FashionCNNError(
             f"{display_name} is not a valid gzip file ({err}); it is probably truncated or "
-            "corrupt. Delete it and download it again.") from None
+            f"corrupt. {fix}") from None
 
 
-def parse_idx(payload: bytes, idx: IdxFile, display_name: str) -> torch.Tensor:
+def parse_idx(payload: bytes, idx: IdxFile, display_name: str,
+              fix: str = REDOWNLOAD) -> torch.Tensor:
     """Parse IDX bytes into a uint8 tensor [N] (labels) or [N, 28, 28] (images).
 
-    Checks the magic number, the dimensions and that the length matches the header.
+    Checks the magic number, the dimensions and that the length matches the header; `fix`
+    says what to do about a file that fails.
     """
     ndim = 3 if idx.magic == IMAGES_MAGIC else 1
     header_size = 4 + 4 * ndim
-    fix = "Delete it and download it again."
     if len(payload) < header_size:
         raise FashionCNNError(f"{display_name} is too short to be an IDX file "
                               f"({len(payload)} bytes). {fix}")
@@ -209,17 +215,17 @@ def parse_idx(payload: bytes, idx: IdxFile, display_name: str) -> torch.Tensor:
 
 
 def read_idx(path: Path, idx: IdxFile, display_name: str | None = None,
-             verify: bool = True) -> tuple[torch.Tensor, str]:
-    """Read one IDX file (.gz or raw); return (tensor, SHA-256 of the decompressed bytes)."""
+             verify: bool = True, fix: str = REDOWNLOAD) -> tuple[torch.Tensor, str]:
+    """Read one IDX file (.gz or raw); return (tensor, SHA-256 of the decompressed bytes).
+    `fix`: what the message about a bad file tells the user to do."""
     display_name = display_name or str(path)
-    payload = _decompress(path, display_name)
-    tensor = parse_idx(payload, idx, display_name)
+    payload = _decompress(path, display_name, fix)
+    tensor = parse_idx(payload, idx, display_name, fix)
     digest = hashlib.sha256(payload).hexdigest()
     if verify and digest != idx.sha256:
         raise FashionCNNError(
             f"{display_name} failed its checksum (SHA-256 {digest[:16]}..., expected "
-            f"{idx.sha256[:16]}...): it is not the official file or it is corrupt. "
-            "Delete it and download it again.")
+            f"{idx.sha256[:16]}...): it is not the official file or it is corrupt. {fix}")
     if idx.magic == LABELS_MAGIC and tensor.numel() and int(tensor.max()) >= len(CLASS_NAMES):
         raise FashionCNNError(f"{display_name} has label {int(tensor.max())}; labels must be "
                               "0-9. It is not a Fashion-MNIST labels file.")
