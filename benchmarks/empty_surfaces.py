@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,29 +60,26 @@ def crops(root: Path) -> list[Any]:
         tuple(int(r[k]) for k in ("left", "top", "right", "bottom"))) for r in rows]
 
 
-def in_class_pictures(classifier: Classifier, root: Path, split: str) -> list[Any]:
-    """The split's in-class photos as taken (paths), then VIEWS[split] retaken views of each."""
+def in_class_pictures(classifier: Classifier, root: Path, split: str) -> Iterator[Any]:
+    """The split's in-class photos as taken (paths), then VIEWS[split] retaken views of each,
+    made as they are classified (thousands of decoded photos need not sit in memory)."""
     photos = [path for path, folder in list_photos(root, split)
               if folder not in OUT_OF_CLASS_FOLDERS]
     seed = RETAKE_SEED if split == "validation" else TRAIN_VIEW_SEED
-    config, views = classifier.config, []
+    config = classifier.config
+    yield from (str(p) for p in photos)
     for i, path in enumerate(photos):
         img = decode_image(path, config.max_pixels, config.work_size)
-        views += [photo_view(img, np.random.default_rng([seed, i, v]))
-                  for v in range(VIEWS[split])]
-    return [str(p) for p in photos] + views
+        yield from (photo_view(img, np.random.default_rng([seed, i, v]))
+                    for v in range(VIEWS[split]))
 
 
-def features(classifier: Classifier, pictures: list[Any]) -> list[dict[str, Any]]:
+def features(classifier: Classifier, pictures: Iterable[Any]) -> list[dict[str, Any]]:
     """What the rule looks at, per picture: its verdict, in_class, whether the whole picture
-    was classified and whether it had a second cut-out."""
-    rows = []
-    for start in range(0, len(pictures), 256):  # keep_inputs for the second cut-out
-        for p in classifier.classify(pictures[start:start + 256]):
-            rows.append({"answered": not p.unsure, "reason": p.unsure_reason,
-                         "in_class": p.in_class, "whole": WHOLE_FRAME in p.warnings,
-                         "second": p.input.edge_image is not None})
-    return rows
+    was classified and whether it had a second cut-out (kept inputs: `edge_image`)."""
+    return [{"answered": not p.unsure, "reason": p.unsure_reason, "in_class": p.in_class,
+             "whole": WHOLE_FRAME in p.warnings, "second": p.input.edge_image is not None}
+            for p in classifier.iter_classify(pictures, keep_inputs=True)]
 
 
 def flagged(row: dict[str, Any], bar: float, one_surface: bool) -> bool:

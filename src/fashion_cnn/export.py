@@ -332,11 +332,12 @@ def check_target(out: str | Path, checkpoint: str | Path) -> Path:
     if out.is_dir():
         raise FashionCNNError(f"{out} is a folder; give a file name such as "
                               f"{out / 'model.onnx'}.")
-    same = out.is_file() and out.samefile(checkpoint)
-    if same or (out.is_file() and not_a_torch_file(out) is None):
-        what = "the checkpoint being exported" if same else "a PyTorch file"
-        raise FashionCNNError(f"{out} is {what}: the export would overwrite it. Give another "
-                              f"file name, such as {out.with_suffix('.onnx')}.")
+    if out.is_file():
+        same = out.samefile(checkpoint)
+        if same or not_a_torch_file(out) is None:
+            what = "the checkpoint being exported" if same else "a PyTorch file"
+            raise FashionCNNError(f"{out} is {what}: the export would overwrite it. Give "
+                                  f"another file name, such as {out.with_suffix('.onnx')}.")
     existing = next(p for p in out.absolute().parents if p.exists())
     if not existing.is_dir():
         raise FashionCNNError(f"Cannot write {out}: {existing} is a file, not a folder.")

@@ -375,7 +375,9 @@ def model_name(model: str | Path | None) -> str:
 
 def _missing_checkpoint(path: Path) -> str:
     """Why there is no checkpoint at `path`, and what to do."""
-    if (path / "folds.json").is_file() or (path / "cv.json").is_file():
+    from .training.run import holds_cv  # (training imports this module)
+
+    if holds_cv(path):
         return (f"{path} holds a cross-validation, which keeps no model: give a run folder of "
                 "`fashion-cnn train`, or its model.pt.")
     if path.is_dir() and ((path / "state.pt").is_file() or (path / "config.json").is_file()):

@@ -289,9 +289,7 @@ def convert(img: Image.Image, config: PreprocessConfig = PreprocessConfig(),
         img.load()  # (both read the pixels; loaded once, here, not by two threads at once)
         edge = started(edge_cut_out, img, config) if config.fg_edge > 0 else lambda: None
         image, apart = cut_out(img, config)
-        warned = ([WHOLE_FRAME] if apart == 0.0 else [] if apart is None
-                  or apart >= MIN_SEPARATION else [UNSEPARATED])
-        return image, warned, edge()
+        return image, separation_warnings(apart), edge()
     return authors_conversion(img, config, layout), photo_warnings(img, config, layout), None
 
 
@@ -546,6 +544,15 @@ UNSEPARATED = ("Could not tell a garment from the background. Works best with on
 WHOLE_FRAME = ("Nothing stood out from the picture's edges, so the whole picture was "
                "classified. Works best with one garment, whole, against a floor, bed, wall or "
                "plain background.")  # `cut_out`'s separation 0
+
+
+def separation_warnings(apart: float | None) -> list[str]:
+    """The warning a cut-out's `separation` calls for, if any."""
+    if apart == 0.0:  # nothing stood out from the border: the whole picture was classified
+        return [WHOLE_FRAME]
+    if apart is not None and apart < MIN_SEPARATION:
+        return [UNSEPARATED]
+    return []  # told apart, or the garment fills the picture (None)
 
 
 def separation(rgb: np.ndarray, mask: np.ndarray) -> float | None:

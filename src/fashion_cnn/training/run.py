@@ -489,10 +489,11 @@ def check_cv_folder(out: Path, config: TrainConfig, folds: int) -> None:
     if not config_path.is_file():
         return
     saved = saved_folds(out) or folds  # a folder from before folds.json: as asked
-    if saved != folds and asdict(saved_config(config_path)) == asdict(config):
+    same_config = asdict(saved_config(config_path)) == asdict(config)
+    if saved != folds and same_config:
         raise FashionCNNError(f"{out} holds a {saved}-fold cross-validation, not {folds}; "
                               f"continue it with --folds {saved}, or choose another --out.")
-    if saved != folds or asdict(saved_config(config_path)) != asdict(config):
+    if saved != folds or not same_config:
         raise FashionCNNError(f"{out} holds a {saved}-fold cross-validation with another "
                               f"config. Continue it with `fashion-cnn cv --resume {out} --folds "
                               f"{saved}`, or choose another --out.")
