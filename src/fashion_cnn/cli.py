@@ -52,7 +52,7 @@ Backend = Annotated[str, typer.Option(  # checked by predict.choose_backend (pre
     "checked against PyTorch's; calibrated on the training images) or auto (the one "
     "benchmarks/backend_speed.py measured faster for this model; torch without onnxruntime).")]
 Nproc = Annotated[int, typer.Option(
-    min=1, help="Processes to train with (torchrun, gloo backend): the batches split between "
+    min=1, help="Processes to train with (gloo backend): the batches split between "
     "them, the same training up to float rounding (sums taken in another order).")]
 
 
@@ -183,17 +183,17 @@ def _new_folder(out: Path | None) -> Path | None:
 
 
 def _start_processes(nproc: int, data: Callable[[], object]) -> bool:
-    """With nproc > 1, become torchrun running nproc copies of this command; in a copy, join
-    the process group. True for the process that reports (the first). `data()` finds and
-    checks the data first, once: a problem with it is one message, not one per process and
-    torchrun's traceback, and a download happens once."""
-    from .training.distributed import init_from_env, torchrun_command, world
+    """With nproc > 1, run nproc copies of this command (`distributed.launch`) and exit with
+    their status; in a copy, join the process group. True for the process that reports (the
+    first). `data()` finds and checks the data first, once: a problem with it is one message,
+    not one per process, and a download happens once."""
+    from .training.distributed import init_from_env, launch, world
 
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         data()
-        command = torchrun_command(nproc, _without_option(sys.argv[1:], "--nproc"))
         sys.stdout.flush()
-        os.execv(command[0], command)
+        argv = ["-m", "fashion_cnn.cli", *_without_option(sys.argv[1:], "--nproc")]
+        raise typer.Exit(launch(nproc, argv))
     init_from_env()
     return world()[0] == 0
 
@@ -230,8 +230,9 @@ def train(
                                progress=_progress(quiet), score_test=test)
         finish()
     except KeyboardInterrupt:
-        typer.echo(f"\ninterrupted; continue with: fashion-cnn train --resume {out_dir}",
-                   err=True)
+        if first:  # one message, however many processes
+            typer.echo(f"\ninterrupted; continue with: fashion-cnn train --resume {out_dir}",
+                       err=True)
         raise typer.Exit(130) from None
     if not first:
         return
@@ -290,8 +291,9 @@ def cv(
         summary = cross_validate(config, ds, out, folds, progress=_progress(quiet))
         finish()
     except KeyboardInterrupt:
-        typer.echo(f"\ninterrupted; finished folds are kept: continue with --resume {out}",
-                   err=True)
+        if first:
+            typer.echo(f"\ninterrupted; finished folds are kept: continue with --resume {out}",
+                       err=True)
         raise typer.Exit(130) from None
     if not first:
         return
@@ -620,5 +622,5 @@ def run() -> None:
     sys.exit(main())
 
 
-if __name__ == "__main__":  # `python -m fashion_cnn.cli`, as torchrun starts each process
+if __name__ == "__main__":  # `python -m fashion_cnn.cli`, as --nproc starts each process
     run()

@@ -1,4 +1,4 @@
-"""Training on several processes or machines: torchrun with the gloo (CPU) backend.
+"""Training on several processes or machines, with the gloo (CPU) backend.
 
 Every process holds the whole dataset and the whole model, shuffles and augments the epoch
 identically (the generators are seeded by (seed, epoch)), and computes the gradient of its own
@@ -7,15 +7,20 @@ all-reduce, so every process takes exactly the step a single process would take 
 batch (up to float summation order). Batch norm layers pool their statistics across processes
 (`SyncBatchNorm` below; torch's own works on GPUs only), so they too see the whole batch.
 
-    fashion-cnn train --model best --nproc 2           # one machine, 2 processes
+    fashion-cnn train --model best --nproc 2           # one machine, 2 processes (`launch`)
     torchrun --nnodes 2 ... -m fashion_cnn.cli train   # several machines: torchrun's options
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Iterable
+from types import FrameType
 
 import torch
 import torch.distributed as dist
@@ -30,8 +35,8 @@ def world() -> tuple[int, int]:
 
 
 def init_from_env() -> None:
-    """Join the process group when started by torchrun (WORLD_SIZE > 1), with one thread per
-    core share, so the processes do not fight over the cores."""
+    """Join the process group when started by `launch` or torchrun (WORLD_SIZE > 1), with one
+    thread per core share, so the processes do not fight over the cores."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         dist.init_process_group("gloo")
         local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
@@ -42,16 +47,98 @@ def finish() -> None:
     """Leave the process group once every process is done: each waits for the others, then
     closes its connections, so none exits while another still talks to it (a process whose
     peer vanished mid-teardown can abort). Only on success: a failed process just exits, and
-    torchrun stops the rest."""
+    its launcher (`launch`, torchrun) stops the rest."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
 
 
-def torchrun_command(nproc: int, args: list[str]) -> list[str]:
-    """The command that runs `fashion-cnn ARGS` in nproc processes on this machine."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc-per-node={nproc}", "-m", "fashion_cnn.cli", *args]
+# ---------------------------------------------------------------------------------------------
+# Starting the processes on one machine
+
+GRACE_SECONDS = 10.0  # after Ctrl-C, the processes' time to stop by themselves before the
+# signal is passed on (the terminal sends it to all of them: each stops between two steps)
+
+
+def launch(nproc: int, argv: list[str]) -> int:
+    """Run `python ARGV` in nproc processes on this machine, with the environment variables
+    torchrun gives its processes (RANK, WORLD_SIZE, MASTER_PORT, ...), and return their exit
+    status: the first failure's (the others are then stopped), else 0.
+
+    Not torchrun itself: its agent answers Ctrl-C with a traceback of its own and exit status
+    1, and prints a banner. Here Ctrl-C reaches every process from the terminal, each stops as
+    one process does (`train`: "interrupted; continue with ..."), and this one waits for them:
+    exit status 130. A SIGINT or SIGTERM sent to this process alone is passed on to them."""
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
+           "WORLD_SIZE": str(nproc), "LOCAL_WORLD_SIZE": str(nproc)}
+    env.setdefault("OMP_NUM_THREADS", "1")  # as torchrun sets it (`init_from_env` then gives
+    # torch each process's share of the cores)
+    procs: list[subprocess.Popen] = []
+    before = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        for rank in range(nproc):
+            procs.append(subprocess.Popen([sys.executable, *argv],
+                                          env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}))
+        return _wait(procs)
+    except KeyboardInterrupt:
+        _stop(procs, signal.SIGINT, GRACE_SECONDS)
+        return 130
+    except _Terminated:
+        _stop(procs, signal.SIGTERM, 0.0)
+        return 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        for proc in procs:  # none outlives this one
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def launch_command(nproc: int, argv: list[str]) -> list[str]:
+    """The command that runs `python ARGV` in nproc processes (`launch`), from a shell."""
+    return [sys.executable, "-m", "fashion_cnn.training.distributed", str(nproc), *argv]
+
+
+class _Terminated(Exception):
+    """SIGTERM reached the launching process."""
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+def _free_port() -> int:
+    """A TCP port free on this machine now, for the first process's rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(procs: list[subprocess.Popen]) -> int:
+    """Wait for every process; when one fails, stop the rest (they would wait for it at the
+    next all-reduce) and return its status."""
+    while True:
+        codes = [proc.poll() for proc in procs]
+        failed = next((code for code in codes if code), None)
+        if failed is not None:
+            _stop(procs, signal.SIGTERM, 0.0)
+            return failed
+        if all(code == 0 for code in codes):
+            return 0
+        time.sleep(0.1)
+
+
+def _stop(procs: list[subprocess.Popen], sig: int, grace: float, wait: float = 30.0) -> None:
+    """Give the processes `grace` seconds to end by themselves, then send the rest `sig`, and
+    after `wait` more seconds kill what still runs."""
+    for deadline, action in ((grace, lambda proc: proc.send_signal(sig)),
+                             (wait, lambda proc: proc.kill())):
+        end = time.monotonic() + deadline
+        while any(proc.poll() is None for proc in procs) and time.monotonic() < end:
+            time.sleep(0.05)
+        for proc in procs:
+            if proc.poll() is None:
+                action(proc)
 
 
 def shard(n: int) -> slice:
@@ -138,3 +225,7 @@ def sync_batch_norm(model: nn.Module) -> nn.Module:
         else:
             sync_batch_norm(child)
     return model
+
+
+if __name__ == "__main__":  # `launch_command`: python -m fashion_cnn.training.distributed N ARGV
+    sys.exit(launch(int(sys.argv[1]), sys.argv[2:]))
