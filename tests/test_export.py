@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -176,11 +177,13 @@ def test_sessions_threads_rest_between_runs_unless_told(checkpoint: Path, tmp_pa
     (["--out", "{tmp}"], "is a folder"),
     (["--out", "{checkpoint}"], "is the checkpoint being exported: the export would overwrite"),
     (["--out", "{tmp}/other.pt"], "is a PyTorch file: the export would overwrite it"),
+    (["--out", "{tmp}/a-pipe"], "is a device or pipe, not a file"),  # was a traceback
 ])
 def test_bad_inputs_give_one_clear_message(args: list[str], message: str, tmp_path: Path,
                                            checkpoint: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "a-file").write_text("not a folder")
+    os.mkfifo(tmp_path / "a-pipe")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     before = {p: p.read_bytes() for p in (checkpoint, tmp_path / "other.pt")}
     argv = ["export", "--format", "onnx", "--out", str(tmp_path / "x.onnx"),

@@ -33,6 +33,31 @@ def test_a_failed_write_leaves_the_old_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
+def test_a_link_is_written_through_and_a_pipe_written_directly(tmp_path: Path) -> None:
+    """`predict --out /dev/null` (as root) replaced /dev/null with a regular file, and an --out
+    that is a symbolic link lost its link: the temporary file was renamed onto the device or
+    the link. A link's file is now replaced, the link kept; a pipe or device written into."""
+    import os
+    import stat
+    import threading
+
+    (tmp_path / "real.json").write_text("old")
+    (tmp_path / "link.json").symlink_to("real.json")
+    write_json(tmp_path / "link.json", {"a": 1})
+    assert (tmp_path / "link.json").is_symlink()
+    assert (tmp_path / "real.json").read_text() == '{\n  "a": 1\n}\n'
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    read: list[str] = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_text()), daemon=True)
+    reader.start()
+    write_json(fifo, {"b": 2})
+    reader.join(10)
+    assert read == ['{\n  "b": 2\n}\n']
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "pipe.json", "real.json"]
+
+
 @pytest.mark.parametrize("name,magic", [("f.png", b"\x89PNG"), ("f.pdf", b"%PDF"),
                                         ("f.jpg", b"\xff\xd8"), ("f", b"\x89PNG")])
 def test_a_figure_is_saved_as_its_name_says(tmp_path: Path, name: str, magic: bytes) -> None:

@@ -332,6 +332,9 @@ def check_target(out: str | Path, checkpoint: str | Path) -> Path:
     if out.is_dir():
         raise FashionCNNError(f"{out} is a folder; give a file name such as "
                               f"{out / 'model.onnx'}.")
+    if out.exists() and not out.is_file():  # /dev/null, a pipe: the check reads it back
+        raise FashionCNNError(f"{out} is a device or pipe, not a file; the export is read "
+                              "back to check it. Give a file name such as model.onnx.")
     if out.is_file():
         same = out.samefile(checkpoint)
         if same or not_a_torch_file(out) is None:

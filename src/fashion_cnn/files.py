@@ -24,8 +24,15 @@ def _umask() -> int:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
     A place that cannot be written (no such folder, no permission, a folder of that name) is
-    a FashionCNNError saying so, not a traceback."""
+    a FashionCNNError saying so, not a traceback. A symbolic link is written through (the file
+    it names is replaced, the link kept), and a device or pipe (/dev/null, /dev/stdout,
+    `>(gzip)`) is written directly: renaming onto it would replace the device itself."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        yield path
+        return
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
