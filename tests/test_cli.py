@@ -249,6 +249,40 @@ def test_predict_refuses_an_empty_path(capsys: pytest.CaptureFixture[str]) -> No
     assert "An empty path was given" in capsys.readouterr().err
 
 
+def test_predict_refuses_an_out_that_cannot_take_the_results(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--out "" said "Cannot write . (Device or resource busy)", --out FOLDER said so only after
+    every picture was classified, and --out PICTURE overwrote the picture with the results. Each
+    is now one message before any picture is classified, and the picture is kept."""
+    from fashion_cnn.predict import Classifier
+
+    monkeypatch.chdir(tmp_path)
+    photo = tmp_path / "shoe.jpg"
+    photo.write_bytes((SAMPLES / "sneaker-1.jpg").read_bytes())
+    monkeypatch.setattr(Classifier, "iter_classify", lambda *a, **k: pytest.fail("classified"))
+    for out, message in (("", "--out is empty or the current folder"),
+                         (str(tmp_path), "is a folder; give a file name such as"),
+                         ("./shoe.jpg", "is one of the pictures to classify")):
+        assert main(["predict", "--model", "seed", "shoe.jpg", "--out", out]) == 2, out
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1, err
+    assert photo.read_bytes() == (SAMPLES / "sneaker-1.jpg").read_bytes()
+
+
+def test_predict_runs_with_standard_input_closed() -> None:
+    """Started with stdin closed (`<&-`, some service managers), predict failed with
+    AttributeError on sys.stdin even when no '-' was given."""
+    import os
+
+    photo = str(SAMPLES / "bag-1.jpg")
+    for args in ([photo], ["-"]):
+        result = run_cli("predict", "--model", "seed", *args, preexec_fn=lambda: os.close(0))
+        assert "Traceback" not in result.stderr, result.stderr
+        assert result.returncode == (0 if args == [photo] else 1)
+    assert "the file is empty" in result.stdout
+
+
 def test_a_shipped_name_that_is_also_a_folder_here_is_warned_about(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

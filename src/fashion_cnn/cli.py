@@ -393,7 +393,9 @@ def predict(
     from .predict import Classifier
     from .records import collect_pictures, format_predictions
 
-    names, sources = collect_pictures(paths, recursive, stdin=sys.stdin.buffer)
+    # stdin is None when it is closed (`<&-`, some service managers)
+    names, sources = collect_pictures(paths, recursive, stdin=getattr(sys.stdin, "buffer", None))
+    _check_out(out, sources, output.value)
     warn_if_shadowed(model)
     classifier = Classifier(model, backend=backend, upright=upright)
     results = tqdm(classifier.iter_classify(sources, names, top_k=top_k), total=len(names),
@@ -412,6 +414,25 @@ def predict(
         typer.echo(f"{len(failed)} of {len(names)} picture{'s' * (len(names) > 1)} could not be "
                    "classified", err=True)
     raise typer.Exit(1 if failed else 0)
+
+
+def _check_out(out: Path | None, sources: list[object], fmt: str) -> None:
+    """Refuse, before any picture is classified, an --out that cannot take the results: the
+    current folder (what an empty --out gives), a folder, or one of the pictures themselves
+    (the results would overwrite it)."""
+    if out is None:
+        return
+    example = f"predictions.{'txt' if fmt == 'table' else fmt}"
+    if out == Path() or out.is_dir():
+        where = "is empty or the current folder" if out == Path() else f"{out} is a folder"
+        raise FashionCNNError(f"--out {where}; give a file name such as "
+                              f"{out / example}.")
+    for source in sources:
+        if isinstance(source, Path) and source.is_file() and out.is_file() \
+                and out.samefile(source):
+            raise FashionCNNError(f"--out {out} is one of the pictures to classify: the "
+                                  f"results would overwrite it. Give another file name, such "
+                                  f"as {out.with_name(example)}.")
 
 
 def warn_if_shadowed(model: str | None) -> None:
