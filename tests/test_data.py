@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gzip
 import http.server
+import struct
 import threading
 from pathlib import Path
 
@@ -95,6 +96,16 @@ def test_too_short_for_a_header(tmp_path: Path) -> None:
     path.write_bytes(b"\x00\x00")
     with pytest.raises(FashionCNNError, match="too short"):
         read_idx(path, TRAIN_LABELS, verify=False)
+
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_a_file_of_no_items_is_refused(tmp_path: Path, n: int) -> None:
+    """A header saying 0 items (and nothing after it) failed in torch.frombuffer with
+    "ValueError: both buffer length (0) and count (-1) must not be 0", a traceback."""
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(struct.pack(">4i", 2051, n, 28, 28))
+    with pytest.raises(FashionCNNError, match=f"holds {n} items: it is empty or corrupt"):
+        read_idx(path, TRAIN_IMAGES, verify=False)
 
 
 def test_label_out_of_range(tmp_path: Path) -> None:

@@ -205,6 +205,9 @@ def parse_idx(payload: bytes, idx: IdxFile, display_name: str,
     if ndim == 3 and dims[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         raise FashionCNNError(f"{display_name} holds {dims[1]}x{dims[2]} images, expected "
                               f"28x28. {fix}")
+    if dims[0] <= 0:  # torch.frombuffer refuses an empty buffer
+        raise FashionCNNError(f"{display_name} holds {dims[0]} items: it is empty or corrupt. "
+                              f"{fix}")
     n_bytes = math.prod(dims)
     if len(payload) != header_size + n_bytes:
         raise FashionCNNError(f"{display_name} should hold {header_size + n_bytes} bytes for "
