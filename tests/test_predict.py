@@ -107,6 +107,27 @@ def test_pictures_prepared_at_once_give_the_answers_in_order(classifier: Classif
     assert not any(name.startswith("fashion-cnn-prepare") for name in threads_used)
 
 
+def test_programming_mistakes_are_a_clear_type_or_value_error(classifier: Classifier) -> None:
+    """classify("shoe.jpg") classified each character as a path (one error record per letter);
+    probabilities() of a float 0..1 array gave wrong answers silently, and a lone [28, 28]
+    image torch's "Expected 3D (unbatched) or 4D (batched) input to conv2d". Each is now a
+    TypeError or ValueError saying what the call takes."""
+    photo = SAMPLES / "bag-1.jpg"
+    for one in (str(photo), photo, photo.read_bytes()):
+        with pytest.raises(TypeError, match="take a list of pictures.*use classify_one"):
+            classifier.classify(one)
+        with pytest.raises(TypeError, match="take a list of pictures"):
+            next(classifier.iter_classify(one))
+    image = np.zeros((28, 28), np.uint8)
+    with pytest.raises(TypeError, match=r"uint8 images \[N, 28, 28\].*not float64"):
+        classifier.probabilities(np.random.default_rng(0).random((2, 28, 28)))
+    for wrong, shape in ((image, r"\(28, 28\); one image is image\[None\]"),
+                         (np.zeros((2, 32, 32), np.uint8), r"\(2, 32, 32\)\.")):
+        with pytest.raises(ValueError, match=f"not shape {shape}"):
+            classifier.probabilities(wrong)
+    assert classifier.probabilities(image[None]).shape == (1, 10)
+
+
 def test_checkpoint_carries_image_preprocessing(classifier: Classifier, tmp_path: Path) -> None:
     """A Classifier converts pictures by the settings saved in its checkpoint, not by the
     defaults of the code that loads it."""

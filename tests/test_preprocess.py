@@ -218,6 +218,25 @@ def test_missing_file(tmp_path) -> None:
         decode_image(tmp_path / "nope.png")
 
 
+def test_what_is_no_picture_is_a_type_error_and_bytes_like_ones_are_read(tmp_path) -> None:
+    """A numpy array, None or a file opened in text mode failed with "AttributeError: ... has
+    no attribute 'read'" or was called a corrupt image; bytearray and memoryview, bytes in all
+    but name, failed the same way. The first are now a TypeError saying what a picture is, the
+    second are read; a Pillow image of no pixels is an ImageError, not an IndexError."""
+    data = _encode(_article(), "PNG")
+    reference = preprocess(data).image
+    for same in (bytearray(data), memoryview(data)):
+        assert np.array_equal(preprocess(same).image, reference)
+    (tmp_path / "a.png").write_bytes(data)
+    with open(tmp_path / "a.png") as text:
+        for wrong, message in ((np.zeros((28, 28), np.uint8), "Image.fromarray"), (None, "None"),
+                               (text, "opened in text mode")):
+            with pytest.raises(TypeError, match=f"A picture is bytes, a path.*{message}"):
+                preprocess(wrong)
+    with pytest.raises(ImageError, match=r"no pixels \(0x0\)"):
+        preprocess(Image.new("RGB", (0, 0)))
+
+
 def test_conversion_trims_centres_and_negates() -> None:
     out = to_dataset_form(_article(offset=(150, 90)))  # far off-centre
     assert out[:, :2].max() == 0 and out[:, -2:].max() == 0  # background black, margins

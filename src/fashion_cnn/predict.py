@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .data import CLASS_NAMES
+from .data import CLASS_NAMES, IMAGE_SIZE
 from .errors import FashionCNNError
 from .formats import missing_note
 from .models import load_checkpoint
@@ -241,6 +241,7 @@ class Classifier:
     @torch.inference_mode()
     def logits(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 [N, 28, 28] model inputs -> logits float [N, 10], on the chosen backend."""
+        check_model_inputs(images)
         if self.session is not None:
             from .export import session_logits
 
@@ -299,6 +300,7 @@ class Classifier:
     def classify(self, sources: list[Source], names: list[str] | None = None,
                  top_k: int = 3, keep_inputs: bool = True) -> list[Prediction]:
         """Classify pictures in order; unreadable ones get `error` and no label."""
+        check_many(sources)
         return list(self.iter_classify(sources, names, top_k, keep_inputs))
 
     def iter_classify(self, sources: Iterable[Source], names: Iterable[str] | None = None,
@@ -309,6 +311,7 @@ class Classifier:
         With `keep_inputs=False` the decoded pictures are dropped once classified, so memory
         stays flat however many pictures there are.
         """
+        check_many(sources)
         names_it = iter(names) if names is not None else None
         pending: list[tuple[Source, str]] = []
         for i, source in enumerate(sources):
@@ -377,6 +380,29 @@ class Classifier:
             result.unsure_reason, sentence = verdict
             result.unsure = True
             result.warnings.append(sentence)
+
+
+def check_many(sources: object) -> None:
+    """A TypeError for one picture given where a list of them is expected: a path string would
+    otherwise be classified character by character."""
+    if isinstance(sources, (str, Path, bytes, bytearray, Image.Image, np.ndarray)):
+        raise TypeError(f"classify and iter_classify take a list of pictures, not one "
+                        f"{type(sources).__name__}; for one picture use classify_one.")
+
+
+def check_model_inputs(images: np.ndarray | torch.Tensor) -> None:
+    """A TypeError or ValueError unless `images` are uint8 [N, 28, 28] model inputs: a float
+    image in 0..1, or a lone [28, 28] one, would otherwise give wrong answers or torch's
+    shape errors."""
+    dtype = images.dtype if isinstance(images, (np.ndarray, torch.Tensor)) else None
+    if dtype not in (np.uint8, torch.uint8):
+        raise TypeError(f"Model inputs are uint8 images [N, {IMAGE_SIZE}, {IMAGE_SIZE}] "
+                        f"(0..255, as preprocess makes them), not {dtype or type(images).__name__}"
+                        "; scale a 0..1 image with (x * 255).round().astype(np.uint8).")
+    if tuple(images.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE) or images.ndim != 3:
+        hint = "; one image is image[None]" if images.ndim == 2 else ""
+        raise ValueError(f"Model inputs are uint8 images [N, {IMAGE_SIZE}, {IMAGE_SIZE}], not "
+                         f"shape {tuple(images.shape)}{hint}.")
 
 
 def _name(source: Source, i: int) -> str:

@@ -121,7 +121,7 @@ def decode_image(source: bytes | str | Path | BinaryIO, max_pixels: int = MAX_PI
                 source = file.read(MAX_FILE_BYTES + 1)
         except OSError as err:
             raise ImageError(f"cannot read the file ({err.strerror}).") from None
-    data = source if isinstance(source, bytes) else source.read(MAX_FILE_BYTES + 1)
+    data = read_source(source)
     if not data:
         raise ImageError("the file is empty (0 bytes).")
     if len(data) > MAX_FILE_BYTES:
@@ -173,6 +173,23 @@ def decode_image(source: bytes | str | Path | BinaryIO, max_pixels: int = MAX_PI
     img = reduce_to(to_rgb(img), work_size)
     img.info["frames"] = frames  # an animation or a multi-page TIFF: only the first is used
     return img
+
+
+def read_source(source: bytes | bytearray | memoryview | BinaryIO) -> bytes:
+    """The bytes of a picture given as bytes or a file opened in binary mode (at most one byte
+    over MAX_FILE_BYTES); a TypeError for anything else, which is a programming mistake."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    text = isinstance(source, io.TextIOBase)
+    data = source.read(MAX_FILE_BYTES + 1) if hasattr(source, "read") and not text else None
+    if not isinstance(data, bytes):
+        hint = (" (Image.fromarray(array) makes one of a numpy array)"
+                if isinstance(source, np.ndarray) else "")
+        what = "a file opened in text mode; open it with 'rb'" if text else \
+            type(source).__name__
+        raise TypeError(f"A picture is bytes, a path, a file opened in binary mode or a Pillow "
+                        f"image{hint}, not {what}.")
+    return data
 
 
 def reduce_to(img: Image.Image, work_size: int) -> Image.Image:
@@ -397,6 +414,8 @@ def preprocess(source: bytes | str | Path | BinaryIO | Image.Image,
                config: PreprocessConfig = PreprocessConfig()) -> Preprocessed:
     """Decode (unless already an image) and convert; raises ImageError for unusable input."""
     if isinstance(source, Image.Image):
+        if 0 in source.size:  # only a Pillow image made in code can have no pixels
+            raise ImageError(f"the picture has no pixels ({source.width}x{source.height}).")
         img = reduce_to(to_rgb(source), config.work_size)
     else:
         img = decode_image(source, config.max_pixels, config.work_size)
