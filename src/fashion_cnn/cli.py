@@ -329,8 +329,11 @@ def evaluate(
 
     if checkpoint is not None and model is not None:
         raise FashionCNNError("Give the model once: as CHECKPOINT or as --model.")
-    if plots is not None and plots.exists() and not plots.is_dir():  # before the scoring
-        raise FashionCNNError(f"--plots {plots} is a file; give a folder for the plots.")
+    if plots is not None:  # before the scoring: the folder, or the nearest one above it
+        existing = next(p for p in (plots, *plots.absolute().parents) if p.exists())
+        if not existing.is_dir():
+            raise FashionCNNError(f"--plots {plots}: {existing} is a file; give a folder for "
+                                  "the plots.")
     warn_if_shadowed(checkpoint or model)
     classifier = Classifier(checkpoint or model, backend=backend, tta=tta)
     net, meta = classifier.net, classifier.meta
