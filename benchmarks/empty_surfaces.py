@@ -12,13 +12,19 @@ were kept (floors, carpets, tiles, walls, doors, a cushion; 43 left out). Each c
 through `predict` as a picture of its own (`surfaces`): what a user photographing an empty
 surface gets. Right is any unsure verdict; "no garment found" is the truest.
 
-Then a rule `predict` could add, and its cost (`rule`): a picture in which nothing stood out
-from the edges (the WHOLE_FRAME warning: the whole picture was classified) and that scores
-in_class below T would be "no garment found"; "one surface" also asks that no part of its
-edge differs from the rest (no second cut-out). The cost is counted on in-class pictures:
-the photos of the seven in-class folders as taken and retaken (`photos.photo_view`: turned,
-up to 10% cut off, so the garment often fills the frame), 2 views each on train (where a T
-would be chosen) and `real_photos.py`'s 4 views each on validation.
+Then rules for "no garment found", each with what it catches and costs, read from every
+picture's score with `predict`'s own rule off (`predict.BARE_SURFACES`):
+- `spread_rule`, the one `predict` ships (`predict.bare_surface`): a picture in which nothing
+  stood out from the edges (the WHOLE_FRAME warning: the whole picture was classified), whose
+  colours hardly vary (`preprocess.colour_spread` below S) and that scores in_class below T.
+  The bars are chosen on train (`chosen`): of those newly turning away at most MAX_COST of its
+  in-class pictures, the ones leaving the fewest empty surfaces answered with a class.
+- `rule`, dropped: whole-frame and in_class below T, no colour test; "one surface" also asks
+  that no part of its edge differs from the rest (no second cut-out).
+The cost is counted on in-class pictures: the photos of the seven in-class folders as taken
+and retaken (`photos.photo_view`: turned, up to 10% cut off, so the garment often fills the
+frame), 2 views each on train (where bars are chosen) and `real_photos.py`'s 4 views each on
+validation.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import common
 import numpy as np
 from real_photos import RETAKE_SEED
 
+from fashion_cnn import predict
 from fashion_cnn.files import file_sha256
 from fashion_cnn.models import DEFAULT_MODEL, model_name
 from fashion_cnn.photos import (
@@ -43,11 +50,14 @@ from fashion_cnn.photos import (
     photo_view,
 )
 from fashion_cnn.predict import BACKENDS, LOW, NO_GARMENT, NOT_A_CLASS, Classifier
-from fashion_cnn.preprocess import WHOLE_FRAME, decode_image
+from fashion_cnn.preprocess import WHOLE_FRAME, colour_spread, decode_image
 
 CROPS = common.HERE / "empty_surfaces.csv"  # photo (under the photos folder), left, top, right,
 # bottom: pixels of the photo as `decode_image` reads it (EXIF-turned, full size)
-THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # the rule's in_class bars tried
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # the rules' in_class bars tried
+SPREADS = (6.0, 8.0, 10.0, 12.0)  # the spread rule's colour-spread bars tried
+MAX_COST = 0.002  # the spread rule's bars may newly turn away this share of in-class train
+# pictures at most
 VIEWS = {"train": 2, "validation": 4}  # retaken views of each in-class photo
 TRAIN_VIEW_SEED = 777  # train's views; validation's are real_photos.py's (RETAKE_SEED)
 
@@ -74,18 +84,29 @@ def in_class_pictures(classifier: Classifier, root: Path, split: str) -> Iterato
                     for v in range(VIEWS[split]))
 
 
-def features(classifier: Classifier, pictures: Iterable[Any]) -> list[dict[str, Any]]:
-    """What the rule looks at, per picture: its verdict, in_class, whether the whole picture
-    was classified and whether it had a second cut-out (kept inputs: `edge_image`)."""
-    return [{"answered": not p.unsure, "reason": p.unsure_reason, "in_class": p.in_class,
-             "whole": WHOLE_FRAME in p.warnings, "second": p.input.edge_image is not None}
-            for p in classifier.iter_classify(pictures, keep_inputs=True)]
+def features(classifier: Classifier, pictures: Iterable[Any],
+             rule: bool = False) -> list[dict[str, Any]]:
+    """What the rules look at, per picture: its verdict, in_class, whether the whole picture
+    was classified, its colour spread if so, and whether it had a second cut-out (kept
+    inputs: `edge_image`); with `predict`'s own rule on (`rule`) or off."""
+    predict.BARE_SURFACES = rule
+    try:
+        return [{"answered": not p.unsure, "reason": p.unsure_reason, "in_class": p.in_class,
+                 "whole": WHOLE_FRAME in p.warnings, "second": p.input.edge_image is not None,
+                 "spread": (colour_spread(p.input.original, classifier.config)
+                            if WHOLE_FRAME in p.warnings else None)}
+                for p in classifier.iter_classify(pictures, keep_inputs=True)]
+    finally:
+        predict.BARE_SURFACES = True
 
 
-def flagged(row: dict[str, Any], bar: float, one_surface: bool) -> bool:
-    """Would the rule call this picture "no garment found"?"""
+def flagged(row: dict[str, Any], bar: float, one_surface: bool = False,
+            spread: float | None = None) -> bool:
+    """Would the rule call this picture "no garment found"? (`spread`: the spread rule's
+    colour bar; None: the dropped rule, without it)"""
     return (row["whole"] and row["in_class"] is not None and row["in_class"] < bar
-            and not (one_surface and row["second"]))
+            and not (one_surface and row["second"])
+            and (spread is None or row["spread"] < spread))
 
 
 def rule_rows(surfaces: list[dict], kept: dict[str, list[dict]]) -> list[dict[str, Any]]:
@@ -105,6 +126,37 @@ def rule_rows(surfaces: list[dict], kept: dict[str, list[dict]]) -> list[dict[st
     return rows
 
 
+def spread_rule_rows(surfaces: list[dict],
+                     kept: dict[str, list[dict]]) -> list[dict[str, Any]]:
+    """For each pair of bars: the empty surfaces still answered with a class and those then
+    "no garment found", and the share of in-class pictures answered now that the rule would
+    newly turn away."""
+    rows = []
+    for spread in SPREADS:
+        for bar in THRESHOLDS:
+            row = {"spread": spread, "bar": bar,
+                   "surfaces_answered": sum(r["answered"] and not flagged(r, bar, spread=spread)
+                                            for r in surfaces),
+                   "surfaces_no_garment": sum(r["reason"] == NO_GARMENT
+                                              or flagged(r, bar, spread=spread)
+                                              for r in surfaces)}
+            for split, pictures in kept.items():
+                row[f"{split}_newly_turned_away"] = sum(
+                    r["answered"] and flagged(r, bar, spread=spread) for r in pictures
+                ) / len(pictures)
+            rows.append(row)
+    return rows
+
+
+def chosen(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """The spread rule's bars chosen on train: of those newly turning away at most MAX_COST
+    of its in-class pictures, the ones leaving the fewest empty surfaces answered (then the
+    cheaper)."""
+    best = min((r for r in rows if r["train_newly_turned_away"] <= MAX_COST),
+               key=lambda r: (r["surfaces_answered"], r["train_newly_turned_away"]))
+    return {"spread": best["spread"], "bar": best["bar"]}
+
+
 def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """How many pictures got a class, were unsure for each reason, were classified whole."""
     return {"n": len(rows), "answered": sum(r["answered"] for r in rows),
@@ -121,18 +173,24 @@ def main() -> None:
     args = parser.parse_args()
     root = find_photos_dir()
     classifier = Classifier(args.model, backend=args.backend)
-    surfaces = features(classifier, crops(root))
-    print(f"empty surfaces: {verdicts(surfaces)}", file=sys.stderr)
+    answered = features(classifier, crops(root), rule=True)  # what `predict` answers
+    print(f"empty surfaces: {verdicts(answered)}", file=sys.stderr)
+    surfaces = features(classifier, crops(root))  # every score, for the rules below
     kept = {split: features(classifier, in_class_pictures(classifier, root, split))
             for split in VIEWS}
-    rule = rule_rows(surfaces, kept)
-    for r in rule:
-        print(r, file=sys.stderr)
+    spread_rule = spread_rule_rows(surfaces, kept)
+    shipped = {"spread": predict.BARE_SPREAD, "bar": predict.BARE_IN_CLASS}
+    shipped_row = next(r for r in spread_rule if {k: r[k] for k in shipped} == shipped)
+    if shipped_row["surfaces_no_garment"] != verdicts(answered)[NO_GARMENT]:
+        raise SystemExit("predict's bare-surface rule does not answer as its bars here say")
     result = {"model": model_name(args.model), "backend": classifier.backend,
-              "checkpoint": classifier.meta["path"], "surfaces": verdicts(surfaces),
+              "checkpoint": classifier.meta["path"], "surfaces": verdicts(answered),
+              "surfaces_without_rule": verdicts(surfaces),
               "in_class_pictures": {s: {**verdicts(rows), "views_per_photo": VIEWS[s]}
                                     for s, rows in kept.items()},
-              "rule": rule, "crops_sha256": file_sha256(CROPS),
+              "spread_rule": spread_rule, "max_cost": MAX_COST,
+              "chosen": chosen(spread_rule), "shipped": shipped,
+              "rule": rule_rows(surfaces, kept), "crops_sha256": file_sha256(CROPS),
               "photo_checksums": {s: checksums_summary(root, s, list_photos(root, s))
                                   for s in VIEWS}}
     common.write_result(args.out, result, seed=TRAIN_VIEW_SEED, checksums={})

@@ -832,29 +832,45 @@ def render_upright(name: str, d: Result) -> str:
 
 
 def render_empty_surfaces(name: str, d: Result) -> str:
-    """empty_surfaces.py: empty floors, walls and doors through `predict`, then what a rule
-    turning away whole-frame pictures below an in_class bar would catch and cost."""
-    v = d["surfaces"]
-    kept = d["in_class_pictures"]
+    """empty_surfaces.py: empty floors, walls and doors through `predict`, then what the
+    shipped bare-surface rule and the dropped confidence rule catch and cost, bar by bar."""
+    v, raw, kept = d["surfaces"], d["surfaces_without_rule"], d["in_class_pictures"]
+    ship = d["shipped"]
+    spread_rows = [[f"{r['spread']:g}", f"{r['bar']:.1f}",
+                    f"{r['surfaces_answered']} of {v['n']}", str(r["surfaces_no_garment"]),
+                    pct(r["train_newly_turned_away"]), pct(r["validation_newly_turned_away"])]
+                   for r in d["spread_rule"] if r["bar"] >= 0.6]
     rows = [[f"{r['bar']:.1f}", "yes" if r["one_surface"] else "no",
              f"{r['surfaces_answered']} of {v['n']}", pct(r["train_newly_turned_away"]),
              pct(r["validation_newly_turned_away"])] for r in d["rule"]]
     return (f"`{d['model']}` ({d['backend']}) through `predict` on {v['n']} empty floors, "
             "walls and doors (crops of the real validation photos beside their garment, each "
             "looked at: `benchmarks/empty_surfaces.csv`): "
-            f"**{v['answered']} answered with a class**, {v['no garment found']} \"no garment "
-            f"found\", {v['not one of the 10 classes']} \"not one of the 10 classes\", "
-            f"{v['low confidence']} \"low confidence\"; {v['whole_frame']} classified whole "
-            "(nothing stood out from the edges).\n\n"
-            "A rule not shipped: a picture classified whole with in_class below the bar would "
-            "be \"no garment found\" (\"one surface\": only if it has no second cut-out "
-            "either). Its cost, the share of in-class pictures answered now that it would turn "
-            f"away: {kept['train']['n']:,} train and {kept['validation']['n']:,} validation "
+            f"**{v['answered']} answered with a class**, **{v['no garment found']} \"no "
+            f"garment found\"**, {v['not one of the 10 classes']} \"not one of the 10 "
+            f"classes\", {v['low confidence']} \"low confidence\"; {v['whole_frame']} "
+            "classified whole (nothing stood out from the edges). Without the bare-surface "
+            f"rule below: {raw['answered']} answered, {raw['no garment found']} \"no garment "
+            "found\".\n\n"
+            "The bare-surface rule (`predict.bare_surface`): a picture classified whole, whose "
+            "colour spread (`preprocess.colour_spread`) is under the first bar and whose "
+            "in_class score is under the second, is \"no garment found\". Its cost is the "
+            "share of in-class pictures answered without it that it turns away: "
+            f"{kept['train']['n']:,} train and {kept['validation']['n']:,} validation "
             "pictures (the photos of the seven in-class folders as taken, and retaken "
             f"{kept['train']['views_per_photo']} and {kept['validation']['views_per_photo']} "
-            "times: turned, up to 10% cut off).\n\n"
-            + table(["bar", "one surface", "empty surfaces answered", "train turned away",
-                     "validation turned away"], rows))
+            "times: turned, up to 10% cut off). Shipped: spread "
+            f"{ship['spread']:g}, in_class {ship['bar']:.1f}; chosen on train (at most "
+            f"{pct(d['max_cost'])} of its pictures turned away, the fewest empty surfaces "
+            f"answered): spread {d['chosen']['spread']:g}, in_class {d['chosen']['bar']:.1f}."
+            "\n\n"
+            + table(["spread below", "in_class below", "empty surfaces answered",
+                     "no garment found", "train turned away", "validation turned away"],
+                    spread_rows)
+            + "\n\nDropped earlier, the same without the colour test (\"one surface\": only "
+            "if the picture has no second cut-out either):\n\n"
+            + table(["in_class below", "one surface", "empty surfaces answered",
+                     "train turned away", "validation turned away"], rows))
 
 
 def render_tta_views(name: str, d: Result) -> str:

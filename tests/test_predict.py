@@ -17,14 +17,15 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import SAMPLES
-from fashion_cnn import formats
+from conftest import ROOT, SAMPLES
+from fashion_cnn import formats, predict
 from fashion_cnn.batching import padded
 from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.evaluate import predict_logits
 from fashion_cnn.explain import overlay, saliency
 from fashion_cnn.models import load_checkpoint, resolve_checkpoint
 from fashion_cnn.predict import (
+    BARE_SURFACE_SENTENCE,
     LOW,
     NO_GARMENT,
     NOT_A_CLASS,
@@ -32,6 +33,7 @@ from fashion_cnn.predict import (
     UnsurePolicy,
 )
 from fashion_cnn.preprocess import (
+    WHOLE_FRAME,
     ImageError,
     PreprocessConfig,
     Preprocessed,
@@ -316,6 +318,42 @@ def test_random_noise_finds_no_garment(classifier: Classifier) -> None:
     for p in classifier.classify(list(noise.values()), list(noise)):
         assert p.error is None and p.unsure_reason == NO_GARMENT and p.label is None, p.path
         assert any("noise" in w for w in p.warnings), p.warnings
+
+
+def _floor(colourful: bool = False) -> Image.Image:
+    """A 400x300 wooden floor: beige boards, soft grain and light falling off; `colourful`:
+    a dark blue garment filling its left half."""
+    ys, xs = np.mgrid[:300, :400].astype(np.float64)
+    level = 190 + 6 * np.sin(xs / 7) - 15 * ys / 300  # grain across, light falling off
+    rgb = np.stack([level, level * 0.92, level * 0.78], -1)
+    if colourful:
+        rgb[:, :200] = (30, 40, 110)
+    return Image.fromarray(rgb.clip(0, 255).astype(np.uint8))
+
+
+def test_a_bare_surface_finds_no_garment(classifier: Classifier,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A picture classified whole (nothing stood out from its edges) whose colours hardly vary
+    and whose score is low is an empty floor, wall or bed: "no garment found". A garment
+    filling the frame varies more, or the model is surer of it."""
+    def pre(original: Image.Image, warnings: list[str]) -> Preprocessed:
+        return Preprocessed(original, np.full((28, 28), 200, np.uint8), False, warnings)
+
+    floor, covered = pre(_floor(), [WHOLE_FRAME]), pre(_floor(colourful=True), [WHOLE_FRAME])
+    assert classifier.no_garment_sentence(floor, 0.5) == BARE_SURFACE_SENTENCE
+    assert classifier.no_garment_sentence(floor, 0.9) is None  # sure of a class
+    assert classifier.no_garment_sentence(covered, 0.5) is None  # colours vary
+    assert classifier.no_garment_sentence(pre(_floor(), []), 0.5) is None  # something stood out
+    monkeypatch.setattr(predict, "BARE_SURFACES", False)  # the rule off
+    assert classifier.no_garment_sentence(floor, 0.5) is None
+
+
+def test_the_bare_surface_bars_are_the_ones_chosen_on_train() -> None:
+    """benchmarks/empty_surfaces.py chooses the bars on the train split's in-class pictures
+    and records the shipped ones; the committed result says they agree."""
+    result = json.loads((ROOT / "benchmarks" / "results" / "empty_surfaces.json").read_text())
+    shipped = {"spread": predict.BARE_SPREAD, "bar": predict.BARE_IN_CLASS}
+    assert result["chosen"] == result["shipped"] == shipped
 
 
 def test_the_answer_comes_from_the_cut_out_the_model_is_surer_of(classifier) -> None:

@@ -22,6 +22,7 @@ from fashion_cnn.preprocess import (
     ImageError,
     PreprocessConfig,
     analyse,
+    colour_spread,
     decode_image,
     edge_cut_out,
     is_dataset_form,
@@ -537,3 +538,17 @@ def test_nothing_to_find_in_blank_noisy_and_thin_pictures() -> None:
     decoded = [preprocess(im) for im in pictures]
     assert [nothing_to_find(p.original, p.dataset_form) for p in decoded] == \
         [False, True, True, True, False]
+
+
+def test_colour_spread_is_low_on_one_surface_and_high_on_a_garment_over_it() -> None:
+    """An even beige picture varies by about nothing, a floor's grain and light a little, a
+    dark garment over half of it a lot; a picture with nothing to find in it has 0."""
+    ys, xs = np.mgrid[:300, :400].astype(np.float64)
+    level = 190 + 6 * np.sin(xs / 7) - 15 * ys / 300
+    floor = np.stack([level, level * 0.92, level * 0.78], -1)
+    covered = floor.copy()
+    covered[:, :200] = (30, 40, 110)
+    spreads = [colour_spread(Image.fromarray(x.clip(0, 255).astype(np.uint8)))
+               for x in (floor, covered)]
+    assert colour_spread(Image.new("RGB", (400, 300), (200, 180, 150))) == 0.0
+    assert 0 < spreads[0] < 8 < 20 < spreads[1], spreads

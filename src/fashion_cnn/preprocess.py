@@ -584,6 +584,20 @@ def separation(rgb: np.ndarray, mask: np.ndarray) -> float | None:
     return float(np.linalg.norm(inside.mean(0) - outside.mean(0)) / max(spread, 1.0))
 
 
+def colour_spread(img: Image.Image, config: PreprocessConfig = PreprocessConfig()) -> float:
+    """How much an RGB picture's colours vary: the mean standard deviation of its L, a and b
+    (OpenCV's 8-bit Lab, 0..255) on the copy the cut-out works on (`small_copy`); 0 when
+    there is nothing to find in it. An empty floor or wall varies little, a garment filling
+    the frame (folds, seams, print, the floor at its edges) more (`predict.bare_surface`)."""
+    import cv2
+
+    small = small_copy(img, config)
+    if small is None:
+        return 0.0
+    lab = cv2.cvtColor(np.ascontiguousarray(small[0]), cv2.COLOR_RGB2LAB)
+    return float(lab.reshape(-1, 3).astype(np.float32).std(0).mean())
+
+
 def cut_out(img: Image.Image, config: PreprocessConfig) -> tuple[np.ndarray, float | None]:
     """RGB photo -> (uint8 [28, 28]: the garment (`foreground`) as a silhouette on black, and
     the garment's `separation` from its background: 0 when nothing stood out from the border,
