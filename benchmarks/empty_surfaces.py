@@ -17,8 +17,9 @@ picture's score with `predict`'s own rule off (`predict.BARE_SURFACES`):
 - `spread_rule`, the one `predict` ships (`predict.bare_surface`): a picture in which nothing
   stood out from the edges (the WHOLE_FRAME warning: the whole picture was classified), whose
   colours hardly vary (`preprocess.colour_spread` below S) and that scores in_class below T.
-  The bars are chosen on train (`chosen`): of those newly turning away at most MAX_COST of its
-  in-class pictures, the ones leaving the fewest empty surfaces answered with a class.
+  The bars are chosen on train (`chosen`): of those taking the label from at most MAX_COST of
+  its in-class pictures (`labels_lost`), the ones leaving the fewest empty surfaces answered
+  with a class.
 - `rule`, dropped: whole-frame and in_class below T, no colour test; "one surface" also asks
   that no part of its edge differs from the rest (no second cut-out).
 The cost is counted on in-class pictures: the photos of the seven in-class folders as taken
@@ -56,8 +57,8 @@ CROPS = common.HERE / "empty_surfaces.csv"  # photo (under the photos folder), l
 # bottom: pixels of the photo as `decode_image` reads it (EXIF-turned, full size)
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # the rules' in_class bars tried
 SPREADS = (6.0, 8.0, 10.0, 12.0)  # the spread rule's colour-spread bars tried
-MAX_COST = 0.002  # the spread rule's bars may newly turn away this share of in-class train
-# pictures at most
+MAX_COST = 0.002  # the spread rule's bars may take the label from this share of in-class
+# train pictures at most (answered or unsure: accuracy counts an unsure picture's label too)
 VIEWS = {"train": 2, "validation": 4}  # retaken views of each in-class photo
 TRAIN_VIEW_SEED = 777  # train's views; validation's are real_photos.py's (RETAKE_SEED)
 
@@ -144,16 +145,19 @@ def spread_rule_rows(surfaces: list[dict],
                 row[f"{split}_newly_turned_away"] = sum(
                     r["answered"] and flagged(r, bar, spread=spread) for r in pictures
                 ) / len(pictures)
+                row[f"{split}_labels_lost"] = sum(  # unsure ones too: their label counts
+                    r["reason"] != NO_GARMENT and flagged(r, bar, spread=spread)
+                    for r in pictures) / len(pictures)
             rows.append(row)
     return rows
 
 
 def chosen(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """The spread rule's bars chosen on train: of those newly turning away at most MAX_COST
+    """The spread rule's bars chosen on train: of those taking the label from at most MAX_COST
     of its in-class pictures, the ones leaving the fewest empty surfaces answered (then the
     cheaper)."""
-    best = min((r for r in rows if r["train_newly_turned_away"] <= MAX_COST),
-               key=lambda r: (r["surfaces_answered"], r["train_newly_turned_away"]))
+    best = min((r for r in rows if r["train_labels_lost"] <= MAX_COST),
+               key=lambda r: (r["surfaces_answered"], r["train_labels_lost"]))
     return {"spread": best["spread"], "bar": best["bar"]}
 
 

@@ -838,7 +838,7 @@ def render_empty_surfaces(name: str, d: Result) -> str:
     ship = d["shipped"]
     spread_rows = [[f"{r['spread']:g}", f"{r['bar']:.1f}",
                     f"{r['surfaces_answered']} of {v['n']}", str(r["surfaces_no_garment"]),
-                    pct(r["train_newly_turned_away"]), pct(r["validation_newly_turned_away"])]
+                    pct(r["train_labels_lost"]), pct(r["validation_labels_lost"])]
                    for r in d["spread_rule"] if r["bar"] >= 0.6]
     rows = [[f"{r['bar']:.1f}", "yes" if r["one_surface"] else "no",
              f"{r['surfaces_answered']} of {v['n']}", pct(r["train_newly_turned_away"]),
@@ -855,20 +855,22 @@ def render_empty_surfaces(name: str, d: Result) -> str:
             "The bare-surface rule (`predict.bare_surface`): a picture classified whole, whose "
             "colour spread (`preprocess.colour_spread`) is under the first bar and whose "
             "in_class score is under the second, is \"no garment found\". Its cost is the "
-            "share of in-class pictures answered without it that it turns away: "
+            "share of in-class pictures whose label it takes (answered or unsure: accuracy "
+            "counts an unsure picture's label too): "
             f"{kept['train']['n']:,} train and {kept['validation']['n']:,} validation "
             "pictures (the photos of the seven in-class folders as taken, and retaken "
             f"{kept['train']['views_per_photo']} and {kept['validation']['views_per_photo']} "
             "times: turned, up to 10% cut off). Shipped: spread "
             f"{ship['spread']:g}, in_class {ship['bar']:.1f}; chosen on train (at most "
-            f"{pct(d['max_cost'])} of its pictures turned away, the fewest empty surfaces "
+            f"{pct(d['max_cost'])} of its labels taken, the fewest empty surfaces "
             f"answered): spread {d['chosen']['spread']:g}, in_class {d['chosen']['bar']:.1f}."
             "\n\n"
             + table(["spread below", "in_class below", "empty surfaces answered",
-                     "no garment found", "train turned away", "validation turned away"],
+                     "no garment found", "train labels taken", "validation labels taken"],
                     spread_rows)
             + "\n\nDropped earlier, the same without the colour test (\"one surface\": only "
-            "if the picture has no second cut-out either):\n\n"
+            "if the picture has no second cut-out either); its cost counted as then, the share "
+            "of in-class pictures answered without it that it turns away:\n\n"
             + table(["in_class below", "one surface", "empty surfaces answered",
                      "train turned away", "validation turned away"], rows))
 
