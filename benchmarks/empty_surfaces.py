@@ -19,7 +19,7 @@ picture's score with `predict`'s own rule off (`predict.BARE_SURFACES`):
   colours hardly vary (`preprocess.colour_spread` below S) and that scores in_class below T.
   The bars are chosen on train (`chosen`): of those taking the label from at most MAX_COST of
   its in-class pictures (`labels_lost`), the ones leaving the fewest empty surfaces answered
-  with a class.
+  with a class, then answering the most "no garment found".
 - `rule`, dropped: whole-frame and in_class below T, no colour test; "one surface" also asks
   that no part of its edge differs from the rest (no second cut-out).
 The cost is counted on in-class pictures: the photos of the seven in-class folders as taken
@@ -154,10 +154,11 @@ def spread_rule_rows(surfaces: list[dict],
 
 def chosen(rows: list[dict[str, Any]]) -> dict[str, float]:
     """The spread rule's bars chosen on train: of those taking the label from at most MAX_COST
-    of its in-class pictures, the ones leaving the fewest empty surfaces answered (then the
-    cheaper)."""
+    of its in-class pictures, the ones leaving the fewest empty surfaces answered, then
+    answering the most "no garment found" (the truest answer), then the cheaper."""
     best = min((r for r in rows if r["train_labels_lost"] <= MAX_COST),
-               key=lambda r: (r["surfaces_answered"], r["train_labels_lost"]))
+               key=lambda r: (r["surfaces_answered"], -r["surfaces_no_garment"],
+                              r["train_labels_lost"]))
     return {"spread": best["spread"], "bar": best["bar"]}
 
 
