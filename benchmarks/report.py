@@ -863,7 +863,8 @@ def render_empty_surfaces(name: str, d: Result) -> str:
             "times: turned, up to 10% cut off). Shipped: spread "
             f"{ship['spread']:g}, in_class {ship['bar']:.1f}; chosen on train (at most "
             f"{pct(d['max_cost'])} of its labels taken, the fewest empty surfaces "
-            f"answered): spread {d['chosen']['spread']:g}, in_class {d['chosen']['bar']:.1f}."
+            "answered, then the most \"no garment found\"): spread "
+            f"{d['chosen']['spread']:g}, in_class {d['chosen']['bar']:.1f}."
             "\n\n"
             + table(["spread below", "in_class below", "empty surfaces answered",
                      "no garment found", "train labels taken", "validation labels taken"],
