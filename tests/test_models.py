@@ -183,7 +183,9 @@ def test_a_file_that_is_no_checkpoint_says_what_it_is(tmp_path: Path, name: str,
     ({"arch_kwargs": [1]}, "architecture settings are not a mapping"),
     ({"class_names": 10}, "class names are not a list"),
     ({"image_preprocessing": "area"}, "preprocessing is not a mapping"),
-    ({"unsure": {"score": "max_softmax"}}, "unsure rule has no numeric threshold")])
+    ({"unsure": {"score": "max_softmax"}}, "unsure.threshold is missing"),
+    ({"unsure": [0.5]}, "unsure rule is not a mapping"),
+    ({"preprocessing": "0..1"}, r"input scaling \(preprocessing\) is not a mapping")])
 def test_metadata_this_version_cannot_use_is_refused(tmp_path: Path, change: dict,
                                                      says: str) -> None:
     """A checkpoint from a newer version, or damaged, is refused with what is wrong, not a
@@ -193,6 +195,42 @@ def test_metadata_this_version_cannot_use_is_refused(tmp_path: Path, change: dic
     torch.save(payload | change, path)
     with pytest.raises(FashionCNNError, match=says):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize("key,settings,says", [
+    ("image_preprocessing", {"size": "abc"}, "image_preprocessing.size holds 'abc' where it "
+     "should be 28"),
+    ("image_preprocessing", {"size": 0}, "image_preprocessing.size holds 0 where it should be "
+     "28"),
+    ("image_preprocessing", {"fg_border": "x"}, "fg_border holds 'x' where it should be a "
+     "number from 0 to 0.5"),
+    ("image_preprocessing", {"sharpen": 1}, "sharpen holds 1 where it should be true or false"),
+    ("image_preprocessing", {"trim_fuzz": float("nan")}, "trim_fuzz holds nan"),
+    ("image_preprocessing", {"resample": "cubic"}, "resample holds 'cubic' where it should be "
+     "one of 'subsample', 'area'"),
+    ("preprocessing", {"mean": "x", "std": 1.0}, "preprocessing.mean holds 'x' where it should "
+     "be a number from 0 to 1"),
+    ("preprocessing", {"mean": 0.2}, "preprocessing.std is missing"),
+    ("preprocessing", {"mean": 0.2, "std": 0}, "preprocessing.std holds 0 "),
+    ("unsure", {"threshold": "high"}, "unsure.threshold holds 'high' where it should be a "
+     "number from 0 to 1"),
+    ("unsure", {"threshold": True}, "unsure.threshold holds True"),
+    ("unsure", {"threshold": 0.4, "score": 5}, "unsure.score holds 5 where it should be text")])
+def test_settings_of_the_wrong_kind_are_refused_when_loaded(tmp_path: Path, key: str,
+                                                            settings: dict, says: str) -> None:
+    """A damaged setting is one message naming the file and the setting, when the checkpoint
+    loads, instead of a TypeError or KeyError (or a silent fallback: resample 'cubic' ran as
+    'area') at the first picture."""
+    path = tmp_path / "damaged.pt"
+    payload = torch.load(shipped_model_dir("seed") / "model.pt", weights_only=True)
+    torch.save(payload | {key: settings}, path)
+    with pytest.raises(FashionCNNError, match=f"^{path} cannot be used: its setting "
+                       f".*{says}") as err:
+        load_checkpoint(path)
+    assert str(err.value).count("its setting") == 1
+    fine = payload.get(key) or {"threshold": 0.4}  # (the seed model has no unsure rule)
+    torch.save(payload | {key: fine | {"newer_setting": "x"}}, path)
+    load_checkpoint(path)  # a name this version does not know is a newer one's: ignored
 
 
 def test_foreign_torch_file(tmp_path: Path) -> None:

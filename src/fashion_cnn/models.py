@@ -19,7 +19,7 @@ from .data import CLASS_NAMES, IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD
 from .errors import FashionCNNError
 from .files import save_torch
 from .formats import signature
-from .preprocess import PreprocessConfig
+from .preprocess import MISSING, PreprocessConfig, setting_problem
 
 CHECKPOINT_FORMAT = "fashion-cnn-checkpoint/1"
 SHIPPED_MODELS = ("best", "seed")  # names usable in place of a checkpoint path
@@ -434,13 +434,34 @@ def check_metadata(payload: dict[str, Any], path: Path) -> None:
          f"its model answers {len(CLASS_NAMES)}"),
         (isinstance(payload.get("image_preprocessing") or {}, dict),
          "its picture preprocessing is not a mapping"),
-        (not payload.get("unsure") or (isinstance(payload["unsure"], dict) and isinstance(
-            payload["unsure"].get("threshold"), (int, float))),
-         "its unsure rule has no numeric threshold")]
-    wrong = [why for ok, why in problems if not ok]
+        (isinstance(payload.get("preprocessing") or {}, dict),
+         "its input scaling (preprocessing) is not a mapping"),
+        (not payload.get("unsure") or isinstance(payload["unsure"], dict),
+         "its unsure rule is not a mapping")]
+    wrong = [why for ok, why in problems if not ok] or settings_problems(payload)
     if wrong:
         raise FashionCNNError(f"{path} cannot be used: {'; '.join(wrong)}. The file is damaged "
                               "or from a newer fashion-cnn; re-copy it, upgrade, or retrain.")
+
+
+def settings_problems(payload: dict[str, Any]) -> list[str]:
+    """The settings of a checkpoint (its mappings checked by `check_metadata`) that hold a
+    value of the wrong kind or out of range: the picture preprocessing, the input scaling and
+    the unsure rule, each of which would otherwise fail deep inside the first prediction."""
+    scaling = payload.get("preprocessing") or {}
+    unsure = payload.get("unsure") or {}
+    found = PreprocessConfig.problems(payload.get("image_preprocessing") or {},
+                                      "image_preprocessing.")
+    if "mean" in scaling or "std" in scaling:  # neither: the architecture's own scaling
+        # pixels are scaled to 0..1 first: their mean and spread lie within it
+        found += [setting_problem("preprocessing.mean", scaling.get("mean", MISSING), 0.0, 0, 1),
+                  setting_problem("preprocessing.std", scaling.get("std", MISSING), 1.0,
+                                  0.001, 1)]
+    if unsure:
+        found += [setting_problem("unsure.threshold", unsure.get("threshold", MISSING), 0.5,
+                                  0, 1),
+                  setting_problem("unsure.score", unsure.get("score", "max_softmax"), "")]
+    return [problem for problem in found if problem]
 
 
 def load_checkpoint(model: str | Path | None = None) -> tuple[nn.Module, dict[str, Any]]:

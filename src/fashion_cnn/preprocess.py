@@ -22,6 +22,7 @@ The settings are a `PreprocessConfig`, saved in every checkpoint and read back b
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import warnings
@@ -92,6 +93,67 @@ class PreprocessConfig:
     def from_dict(cls, d: dict[str, Any] | None) -> PreprocessConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in (d or {}).items() if k in known})
+
+    @classmethod
+    def problems(cls, d: dict[str, Any], prefix: str = "") -> list[str]:
+        """What is wrong with saved settings `d` (`setting_problem`), each named `prefix` +
+        its name. Names this version does not know are a newer one's: `from_dict` skips them."""
+        found = (setting_problem(prefix + f.name, d[f.name], f.default,
+                                 *SETTING_RANGES.get(f.name, (None, None)),
+                                 choices=SETTING_CHOICES.get(f.name, ()))
+                 for f in fields(cls) if f.name in d)
+        return [problem for problem in found if problem]
+
+
+# What a saved PreprocessConfig setting may hold beyond its type (checkpoints are checked when
+# loaded, so a damaged one fails in one message rather than deep inside a picture's conversion)
+SETTING_RANGES: dict[str, tuple[float | None, float | None]] = {  # (lowest, highest); None: any
+    "size": (IMAGE_SIZE, IMAGE_SIZE),  # the model's input: no other size fits it
+    "trim_fuzz": (0, 1), "max_pixels": (1, None), "work_size": (0, None), "fg_size": (1, None),
+    "fg_iterations": (1, None), "fg_border": (0, 0.5), "fg_low": (0, 255),
+    "plain_spread": (0, None), "fg_edge": (0, None), "fg_edge_margin": (0, 1)}
+SETTING_CHOICES = {"resample": ("subsample", "area"), "foreground": ("auto", "cutout", "trim")}
+MISSING = object()  # `setting_problem`'s value for a setting the file does not hold
+
+
+def setting_problem(name: str, value: Any, default: Any, low: float | None = None,
+                    high: float | None = None, choices: tuple[str, ...] = ()) -> str | None:
+    """Why a saved setting cannot be used ("its setting size holds 'abc' where it should be
+    28"), or None when it can: a value of its default's type (a float setting takes an int too;
+    bool only bool, so 1 is no True), finite, within low..high, one of `choices` if any."""
+    wanted = setting_wanted(default, low, high, choices)
+    if value is MISSING:
+        return f"its setting {name} is missing (it should be {wanted})"
+    if isinstance(default, bool) or isinstance(value, bool):
+        fits = isinstance(value, bool) and isinstance(default, bool)
+    elif isinstance(default, float):
+        fits = isinstance(value, (int, float)) and math.isfinite(value)
+    else:
+        fits = isinstance(value, type(default))
+    if fits and isinstance(value, (int, float)):
+        fits = (low is None or value >= low) and (high is None or value <= high)
+    if fits and choices:
+        fits = value in choices
+    if fits:
+        return None
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    return f"its setting {name} holds {shown} where it should be {wanted}"
+
+
+def setting_wanted(default: Any, low: float | None, high: float | None,
+                   choices: tuple[str, ...]) -> str:
+    """In words, what `setting_problem` accepts: "a number from 0 to 1", "true or false"."""
+    if choices:
+        return "one of " + ", ".join(repr(c) for c in choices)
+    if low is not None and low == high:
+        return str(low)
+    kind = {bool: "true or false", int: "a whole number", float: "a number"}.get(
+        type(default), "text")
+    if low is not None and high is not None:
+        return f"{kind} from {low} to {high}"
+    if low is not None:
+        return f"{kind}, {low} or more"
+    return kind
 
 
 @dataclass
