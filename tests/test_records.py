@@ -25,3 +25,20 @@ def test_a_cell_a_spreadsheet_would_run_is_quoted() -> None:
 def test_a_probability_short_of_one_never_reads_100_percent() -> None:
     assert [percent(p) for p in (0.5, 0.9994, 0.9996, 1.0)] == \
         ["50.0%", "99.9%", ">99.9%", "100.0%"]
+
+
+def test_the_table_escapes_control_characters_in_names_and_messages() -> None:
+    """A file named with a newline, a tab or an escape sequence (`\\x1b[2J` clears a terminal)
+    shows escaped in the table, as CSV and JSON already quote it; other unicode stays as is."""
+    top = [{"label": "Coat", "index": 4, "confidence": 0.5}]
+    names = ["a\nb\tc\x1b[2J.png", "bad\udcff\u202e.png", "héllo 日本 👕.png"]
+    rows = [Prediction(names[0], "Coat", 4, 0.5, top, warnings=["Small\x07."]),
+            Prediction(names[1], error="cannot read\r it."),
+            Prediction(names[2], "Coat", 4, 0.5, top)]
+    lines = list(format_predictions(rows, "table", names, []))
+    assert all(line.isprintable() for line in lines)
+    assert lines[1].startswith(r"a\nb\tc\x1b[2J.png ")
+    assert lines[2].endswith(r"note: Small\x07.")
+    assert lines[3].startswith(r"bad\udcff\u202e.png") and lines[3].endswith(r"cannot read\r it.")
+    assert lines[4].startswith("héllo 日本 👕.png ")
+    assert len({line.index("Coat") for line in (lines[1], lines[4])}) == 1  # columns line up

@@ -82,11 +82,11 @@ def format_predictions(predictions: Iterable[Prediction], fmt: str, names: list[
         for p in tracked():
             yield _csv_line(_csv_cells(output_record(p)))
     else:
-        width = min(max([len(n) for n in names] + [4]), 60)
+        width = min(max([len(printable(n)) for n in names] + [4]), 60)
         yield f"{'path':<{width}}  {'label':<12} {'conf':>6}  top-k"
         for p in tracked():
-            yield _table_row(p, width)
-            yield from (f"{'':<{width}}  note: {note}" for note in p.verdict()[1])
+            yield printable(_table_row(p, width))
+            yield from (f"{'':<{width}}  note: {printable(note)}" for note in p.verdict()[1])
 
 
 def output_record(p: Prediction) -> dict[str, Any]:
@@ -112,8 +112,21 @@ def spreadsheet_safe(cell: str) -> str:
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
+def printable(text: str) -> str:
+    """`text` with the characters a terminal would act on or cannot show (newline, tab, ESC
+    and other controls, bidi overrides, a file name's undecodable bytes) written as Python
+    escapes: a file named `\\x1b[2J.png` must not clear the screen of whoever lists it. Other
+    unicode (accents, CJK, emoji) stays as it is."""
+    if text.isprintable():  # nearly every name: no copy
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _table_row(p: Prediction, width: int) -> str:
-    path = p.path if len(p.path) <= width else "..." + p.path[-(width - 3):]
+    """One picture's row of the table; the caller makes it `printable` (names and messages
+    may hold control characters: the path is escaped here first, so its padding fits)."""
+    path = printable(p.path)
+    path = path if len(path) <= width else "..." + path[-(width - 3):]
     if p.error:
         return f"{path:<{width}}  error: {p.error}"
     if p.label is None:  # no garment found: nothing to show but the reason
