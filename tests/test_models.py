@@ -233,6 +233,20 @@ def test_settings_of_the_wrong_kind_are_refused_when_loaded(tmp_path: Path, key:
     load_checkpoint(path)  # a name this version does not know is a newer one's: ignored
 
 
+@pytest.mark.parametrize("settings,says", [
+    ({"tta": "no"}, "arch_kwargs.tta holds 'no' where it should be true or false"),
+    ({"tta": True, "tta_shift": "x"}, "arch_kwargs.tta_shift holds 'x' where it should be a "
+     "whole number, 0 or more")])
+def test_architecture_settings_of_the_wrong_kind_are_refused(tmp_path: Path, settings: dict,
+                                                             says: str) -> None:
+    """tta "no" turned test-time augmentation on, tta_shift "x" failed inside torch's pad."""
+    path = tmp_path / "damaged.pt"
+    payload = torch.load(shipped_model_dir("best") / "model.pt", weights_only=True)
+    torch.save(payload | {"arch_kwargs": settings}, path)
+    with pytest.raises(FashionCNNError, match=f"^{path} cannot be used: its setting {says}"):
+        load_checkpoint(path)
+
+
 def test_foreign_torch_file(tmp_path: Path) -> None:
     path = tmp_path / "other.pt"
     torch.save({"state_dict": {"w": torch.zeros(3)}}, path)

@@ -7,6 +7,7 @@ the app and any export feed the same 0..255 images and cannot disagree on prepro
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -457,11 +458,36 @@ def settings_problems(payload: dict[str, Any]) -> list[str]:
         found += [setting_problem("preprocessing.mean", scaling.get("mean", MISSING), 0.0, 0, 1),
                   setting_problem("preprocessing.std", scaling.get("std", MISSING), 1.0,
                                   0.001, 1)]
+    found += arch_problems(payload["arch"], payload["arch_kwargs"])
     if unsure:
         found += [setting_problem("unsure.threshold", unsure.get("threshold", MISSING), 0.5,
                                   0, 1),
                   setting_problem("unsure.score", unsure.get("score", "max_softmax"), "")]
     return [problem for problem in found if problem]
+
+
+ARCH_RANGES = {"width": (1, None), "tta_shift": (0, None), "members": (1, None)}
+
+
+def arch_problems(arch: str, kwargs: dict[str, Any]) -> list[str]:
+    """The architecture settings of a checkpoint that hold a value unlike their constructor
+    default's (`setting_problem`: tta "no" would turn test-time augmentation on). An
+    ensemble's are its own and its members'. Names the constructor does not take are left to
+    `build_model`, which refuses them."""
+    defaults = constructor_defaults(ARCHITECTURES[arch])
+    member = kwargs.get("arch", "best") if arch == "ensemble" else None
+    if isinstance(member, str) and member in ARCHITECTURES:
+        defaults |= constructor_defaults(ARCHITECTURES[member])
+    found = (setting_problem(f"arch_kwargs.{name}", value, defaults[name],
+                             *ARCH_RANGES.get(name, (None, None)))
+             for name, value in kwargs.items() if name in defaults)
+    return [problem for problem in found if problem]
+
+
+def constructor_defaults(kind: type[nn.Module]) -> dict[str, Any]:
+    """An architecture's constructor arguments that have a default, and their defaults."""
+    return {name: p.default for name, p in inspect.signature(kind).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def load_checkpoint(model: str | Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
