@@ -37,16 +37,19 @@ test-fast: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests scripts benchmarks
 
-$(BIN)/python:
+# The venv and torch, marked done only once torch is in: a first `make run` stopped during
+# PyPI's CUDA download, then run again with TORCH_INDEX, must still take torch from there
+$(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(PIP_TORCH)
+	touch $@
 
 # everything a user runs: the app, the HTTP API and the onnxruntime backend `auto` picks
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml | $(VENV)/.torch
 	$(BIN)/pip install --quiet $(TORCH) -e '.[app,api,onnx]'
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml | $(VENV)/.torch
 	$(BIN)/pip install --quiet $(TORCH) -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
