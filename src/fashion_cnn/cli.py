@@ -430,12 +430,11 @@ def _check_out(out: Path | None, sources: list[object], fmt: str) -> None:
         where = "is empty or the current folder" if out == Path() else f"{out} is a folder"
         raise FashionCNNError(f"--out {where}; give a file name such as "
                               f"{out / example}.")
-    for source in sources:
-        if isinstance(source, Path) and source.is_file() and out.is_file() \
-                and out.samefile(source):
-            raise FashionCNNError(f"--out {out} is one of the pictures to classify: the "
-                                  f"results would overwrite it. Give another file name, such "
-                                  f"as {out.with_name(example)}.")
+    pictures = [s for s in sources if isinstance(s, Path) and s.is_file()]
+    if out.is_file() and any(out.samefile(source) for source in pictures):
+        raise FashionCNNError(f"--out {out} is one of the pictures to classify: the results "
+                              f"would overwrite it. Give another file name, such as "
+                              f"{out.with_name(example)}.")
 
 
 def warn_if_shadowed(model: str | None) -> None:
