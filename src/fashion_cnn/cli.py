@@ -324,16 +324,16 @@ def evaluate(
     """Score a model on the official 10,000 test images."""
     from .data import load_test_set
     from .evaluate import format_report, predict_logits, report_of, worst_mistakes
+    from .files import file_in_the_way
     from .models import tta_views
     from .predict import Classifier
 
     if checkpoint is not None and model is not None:
         raise FashionCNNError("Give the model once: as CHECKPOINT or as --model.")
-    if plots is not None:  # before the scoring: the folder, or the nearest one above it
-        existing = next(p for p in (plots, *plots.absolute().parents) if p.exists())
-        if not existing.is_dir():
-            raise FashionCNNError(f"--plots {plots}: {existing} is a file; give a folder for "
-                                  "the plots.")
+    blocking = None if plots is None else file_in_the_way(plots)  # before the scoring
+    if blocking is not None:
+        raise FashionCNNError(f"--plots {plots}: {blocking} is a file; give a folder for the "
+                              "plots.")
     warn_if_shadowed(checkpoint or model)
     classifier = Classifier(checkpoint or model, backend=backend, tta=tta)
     net, meta = classifier.net, classifier.meta

@@ -54,7 +54,7 @@ from .data import (
 )
 from .errors import FashionCNNError
 from .evaluate import EVAL_BATCH
-from .files import atomic_path, file_sha256
+from .files import atomic_path, file_in_the_way, file_sha256
 
 OPSET = 17  # ONNX operator set: onnxruntime >= 1.12 and most other runtimes run it
 INPUT, OUTPUT = "images", "logits"  # the graph's input and output names
@@ -341,9 +341,9 @@ def check_target(out: str | Path, checkpoint: str | Path) -> Path:
             what = "the checkpoint being exported" if same else "a PyTorch file"
             raise FashionCNNError(f"{out} is {what}: the export would overwrite it. Give "
                                   f"another file name, such as {out.with_suffix('.onnx')}.")
-    existing = next(p for p in out.absolute().parents if p.exists())
-    if not existing.is_dir():
-        raise FashionCNNError(f"Cannot write {out}: {existing} is a file, not a folder.")
+    blocking = file_in_the_way(out.parent)
+    if blocking is not None:
+        raise FashionCNNError(f"Cannot write {out}: {blocking} is a file, not a folder.")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

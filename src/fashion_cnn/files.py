@@ -57,6 +57,14 @@ def cannot_write(path: Path, err: OSError) -> FashionCNNError:
                            "a folder you can write to.")
 
 
+def file_in_the_way(folder: str | Path) -> Path | None:
+    """The file standing where `folder` or one of the folders above it would be
+    (`notes.txt/plots` under a file notes.txt), or None: nothing can be written there."""
+    folder = Path(folder)
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    return None if existing.is_dir() else existing
+
+
 def file_sha256(path: str | Path) -> str:
     """SHA-256 (hex) of a file's bytes."""
     digest = hashlib.sha256()

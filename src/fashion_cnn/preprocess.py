@@ -247,8 +247,8 @@ def read_source(source: bytes | bytearray | memoryview | BinaryIO) -> bytes:
     if not isinstance(data, bytes):
         hint = (" (Image.fromarray(array) makes one of a numpy array)"
                 if isinstance(source, np.ndarray) else "")
-        what = "a file opened in text mode; open it with 'rb'" if text else \
-            type(source).__name__
+        what = ("a file opened in text mode; open it with 'rb'" if text
+                else type(source).__name__)
         raise TypeError(f"A picture is bytes, a path, a file opened in binary mode or a Pillow "
                         f"image{hint}, not {what}.")
     return data
