@@ -1074,7 +1074,7 @@ def render_models(weights_dir: Path = WEIGHTS_DIR, results_dir: Path = RESULTS_D
     # the classifiers; weights/upright is a helper of predict's, with a card of its own
     for folder in sorted(weights_dir / name for name in SHIPPED_MODELS
                          if (weights_dir / name / "metrics.json").is_file()):
-        real = results.get(f"real_photos_{folder.name}_validation")
+        real = _newest_real(results, folder)
         rows.append(_model_row(folder, speed.get(folder.name, {}), dtypes.get(folder.name), real,
                                root))
     header = ["model", "test accuracy", "real photos: strict / lenient / AUROC", "parameters",
@@ -1100,8 +1100,9 @@ def _model_row(folder: Path, speed: Result, dtype: str | None, real: Result | No
     val = (real or {}).get("validation")  # the real photos' validation split
     real_photos = "n/a" if val is None else (
         f"{pct(val['strict_accuracy'], 1)} / {pct(val['lenient_accuracy'], 1)} / "
-        f"{val['out_of_class_auroc']:.3f}" + _earlier(real, shipped))
-    timed = _earlier(speed, shipped)  # the three speed cells come from one file
+        f"{val['out_of_class_auroc']:.3f}" + _earlier(real, [shipped]) + _cpu(real))
+    # the speeds depend on the weights alone, not on the unsure rule (`same_weights`)
+    timed = _earlier(speed, [shipped, *m.get("same_weights", [])])  # one file's three cells
     return [card, pct(m.get("shipped_test_accuracy")), real_photos, num(params),
             size + (f" ({dtype})" if dtype else ""),
             secs(training_seconds(m)),  # the whole chain
@@ -1110,11 +1111,32 @@ def _model_row(folder: Path, speed: Result, dtype: str | None, real: Result | No
             "n/a" if folder_rate is None else f"{num(folder_rate)} images/s{timed}"]
 
 
-def _earlier(result: Result | None, shipped: str | None) -> str:
-    """' (earlier weights)' when a result records the SHA-256 of weights other than the
-    shipped ones (`shipped`: their SHA-256)."""
+def _newest_real(results: dict[str, Result], folder: Path) -> Result | None:
+    """A model's real-photo result: the reference CPU's file (real_photos_MODEL_validation)
+    if it was measured on the shipped checkpoint, else another CPU's that was
+    (real_photos_MODEL_validation_<cpu>), else the reference CPU's."""
+    weights = folder / "model.pt"
+    shipped = file_sha256(weights) if weights.is_file() else None
+    name = f"real_photos_{folder.name}_validation"
+    found = [d for n, d in sorted(results.items())
+             if n == name or n.startswith(name + "_")]
+    found.sort(key=lambda d: (d.get("checkpoint_sha256") != shipped,
+                              d is not results.get(name)))
+    return found[0] if found else None
+
+
+def _cpu(result: Result | None) -> str:
+    """' (AVX2 CPU)' for a result measured on a CPU without AVX-512 (its int8 kernels round a
+    little differently from the reference CPU's)."""
+    capability = ((result or {}).get("machine") or {}).get("cpu_capability")
+    return f" ({capability} CPU)" if capability and capability != "AVX512" else ""
+
+
+def _earlier(result: Result | None, shipped: list[str | None]) -> str:
+    """' (earlier weights)' when a result records the SHA-256 of a checkpoint other than the
+    shipped one (`shipped`: its SHA-256, and those of the same weights before)."""
     measured = (result or {}).get("checkpoint_sha256")
-    return "" if measured is None or measured == shipped else " (earlier weights)"
+    return "" if measured is None or measured in shipped else " (earlier weights)"
 
 
 def splice(readme: str, block: str) -> str:

@@ -218,6 +218,22 @@ T-shirt/top, pullover and coat are the classes it confuses most (see confusion_m
 """
 
 
+def _score_words(photos: dict[str, Any]) -> str:
+    """The in-class score the photo scores were computed with, in words."""
+    if "energy_offset" in photos:
+        return "the in-class score: the logits' energy, `predict.in_class_scores`"
+    return "the in-class score: the top probability"
+
+
+def _threshold_words(photos: dict[str, Any]) -> str:
+    """The unsure threshold the photo scores were computed at, in words."""
+    at = photos["at_threshold"]
+    if "energy_offset" in photos:
+        return (f"an in-class score of {at['threshold']:.2f} (the sigmoid of the logits' "
+                f"logsumexp minus {photos['energy_offset']:.3f})")
+    return f"a top probability of {at['threshold']:.3f}"
+
+
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
@@ -256,10 +272,10 @@ scores it (PyTorch, the first cut-out; `predict` as shipped, with its int8 graph
 cut-out, is scored by `benchmarks/real_photos.py`, README's figures): strict accuracy
 **{_pct(p['strict_accuracy'])}** (t-shirt, pants, dress, outwear, shirt), lenient
 **{_pct(p['lenient_accuracy'])}** (the seven in-class folders), out-of-class AUROC
-**{p['out_of_class_auroc']:.3f}** (top probability; hat, shorts, skirt against the rest).
-`predict` flags a picture "not one of the 10 classes" below a top probability of
-{at['threshold']:.3f}, which keeps {_pct(at['in_class_coverage'])} of in-class validation
-photos and rejects {_pct(at['out_of_class_rejection'])} of the out-of-class ones.
+**{p['out_of_class_auroc']:.3f}** ({_score_words(p)}; hat, shorts, skirt against the rest).
+`predict` flags a picture "not one of the 10 classes" below {_threshold_words(p)}, which keeps
+{_pct(at['in_class_coverage'])} of in-class validation photos and rejects
+{_pct(at['out_of_class_rejection'])} of the out-of-class ones.
 
 | folder | photos | accuracy | kept | most common answers |
 | --- | --- | --- | --- | --- |

@@ -5,6 +5,7 @@
         [--tune KEY=VALUE ...] [--average-with RUN --alpha A]]
         [--dest DIR] [--data-dir DIR] [--epochs N]
     python scripts/ship_model.py --model best --add-calibration [--dest DIR]
+    python scripts/ship_model.py --model best --rechoose-unsure [--dest DIR]
 
 seed: the classic Keras CNN with the faithful recipe, plain PyTorch autograd (`fused=False`),
 shipped with int8 weights (one float32 scale per output row). Runs go to RUNS/seedN.
@@ -32,6 +33,10 @@ DEST defaults to the package's weights folder (src/fashion_cnn/weights). The bes
 checkpoint also carries the int8 graph's calibration images (1,000 of its training part), so
 `--backend auto` runs it as int8 anywhere; metrics.json and the card record that graph's test
 accuracy. `--add-calibration` does only that, for a best model shipped before it existed.
+`--rechoose-unsure` gives a shipped best model the unsure rule `unsure_rule` chooses now (its
+weights unchanged; metrics.json's `same_weights` keeps the checkpoint's former SHA-256, so the
+figures measured on those weights still count as the shipped model's where the rule plays no
+part: benchmarks/report.py).
 
 --epochs overrides the recipe's epoch count, and --no-verify accepts data that is not the
 official files: both for quick tests only, never for a shipped model.
@@ -331,6 +336,27 @@ def add_calibration(dest: Path, data: FashionMNIST) -> None:
         tmp.write_text(BEST.card(summary, path, payload["weights_dtype"]))
 
 
+def rechoose_unsure(dest: Path) -> None:
+    """Give an already shipped best model (DEST/best) the unsure rule chosen as a new one's
+    would be (`score_on_photos`, `unsure_rule`): the checkpoint's `unsure` entry and
+    metrics.json's photo scores are replaced, nothing else; the checkpoint's former SHA-256
+    joins metrics.json's `same_weights`, and the card is written again."""
+    path = dest / "model.pt"
+    former = file_sha256(path)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    net, _ = load_checkpoint(path)  # test-time augmentation as shipped
+    scores = score_on_photos(net, progress=False)
+    payload["unsure"] = unsure_rule(scores)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    summary = json.loads((dest / "metrics.json").read_text())
+    same = summary.get("same_weights", [])
+    summary.update(photos=scores, same_weights=same + [former] * (former not in same))
+    write_json(dest / "metrics.json", summary)
+    with atomic_path(dest / "MODEL_CARD.md") as tmp:
+        tmp.write_text(BEST.card(summary, path, payload["weights_dtype"]))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (argv: sys.argv[1:] when None), checked: a wrong one exits 2."""
     parser = argparse.ArgumentParser(description=__doc__,
@@ -358,6 +384,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--alpha", type=float, help="RUN's share of the averaged weights")
     parser.add_argument("--add-calibration", action="store_true",
                         help="best: train nothing; give DEST/best its int8 calibration images")
+    parser.add_argument("--rechoose-unsure", action="store_true",
+                        help="best: train nothing; choose DEST/best's unsure rule again")
     args = parser.parse_args(argv)
     recipe = RECIPES[args.model]
     args.runs = args.runs or Path(recipe.runs)
@@ -385,6 +413,9 @@ def main() -> None:
     data = load_fashion_mnist(args.data_dir, offline=True, verify=not args.no_verify)
     if args.add_calibration:
         add_calibration(args.dest / args.model, data)
+        return
+    if args.rechoose_unsure:
+        rechoose_unsure(args.dest / args.model)
         return
     run_dirs = {s: args.runs / recipe.run_name.format(s) for s in args.seeds}
     configs = {s: recipe_config(**recipe.options, seed=s, epochs=args.epochs)

@@ -481,7 +481,7 @@ def test_a_model_that_fails_is_not_ready_and_answers_500(monkeypatch: pytest.Mon
         raise RuntimeError("the forward pass failed")
 
     monkeypatch.setattr(broken, "probabilities", fail)
-    monkeypatch.setattr(broken, "input_probabilities", fail)
+    monkeypatch.setattr(broken, "input_logits", fail)
     with running(Settings(model="seed"), broken, until="/v1/health") as address:
         assert httpx.get(f"{address}/v1/ready").status_code == 503
         data = samples(1)[0].read_bytes()

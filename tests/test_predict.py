@@ -8,6 +8,7 @@ import copy
 import dataclasses
 import io
 import json
+import math
 import subprocess
 import threading
 from pathlib import Path
@@ -31,6 +32,7 @@ from fashion_cnn.predict import (
     NOT_A_CLASS,
     Classifier,
     UnsurePolicy,
+    in_class_scores,
 )
 from fashion_cnn.preprocess import (
     WHOLE_FRAME,
@@ -372,7 +374,7 @@ def test_the_answer_comes_from_the_cut_out_the_model_is_surer_of(classifier) -> 
     pictures = [picture(torn, sure), picture(sure, torn), picture(torn, None)]
     for pad in (None, padded):  # `predict`'s batches, and the HTTP API's padded ones
         inputs = copy.deepcopy(pictures)
-        probs = classifier.input_probabilities(inputs, pad=pad)
+        probs = classifier.input_logits(inputs, pad=pad).softmax(1)
         assert len(probs) == 3
         assert torch.allclose(probs[0], p_sure, atol=1e-5) and np.array_equal(inputs[0].image, sure)
         assert torch.allclose(probs[1], p_sure, atol=1e-5) and np.array_equal(inputs[1].image, sure)
@@ -380,7 +382,7 @@ def test_the_answer_comes_from_the_cut_out_the_model_is_surer_of(classifier) -> 
     demanding = copy.copy(classifier)  # the same model, a margin no answer can beat
     demanding.config = dataclasses.replace(classifier.config, fg_edge_margin=1.0)
     kept = copy.deepcopy(pictures[:1])
-    assert torch.allclose(demanding.input_probabilities(kept)[0], p_torn, atol=1e-5)
+    assert torch.allclose(demanding.input_logits(kept)[0].softmax(0), p_torn, atol=1e-5)
     assert np.array_equal(kept[0].image, torn)
 
 
@@ -431,8 +433,27 @@ def test_threshold_comes_from_the_checkpoint() -> None:
     assert UnsurePolicy.from_meta({}).threshold is None  # today's checkpoints
     spec = {"score": "max_softmax", "threshold": 0.55, "chosen_on": "val", "keeps": 0.95}
     assert UnsurePolicy.from_meta({"unsure": spec}).threshold == 0.55
-    with pytest.raises(FashionCNNError, match="energy"):
-        UnsurePolicy.from_meta({"unsure": {**spec, "score": "energy"}})
+    energy = UnsurePolicy.from_meta({"unsure": {**spec, "score": "energy", "offset": 3.0}})
+    assert (energy.score, energy.offset, energy.threshold) == ("energy", 3.0, 0.55)
+    with pytest.raises(FashionCNNError, match="mahalanobis"):
+        UnsurePolicy.from_meta({"unsure": {**spec, "score": "mahalanobis"}})
+
+
+def test_in_class_scores() -> None:
+    """max_softmax: the top probability. energy: sigmoid(logsumexp(logits) - offset), which
+    also sees how large the logits are: the same probabilities from weaker logits (a picture
+    unlike anything trained on) score lower."""
+    logits = torch.tensor([[4.0, 1.0, 0.0] + [0.0] * 7, [0.4, 0.1, 0.0] + [0.0] * 7])
+    top = logits.softmax(1).amax(1)
+    assert torch.allclose(in_class_scores(logits), top)
+    energy = in_class_scores(logits, "energy", offset=3.0)
+    assert torch.allclose(energy, torch.sigmoid(torch.logsumexp(logits, 1) - 3.0))
+    assert in_class_scores(logits[0] - 5.0, "energy", 3.0) < energy[0]  # same softmax, lower
+    assert torch.allclose(in_class_scores(logits[0] - 5.0), top[0])
+    at_offset = torch.full((10,), 3.0 - math.log(10))  # logsumexp exactly the offset
+    assert float(in_class_scores(at_offset, "energy", 3.0)) == pytest.approx(0.5)
+    policy = UnsurePolicy(threshold=0.5, score="energy", offset=3.0)
+    assert policy.in_class(logits[0]) == pytest.approx(float(energy[0]))
 
 
 @pytest.fixture(scope="module")
@@ -474,6 +495,17 @@ def test_unsure_pictures_through_a_model_with_a_threshold(threshold_checkpoint: 
     assert torn.unsure and torn.unsure_reason == LOW and torn.label is not None
     assert any(f"between {torn.top_k[0]['label']} and {torn.top_k[1]['label']}" in w
                for w in torn.warnings)
+
+
+def test_the_default_scores_in_class_by_energy(classifier: Classifier) -> None:
+    """The shipped default's unsure rule is the energy score, chosen on the real photos'
+    validation split: a picture's in_class is sigmoid(logsumexp(its logits) - offset)."""
+    assert (classifier.policy.score, classifier.policy.threshold) == ("energy", 0.5)
+    p = classifier.classify_one(SAMPLES / "bag-1.jpg")
+    logits = classifier.logits(p.input.image[None])[0]
+    energy = torch.sigmoid(torch.logsumexp(logits, 0) - classifier.policy.offset)
+    assert p.in_class == pytest.approx(float(energy), abs=1e-5)
+    assert p.in_class != pytest.approx(p.confidence, abs=1e-3)  # not the top probability
 
 
 def test_predict_records_carry_the_unsure_fields(threshold_checkpoint: Path,

@@ -21,6 +21,7 @@ from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.evaluate import loss_and_accuracy
 from fashion_cnn.files import file_sha256, write_json
 from fashion_cnn.models import build_model, load_checkpoint
+from fashion_cnn.predict import Classifier
 from fashion_cnn.provenance import working_dir
 from fashion_cnn.training import (
     RECIPES,
@@ -768,7 +769,10 @@ def test_training_with_photos_and_from_a_checkpoint(tiny_data, tmp_path: Path,
     scores = tuned["photos"]["validation"]
     assert {"strict_accuracy", "lenient_accuracy", "out_of_class_auroc"} <= set(scores)
     _, meta = load_checkpoint(tmp_path / "b")
-    assert meta["unsure"]["threshold"] == scores["at_threshold"]["threshold"]
+    assert meta["unsure"]["threshold"] == scores["at_threshold"]["threshold"] == 0.5
+    assert meta["unsure"]["score"] == "energy"  # predict's in-class score, its offset chosen
+    assert meta["unsure"]["offset"] == scores["energy_offset"]  # to keep 95% of in-class
+    assert Classifier(tmp_path / "b", backend="torch").policy.offset == scores["energy_offset"]
     with pytest.raises(FashionCNNError, match="--init"):
         run_training(TrainConfig(**TINY, model="best", init=str(tmp_path / "a")), tiny_data,
                      tmp_path / "c", progress=False, log=_quiet)

@@ -151,10 +151,10 @@ class Batcher:
         """Fill the pictures of `jobs` from one forward pass; the error if it failed."""
         pictures = [p for job in jobs for p in job.pictures]
         try:
-            probs = self.classifier.input_probabilities([p.input for p in pictures], pad=padded)
+            logits = self.classifier.input_logits([p.input for p in pictures], pad=padded)
             start = 0
             for job in jobs:
-                for picture, row in zip(job.pictures, probs[start:], strict=False):
+                for picture, row in zip(job.pictures, logits[start:], strict=False):
                     self.classifier.fill(picture, row, job.top_k)
                     picture.input = None  # the decoded picture is no longer needed
                 start += len(job.pictures)

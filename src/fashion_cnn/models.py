@@ -463,6 +463,8 @@ def settings_problems(payload: dict[str, Any]) -> list[str]:
         found += [setting_problem("unsure.threshold", unsure.get("threshold", MISSING), 0.5,
                                   0, 1),
                   setting_problem("unsure.score", unsure.get("score", "max_softmax"), "")]
+        if unsure.get("score") == "energy":  # sigmoid(energy - offset): any finite offset
+            found.append(setting_problem("unsure.offset", unsure.get("offset", MISSING), 0.0))
     return [problem for problem in found if problem]
 
 

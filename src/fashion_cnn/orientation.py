@@ -8,7 +8,7 @@ self-supervised task (Gidaris et al. 2018, "Unsupervised representation learning
 image rotations"): each training image is shown turned by 0, 90, 180 or 270 degrees and the
 network names the turn. `predict` turns a picture back only where this network is sure
 (`Upright.threshold`, chosen on validation pictures) and the classifier is at least as sure of
-the turned-back input as of the picture as it came (predict.Classifier.input_probabilities).
+the turned-back input as of the picture as it came (predict.Classifier.input_logits).
 
 Turns are counter-clockwise, as `torch.rot90` turns: TURN k means "turned k quarters".
 """

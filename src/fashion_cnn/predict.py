@@ -5,9 +5,9 @@ pictures (bytes, paths or Pillow images) and returns one `Prediction` per pictur
 picture that cannot be read gets a Prediction with `error` set instead of failing the batch.
 
 Every Prediction also says whether to trust it (issue 15): `in_class` scores "is this one of the
-10 classes", and `unsure`/`unsure_reason` flag a blank picture ("no garment found"), a picture
-of something else ("not one of the 10 classes", below the threshold saved with the model) or a
-model torn between two classes ("low confidence").
+10 classes" (`in_class_scores`), and `unsure`/`unsure_reason` flag a blank picture ("no
+garment found"), a picture of something else ("not one of the 10 classes", below the threshold
+saved with the model) or a model torn between two classes ("low confidence").
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class Prediction:
     top_k: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
-    in_class: float | None = None  # in [0, 1]: "is this one of the 10 classes" (top probability)
+    in_class: float | None = None  # in [0, 1]: "is this one of the 10 classes" (`in_class_scores`)
     unsure: bool = False
     unsure_reason: str | None = None  # NO_GARMENT, NOT_A_CLASS or LOW when unsure
     probabilities: list[float] = field(default_factory=list, repr=False)
@@ -119,30 +119,60 @@ class Prediction:
         return d
 
 
+SCORES = ("max_softmax", "energy")  # the in-class scores a checkpoint's unsure rule may name
+
+
+def in_class_scores(logits: torch.Tensor, score: str = "max_softmax",
+                    offset: float = 0.0) -> torch.Tensor:
+    """"Is this one of the 10 classes", in [0, 1], from logits float [..., 10] -> [...].
+
+    "max_softmax": the top class's probability. "energy": sigmoid(logsumexp(logits) - offset),
+    the probability of "one of the 10" against an implicit eleventh class, "none of these",
+    whose logit is `offset` (the energy score of Liu et al., 2020, "Energy-based
+    Out-of-distribution Detection"). Softmax throws away how large the logits are, which is
+    where a picture unlike anything trained on shows: on the real validation photos (hats,
+    shorts, skirts against the rest) and on photos of other things the energy sets more of
+    them apart (docs/design.md, "The in-class score is the logits' energy").
+    """
+    if score == "energy":
+        return torch.sigmoid(torch.logsumexp(logits, -1) - offset)
+    return logits.softmax(-1).amax(-1)
+
+
 @dataclass(frozen=True)
 class UnsurePolicy:
     """When a classified picture is flagged unsure, and the sentence that says why.
 
-    `threshold` comes with the model (chosen on a validation split); models without one only
-    get the older rule: "low confidence" below LOW_CONFIDENCE.
+    `threshold` comes with the model (chosen on a validation split) with the in-class score it
+    applies to (`score`, `offset`: `in_class_scores`); models without one only get the older
+    rule: "low confidence" below LOW_CONFIDENCE.
     """
 
     threshold: float | None = None  # in_class below this: not one of the 10 classes
     margin: float = MARGIN
     low_confidence: float = LOW_CONFIDENCE
+    score: str = "max_softmax"
+    offset: float = 0.0
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> UnsurePolicy:
-        """Read the checkpoint's `unsure` entry: {"score": "max_softmax", "threshold": T, ...}."""
+        """Read the checkpoint's `unsure` entry: {"score": "energy", "offset": B,
+        "threshold": T, ...} or {"score": "max_softmax", "threshold": T, ...}."""
         spec = meta.get("unsure")
         if not spec:
             return cls()
-        if spec.get("score", "max_softmax") != "max_softmax":
+        score = spec.get("score", "max_softmax")
+        if score not in SCORES:
             raise FashionCNNError(
                 f"{meta.get('path', 'The checkpoint')} scores unsure pictures with "
-                f"{spec['score']!r}, which this version of fashion-cnn cannot compute; "
+                f"{score!r}, which this version of fashion-cnn cannot compute; "
                 "upgrade fashion-cnn or use another model.")
-        return cls(threshold=float(spec["threshold"]))
+        return cls(threshold=float(spec["threshold"]), score=score,
+                   offset=float(spec.get("offset", 0.0)))
+
+    def in_class(self, logits: torch.Tensor) -> float:
+        """The in-class score of one picture's logits float [10]."""
+        return float(in_class_scores(logits, self.score, self.offset))
 
     def judge(self, in_class: float, probs: torch.Tensor,
               names: list[str]) -> tuple[str, str] | None:
@@ -187,6 +217,12 @@ def bare_surface(pre: Preprocessed, in_class: float, config: PreprocessConfig) -
     scores higher."""
     return (BARE_SURFACES and WHOLE_FRAME in pre.warnings and in_class < BARE_IN_CLASS
             and colour_spread(pre.original, config) < BARE_SPREAD)
+
+
+def surest(logits: torch.Tensor) -> float:
+    """The top-class probability of one picture's logits float [10]: how sure the model is of
+    one model input against another of the same picture."""
+    return float(logits.softmax(-1).max())
 
 
 BACKENDS = ("auto", "torch", "onnxruntime", "onnxruntime-int8")  # what runs the model;
@@ -279,49 +315,48 @@ class Classifier:
         return self.logits(images).softmax(1)
 
     @torch.inference_mode()
-    def input_probabilities(self, inputs: list[Preprocessed],
-                            pad: Callable[[np.ndarray], np.ndarray] | None = None
-                            ) -> torch.Tensor:
-        """Class probabilities float [N, 10] of preprocessed pictures: of each one's model
-        input or, where the model is surer of a picture's second cut-out
-        (`Preprocessed.edge_image`) by more than `fg_edge_margin`, of that cut-out, which then
-        becomes its model input; then each one turned upright where it lies turned
-        (`turned_back`). `pad`, if given, pads the uint8 [n, 28, 28] inputs of a forward pass
-        (rows past n are dropped)."""
+    def input_logits(self, inputs: list[Preprocessed],
+                     pad: Callable[[np.ndarray], np.ndarray] | None = None) -> torch.Tensor:
+        """Logits float [N, 10] of preprocessed pictures: of each one's model input or, where
+        the model is surer of a picture's second cut-out (`Preprocessed.edge_image`: its top
+        probability higher by more than `fg_edge_margin`), of that cut-out, which then becomes
+        its model input; then each one turned upright where it lies turned (`turned_back`).
+        `pad`, if given, pads the uint8 [n, 28, 28] inputs of a forward pass (rows past n are
+        dropped)."""
         pad = pad or (lambda images: images)
-        probs = self.probabilities(pad(np.stack([p.image for p in inputs])))[:len(inputs)]
+        logits = self.logits(pad(np.stack([p.image for p in inputs])))[:len(inputs)]
         rows = [i for i, p in enumerate(inputs) if p.edge_image is not None]
         if rows:
-            second = self.probabilities(pad(np.stack([inputs[i].edge_image for i in rows])))
+            second = self.logits(pad(np.stack([inputs[i].edge_image for i in rows])))
             for i, row in zip(rows, second[:len(rows)], strict=True):
-                if row.max() > probs[i].max() + self.config.fg_edge_margin:
-                    probs[i], inputs[i].image = row, inputs[i].edge_image
-        return self.turned_back(inputs, probs, pad)
+                if surest(row) > surest(logits[i]) + self.config.fg_edge_margin:
+                    logits[i], inputs[i].image = row, inputs[i].edge_image
+        return self.turned_back(inputs, logits, pad)
 
-    def turned_back(self, inputs: list[Preprocessed], probs: torch.Tensor,
+    def turned_back(self, inputs: list[Preprocessed], logits: torch.Tensor,
                     pad: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
-        """`probs` [N, 10] with, for each picture the orientation network is sure lies turned
-        (`Upright.turns`), the probabilities of it turned back wherever the classifier is at
-        least as sure of that: the turned-back picture becomes its model input, with a
-        warning saying so. Dataset-form images are upright by the dataset's making: skipped
-        (their one-picture latency stays the model's alone)."""
+        """`logits` [N, 10] with, for each picture the orientation network is sure lies turned
+        (`Upright.turns`), the logits of it turned back wherever the classifier is at least as
+        sure of that: the turned-back picture becomes its model input, with a warning saying
+        so. Dataset-form images are upright by the dataset's making: skipped (their
+        one-picture latency stays the model's alone)."""
         photos = [i for i, p in enumerate(inputs) if not p.dataset_form]
         if self.upright is None or not photos:
-            return probs
+            return logits
         images = torch.from_numpy(np.stack([inputs[i].image for i in photos]))
         turns = self.upright.turns(images)
         sure = turns.nonzero().flatten()
         if not len(sure):
-            return probs
+            return logits
         rows = torch.tensor(photos)[sure]
         back = turned(images[sure], -turns[sure])
-        second = self.probabilities(pad(back.numpy()))[:len(rows)]
+        second = self.logits(pad(back.numpy()))[:len(rows)]
         for i, row, image, k in zip(rows.tolist(), second, back, turns[sure].tolist(),
                                     strict=True):
-            if row.max() >= probs[i].max():
-                probs[i], inputs[i].image = row, image.numpy()
+            if surest(row) >= surest(logits[i]):
+                logits[i], inputs[i].image = row, image.numpy()
                 inputs[i].warnings.append(TURNED_BACK[k])
-        return probs
+        return logits
 
     def classify(self, sources: list[Source], names: list[str] | None = None,
                  top_k: int = 3, keep_inputs: bool = True) -> list[Prediction]:
@@ -374,9 +409,9 @@ class Classifier:
                 keep_inputs: bool) -> list[Prediction]:
         ready = [r for r in batch if r.error is None]
         if ready:
-            probs = self.input_probabilities([r.input for r in ready])
-            for r, p in zip(ready, probs, strict=True):
-                self.fill(r, p, top_k)
+            logits = self.input_logits([r.input for r in ready])
+            for r, row in zip(ready, logits, strict=True):
+                self.fill(r, row, top_k)
         if not keep_inputs:
             for r in batch:
                 r.input = None
@@ -394,15 +429,17 @@ class Classifier:
             return BARE_SURFACE_SENTENCE
         return None
 
-    def fill(self, result: Prediction, probs: torch.Tensor, top_k: int) -> None:
-        """Set a prepared picture's label, top-k and unsure verdict from its probabilities
-        (float [10], `probabilities` of its model input)."""
+    def fill(self, result: Prediction, logits: torch.Tensor, top_k: int) -> None:
+        """Set a prepared picture's label, top-k and unsure verdict from its logits (float
+        [10], `input_logits` of its model input)."""
         result.warnings = list(result.input.warnings)
-        nothing = self.no_garment_sentence(result.input, float(probs.max()))
+        in_class = self.policy.in_class(logits)
+        nothing = self.no_garment_sentence(result.input, in_class)
         if nothing is not None:  # no label at all: any class would be a guess
             result.unsure, result.unsure_reason = True, NO_GARMENT
             result.warnings.append(nothing)
             return
+        probs = logits.softmax(0)
         conf, idx = probs.topk(min(max(top_k, 1), len(probs)))
         result.index = int(idx[0])
         result.label = self.class_names[result.index]
@@ -410,7 +447,7 @@ class Classifier:
         result.top_k = [{"label": self.class_names[int(j)], "index": int(j),
                          "confidence": float(c)} for c, j in zip(conf, idx, strict=True)]
         result.probabilities = probs.tolist()
-        result.in_class = result.confidence  # for now the score is the top-class probability
+        result.in_class = in_class
         verdict = self.policy.judge(result.in_class, probs, self.class_names)
         if verdict is not None:
             result.unsure_reason, sentence = verdict

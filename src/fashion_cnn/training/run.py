@@ -428,19 +428,29 @@ def initial_model(config: TrainConfig) -> tuple[torch.nn.Module, dict[str, str] 
 
 def score_on_photos(model: torch.nn.Module, progress: bool = True) -> dict[str, Any]:
     """The photo scores (photos.score_photos) of `model` on the real photos' validation split,
-    through the same preprocessing as `predict`."""
-    from ..photos import load_photos, score_photos
+    through the same preprocessing as `predict`, with the in-class score `predict` gives it:
+    the logits' energy (predict.in_class_scores) against an offset chosen there to keep 95%
+    of the in-class pictures (`energy_offset`), so its threshold is 0.5."""
+    from ..photos import keep_threshold, load_photos, score_photos
+    from ..predict import in_class_scores
 
     photos = load_photos("validation", progress=progress)
-    probabilities = predict_logits(model, photos.images).softmax(1)
-    return score_photos(probabilities, photos.codes, folders=photos.folders)
+    logits = predict_logits(model, photos.images)
+    offset = keep_threshold(torch.logsumexp(logits, 1), photos.codes)
+    in_class = in_class_scores(logits, "energy", offset)
+    return {**score_photos(logits.softmax(1), photos.codes, in_class, folders=photos.folders,
+                           threshold=ENERGY_THRESHOLD), "energy_offset": offset}
+
+
+ENERGY_THRESHOLD = 0.5  # the energy score's unsure threshold: its offset makes it 0.5
 
 
 def unsure_rule(scores: dict[str, Any]) -> dict[str, Any]:
-    """What `predict` needs to flag pictures that are not one of the 10 classes: the top
-    probability below which a picture is unsure, chosen on the photos' validation split to
-    keep 95% of its in-class pictures."""
-    return {"score": "max_softmax", "threshold": scores["at_threshold"]["threshold"],
+    """What `predict` needs to flag pictures that are not one of the 10 classes
+    (`predict.UnsurePolicy`): the energy score's offset and threshold, chosen on the photos'
+    validation split (`score_on_photos`) to keep 95% of its in-class pictures."""
+    return {"score": "energy", "offset": scores["energy_offset"],
+            "threshold": scores["at_threshold"]["threshold"],
             "chosen_on": "real photos, validation split",
             "keeps": scores["at_threshold"]["in_class_coverage"]}
 
