@@ -876,6 +876,28 @@ def render_empty_surfaces(name: str, d: Result) -> str:
                      "train turned away", "validation turned away"], rows))
 
 
+def render_other_things(name: str, d: Result) -> str:
+    """other_things.py: photos of things that are not clothing through `predict`, under the
+    model's unsure rule and the former one."""
+    now, before = d["verdicts"], d["verdicts_former_rule"]
+
+    def verdict(row: dict[str, Any]) -> str:
+        return row["reason"] or f"{row['label']} ({pct(row['confidence'], 0)})"
+
+    rows = [[f"`{p['picture']}`", verdict(p), num(p["in_class"], 2), verdict(p["former"])]
+            for p in d["pictures"]]
+    return (f"`{d['model']}` ({d['backend']}) through `predict` on {now['n']} photos of things "
+            "that are not clothing (scikit-image's and scikit-learn's bundled photos, Debian's "
+            "mate-backgrounds nature photos; any unsure verdict is right): "
+            f"**{now['answered']} answered with a class**, {now['not one of the 10 classes']} "
+            f"\"not one of the 10 classes\", {now['no garment found']} \"no garment found\", "
+            f"{now['low confidence']} \"low confidence\". Under the former unsure rule (the top "
+            f"probability below {d['former_rule']['threshold']:.3f}): {before['answered']} "
+            f"answered with a class, {before['not one of the 10 classes']} \"not one of the 10 "
+            "classes\". Nothing is chosen on these pictures.\n\n"
+            + table(["picture", "answer", "in_class", "under the former rule"], rows))
+
+
 def render_tta_views(name: str, d: Result) -> str:
     """Validation accuracy of each checkpoint under each set of test-time views, and each
     set's mean gain over the mirror image alone."""
@@ -959,6 +981,7 @@ SECTIONS: list[tuple[str, str, Renderer]] = [
     ("photo_accuracy*", "Accuracy on photo-style pictures", render_photo),
     ("real_photos*", "Real phone photos (clothing-dataset-small)", render_real_photos),
     ("empty_surfaces", "Empty floors and walls: what `predict` answers", render_empty_surfaces),
+    ("other_things", "Photos of other things: what `predict` answers", render_other_things),
     ("upright", "Garments lying on their side: turning them upright first", render_upright),
     ("photo_finetune", "Fine-tuning the default on real photos: the learning rate",
      render_photo_finetune),

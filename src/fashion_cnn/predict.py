@@ -70,7 +70,7 @@ GARMENT_PIXELS = 20
 BARE_SURFACES = True  # the rule on; benchmarks/empty_surfaces.py reads every picture's
 # score with it off, to weigh other bars
 BARE_SPREAD = 8.0
-BARE_IN_CLASS = 0.8
+BARE_IN_CLASS = 0.7
 
 Source = bytes | str | Path | BinaryIO | Image.Image
 
