@@ -112,10 +112,18 @@ except KeyboardInterrupt:
 """
 
 
+def _as_a_terminal_job() -> None:
+    """In the child, before it runs: Ctrl-C's default handling, as a terminal's job has it. A
+    shell's background job (`pytest ... &`) inherits SIGINT ignored, and Python then never
+    raises KeyboardInterrupt, so the Ctrl-C tests would hang there."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _started(argv: list[str], **kwargs) -> subprocess.Popen:
     """`launch_command(2, argv)` in its own process group (as a terminal's job is)."""
     return subprocess.Popen(launch_command(2, argv), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_as_a_terminal_job, **kwargs)
 
 
 def _ended(proc: subprocess.Popen, within: float = 60) -> tuple[int, str, str, float]:
@@ -157,7 +165,8 @@ def test_ctrl_c_under_nproc_is_one_message(real_data_dir: Path, tmp_path: Path) 
     proc = subprocess.Popen(
         [sys.executable, "-m", "fashion_cnn.cli", "train", "--data-dir", str(real_data_dir),
          "--out", str(out), "--epochs", "50", "--quiet", "--no-test", "--nproc", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_as_a_terminal_job)
     deadline = time.monotonic() + 300
     while not (out / "state.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.5)  # the first epoch's end: both processes are training
