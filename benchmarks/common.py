@@ -78,6 +78,17 @@ def parser(doc: str | None, name: str | None, *, data: bool = True,
     return p
 
 
+def classifier_flags(parser: argparse.ArgumentParser) -> None:
+    """--model (a shipped model's name or a checkpoint; default: the shipped default) and
+    --backend (what runs it), for scripts that classify through `predict`."""
+    from fashion_cnn.models import DEFAULT_MODEL
+    from fashion_cnn.predict import BACKENDS
+
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help="a shipped model's name or a checkpoint")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto", help="what runs the model")
+
+
 def comma_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
     """An argparse type: 'a,b' -> ['a', 'b'], each one of `choices`."""
     def parse(text: str) -> list[str]:

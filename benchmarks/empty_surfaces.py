@@ -42,7 +42,7 @@ from real_photos import RETAKE_SEED
 
 from fashion_cnn import predict
 from fashion_cnn.files import file_sha256
-from fashion_cnn.models import DEFAULT_MODEL, model_name
+from fashion_cnn.models import model_name
 from fashion_cnn.photos import (
     OUT_OF_CLASS_FOLDERS,
     checksums_summary,
@@ -50,7 +50,7 @@ from fashion_cnn.photos import (
     list_photos,
     photo_view,
 )
-from fashion_cnn.predict import BACKENDS, LOW, NO_GARMENT, NOT_A_CLASS, Classifier
+from fashion_cnn.predict import LOW, NO_GARMENT, NOT_A_CLASS, Classifier
 from fashion_cnn.preprocess import WHOLE_FRAME, colour_spread, decode_image
 
 CROPS = common.HERE / "empty_surfaces.csv"  # photo (under the photos folder), left, top, right,
@@ -173,8 +173,7 @@ def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     parser = common.parser(__doc__, "empty_surfaces", data=False)
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--backend", choices=BACKENDS, default="auto")
+    common.classifier_flags(parser)
     args = parser.parse_args()
     root = find_photos_dir()
     classifier = Classifier(args.model, backend=args.backend)

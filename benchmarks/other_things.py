@@ -32,8 +32,8 @@ import common
 
 from fashion_cnn import predict
 from fashion_cnn.files import file_sha256
-from fashion_cnn.models import DEFAULT_MODEL, model_name
-from fashion_cnn.predict import BACKENDS, LOW, NO_GARMENT, NOT_A_CLASS, Classifier, UnsurePolicy
+from fashion_cnn.models import model_name
+from fashion_cnn.predict import LOW, NO_GARMENT, NOT_A_CLASS, Classifier, UnsurePolicy
 
 SKIMAGE = ("astronaut.png", "brick.png", "camera.png", "chelsea.png", "chessboard_RGB.png",
            "clock_motion.png", "coffee.png", "coins.png", "color.png", "grass.png",
@@ -95,8 +95,7 @@ def verdicts(rows: list[dict[str, Any]]) -> dict[str, int]:
 
 def main() -> None:
     parser = common.parser(__doc__, "other_things", data=False)
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--backend", choices=BACKENDS, default="auto")
+    common.classifier_flags(parser)
     args = parser.parse_args()
     paths = pictures()
     classifier = Classifier(args.model, backend=args.backend)
