@@ -167,6 +167,7 @@ def test_health_ready_model_docs(url: str, seed: Classifier) -> None:
     assert len(str(info["test_accuracy"])) <= 8  # 0.907, not float32's 0.9070000052452087
     assert info["backend"] == seed.backend
     assert info["preprocessing"]["picture"] == seed.config.to_dict()
+    assert info["in_class_score"] == {"score": "max_softmax"}  # the seed model has no rule
     assert "seed" in info["model_card"].lower()
     assert info["limits"]["max_files"] == MAX_FILES
     assert str(ROOT) not in json.dumps(info)  # no server path

@@ -215,7 +215,10 @@ def test_metadata_this_version_cannot_use_is_refused(tmp_path: Path, change: dic
     ("unsure", {"threshold": "high"}, "unsure.threshold holds 'high' where it should be a "
      "number from 0 to 1"),
     ("unsure", {"threshold": True}, "unsure.threshold holds True"),
-    ("unsure", {"threshold": 0.4, "score": 5}, "unsure.score holds 5 where it should be text")])
+    ("unsure", {"threshold": 0.4, "score": 5}, "unsure.score holds 5 where it should be text"),
+    ("unsure", {"threshold": 0.5, "score": "energy"}, "unsure.offset is missing"),
+    ("unsure", {"threshold": 0.5, "score": "energy", "offset": "x"}, "unsure.offset holds 'x' "
+     "where it should be a number")])
 def test_settings_of_the_wrong_kind_are_refused_when_loaded(tmp_path: Path, key: str,
                                                             settings: dict, says: str) -> None:
     """A damaged setting is one message naming the file and the setting, when the checkpoint

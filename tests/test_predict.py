@@ -20,6 +20,7 @@ from PIL import Image
 
 from conftest import ROOT, SAMPLES
 from fashion_cnn import formats, predict
+from fashion_cnn.api import model_info
 from fashion_cnn.batching import padded
 from fashion_cnn.errors import FashionCNNError
 from fashion_cnn.evaluate import predict_logits
@@ -506,6 +507,9 @@ def test_the_default_scores_in_class_by_energy(classifier: Classifier) -> None:
     energy = torch.sigmoid(torch.logsumexp(logits, 0) - classifier.policy.offset)
     assert p.in_class == pytest.approx(float(energy), abs=1e-5)
     assert p.in_class != pytest.approx(p.confidence, abs=1e-3)  # not the top probability
+    described = model_info(classifier, None)  # what the HTTP API tells its clients
+    assert described["in_class_score"] == {"score": "energy", "offset": classifier.policy.offset}
+    assert described["unsure_threshold"] == 0.5
 
 
 def test_predict_records_carry_the_unsure_fields(threshold_checkpoint: Path,

@@ -116,6 +116,7 @@ def model_info(classifier: Classifier, model: str | None) -> dict[str, Any]:
         "preprocessing": {"picture": classifier.config.to_dict(),
                           "model_input": meta.get("preprocessing")},
         "unsure_threshold": classifier.policy.threshold,
+        "in_class_score": classifier.policy.score_spec(),  # see predict.in_class_scores
         "limits": {"max_files": MAX_FILES, "max_body_bytes": MAX_BODY_BYTES,
                    "max_pixels": classifier.config.max_pixels},
         "model_card": card.read_text() if card else None,

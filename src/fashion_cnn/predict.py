@@ -174,6 +174,12 @@ class UnsurePolicy:
         """The in-class score of one picture's logits float [10]."""
         return float(in_class_scores(logits, self.score, self.offset))
 
+    def score_spec(self) -> dict[str, Any]:
+        """How `in_class` is computed from the logits, for those who read it elsewhere (the
+        HTTP API's model description): the score's name and, for "energy", its offset."""
+        return {"score": self.score, **({"offset": self.offset} if self.score == "energy"
+                                          else {})}
+
     def judge(self, in_class: float, probs: torch.Tensor,
               names: list[str]) -> tuple[str, str] | None:
         """(reason, sentence) when a classified picture is unsure, else None."""
