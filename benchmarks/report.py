@@ -1097,16 +1097,15 @@ def render_models(weights_dir: Path = WEIGHTS_DIR, results_dir: Path = RESULTS_D
     # the classifiers; weights/upright is a helper of predict's, with a card of its own
     for folder in sorted(weights_dir / name for name in SHIPPED_MODELS
                          if (weights_dir / name / "metrics.json").is_file()):
-        real = _newest_real(results, folder)
-        rows.append(_model_row(folder, speed.get(folder.name, {}), dtypes.get(folder.name), real,
-                               root))
+        rows.append(_model_row(folder, speed.get(folder.name, {}), dtypes.get(folder.name),
+                               results, root))
     header = ["model", "test accuracy", "real photos: strict / lenient / AUROC", "parameters",
               "file (weights stored as)", "training (2-core CPU)", "one phone photo",
               "one 28x28 picture", "folder of PNGs"]
     return table(header, rows)
 
 
-def _model_row(folder: Path, speed: Result, dtype: str | None, real: Result | None,
+def _model_row(folder: Path, speed: Result, dtype: str | None, results: dict[str, Result],
                root: str) -> list[str]:
     m = json.loads((folder / "metrics.json").read_text())
     run = m.get("training_run", {})
@@ -1120,6 +1119,7 @@ def _model_row(folder: Path, speed: Result, dtype: str | None, real: Result | No
     name = folder.name
     card = f"[`{name}`]({root}src/fashion_cnn/weights/{name}/MODEL_CARD.md)"
     shipped = file_sha256(weights) if weights.is_file() else None
+    real = _newest_real(results, name, shipped)
     val = (real or {}).get("validation")  # the real photos' validation split
     real_photos = "n/a" if val is None else (
         f"{pct(val['strict_accuracy'], 1)} / {pct(val['lenient_accuracy'], 1)} / "
@@ -1134,13 +1134,11 @@ def _model_row(folder: Path, speed: Result, dtype: str | None, real: Result | No
             "n/a" if folder_rate is None else f"{num(folder_rate)} images/s{timed}"]
 
 
-def _newest_real(results: dict[str, Result], folder: Path) -> Result | None:
+def _newest_real(results: dict[str, Result], model: str, shipped: str | None) -> Result | None:
     """A model's real-photo result: the reference CPU's file (real_photos_MODEL_validation)
-    if it was measured on the shipped checkpoint, else another CPU's that was
-    (real_photos_MODEL_validation_<cpu>), else the reference CPU's."""
-    weights = folder / "model.pt"
-    shipped = file_sha256(weights) if weights.is_file() else None
-    name = f"real_photos_{folder.name}_validation"
+    if it was measured on the shipped checkpoint (`shipped`: its SHA-256), else another CPU's
+    that was (real_photos_MODEL_validation_<cpu>), else the reference CPU's."""
+    name = f"real_photos_{model}_validation"
     found = [d for n, d in sorted(results.items())
              if n == name or n.startswith(name + "_")]
     found.sort(key=lambda d: (d.get("checkpoint_sha256") != shipped,

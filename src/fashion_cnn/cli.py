@@ -430,8 +430,8 @@ def _check_out(out: Path | None, sources: list[object], fmt: str) -> None:
         where = "is empty or the current folder" if out == Path() else f"{out} is a folder"
         raise FashionCNNError(f"--out {where}; give a file name such as "
                               f"{out / example}.")
-    pictures = [s for s in sources if isinstance(s, Path) and s.is_file()]
-    if out.is_file() and any(out.samefile(source) for source in pictures):
+    if out.is_file() and any(isinstance(s, Path) and s.is_file() and out.samefile(s)
+                             for s in sources):  # (a missing picture has no file to compare)
         raise FashionCNNError(f"--out {out} is one of the pictures to classify: the results "
                               f"would overwrite it. Give another file name, such as "
                               f"{out.with_name(example)}.")

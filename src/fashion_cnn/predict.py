@@ -135,8 +135,15 @@ def in_class_scores(logits: torch.Tensor, score: str = "max_softmax",
     them apart (docs/design.md, "The in-class score is the logits' energy").
     """
     if score == "energy":
-        return torch.sigmoid(torch.logsumexp(logits, -1) - offset)
+        return torch.sigmoid(energy(logits) - offset)
     return logits.softmax(-1).amax(-1)
+
+
+def energy(logits: torch.Tensor) -> torch.Tensor:
+    """logsumexp of logits float [..., 10] -> [...]: how strongly the model answers at all.
+    The "energy" in-class score is its sigmoid less an offset, which training/run.py chooses
+    on these values."""
+    return torch.logsumexp(logits, -1)
 
 
 @dataclass(frozen=True)
@@ -367,8 +374,7 @@ class Classifier:
     def classify(self, sources: list[Source], names: list[str] | None = None,
                  top_k: int = 3, keep_inputs: bool = True) -> list[Prediction]:
         """Classify pictures in order; unreadable ones get `error` and no label."""
-        check_many(sources)
-        return list(self.iter_classify(sources, names, top_k, keep_inputs))
+        return list(self.iter_classify(sources, names, top_k, keep_inputs))  # checks them
 
     def iter_classify(self, sources: Iterable[Source], names: Iterable[str] | None = None,
                       top_k: int = 3, keep_inputs: bool = False,

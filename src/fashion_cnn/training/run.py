@@ -426,23 +426,23 @@ def initial_model(config: TrainConfig) -> tuple[torch.nn.Module, dict[str, str] 
     return model, {"checkpoint": path, "sha256": file_sha256(path)}
 
 
+ENERGY_THRESHOLD = 0.5  # the energy score's unsure threshold: its offset makes it 0.5
+
+
 def score_on_photos(model: torch.nn.Module, progress: bool = True) -> dict[str, Any]:
     """The photo scores (photos.score_photos) of `model` on the real photos' validation split,
     through the same preprocessing as `predict`, with the in-class score `predict` gives it:
     the logits' energy (predict.in_class_scores) against an offset chosen there to keep 95%
     of the in-class pictures (`energy_offset`), so its threshold is 0.5."""
     from ..photos import keep_threshold, load_photos, score_photos
-    from ..predict import in_class_scores
+    from ..predict import energy, in_class_scores
 
     photos = load_photos("validation", progress=progress)
     logits = predict_logits(model, photos.images)
-    offset = keep_threshold(torch.logsumexp(logits, 1), photos.codes)
+    offset = keep_threshold(energy(logits), photos.codes)
     in_class = in_class_scores(logits, "energy", offset)
     return {**score_photos(logits.softmax(1), photos.codes, in_class, folders=photos.folders,
                            threshold=ENERGY_THRESHOLD), "energy_offset": offset}
-
-
-ENERGY_THRESHOLD = 0.5  # the energy score's unsure threshold: its offset makes it 0.5
 
 
 def unsure_rule(scores: dict[str, Any]) -> dict[str, Any]:
