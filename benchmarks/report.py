@@ -1114,7 +1114,6 @@ def _model_row(folder: Path, speed: Result, dtype: str | None, results: dict[str
     size = f"{weights.stat().st_size / 1e6:.2f} MB" if weights.is_file() else "n/a"
     dtype = m.get("weights") or dtype
     one = speed.get("single_28x28", {}).get("median_ms_classify_one")
-    photo = speed.get("real_photo_megapixel_jpeg", {}).get("median_ms")  # 1 MP, cut out
     folder_rate = speed.get("png_folder", {}).get("images_per_second")
     name = folder.name
     card = f"[`{name}`]({root}src/fashion_cnn/weights/{name}/MODEL_CARD.md)"
@@ -1124,12 +1123,19 @@ def _model_row(folder: Path, speed: Result, dtype: str | None, results: dict[str
     real_photos = "n/a" if val is None else (
         f"{pct(val['strict_accuracy'], 1)} / {pct(val['lenient_accuracy'], 1)} / "
         f"{val['out_of_class_auroc']:.3f}" + _earlier(real, [shipped]) + _cpu(real))
-    # the speeds depend on the weights alone, not on the unsure rule (`same_weights`)
-    timed = _earlier(speed, [shipped, *m.get("same_weights", [])])  # one file's three cells
+    # the 28x28 speeds depend on the weights alone, not on the unsure rule (`same_weights`)
+    same = [shipped, *m.get("same_weights", [])]
+    timed = _earlier(speed, same)  # one file's two cells
+    # a phone photo's time also on the preprocessing (`other_preprocessing`: the same weights
+    # saved with other settings), so it may come from another CPU's file measured as shipped
+    as_shipped = [sha for sha in same if sha not in m.get("other_preprocessing", [])]
+    photo_file = _photo_speed(results, name, speed, as_shipped)
+    photo = (photo_file or {}).get("real_photo_megapixel_jpeg", {}).get("median_ms")
     return [card, pct(m.get("shipped_test_accuracy")), real_photos, num(params),
             size + (f" ({dtype})" if dtype else ""),
             secs(training_seconds(m)),  # the whole chain
-            "n/a" if photo is None else f"{photo:.0f} ms{timed}",
+            "n/a" if photo is None else
+            f"{photo:.0f} ms{_earlier(photo_file, as_shipped)}{_cpu(photo_file)}",
             "n/a" if one is None else f"{one:.2f} ms{timed}",
             "n/a" if folder_rate is None else f"{num(folder_rate)} images/s{timed}"]
 
@@ -1144,6 +1150,18 @@ def _newest_real(results: dict[str, Result], model: str, shipped: str | None) ->
     found.sort(key=lambda d: (d.get("checkpoint_sha256") != shipped,
                               d is not results.get(name)))
     return found[0] if found else None
+
+
+def _photo_speed(results: dict[str, Result], model: str, speed: Result,
+                 as_shipped: list[str | None]) -> Result:
+    """The speed file a model's phone-photo time (1 MP, cut out) comes from: the reference
+    CPU's (`speed`) if measured on the checkpoint as shipped (`as_shipped`: SHA-256s of the
+    same weights and preprocessing), else another CPU's that was (predict_speed_<cpu> of this
+    model), else the reference CPU's."""
+    others = [d for n, d in sorted(results.items())
+              if n.startswith("predict_speed") and d.get("model") == model and d is not speed]
+    found = [d for d in [speed, *others] if d.get("checkpoint_sha256") in as_shipped]
+    return found[0] if found else speed
 
 
 def _cpu(result: Result | None) -> str:

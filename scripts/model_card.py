@@ -9,6 +9,7 @@ from typing import Any
 
 from fashion_cnn.data import FILES
 from fashion_cnn.photos import CROP, TURN_DEGREES
+from fashion_cnn.preprocess import PreprocessConfig
 from fashion_cnn.training.config import ONE_CYCLE_MOMENTUM_WORDS
 
 
@@ -238,6 +239,20 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def _changed_preprocessing(s: dict[str, Any]) -> str:
+    """A sentence naming the preprocessing settings re-saved after training (`ship_model.py
+    --rechoose-unsure --preprocess`), or '' if none were."""
+    saved = s.get("image_preprocessing") or {}
+    defaults = PreprocessConfig().to_dict()
+    changed = [f"{k} {v} (the training's photos: {defaults[k]})" for k, v in saved.items()
+               if defaults.get(k, v) != v]
+    if not changed:
+        return ""
+    return ("\nIts picture preprocessing was changed after training, the weights unchanged "
+            "(`scripts/ship_model.py --rechoose-unsure --preprocess`, chosen on validation: "
+            f"docs/design.md): {', '.join(changed)}.")
+
+
 def photos_section(s: dict[str, Any]) -> str:
     """What the model saw of real photos, and how it does on their validation split."""
     run, p = s["training_run"], s["photos"]
@@ -275,7 +290,7 @@ cut-out, is scored by `benchmarks/real_photos.py`, README's figures): strict acc
 **{p['out_of_class_auroc']:.3f}** ({_score_words(p)}; hat, shorts, skirt against the rest).
 `predict` flags a picture "not one of the 10 classes" below {_threshold_words(p)}, which keeps
 {_pct(at['in_class_coverage'])} of in-class validation photos and rejects
-{_pct(at['out_of_class_rejection'])} of the out-of-class ones.
+{_pct(at['out_of_class_rejection'])} of the out-of-class ones.{_changed_preprocessing(s)}
 
 | folder | photos | accuracy | kept | most common answers |
 | --- | --- | --- | --- | --- |

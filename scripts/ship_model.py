@@ -5,7 +5,8 @@
         [--tune KEY=VALUE ...] [--average-with RUN --alpha A]]
         [--dest DIR] [--data-dir DIR] [--epochs N]
     python scripts/ship_model.py --model best --add-calibration [--dest DIR]
-    python scripts/ship_model.py --model best --rechoose-unsure [--dest DIR]
+    python scripts/ship_model.py --model best --rechoose-unsure [--preprocess KEY=VALUE ...]
+        [--dest DIR]
 
 seed: the classic Keras CNN with the faithful recipe, plain PyTorch autograd (`fused=False`),
 shipped with int8 weights (one float32 scale per output row). Runs go to RUNS/seedN.
@@ -36,7 +37,10 @@ accuracy. `--add-calibration` does only that, for a best model shipped before it
 `--rechoose-unsure` gives a shipped best model the unsure rule `unsure_rule` chooses now (its
 weights unchanged; metrics.json's `same_weights` keeps the checkpoint's former SHA-256, so the
 figures measured on those weights still count as the shipped model's where the rule plays no
-part: benchmarks/report.py).
+part: benchmarks/report.py). With `--preprocess KEY=VALUE` (repeatable) the checkpoint's
+picture preprocessing changes too (e.g. fg_iterations=2, GrabCut's rounds) before the rule is
+chosen; every former SHA-256 then also joins `other_preprocessing`, since a photo's answer and
+time measured on them no longer count (only figures on 28x28 images do).
 
 --epochs overrides the recipe's epoch count, and --no-verify accepts data that is not the
 official files: both for quick tests only, never for a shipped model.
@@ -49,7 +53,7 @@ import json
 import shutil
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +78,7 @@ from fashion_cnn.models import (
 )
 from fashion_cnn.plots import confusion_plot
 from fashion_cnn.predict import Classifier
+from fashion_cnn.preprocess import PreprocessConfig
 from fashion_cnn.provenance import provenance, run_lineage, runs_behind
 from fashion_cnn.training import TrainConfig, recipe_config, run_split, run_training
 from fashion_cnn.training.config import setting_argument
@@ -336,22 +341,30 @@ def add_calibration(dest: Path, data: FashionMNIST) -> None:
         tmp.write_text(BEST.card(summary, path, payload["weights_dtype"]))
 
 
-def rechoose_unsure(dest: Path) -> None:
+def rechoose_unsure(dest: Path, preprocess: dict[str, Any] | None = None) -> None:
     """Give an already shipped best model (DEST/best) the unsure rule chosen as a new one's
-    would be (`score_on_photos`, `unsure_rule`): the checkpoint's `unsure` entry and
-    metrics.json's photo scores are replaced, nothing else; the checkpoint's former SHA-256
-    joins metrics.json's `same_weights`, and the card is written again."""
+    would be (`score_on_photos`, `unsure_rule`), after changing its picture preprocessing
+    settings to `preprocess`'s if given: the checkpoint's `unsure` entry (and preprocessing)
+    and metrics.json's photo scores are replaced, nothing else; the checkpoint's former SHA-256
+    joins metrics.json's `same_weights` (and, with `preprocess`, every former one joins
+    `other_preprocessing`), and the card is written again."""
     path = dest / "model.pt"
     former = file_sha256(path)
     payload = torch.load(path, map_location="cpu", weights_only=True)
+    config = replace(PreprocessConfig.from_dict(payload["image_preprocessing"]),
+                     **(preprocess or {}))
+    payload["image_preprocessing"] = config.to_dict()
     net, _ = load_checkpoint(path)  # test-time augmentation as shipped
-    scores = score_on_photos(net, progress=False)
+    scores = score_on_photos(net, config, progress=False)
     payload["unsure"] = unsure_rule(scores)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     summary = json.loads((dest / "metrics.json").read_text())
     same = summary.get("same_weights", [])
-    summary.update(photos=scores, same_weights=same + [former] * (former not in same))
+    same = same + [former] * (former not in same)
+    summary.update(photos=scores, same_weights=same)
+    if preprocess:
+        summary.update(image_preprocessing=config.to_dict(), other_preprocessing=same)
     write_json(dest / "metrics.json", summary)
     with atomic_path(dest / "MODEL_CARD.md") as tmp:
         tmp.write_text(BEST.card(summary, path, payload["weights_dtype"]))
@@ -386,10 +399,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="best: train nothing; give DEST/best its int8 calibration images")
     parser.add_argument("--rechoose-unsure", action="store_true",
                         help="best: train nothing; choose DEST/best's unsure rule again")
+    parser.add_argument("--preprocess", action="append", default=[], metavar="KEY=VALUE",
+                        type=setting_argument(PreprocessConfig()),
+                        help="with --rechoose-unsure: change a picture preprocessing setting "
+                        "of DEST/best first, e.g. --preprocess fg_iterations=2")
     args = parser.parse_args(argv)
     recipe = RECIPES[args.model]
     args.runs = args.runs or Path(recipe.runs)
     args.seeds = args.seeds or list(recipe.seeds)
+    if args.preprocess and not args.rechoose_unsure:
+        parser.error("--preprocess goes with --rechoose-unsure")
     if SHIPPED_SEED not in args.seeds:
         parser.error(f"--seeds must include {SHIPPED_SEED}, the seed that is shipped")
     if (args.average_with is None) != (args.alpha is None) or (
@@ -415,7 +434,7 @@ def main() -> None:
         add_calibration(args.dest / args.model, data)
         return
     if args.rechoose_unsure:
-        rechoose_unsure(args.dest / args.model)
+        rechoose_unsure(args.dest / args.model, dict(args.preprocess))
         return
     run_dirs = {s: args.runs / recipe.run_name.format(s) for s in args.seeds}
     configs = {s: recipe_config(**recipe.options, seed=s, epochs=args.epochs)

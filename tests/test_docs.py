@@ -319,6 +319,40 @@ def test_the_models_table_marks_figures_of_earlier_weights(results_copy: Path) -
     assert " ms (earlier weights)" in row()
 
 
+def test_a_phone_photos_time_must_be_of_the_preprocessing_shipped(results_copy: Path,
+                                                                   tmp_path: Path) -> None:
+    """The same weights saved with other preprocessing settings (metrics.json's
+    `other_preprocessing`) convert a photo otherwise: a phone photo's time measured on them
+    does not pass for the shipped model's (another CPU's measured as shipped does, marked), the
+    28x28 times do."""
+    weights = tmp_path / "weights"
+    shutil.copytree(report.WEIGHTS_DIR / "best", weights / "best")
+    metrics = json.loads((weights / "best" / "metrics.json").read_text())
+    earlier, shipped = "e" * 64, report.file_sha256(weights / "best" / "model.pt")
+    metrics.update(same_weights=[earlier], other_preprocessing=[earlier])
+    (weights / "best" / "metrics.json").write_text(json.dumps(metrics))
+
+    def cells(other_cpu_sha: str) -> list[str]:
+        for name, sha in (("predict_speed", earlier), ("predict_speed_avx2", other_cpu_sha)):
+            path = results_copy / f"{name}.json"
+            path.write_text(json.dumps({**json.loads(path.read_text()),
+                                        "checkpoint_sha256": sha}))
+        row = next(line for line in report.render_models(weights, results_copy).splitlines()
+                   if line.startswith("| [`best`]"))
+        return [cell.strip() for cell in row.strip("|").split("|")][-3:]
+
+    def ms(name: str) -> str:
+        data = json.loads((results_copy / f"{name}.json").read_text())
+        return f"{data['real_photo_megapixel_jpeg']['median_ms']:.0f} ms"
+
+    photo, one, folder = cells(shipped)
+    assert photo == ms("predict_speed_avx2") + " (AVX2 CPU)"
+    assert "earlier" not in one + folder
+    photo, one, folder = cells("0" * 64)
+    assert photo == ms("predict_speed") + " (earlier weights)"
+    assert "earlier" not in one + folder
+
+
 def test_benchmarks_open_with_the_shipped_models_and_a_contents_list() -> None:
     """A user asks first how good and how fast the shipped models are; then finds a section
     among sixty by its link, which must lead to a heading."""

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -29,6 +29,9 @@ from .config import TrainConfig, validation_seed
 from .distributed import world
 from .loop import _log, fit
 from .steps import for_this_cpu
+
+if TYPE_CHECKING:  # preprocess (OpenCV) is loaded only where photos are scored
+    from ..preprocess import PreprocessConfig
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,7 +240,7 @@ def run_training(config: TrainConfig | None, data: FashionMNIST, out_dir: str | 
                         loss_and_accuracy(model, data.train_images[val_idx],
                                           data.train_labels[val_idx])[1])
         tested = test_scores(model, data) if score_test else {}
-        photo_scores = score_on_photos(model, progress) if config.photos else None
+        photo_scores = score_on_photos(model, progress=progress) if config.photos else None
     train_seconds = sum(h["epoch_seconds"] for history in histories for h in history)
     metrics = {
         **run_provenance(out, resume, config.seed, data.checksums),
@@ -429,15 +432,17 @@ def initial_model(config: TrainConfig) -> tuple[torch.nn.Module, dict[str, str] 
 ENERGY_THRESHOLD = 0.5  # the energy score's unsure threshold: its offset makes it 0.5
 
 
-def score_on_photos(model: torch.nn.Module, progress: bool = True) -> dict[str, Any]:
+def score_on_photos(model: torch.nn.Module, config: PreprocessConfig | None = None,
+                    progress: bool = True) -> dict[str, Any]:
     """The photo scores (photos.score_photos) of `model` on the real photos' validation split,
-    through the same preprocessing as `predict`, with the in-class score `predict` gives it:
+    through the same preprocessing as `predict` (`config`, by default PreprocessConfig's
+    defaults, which a new checkpoint carries), with the in-class score `predict` gives it:
     the logits' energy (predict.in_class_scores) against an offset chosen there to keep 95%
     of the in-class pictures (`energy_offset`), so its threshold is 0.5."""
     from ..photos import keep_threshold, load_photos, score_photos
     from ..predict import energy, in_class_scores
 
-    photos = load_photos("validation", progress=progress)
+    photos = load_photos("validation", config, progress=progress)
     logits = predict_logits(model, photos.images)
     offset = keep_threshold(energy(logits), photos.codes)
     in_class = in_class_scores(logits, "energy", offset)
