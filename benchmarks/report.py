@@ -1130,7 +1130,7 @@ def _model_row(folder: Path, speed: Result, dtype: str | None, results: dict[str
     # saved with other settings), so it may come from another CPU's file measured as shipped
     as_shipped = [sha for sha in same if sha not in m.get("other_preprocessing", [])]
     photo_file = _photo_speed(results, name, speed, as_shipped)
-    photo = (photo_file or {}).get("real_photo_megapixel_jpeg", {}).get("median_ms")
+    photo = photo_file.get("real_photo_megapixel_jpeg", {}).get("median_ms")
     return [card, pct(m.get("shipped_test_accuracy")), real_photos, num(params),
             size + (f" ({dtype})" if dtype else ""),
             secs(training_seconds(m)),  # the whole chain

@@ -144,6 +144,20 @@ def real_data(real_data_dir: Path) -> FashionMNIST:
     return load_fashion_mnist(real_data_dir, offline=True)
 
 
+@pytest.fixture(scope="session")
+def photos_root() -> Path:
+    """The real clothing photos, found by the normal lookup; skipped when absent, but a failure
+    under CI=true."""
+    from fashion_cnn.photos import find_photos_dir
+
+    try:
+        return find_photos_dir()
+    except FashionCNNError as err:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the real-photo tests: {err}")
+        pytest.skip(f"clothing photos not available: {err}")
+
+
 def cli_executable() -> str:
     """The installed `fashion-cnn` console script (the real entry point)."""
     exe = Path(sys.executable).parent / "fashion-cnn"

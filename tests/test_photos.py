@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -46,17 +45,6 @@ def test_folder_groups() -> None:
     assert set(OUT_OF_CLASS_FOLDERS) == {"hat", "shorts", "skirt"}
     assert set(FOLDER_CODES) == set(IN_CLASS_FOLDERS) | set(OUT_OF_CLASS_FOLDERS)
     assert [FOLDER_CODES[f] for f in STRICT_FOLDERS] == [0, 1, 3, 4, 6]
-
-
-@pytest.fixture(scope="module")
-def photos_root() -> Path:
-    """The real clothing photos; skipped when absent, but a failure under CI=true."""
-    try:
-        return photos.find_photos_dir()
-    except FashionCNNError as err:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the real-photo tests: {err}")
-        pytest.skip(f"clothing photos not available: {err}")
 
 
 def test_every_folder_on_disk_maps(photos_root: Path) -> None:

@@ -4,6 +4,7 @@ a shipped model comes with is written, and the checkpoint loads."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict, replace
@@ -216,3 +217,41 @@ def test_the_shipped_card_is_what_its_metrics_say() -> None:
     summary = json.loads((shipped / "metrics.json").read_text())
     assert (shipped / "MODEL_CARD.md").read_text() == best_card(summary, shipped / "model.pt",
                                                                  summary["weights"])
+
+
+def test_preprocess_goes_with_rechoose_unsure_and_is_typed() -> None:
+    parse_args = load_script(SCRIPT).parse_args
+    args = parse_args(["--model", "best", "--rechoose-unsure", "--preprocess", "fg_iterations=2"])
+    assert args.preprocess == [("fg_iterations", 2)]
+    for wrong in (["--preprocess", "fg_iterations=2"],  # nothing to re-save
+                  ["--rechoose-unsure", "--preprocess", "fg_iterations=two"]):
+        with pytest.raises(SystemExit):
+            parse_args(["--model", "best", *wrong])
+
+
+@pytest.mark.slow
+def test_the_default_can_be_saved_again_with_other_preprocessing(
+        tmp_path: Path, real_data_dir: Path, photos_root: Path) -> None:
+    """`--rechoose-unsure --preprocess fg_iterations=3` re-saves the default with 3 GrabCut
+    rounds: the same weights, the unsure rule chosen on photos converted so, the former SHA-256
+    recorded as the same weights with other preprocessing, and the card saying so."""
+    shipped = ROOT / "src" / "fashion_cnn" / "weights" / "best"
+    dest = tmp_path / "weights"
+    shutil.copytree(shipped, dest / "best")
+    former = file_sha256(dest / "best" / "model.pt")
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--model", "best", "--rechoose-unsure", "--preprocess",
+         "fg_iterations=3", "--dest", str(dest), "--data-dir", str(real_data_dir)],
+        capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    net, meta = load_checkpoint(dest / "best" / "model.pt")
+    before, _ = load_checkpoint(shipped / "model.pt")
+    assert meta["image_preprocessing"]["fg_iterations"] == 3
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(),
+                                                  before.state_dict().values(), strict=True))
+    metrics = json.loads((dest / "best" / "metrics.json").read_text())
+    assert former in metrics["same_weights"] and former in metrics["other_preprocessing"]
+    assert metrics["photos"]["energy_offset"] == meta["unsure"]["offset"]
+    card = (dest / "best" / "MODEL_CARD.md").read_text()
+    assert "fg_iterations 3 (the training's photos: 4)" in card

@@ -73,7 +73,8 @@ class PreprocessConfig:
     # conversion for every photo (as before the real-photo work).
     foreground: str = "auto"
     fg_size: int = 96  # GrabCut runs on a copy about this many pixels on its long side
-    fg_iterations: int = 4  # GrabCut's rounds; the first costs about twice each later one
+    fg_iterations: int = 4  # GrabCut's rounds; the first costs about twice each later one.
+    # The default model's checkpoint holds 2, as good and faster (docs/design.md)
     fg_border: float = 0.04  # the band along the border taken as background, share of the side
     fg_low: int = 90  # the garment's darkest level in the silhouette (0..255; background is 0)
     skin: bool = True  # product photos: paint out the person wearing the article (skin, hair)
