@@ -442,7 +442,7 @@ def score_on_photos(model: torch.nn.Module, config: PreprocessConfig | None = No
     from ..photos import keep_threshold, load_photos, score_photos
     from ..predict import energy, in_class_scores
 
-    photos = load_photos("validation", config, progress=progress)
+    photos = load_photos("validation", config=config, progress=progress)
     logits = predict_logits(model, photos.images)
     offset = keep_threshold(energy(logits), photos.codes)
     in_class = in_class_scores(logits, "energy", offset)
