@@ -1140,16 +1140,20 @@ def _model_row(folder: Path, speed: Result, dtype: str | None, results: dict[str
             "n/a" if folder_rate is None else f"{num(folder_rate)} images/s{timed}"]
 
 
+def _as_shipped(candidates: list[Result], accepted: list[str | None]) -> Result | None:
+    """The first of `candidates` (the reference CPU's file first, then other CPUs') measured
+    on an accepted checkpoint (`accepted`: SHA-256s), else the first."""
+    found = [d for d in candidates if d.get("checkpoint_sha256") in accepted]
+    return (found or candidates or [None])[0]
+
+
 def _newest_real(results: dict[str, Result], model: str, shipped: str | None) -> Result | None:
     """A model's real-photo result: the reference CPU's file (real_photos_MODEL_validation)
     if it was measured on the shipped checkpoint (`shipped`: its SHA-256), else another CPU's
     that was (real_photos_MODEL_validation_<cpu>), else the reference CPU's."""
     name = f"real_photos_{model}_validation"
-    found = [d for n, d in sorted(results.items())
-             if n == name or n.startswith(name + "_")]
-    found.sort(key=lambda d: (d.get("checkpoint_sha256") != shipped,
-                              d is not results.get(name)))
-    return found[0] if found else None
+    others = [d for n, d in sorted(results.items()) if n.startswith(name + "_")]
+    return _as_shipped([results[name], *others] if name in results else others, [shipped])
 
 
 def _photo_speed(results: dict[str, Result], model: str, speed: Result,
@@ -1160,8 +1164,7 @@ def _photo_speed(results: dict[str, Result], model: str, speed: Result,
     model), else the reference CPU's."""
     others = [d for n, d in sorted(results.items())
               if n.startswith("predict_speed") and d.get("model") == model and d is not speed]
-    found = [d for d in [speed, *others] if d.get("checkpoint_sha256") in as_shipped]
-    return found[0] if found else speed
+    return _as_shipped([speed, *others], as_shipped)
 
 
 def _cpu(result: Result | None) -> str:

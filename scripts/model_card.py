@@ -9,7 +9,6 @@ from typing import Any
 
 from fashion_cnn.data import FILES
 from fashion_cnn.photos import CROP, TURN_DEGREES
-from fashion_cnn.preprocess import PreprocessConfig
 from fashion_cnn.training.config import ONE_CYCLE_MOMENTUM_WORDS
 
 
@@ -242,10 +241,8 @@ def _pct(x: float | None) -> str:
 def _changed_preprocessing(s: dict[str, Any]) -> str:
     """A sentence naming the preprocessing settings re-saved after training (`ship_model.py
     --rechoose-unsure --preprocess`), or '' if none were."""
-    saved = s.get("image_preprocessing") or {}
-    defaults = PreprocessConfig().to_dict()
-    changed = [f"{k} {v} (the training's photos: {defaults[k]})" for k, v in saved.items()
-               if defaults.get(k, v) != v]
+    changed = [f"{k} {v['to']} (the training's photos: {v['from']})"
+               for k, v in s.get("preprocessing_changed", {}).items() if v["from"] != v["to"]]
     if not changed:
         return ""
     return ("\nIts picture preprocessing was changed after training, the weights unchanged "

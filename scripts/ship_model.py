@@ -351,8 +351,8 @@ def rechoose_unsure(dest: Path, preprocess: dict[str, Any] | None = None) -> Non
     path = dest / "model.pt"
     former = file_sha256(path)
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    config = replace(PreprocessConfig.from_dict(payload["image_preprocessing"]),
-                     **(preprocess or {}))
+    before = PreprocessConfig.from_dict(payload["image_preprocessing"])
+    config = replace(before, **(preprocess or {}))
     payload["image_preprocessing"] = config.to_dict()
     net, _ = load_checkpoint(path)  # test-time augmentation as shipped
     scores = score_on_photos(net, config, progress=False)
@@ -363,8 +363,12 @@ def rechoose_unsure(dest: Path, preprocess: dict[str, Any] | None = None) -> Non
     same = summary.get("same_weights", [])
     same = same + [former] * (former not in same)
     summary.update(photos=scores, same_weights=same)
-    if preprocess:
-        summary.update(image_preprocessing=config.to_dict(), other_preprocessing=same)
+    if preprocess:  # each setting's first value is the one the training converted with
+        changed = summary.get("preprocessing_changed", {})
+        for key, value in preprocess.items():
+            changed[key] = {"from": changed.get(key, {}).get("from", getattr(before, key)),
+                            "to": value}
+        summary.update(preprocessing_changed=changed, other_preprocessing=same)
     write_json(dest / "metrics.json", summary)
     with atomic_path(dest / "MODEL_CARD.md") as tmp:
         tmp.write_text(BEST.card(summary, path, payload["weights_dtype"]))
