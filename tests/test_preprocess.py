@@ -28,6 +28,7 @@ from fashion_cnn.preprocess import (
     is_dataset_form,
     likeness,
     nothing_to_find,
+    one_colour,
     preprocess,
     started,
     to_dataset_form,
@@ -538,6 +539,18 @@ def test_nothing_to_find_in_blank_noisy_and_thin_pictures() -> None:
     decoded = [preprocess(im) for im in pictures]
     assert [nothing_to_find(p.original, p.dataset_form) for p in decoded] == \
         [False, True, True, True, False]
+
+
+def test_one_colour_reads_every_pixel_when_the_probes_agree() -> None:
+    """A picture whose probed pixels (corners, edge midpoints, centre) all agree is one colour
+    only if every other pixel agrees too: one pixel off the probes is enough to say no."""
+    blank = Image.new("RGB", (41, 30), (200, 10, 10))
+    speck = blank.copy()
+    speck.putpixel((7, 11), (200, 10, 11))
+    grey = Image.new("L", (9, 9), 128)
+    assert one_colour(blank) and one_colour(grey)
+    assert not one_colour(speck)
+    assert not one_colour(Image.open(sorted(SAMPLES.glob("*.jpg"))[0]))
 
 
 def test_colour_spread_is_low_on_one_surface_and_high_on_a_garment_over_it() -> None:
