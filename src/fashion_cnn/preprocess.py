@@ -208,7 +208,8 @@ def decode_image(source: bytes | str | Path | BinaryIO, max_pixels: int = MAX_PI
                     "Downscale it first; the model only needs a few hundred pixels across.")
             img.seek(0)  # animations: the first frame
             img.load()
-            img = ImageOps.exif_transpose(img)
+            ImageOps.exif_transpose(img, in_place=True)  # (in place: a 12-MP picture is not
+            # copied; one that needs no turning is left as it is)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -262,7 +263,10 @@ def reduce_to(img: Image.Image, work_size: int) -> Image.Image:
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow mode -> RGB; transparency is composited on white, 16/32-bit scaled to 8-bit."""
+    """Any Pillow mode -> RGB; transparency is composited on white, 16/32-bit scaled to 8-bit.
+    An RGB picture is returned as it is (Pillow's convert would copy it)."""
+    if img.mode == "RGB":
+        return img
     if img.mode == "P" or img.mode == "PA":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "RGBa", "La"):
