@@ -345,6 +345,35 @@ def test_fewer_grabcut_rounds_still_find_the_garment(rounds: int,
     assert PreprocessConfig.from_dict({"fg_size": 96}).fg_iterations == 4
 
 
+def test_grabcut_can_start_with_the_backdrops_colour_as_background(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fg_seed_near` starts inside pixels of the band's colour as probable background (the
+    rest as probable garment, the band as background) and still finds the garment; 0, what
+    checkpoints without the setting get, starts everything inside as probable garment."""
+    import cv2
+
+    starts = []
+    grab_cut = cv2.grabCut
+    monkeypatch.setattr(cv2, "grabCut", lambda *a: starts.append(a[1].copy()) or grab_cut(*a))
+    photo, mask = _room_photo()
+    cut = preprocess(photo, PreprocessConfig(fg_seed_near=20)).image
+    plain = preprocess(photo, PreprocessConfig()).image
+    near, everything = starts
+    labels = {int(v) for v in np.unique(near)}
+    assert labels == {cv2.GC_BGD, cv2.GC_PR_BGD, cv2.GC_PR_FGD}
+    assert {int(v) for v in np.unique(everything)} == {cv2.GC_BGD, cv2.GC_PR_FGD}
+    # a start nearer the answer: the floor like the band's starts as background, so the
+    # probable garment holds a larger share of garment than the whole inside does
+    garment = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(
+        near.shape[::-1], Image.Resampling.BOX)) > 127
+    inside = near != cv2.GC_BGD
+    assert garment[near == cv2.GC_PR_FGD].mean() > 1.5 * garment[inside].mean()
+    assert garment[near == cv2.GC_PR_BGD].mean() < 0.05
+    assert _silhouette_iou(cut, mask) > 0.75 and _silhouette_iou(plain, mask) > 0.75
+    assert PreprocessConfig.from_dict({"fg_size": 96}).fg_seed_near == 0
+    assert PreprocessConfig.problems({"fg_seed_near": -1})
+
+
 def _edge_photo() -> tuple[Image.Image, np.ndarray]:
     """`_room_photo`'s garment reaching down to the picture's bottom edge, with a white print
     on it: its colour fills part of the border band that the cut-out takes as background."""

@@ -76,6 +76,9 @@ class PreprocessConfig:
     fg_iterations: int = 4  # GrabCut's rounds; the first costs about twice each later one.
     # The default model's checkpoint holds 2, as good and faster (docs/design.md)
     fg_border: float = 0.04  # the band along the border taken as background, share of the side
+    fg_seed_near: float = 0.0  # GrabCut starts the pixels inside the band whose colour is
+    # closer than this to the band's median (OpenCV's 8-bit Lab) as probable background, the
+    # rest as probable garment; 0: all as probable garment (docs/design.md)
     fg_low: int = 90  # the garment's darkest level in the silhouette (0..255; background is 0)
     skin: bool = True  # product photos: paint out the person wearing the article (skin, hair)
     plain_spread: float = 4.0  # "auto": a border whose grey levels vary more than this (std,
@@ -111,8 +114,8 @@ class PreprocessConfig:
 SETTING_RANGES: dict[str, tuple[float | None, float | None]] = {  # (lowest, highest); None: any
     "size": (IMAGE_SIZE, IMAGE_SIZE),  # the model's input: no other size fits it
     "trim_fuzz": (0, 1), "max_pixels": (1, None), "work_size": (0, None), "fg_size": (1, None),
-    "fg_iterations": (1, None), "fg_border": (0, 0.5), "fg_low": (0, 255),
-    "plain_spread": (0, None), "fg_edge": (0, None), "fg_edge_margin": (0, 1)}
+    "fg_iterations": (1, None), "fg_border": (0, 0.5), "fg_seed_near": (0, None),
+    "fg_low": (0, 255), "plain_spread": (0, None), "fg_edge": (0, None), "fg_edge_margin": (0, 1)}
 SETTING_CHOICES = {"resample": ("subsample", "area"), "foreground": ("auto", "cutout", "trim")}
 MISSING = object()  # `setting_problem`'s value for a setting the file does not hold
 
@@ -558,17 +561,25 @@ def likeness(img: Image.Image) -> float:
 # Photos that are not on a plain background: cut the garment out
 
 
-def foreground(rgb: np.ndarray, border: float, iterations: int = 4) -> np.ndarray | None:
+def foreground(rgb: np.ndarray, border: float, iterations: int = 4,
+               seed_near: float = 0.0) -> np.ndarray | None:
     """bool [H, W]: the garment in a small RGB picture uint8 [H, W, 3], by GrabCut seeded with
-    a band along the border as background and the rest as probable foreground; the largest
+    a band along the border as background and the rest as probable foreground (or, with
+    `seed_near`, as probable background where its colour is that near the band's); the largest
     region (and regions at least 15% its size, e.g. the second shoe of a pair), holes filled.
     Where the garment fills the border band too, GrabCut finds nothing: a thin band is tried;
     None if that finds nothing either."""
     import cv2  # imported here: only photos need it
 
+    lab = (cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
+           if seed_near > 0 else None)
     for band in (max(1, round(border * max(rgb.shape[:2]))), 1):
         mask = np.full(rgb.shape[:2], cv2.GC_PR_FGD, np.uint8)
         mask[:band], mask[-band:], mask[:, :band], mask[:, -band:] = (cv2.GC_BGD,) * 4
+        if lab is not None:  # a start nearer the answer: GrabCut's rounds settle sooner
+            backdrop = np.median(lab[mask == cv2.GC_BGD], 0)
+            near = np.linalg.norm(lab - backdrop, axis=2) < seed_near
+            mask[near & (mask == cv2.GC_PR_FGD)] = cv2.GC_PR_BGD
         found = grab_cut(rgb, mask, iterations)
         if found is not None:
             return found
@@ -701,7 +712,7 @@ def find_garment(img: Image.Image, config: PreprocessConfig
     if small is None:
         return None
     rgb, lum = small
-    mask = foreground(rgb, config.fg_border, config.fg_iterations)
+    mask = foreground(rgb, config.fg_border, config.fg_iterations, config.fg_seed_near)
     if mask is None:  # nothing stood out from the border: take the whole picture, and say so
         return lum, np.ones(rgb.shape[:2], bool), 0.0
     return lum, mask, separation(rgb, mask)
