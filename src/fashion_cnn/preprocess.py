@@ -571,8 +571,7 @@ def foreground(rgb: np.ndarray, border: float, iterations: int = 4,
     None if that finds nothing either."""
     import cv2  # imported here: only photos need it
 
-    lab = (cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
-           if seed_near > 0 else None)
+    lab = to_lab(rgb) if seed_near > 0 else None
     for band in (max(1, round(border * max(rgb.shape[:2]))), 1):
         mask = np.full(rgb.shape[:2], cv2.GC_PR_FGD, np.uint8)
         mask[:band], mask[-band:], mask[:, :band], mask[:, -band:] = (cv2.GC_BGD,) * 4
@@ -584,6 +583,14 @@ def foreground(rgb: np.ndarray, border: float, iterations: int = 4,
         if found is not None:
             return found
     return None
+
+
+def to_lab(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 [H, W, 3] -> OpenCV's 8-bit Lab (each 0..255) as float32 [H, W, 3]: the
+    colours that the cut-outs' distances and spreads are measured in."""
+    import cv2
+
+    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
 
 
 def grab_cut(rgb: np.ndarray, seeds: np.ndarray, iterations: int) -> np.ndarray | None:
@@ -615,7 +622,7 @@ def edge_foreground(rgb: np.ndarray, border: float, far: float,
 
     h, w = rgb.shape[:2]
     band, n = max(1, round(border * max(h, w))), EDGE_SEGMENTS
-    lab = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
+    lab = to_lab(rgb)
     segments = []
     for k in range(n):
         across, down = slice(k * w // n, (k + 1) * w // n), slice(k * h // n, (k + 1) * h // n)
@@ -678,13 +685,10 @@ def colour_spread(img: Image.Image, config: PreprocessConfig = PreprocessConfig(
     (OpenCV's 8-bit Lab, 0..255) on the copy the cut-out works on (`small_copy`); 0 when
     there is nothing to find in it. An empty floor or wall varies little, a garment filling
     the frame (folds, seams, print, the floor at its edges) more (`predict.bare_surface`)."""
-    import cv2
-
     small = small_copy(img, config)
     if small is None:
         return 0.0
-    lab = cv2.cvtColor(np.ascontiguousarray(small[0]), cv2.COLOR_RGB2LAB)
-    return float(lab.reshape(-1, 3).astype(np.float32).std(0).mean())
+    return float(to_lab(small[0]).reshape(-1, 3).std(0).mean())
 
 
 def cut_out(img: Image.Image, config: PreprocessConfig) -> tuple[np.ndarray, float | None]:
